@@ -1,0 +1,132 @@
+"""Shared by every adapter: bearer extraction and error responses (RFC 6750 sections 2, 3).
+
+Adapters call :func:`extract_bearer` with the request's headers, and turn any refusal into
+an HTTP answer with :func:`error_response`, so that the contract is identical everywhere.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from .errors import InsufficientScope, InvalidRequest, KeysUnavailable, TokenError
+
+__all__ = ["ErrorResponse", "error_response", "extract_bearer", "missing_token_response"]
+
+# RFC 6750 section 2.1: b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="
+_B64TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
+_QUOTE_UNSAFE = re.compile(r'[\\"\x00-\x1f\x7f]')
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorResponse:
+    """An HTTP answer for a refused request: status, headers and a JSON body."""
+
+    status_code: int
+    headers: dict[str, str]
+    body: dict[str, str]
+
+    def body_bytes(self) -> bytes:
+        """The JSON body, encoded."""
+        return json.dumps(self.body, separators=(",", ":")).encode()
+
+
+def extract_bearer(
+    authorization: Sequence[str],
+    *,
+    query_token: str | None = None,
+    allow_query: bool = False,
+) -> str | None:
+    """The bearer token of a request, or None when it carries none.
+
+    Args:
+        authorization: Every ``Authorization`` header value of the request.
+        query_token: The ``access_token`` query parameter, if present.
+        allow_query: Accept the query parameter (RFC 6750 section 2.3 advises against it).
+
+    Raises:
+        InvalidRequest: Several ``Authorization`` headers, a token in two places, a bearer
+            header without a well-formed token, or a query token when not allowed.
+    """
+    if len(authorization) > 1:
+        raise InvalidRequest(
+            "Only one Authorization header is allowed", reason="multiple_authorization_headers"
+        )
+    token: str | None = None
+    if authorization:
+        scheme, _, credentials = authorization[0].strip().partition(" ")
+        if scheme.lower() == "bearer":
+            credentials = credentials.strip()
+            if not _B64TOKEN.fullmatch(credentials):
+                raise InvalidRequest(
+                    "The Authorization header does not hold a well-formed bearer token",
+                    reason="malformed_authorization_header",
+                )
+            token = credentials
+    if query_token is not None:
+        if not allow_query:
+            raise InvalidRequest(
+                "Access tokens in the query string are not accepted", reason="token_in_query"
+            )
+        if token is not None:
+            raise InvalidRequest(
+                "The access token was sent in more than one place", reason="multiple_tokens"
+            )
+        token = query_token
+    return token
+
+
+def _quote(value: str) -> str:
+    return _QUOTE_UNSAFE.sub("", value)
+
+
+def _challenge(realm: str, params: Iterable[tuple[str, str]], scheme: str = "Bearer") -> str:
+    parts = [f'realm="{_quote(realm)}"']
+    parts.extend(f'{name}="{_quote(value)}"' for name, value in params)
+    return f"{scheme} {', '.join(parts)}"
+
+
+def missing_token_response(realm: str = "api", *, scheme: str = "Bearer") -> ErrorResponse:
+    """401 for a request without credentials: a challenge with no error code (section 3.1)."""
+    return ErrorResponse(
+        status_code=401,
+        headers={"WWW-Authenticate": _challenge(realm, (), scheme)},
+        body={
+            "error": "unauthorized",
+            "error_description": "An access token is required",
+            "reason": "missing_token",
+        },
+    )
+
+
+def error_response(
+    exc: TokenError,
+    *,
+    realm: str = "api",
+    required_scopes: Iterable[str] = (),
+    scheme: str = "Bearer",
+) -> ErrorResponse:
+    """The RFC 6750 answer for a refused token: 400, 401, 403, or 503 with ``Retry-After``."""
+    body = {"error": exc.error, "error_description": exc.description, "reason": exc.reason}
+    if isinstance(exc, KeysUnavailable):
+        return ErrorResponse(
+            status_code=503,
+            headers={"Retry-After": str(exc.retry_after)},
+            body=body,
+        )
+    params: list[tuple[str, str]] = [
+        ("error", exc.error),
+        ("error_description", exc.description),
+    ]
+    scopes = set(required_scopes)
+    if isinstance(exc, InsufficientScope):
+        scopes |= exc.required_scopes
+    if scopes and exc.error == "insufficient_scope":
+        params.append(("scope", " ".join(sorted(scopes))))
+    return ErrorResponse(
+        status_code=exc.status_code,
+        headers={"WWW-Authenticate": _challenge(realm, params, scheme)},
+        body=body,
+    )

@@ -1,0 +1,165 @@
+"""The verified result of a validation: an immutable mapping with typed accessors."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from datetime import UTC, datetime
+from types import MappingProxyType
+from typing import Any
+
+__all__ = ["Claims", "read_scopes"]
+
+
+def read_scopes(payload: Mapping[str, Any], claim_path: str | None = None) -> frozenset[str]:
+    """Scopes from ``scope`` (space-separated), ``scp`` (string or list) or a claim path.
+
+    ``claim_path`` is a dotted path such as ``realm_access.roles`` (Keycloak) or a plain claim
+    name such as ``permissions`` (Auth0) or ``cognito:groups`` (Cognito).
+    """
+    if claim_path is not None:
+        value: Any = payload
+        for part in claim_path.split("."):
+            value = value.get(part) if isinstance(value, Mapping) else None
+        return _as_scope_set(value)
+    scopes = _as_scope_set(payload.get("scope"))
+    scp = payload.get("scp")
+    if scp is not None:
+        scopes |= _as_scope_set(scp)
+    return scopes
+
+
+def _as_scope_set(value: Any) -> frozenset[str]:
+    if isinstance(value, str):
+        return frozenset(value.split())
+    if isinstance(value, list):
+        return frozenset(item for item in value if isinstance(item, str))
+    return frozenset()
+
+
+def _timestamp(value: Any) -> datetime | None:
+    if type(value) in (int, float):
+        return datetime.fromtimestamp(value, UTC)
+    return None
+
+
+class Claims(Mapping[str, Any]):
+    """The verified claims of a token (RFC 7519 section 4), read-only.
+
+    Behaves as a mapping of the payload; typed accessors read the registered claims.
+    """
+
+    __slots__ = ("_header", "_key_id", "_payload", "_scopes", "_thumbprint")
+
+    def __init__(
+        self,
+        payload: Mapping[str, Any],
+        *,
+        header: Mapping[str, Any],
+        key_id: str | None,
+        thumbprint: str,
+        scopes: frozenset[str],
+    ) -> None:
+        self._payload = MappingProxyType(dict(payload))
+        self._header = MappingProxyType(dict(header))
+        self._key_id = key_id
+        self._thumbprint = thumbprint
+        self._scopes = scopes
+
+    @classmethod
+    def _trusted(
+        cls,
+        payload: dict[str, Any],
+        *,
+        header: dict[str, Any],
+        key_id: str | None,
+        thumbprint: str,
+        scopes: frozenset[str],
+    ) -> Claims:
+        # The validator owns the freshly parsed dicts, so they are wrapped without a copy.
+        claims = cls.__new__(cls)
+        claims._payload = MappingProxyType(payload)
+        claims._header = MappingProxyType(header)
+        claims._key_id = key_id
+        claims._thumbprint = thumbprint
+        claims._scopes = scopes
+        return claims
+
+    def __getitem__(self, name: str) -> Any:
+        return self._payload[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._payload)
+
+    def __len__(self) -> int:
+        return len(self._payload)
+
+    def __repr__(self) -> str:
+        return f"Claims(sub={self.subject!r}, iss={self.issuer!r}, kid={self._key_id!r})"
+
+    @property
+    def header(self) -> Mapping[str, Any]:
+        """The verified JOSE header."""
+        return self._header
+
+    @property
+    def key_id(self) -> str | None:
+        """The ``kid`` of the key that verified the signature."""
+        return self._key_id
+
+    @property
+    def thumbprint(self) -> str:
+        """The RFC 7638 SHA-256 thumbprint of the key that verified the signature."""
+        return self._thumbprint
+
+    @property
+    def subject(self) -> str | None:
+        """``sub``."""
+        value = self._payload.get("sub")
+        return value if isinstance(value, str) else None
+
+    @property
+    def issuer(self) -> str:
+        """``iss``, always present in a verified token."""
+        return str(self._payload["iss"])
+
+    @property
+    def audiences(self) -> tuple[str, ...]:
+        """``aud`` as a tuple, whether the token holds a string or a list."""
+        aud = self._payload.get("aud")
+        if isinstance(aud, str):
+            return (aud,)
+        if isinstance(aud, list):
+            return tuple(item for item in aud if isinstance(item, str))
+        return ()
+
+    @property
+    def scopes(self) -> frozenset[str]:
+        """The granted scopes, read as the issuer is configured to publish them."""
+        return self._scopes
+
+    @property
+    def expires_at(self) -> datetime | None:
+        """``exp`` as an aware UTC datetime."""
+        return _timestamp(self._payload.get("exp"))
+
+    @property
+    def issued_at(self) -> datetime | None:
+        """``iat`` as an aware UTC datetime."""
+        return _timestamp(self._payload.get("iat"))
+
+    @property
+    def not_before(self) -> datetime | None:
+        """``nbf`` as an aware UTC datetime."""
+        return _timestamp(self._payload.get("nbf"))
+
+    @property
+    def token_id(self) -> str | None:
+        """``jti``."""
+        value = self._payload.get("jti")
+        return value if isinstance(value, str) else None
+
+    @property
+    def client_id(self) -> str | None:
+        """``client_id`` (RFC 9068), else ``azp``."""
+        value = self._payload.get("client_id", self._payload.get("azp"))
+        return value if isinstance(value, str) else None

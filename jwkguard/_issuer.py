@@ -1,0 +1,140 @@
+"""Configuration of one trusted issuer: who it is, who its tokens are for, where its keys are."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import KW_ONLY, dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from .errors import ConfigurationError
+
+__all__ = ["ClaimCheck", "Issuer", "is_loopback_host"]
+
+ClaimCheck = Callable[[Mapping[str, Any]], object]
+"""A custom check on the verified payload: return False or raise ``TokenError`` to refuse."""
+
+_LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1", "[::1]"})
+
+
+def is_loopback_host(url: str) -> bool:
+    """True if ``url``'s host is a loopback address (HTTP is tolerated there)."""
+    host = urlsplit(url).hostname or ""
+    return host in _LOOPBACK_HOSTS or host.startswith("127.")
+
+
+def _require_positive(name: str, value: float, *, allow_zero: bool = False) -> None:
+    if not isinstance(value, int | float) or isinstance(value, bool) or not math.isfinite(value):
+        raise ConfigurationError(f"{name} must be a number of seconds")
+    if value < 0 or (value == 0 and not allow_zero):
+        raise ConfigurationError(f"{name} must be positive")
+
+
+@dataclass(frozen=True)
+class Issuer:
+    """One trusted token issuer (RFC 7519 ``iss``) and how to get its keys.
+
+    Args:
+        issuer: The exact ``iss`` value; compared as a string, with no normalisation.
+        audiences: The token's ``aud`` must contain at least one of these (exact match).
+            ``None`` only together with ``allowed_client_ids`` (issuers that send no ``aud``).
+        jwks: Static keys: a JWK Set dict or a path to a JSON file. No network is used.
+        jwks_uri: Where to fetch the JWK Set. With neither ``jwks`` nor ``jwks_uri``, discovery
+            (``{issuer}/.well-known/openid-configuration``, then RFC 8414) finds it.
+        secret: A shared secret for HS256/384/512. HMAC is never used against a JWK Set.
+        default_ttl: Key cache lifetime when the server sends no ``Cache-Control``/``Expires``.
+        min_ttl: Lower clamp for the server's ``max-age``.
+        max_ttl: Upper clamp for the server's ``max-age``.
+        cooldown: Minimum spacing of refetches caused by unknown key ids.
+        timeout: Bound on each HTTP exchange with the issuer, in seconds.
+        max_stale: How long the last good keys serve while refreshes fail.
+        max_response_bytes: Largest JWK Set or discovery document accepted.
+        max_keys: Largest number of keys accepted in one JWK Set.
+        allow_insecure_http: Allow ``http://`` for a non-loopback host (never in production).
+        scope_claim: Where scopes live, e.g. ``permissions`` or ``realm_access.roles``;
+            default: ``scope`` (space-separated) and ``scp``.
+        allowed_client_ids: If set, ``client_id`` (or ``azp``) must be one of these.
+        claim_checks: Extra checks on the verified payload, run after the standard ones.
+        metadata: Free-form data for presets and adapters (e.g. the provider name).
+    """
+
+    issuer: str
+    _: KW_ONLY
+    audiences: Sequence[str] | None = None
+    jwks: Mapping[str, Any] | str | Path | None = None
+    jwks_uri: str | None = None
+    secret: bytes | None = field(default=None, repr=False)
+    default_ttl: float = 600
+    min_ttl: float = 60
+    max_ttl: float = 86400
+    cooldown: float = 30
+    timeout: float = 5
+    max_stale: float = 86400
+    max_response_bytes: int = 512 * 1024
+    max_keys: int = 100
+    allow_insecure_http: bool = False
+    scope_claim: str | None = None
+    allowed_client_ids: Sequence[str] | None = None
+    claim_checks: Sequence[ClaimCheck] = ()
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self._validate()
+
+    def _validate(self) -> None:
+        if not isinstance(self.issuer, str) or not self.issuer:
+            raise ConfigurationError("issuer must be a non-empty string")
+        if isinstance(self.audiences, str):
+            raise ConfigurationError("audiences must be a list of strings, not one string")
+        if self.audiences is not None:
+            audiences = tuple(self.audiences)
+            if not audiences or not all(isinstance(a, str) and a for a in audiences):
+                raise ConfigurationError(
+                    f"issuer {self.issuer}: audiences must be a non-empty list of strings"
+                )
+            object.__setattr__(self, "audiences", audiences)
+        elif not self.allowed_client_ids:
+            raise ConfigurationError(
+                f"issuer {self.issuer}: audiences are required "
+                "(or allowed_client_ids for issuers whose tokens carry no aud)"
+            )
+        if self.allowed_client_ids is not None:
+            object.__setattr__(self, "allowed_client_ids", tuple(self.allowed_client_ids))
+        if self.jwks is not None and self.jwks_uri is not None:
+            raise ConfigurationError(f"issuer {self.issuer}: give jwks or jwks_uri, not both")
+        if self.secret is not None and not isinstance(self.secret, bytes):
+            raise ConfigurationError("secret must be bytes")
+        for url in filter(None, (self.jwks_uri, None if self.uses_static_keys else self.issuer)):
+            self._check_url(url)
+        for name in ("default_ttl", "min_ttl", "max_ttl", "timeout", "max_stale"):
+            _require_positive(name, getattr(self, name), allow_zero=name == "max_stale")
+        _require_positive("cooldown", self.cooldown, allow_zero=True)
+        if not self.min_ttl <= self.max_ttl:
+            raise ConfigurationError("min_ttl must not exceed max_ttl")
+        if self.max_response_bytes <= 0 or self.max_keys <= 0:
+            raise ConfigurationError("max_response_bytes and max_keys must be positive")
+        object.__setattr__(self, "claim_checks", tuple(self.claim_checks))
+        object.__setattr__(self, "metadata", dict(self.metadata))
+
+    def _check_url(self, url: str) -> None:
+        parts = urlsplit(url)
+        if parts.scheme == "https":
+            return
+        if parts.scheme == "http" and (is_loopback_host(url) or self.allow_insecure_http):
+            return
+        raise ConfigurationError(
+            f"issuer {self.issuer}: {url} must use https "
+            "(http only for loopback hosts or with allow_insecure_http=True)"
+        )
+
+    @property
+    def uses_static_keys(self) -> bool:
+        """True when keys come from ``jwks`` or a ``secret`` only, never from the network."""
+        return self.jwks is not None or (self.secret is not None and self.jwks_uri is None)
+
+    @property
+    def uses_discovery(self) -> bool:
+        """True when the JWK Set location comes from the discovery document."""
+        return self.jwks is None and self.jwks_uri is None and self.secret is None

@@ -1,0 +1,144 @@
+"""Strict parsing of a compact JWS (RFC 7515 section 7.1) into header, payload and signature."""
+
+from __future__ import annotations
+
+import binascii
+import json
+import math
+import re
+from binascii import a2b_base64
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import MalformedToken
+
+__all__ = ["ParsedToken", "b64url_decode", "parse_compact", "strict_json_object"]
+
+_COMPACT_JWS = re.compile(rb"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
+_B64URL_SEGMENT = re.compile(rb"[A-Za-z0-9_-]*")
+_ALPHABET = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+_VALUE = {c: i for i, c in enumerate(_ALPHABET)}
+_MAX_JSON_DEPTH = 20
+_TO_STANDARD_ALPHABET = bytes.maketrans(b"-_", b"+/")
+_HEADER_CACHE_SIZE = 64
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedToken:
+    """A compact JWS split and decoded, not yet verified."""
+
+    header: dict[str, Any]
+    payload: dict[str, Any]
+    signing_input: bytes
+    signature: bytes
+
+
+def b64url_decode(segment: bytes) -> bytes:
+    """Decode unpadded base64url, refusing non-canonical encodings (RFC 7515 section 2)."""
+    remainder = len(segment) % 4
+    if remainder == 1:
+        raise MalformedToken("The access token is not valid base64url", reason="malformed")
+    if remainder:
+        # Trailing bits beyond the last whole byte must be zero, so each value has one encoding.
+        last = _VALUE[segment[-1]]
+        if last & (0x0F if remainder == 2 else 0x03):
+            raise MalformedToken("The access token is not valid base64url", reason="malformed")
+        segment += b"=" * (4 - remainder)
+    try:
+        return a2b_base64(segment.translate(_TO_STANDARD_ALPHABET))
+    except (binascii.Error, ValueError) as exc:  # pragma: no cover - the regex already excludes it
+        raise MalformedToken("The access token is not valid base64url") from exc
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"non-standard JSON constant {name}")
+
+
+def _unique_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result = dict(pairs)
+    if len(result) != len(pairs):
+        raise ValueError("duplicate member name")
+    return result
+
+
+# Built once: json.loads() with hooks would build a new decoder on every call.
+_STRICT_DECODER = json.JSONDecoder(object_pairs_hook=_unique_pairs, parse_constant=_refuse_constant)
+
+
+def _depth_exceeds(raw: bytes, limit: int) -> bool:
+    # Cheap upper bound first: fewer openers than the limit cannot nest deeper than it.
+    if raw.count(b"[") + raw.count(b"{") <= limit:
+        return False
+    depth = 0
+    in_string = escaped = False
+    for byte in raw:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif byte == 0x5C:  # backslash
+                escaped = True
+            elif byte == 0x22:
+                in_string = False
+        elif byte == 0x22:
+            in_string = True
+        elif byte in (0x5B, 0x7B):
+            depth += 1
+            if depth > limit:
+                return True
+        elif byte in (0x5D, 0x7D):
+            depth -= 1
+    return False
+
+
+def strict_json_object(raw: bytes, what: str) -> dict[str, Any]:
+    """Parse UTF-8 JSON that must be an object, with unique member names and bounded depth."""
+    if _depth_exceeds(raw, _MAX_JSON_DEPTH):
+        raise MalformedToken(f"The access token {what} is nested too deeply")
+    try:
+        text = raw.decode("utf-8")
+        value = _STRICT_DECODER.decode(text)
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise MalformedToken(f"The access token {what} is not valid JSON") from exc
+    if type(value) is not dict:
+        raise MalformedToken(f"The access token {what} is not a JSON object")
+    return value
+
+
+def parse_compact(
+    token: bytes, header_cache: dict[bytes, dict[str, Any]] | None = None
+) -> ParsedToken:
+    """Split and decode a compact JWS; the size bound is the caller's job.
+
+    Tokens from one issuer share a handful of headers, so a caller may pass a dict in which
+    parsed headers are kept (at most 64; it is cleared when full) and reused.
+    """
+    if _COMPACT_JWS.fullmatch(token) is None:
+        if token.count(b".") == 4:
+            raise MalformedToken(
+                "Encrypted tokens (JWE) are not accepted", reason="encrypted_token"
+            )
+        raise MalformedToken("The access token is not a compact JWS")
+    header_b64, payload_b64, signature_b64 = token.split(b".")
+    header = header_cache.get(header_b64) if header_cache is not None else None
+    if header is None:
+        header = strict_json_object(b64url_decode(header_b64), "header")
+        if header_cache is not None:
+            if len(header_cache) >= _HEADER_CACHE_SIZE:
+                header_cache.clear()
+            header_cache[header_b64] = header
+    payload = strict_json_object(b64url_decode(payload_b64), "payload")
+    signature = b64url_decode(signature_b64)
+    return ParsedToken(
+        header=header,
+        payload=payload,
+        signing_input=token[: len(header_b64) + 1 + len(payload_b64)],
+        signature=signature,
+    )
+
+
+def is_finite_number(value: object) -> bool:
+    """True for JSON numbers (int or float, not bool) that are finite."""
+    kind = type(value)
+    if kind is int:
+        return True
+    return kind is float and math.isfinite(value)  # type: ignore[arg-type]

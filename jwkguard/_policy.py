@@ -1,0 +1,163 @@
+"""Claim checks (RFC 7519 section 4.1, RFC 9068 section 4), compiled once per issuer."""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ._claims_result import read_scopes
+from ._issuer import ClaimCheck
+from .errors import (
+    AudienceMismatch,
+    ExpiredToken,
+    InsufficientScope,
+    InvalidClaim,
+    IssuerMismatch,
+    NotYetValid,
+    TokenError,
+)
+
+__all__ = ["ClaimsPolicy", "check_scopes"]
+
+logger = logging.getLogger("jwkguard.claims")
+
+# Timestamps past the year 9999 are not sane NumericDates; they also overflow datetime.
+_MAX_NUMERIC_DATE = 253402300799
+
+
+def _numeric_date(payload: Mapping[str, Any], name: str) -> float | None:
+    value = payload.get(name)
+    if value is None:
+        if name in payload:
+            raise InvalidClaim(f"The '{name}' claim must be a number", claim=name)
+        return None
+    kind = type(value)
+    if kind is not int and (kind is not float or not math.isfinite(value)):
+        raise InvalidClaim(f"The '{name}' claim must be a number", claim=name)
+    if not 0 <= value <= _MAX_NUMERIC_DATE:
+        raise InvalidClaim(f"The '{name}' claim is out of range", claim=name)
+    return float(value)
+
+
+def check_scopes(granted: frozenset[str], required: Collection[str]) -> None:
+    """Raise ``InsufficientScope`` unless every required scope is granted."""
+    if required and not granted.issuperset(required):
+        raise InsufficientScope(
+            "The access token lacks a required scope",
+            required_scopes=frozenset(required),
+            claim="scope",
+        )
+
+
+def _check_audience(audiences: frozenset[str], aud: Any) -> None:
+    if type(aud) is str:
+        if aud in audiences:
+            return
+    elif type(aud) is list:
+        if not aud or not all(type(item) is str for item in aud):
+            raise InvalidClaim("The 'aud' claim is malformed", claim="aud")
+        if not audiences.isdisjoint(aud):
+            return
+    elif aud is None:
+        raise InvalidClaim("The 'aud' claim is required", reason="missing_claim", claim="aud")
+    else:
+        raise InvalidClaim("The 'aud' claim is malformed", claim="aud")
+    raise AudienceMismatch("The access token is not meant for this audience", claim="aud")
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimsPolicy:
+    """Every claim check for one issuer, with the validator's time settings."""
+
+    issuer: str
+    audiences: frozenset[str] | None
+    leeway: float
+    required_claims: tuple[str, ...]
+    max_age: float | None
+    max_lifetime: float | None
+    scope_claim: str | None
+    required_scopes: frozenset[str]
+    allowed_client_ids: frozenset[str] | None
+    claim_checks: Sequence[ClaimCheck]
+
+    def check(self, payload: Mapping[str, Any], now: float) -> frozenset[str]:
+        """Check the payload at time ``now``; return the granted scopes."""
+        for name in self.required_claims:
+            if name not in payload:
+                raise InvalidClaim(
+                    f"The '{name}' claim is required", reason="missing_claim", claim=name
+                )
+        if payload.get("iss") != self.issuer:
+            raise IssuerMismatch("The access token issuer is not trusted", claim="iss")
+        self.check_times(payload, now)
+        if self.audiences is not None:
+            _check_audience(self.audiences, payload.get("aud"))
+        if self.allowed_client_ids is not None:
+            client = payload.get("client_id", payload.get("azp"))
+            if client not in self.allowed_client_ids:
+                raise InvalidClaim(
+                    "The access token was issued to a client that is not allowed",
+                    reason="client_not_allowed",
+                    claim="client_id",
+                )
+        for check in self.claim_checks:
+            self._run_custom_check(check, payload)
+        scopes = read_scopes(payload, self.scope_claim)
+        check_scopes(scopes, self.required_scopes)
+        return scopes
+
+    def check_times(self, payload: Mapping[str, Any], now: float) -> None:
+        """The time-dependent checks alone (also re-run on cached tokens)."""
+        leeway = self.leeway
+        exp = _numeric_date(payload, "exp")
+        nbf = _numeric_date(payload, "nbf")
+        iat = _numeric_date(payload, "iat")
+        if exp is not None and now >= exp + leeway:
+            raise ExpiredToken("The access token has expired", claim="exp")
+        if nbf is not None and now < nbf - leeway:
+            raise NotYetValid("The access token is not valid yet", claim="nbf")
+        if iat is not None and now < iat - leeway:
+            raise InvalidClaim(
+                "The access token was issued in the future", reason="issued_in_future", claim="iat"
+            )
+        if self.max_age is not None:
+            if iat is None:
+                raise InvalidClaim(
+                    "The 'iat' claim is required", reason="missing_claim", claim="iat"
+                )
+            if now > iat + self.max_age + leeway:
+                raise ExpiredToken(
+                    "The access token is older than allowed", reason="too_old", claim="iat"
+                )
+        if self.max_lifetime is not None and exp is not None:
+            start = iat if iat is not None else nbf
+            if start is None:
+                raise InvalidClaim(
+                    "The 'iat' claim is required", reason="missing_claim", claim="iat"
+                )
+            if exp - start > self.max_lifetime:
+                raise InvalidClaim(
+                    "The access token lifetime is longer than allowed",
+                    reason="lifetime_too_long",
+                    claim="exp",
+                )
+
+    @staticmethod
+    def _run_custom_check(check: ClaimCheck, payload: Mapping[str, Any]) -> None:
+        try:
+            outcome = check(payload)
+        except TokenError:
+            raise
+        except Exception as exc:
+            # A bug in a user's check must not become a 500; refuse the token and log it.
+            logger.exception("custom claim check %r raised", check)
+            raise InvalidClaim(
+                "The access token failed a claim check", reason="custom_check_failed"
+            ) from exc
+        if outcome is False:
+            raise InvalidClaim(
+                "The access token failed a claim check", reason="custom_check_failed"
+            )

@@ -1,0 +1,432 @@
+"""The validator: parse, route by issuer, select a key, verify, check claims."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Collection, Iterable, Sequence
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, Protocol, Self
+
+from joserfc.jwk import OctKey
+
+from ._algorithms import (
+    HMAC_ALGORITHMS,
+    SUPPORTED_ALGORITHMS,
+    hmac_min_secret_length,
+    make_hmac_verifier,
+)
+from ._claims_result import Claims
+from ._events import Event, EventHandler, log_event
+from ._issuer import ClaimCheck, Issuer
+from ._keyset import KeySet, VerificationKey, load_jwks_document
+from ._keysource import KeyMatch, KeySource, StaticKeySource
+from ._parse import ParsedToken, parse_compact
+from ._policy import ClaimsPolicy, check_scopes
+from .errors import (
+    ConfigurationError,
+    InvalidHeader,
+    InvalidSignature,
+    IssuerMismatch,
+    MalformedToken,
+    TokenError,
+)
+
+__all__ = ["LifecycleCheck", "Validator"]
+
+Clock = Callable[[], float]
+
+# Header `typ` values that name a different kind of token: never accepted as an access token.
+_FOREIGN_TYPES = frozenset({"dpop+jwt", "secevent+jwt", "logout+jwt", "jwk-set+jwt", "jose"})
+# Unexpected exceptions that hostile input could provoke deep inside a library.
+_INPUT_ERRORS = (
+    ValueError,
+    TypeError,
+    KeyError,
+    AttributeError,
+    UnicodeError,
+    RecursionError,
+    OverflowError,
+    IndexError,
+)
+
+
+class LifecycleCheck(Protocol):
+    """Checks run after signature and claims succeed (revocation, cut-offs, replay)."""
+
+    def check(self, claims: Claims, now: float) -> None: ...
+
+    async def acheck(self, claims: Claims, now: float) -> None: ...
+
+
+def _normalise_type(value: str) -> str:
+    # RFC 7515 section 4.1.9: "application/" may be omitted and media types compare
+    # case-insensitively.
+    value = value.lower()
+    return value[12:] if value.startswith("application/") else value
+
+
+@dataclass(frozen=True, slots=True)
+class _Route:
+    """What the validator needs per configured issuer."""
+
+    issuer: Issuer
+    policy: ClaimsPolicy
+    source: KeySource
+
+
+class Validator:
+    """Validates JWT access tokens locally against trusted issuers' keys.
+
+    Args:
+        issuers: The trusted issuers. The token's unverified ``iss`` only chooses among them.
+        algorithms: The allowed ``alg`` values; required, never taken from the token.
+        leeway: Seconds of clock tolerance for ``exp``, ``nbf`` and ``iat``. Default 0.
+        clock: A callable returning unix time; default ``time.time``.
+        token_type: Require this JOSE ``typ`` (e.g. ``"at+jwt"``, RFC 9068 section 2.1).
+        required_claims: Claims that must be present; ``iss`` and ``aud`` are implied.
+        max_token_size: Tokens longer than this many bytes are refused before parsing.
+        max_age: Refuse tokens whose ``iat`` is older than this many seconds.
+        max_lifetime: Refuse tokens whose ``exp - iat`` exceeds this many seconds.
+        required_scopes: Scopes every token must grant (per-request scopes go to ``validate``).
+        claim_checks: Extra checks on every verified payload.
+        on_event: Receives trust-change events; default: the ``jwkguard.events`` logger.
+        lifecycle: Revocation, cut-off and replay checks run after the claims.
+    """
+
+    def __init__(
+        self,
+        *,
+        issuers: Sequence[Issuer],
+        algorithms: Collection[str],
+        leeway: float = 0,
+        clock: Clock | None = None,
+        token_type: str | None = None,
+        required_claims: Iterable[str] = ("exp",),
+        max_token_size: int = 8192,
+        max_age: float | None = None,
+        max_lifetime: float | None = None,
+        required_scopes: Iterable[str] = (),
+        claim_checks: Sequence[ClaimCheck] = (),
+        on_event: EventHandler | None = None,
+        lifecycle: LifecycleCheck | None = None,
+    ) -> None:
+        self.algorithms = _check_algorithms(algorithms)
+        if isinstance(leeway, bool) or not isinstance(leeway, int | float) or leeway < 0:
+            raise ConfigurationError("leeway must be a non-negative number of seconds")
+        if not isinstance(max_token_size, int) or max_token_size < 64:
+            raise ConfigurationError("max_token_size must be an integer of at least 64 bytes")
+        for name, value in (("max_age", max_age), ("max_lifetime", max_lifetime)):
+            if value is not None and (not isinstance(value, int | float) or value <= 0):
+                raise ConfigurationError(f"{name} must be a positive number of seconds")
+        if isinstance(required_claims, str):
+            raise ConfigurationError("required_claims must be a list of claim names")
+        if token_type is not None and (not isinstance(token_type, str) or not token_type):
+            raise ConfigurationError("token_type must be a non-empty string")
+        self.clock: Clock = clock or time.time
+        self.leeway = float(leeway)
+        self.token_type = _normalise_type(token_type) if token_type else None
+        self.max_token_size = max_token_size
+        self.on_event: EventHandler = on_event or log_event
+        self.lifecycle = lifecycle
+        self._header_cache: dict[bytes, dict[str, Any]] = {}
+        issuers = tuple(issuers)
+        if not issuers:
+            raise ConfigurationError("at least one issuer is required")
+        if not all(isinstance(issuer, Issuer) for issuer in issuers):
+            raise ConfigurationError("issuers must be Issuer instances")
+        self.issuers = issuers
+        self._uses_hmac = bool(self.algorithms & HMAC_ALGORITHMS)
+        if self._uses_hmac and not any(issuer.secret for issuer in issuers):
+            raise ConfigurationError(
+                "HMAC algorithms need an issuer with an explicit secret; "
+                "they are never verified against a JWK Set"
+            )
+        base_required = tuple(dict.fromkeys(required_claims))
+        scopes = frozenset(required_scopes)
+        self._routes: dict[str, _Route] = {}
+        for issuer in issuers:
+            if issuer.issuer in self._routes:
+                raise ConfigurationError(f"issuer {issuer.issuer} is configured twice")
+            policy = ClaimsPolicy(
+                issuer=issuer.issuer,
+                audiences=frozenset(issuer.audiences) if issuer.audiences is not None else None,
+                leeway=self.leeway,
+                required_claims=base_required,
+                max_age=max_age,
+                max_lifetime=max_lifetime,
+                scope_claim=issuer.scope_claim,
+                required_scopes=scopes,
+                allowed_client_ids=(
+                    frozenset(issuer.allowed_client_ids)
+                    if issuer.allowed_client_ids is not None
+                    else None
+                ),
+                claim_checks=(*claim_checks, *issuer.claim_checks),
+            )
+            self._routes[issuer.issuer] = _Route(issuer, policy, self._key_source_for(issuer))
+
+    # -- construction helpers -------------------------------------------------------------
+
+    def _key_source_for(self, issuer: Issuer) -> KeySource:
+        if issuer.secret is not None:
+            if issuer.jwks_uri is not None:
+                raise ConfigurationError(
+                    f"issuer {issuer.issuer}: a secret cannot be combined with jwks_uri"
+                )
+            if not self._uses_hmac:
+                raise ConfigurationError(
+                    f"issuer {issuer.issuer}: a secret is configured but no HS algorithm is allowed"
+                )
+        if issuer.uses_static_keys:
+            return StaticKeySource(self._static_key_set(issuer))
+        return self._remote_key_source(issuer)
+
+    def _static_key_set(self, issuer: Issuer) -> KeySet:
+        keys: list[VerificationKey] = []
+        if issuer.jwks is not None:
+            document = load_jwks_document(issuer.jwks)
+            asymmetric = self.algorithms - HMAC_ALGORITHMS
+            try:
+                keys.extend(KeySet.from_jwks(document, asymmetric, max_keys=issuer.max_keys).keys)
+            except ValueError as exc:
+                raise ConfigurationError(f"issuer {issuer.issuer}: {exc}") from exc
+        if issuer.secret is not None:
+            keys.append(_secret_key(issuer.secret, self.algorithms & HMAC_ALGORITHMS))
+        return KeySet(keys)
+
+    def _remote_key_source(self, issuer: Issuer) -> KeySource:
+        from ._remote import RemoteKeySource  # the HTTP machinery loads only when needed
+
+        return RemoteKeySource(
+            issuer,
+            algorithms=self.algorithms - HMAC_ALGORITHMS,
+            clock=self.clock,
+            on_event=self.on_event,
+        )
+
+    # -- validation -----------------------------------------------------------------------
+
+    def validate(self, token: str | bytes, *, scopes: Iterable[str] = ()) -> Claims:
+        """Validate ``token`` and return its verified claims.
+
+        Args:
+            token: The compact JWS access token.
+            scopes: Scopes this request needs, checked after everything else.
+
+        Raises:
+            TokenError: Any rejection; ``KeysUnavailable`` when no key can be had.
+        """
+        parsed, route, kid, alg = self._prepare(token)
+        now = self.clock()
+        match = route.source.key_for(kid, alg, now)
+        claims = self._finish(parsed, route, match, now, scopes)
+        if self.lifecycle is not None:
+            self.lifecycle.check(claims, now)
+        return claims
+
+    async def avalidate(self, token: str | bytes, *, scopes: Iterable[str] = ()) -> Claims:
+        """Validate ``token`` without blocking the event loop; same checks as ``validate``."""
+        parsed, route, kid, alg = self._prepare(token)
+        now = self.clock()
+        match = await route.source.akey_for(kid, alg, now)
+        claims = self._finish(parsed, route, match, now, scopes)
+        if self.lifecycle is not None:
+            await self.lifecycle.acheck(claims, now)
+        return claims
+
+    def _prepare(self, token: str | bytes) -> tuple[ParsedToken, _Route, str | None, str]:
+        """Size, parse, header policy and issuer routing: everything before the key."""
+        try:
+            if type(token) is str:
+                if len(token) > self.max_token_size:
+                    raise MalformedToken("The access token is too large", reason="token_too_large")
+                raw = token.encode("ascii")
+            elif isinstance(token, bytes | bytearray | memoryview):
+                raw = bytes(token)
+                if len(raw) > self.max_token_size:
+                    raise MalformedToken("The access token is too large", reason="token_too_large")
+            else:
+                raise MalformedToken("The access token must be a string")
+            parsed = parse_compact(raw, self._header_cache)
+            return (parsed, *self._route(parsed))
+        except TokenError:
+            raise
+        except _INPUT_ERRORS as exc:
+            raise MalformedToken("The access token is malformed") from exc
+
+    def _route(self, parsed: ParsedToken) -> tuple[_Route, str | None, str]:
+        header = parsed.header
+        alg = header.get("alg")
+        if type(alg) is not str or alg not in self.algorithms:
+            raise InvalidHeader(
+                "The access token algorithm is not allowed",
+                reason="algorithm_not_allowed",
+                claim="alg",
+            )
+        if "crit" in header:
+            # RFC 7515 section 4.1.11: no extension is understood, so any `crit` is refused.
+            raise InvalidHeader(
+                "The access token uses an unsupported critical extension",
+                reason="unsupported_critical",
+                claim="crit",
+            )
+        if "b64" in header:
+            raise InvalidHeader(
+                "Unencoded payloads (b64) are not accepted", reason="unencoded_payload", claim="b64"
+            )
+        kid = header.get("kid")
+        if kid is not None and type(kid) is not str:
+            raise InvalidHeader("The access token key id is malformed", claim="kid")
+        self._check_type(header.get("typ"))
+        iss = parsed.payload.get("iss")
+        route = self._routes.get(iss) if type(iss) is str else None
+        if route is None:
+            if "iss" not in parsed.payload:
+                raise IssuerMismatch(
+                    "The 'iss' claim is required", reason="missing_claim", claim="iss"
+                )
+            raise IssuerMismatch("The access token issuer is not trusted", claim="iss")
+        return route, kid, alg
+
+    def _check_type(self, typ: Any) -> None:
+        if typ is None:
+            if self.token_type is not None:
+                raise InvalidHeader(
+                    "The access token type is missing", reason="wrong_type", claim="typ"
+                )
+            return
+        if type(typ) is not str:
+            raise InvalidHeader(
+                "The access token type is malformed", reason="wrong_type", claim="typ"
+            )
+        normalised = _normalise_type(typ)
+        if self.token_type is not None:
+            if normalised != self.token_type:
+                raise InvalidHeader(
+                    "The access token type is not accepted", reason="wrong_type", claim="typ"
+                )
+        elif normalised in _FOREIGN_TYPES:
+            raise InvalidHeader(
+                "This kind of token is not an access token", reason="wrong_type", claim="typ"
+            )
+
+    def _finish(
+        self,
+        parsed: ParsedToken,
+        route: _Route,
+        match: KeyMatch,
+        now: float,
+        scopes: Iterable[str],
+    ) -> Claims:
+        """Signature, claims and scopes: everything after the key, shared by both drivers."""
+        key, verifier = match
+        if not verifier(parsed.signing_input, parsed.signature):
+            raise InvalidSignature()
+        try:
+            granted = route.policy.check(parsed.payload, now)
+            required = scopes if isinstance(scopes, frozenset) else frozenset(scopes)
+            if required:
+                check_scopes(granted, required)
+        except TokenError:
+            raise
+        except _INPUT_ERRORS as exc:
+            raise MalformedToken("The access token claims are malformed") from exc
+        return Claims._trusted(
+            parsed.payload,
+            header=parsed.header,
+            key_id=key.kid,
+            thumbprint=key.thumbprint,
+            scopes=granted,
+        )
+
+    # -- keys and lifetime ----------------------------------------------------------------
+
+    def key_source(self, issuer: str) -> KeySource:
+        """The key source of a configured issuer."""
+        try:
+            return self._routes[issuer].source
+        except KeyError:
+            raise ConfigurationError(f"{issuer} is not a configured issuer") from None
+
+    def route_policy(self, issuer: str) -> ClaimsPolicy:
+        """The compiled claims policy of a configured issuer."""
+        return self._routes[issuer].policy
+
+    def warm_up(self) -> None:
+        """Fetch every remote issuer's keys now (bounded by each issuer's timeout)."""
+        for route in self._routes.values():
+            route.source.warm_up()
+
+    async def awarm_up(self) -> None:
+        """Fetch every remote issuer's keys now, without blocking the event loop."""
+        for route in self._routes.values():
+            await route.source.awarm_up()
+
+    def close(self) -> None:
+        """Close the HTTP clients the validator owns."""
+        for route in self._routes.values():
+            route.source.close()
+
+    async def aclose(self) -> None:
+        """Close the HTTP clients the validator owns."""
+        for route in self._routes.values():
+            await route.source.aclose()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    def emit(self, kind: str, issuer: str, **fields: Any) -> None:
+        """Send an event to the configured handler."""
+        self.on_event(Event(kind=kind, issuer=issuer, timestamp=self.clock(), **fields))
+
+
+def _check_algorithms(algorithms: Collection[str]) -> frozenset[str]:
+    if isinstance(algorithms, str):
+        raise ConfigurationError("algorithms must be a list, e.g. ['RS256']")
+    chosen = frozenset(algorithms)
+    if not chosen:
+        raise ConfigurationError("algorithms must not be empty")
+    for alg in chosen:
+        if not isinstance(alg, str) or alg.lower() == "none":
+            raise ConfigurationError("the 'none' algorithm is never allowed")
+        if alg not in SUPPORTED_ALGORITHMS:
+            raise ConfigurationError(
+                f"unknown algorithm {alg!r}; supported: {', '.join(sorted(SUPPORTED_ALGORITHMS))}"
+            )
+    return chosen
+
+
+def _secret_key(secret: bytes, algorithms: frozenset[str]) -> VerificationKey:
+    for alg in algorithms:
+        if len(secret) < hmac_min_secret_length(alg):
+            raise ConfigurationError(
+                f"the secret must be at least {hmac_min_secret_length(alg)} bytes for {alg}"
+            )
+    thumbprint = OctKey.import_key(secret).thumbprint()
+    return VerificationKey(
+        kid=None,
+        thumbprint=thumbprint,
+        kty="oct",
+        verifiers={alg: make_hmac_verifier(alg, secret) for alg in algorithms},
+        jwk={"kty": "oct"},
+    )
