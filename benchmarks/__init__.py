@@ -1,0 +1,1 @@
+"""Benchmarks: figures printed side by side with the peers, as ratios. Run with ``make bench``."""
