@@ -10,6 +10,7 @@ from ._issuer import ClaimCheck, Issuer
 from ._keyset import KeySet, VerificationKey
 from ._keysource import KeySource, StaticKeySource
 from ._policy import check_scopes
+from ._settings import build_validator, unknown_settings
 from ._validator import LifecycleCheck, Validator
 from .errors import (
     ConfigurationError,
@@ -39,6 +40,7 @@ __all__ = [
     "TokenError",
     "Validator",
     "VerificationKey",
+    "build_validator",
     "check_scopes",
     "error_response",
     "errors",
@@ -46,6 +48,7 @@ __all__ = [
     "log_event",
     "missing_token_response",
     "read_scopes",
+    "unknown_settings",
 ]
 
 __version__ = "0.1.0"
