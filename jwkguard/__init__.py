@@ -3,13 +3,31 @@
 from __future__ import annotations
 
 from . import errors
-from ._bearer import ErrorResponse, error_response, extract_bearer, missing_token_response
+from ._bearer import (
+    Credentials,
+    ErrorResponse,
+    error_response,
+    extract_bearer,
+    extract_credentials,
+    missing_token_response,
+)
 from ._claims_result import Claims, read_scopes
+from ._dpop import (
+    DPoPNonces,
+    DPoPProof,
+    DPoPVerifier,
+    MemoryReplayLedger,
+    ReplayLedger,
+    access_token_hash,
+    normalise_htu,
+)
 from ._events import Event, EventHandler, log_event
 from ._issuer import ClaimCheck, Issuer
 from ._keyset import KeySet, VerificationKey
 from ._keysource import KeySource, StaticKeySource
+from ._mtls import certificate_from_proxy_header, certificate_thumbprint
 from ._policy import check_scopes
+from ._sender import PresentedRequest, SenderConstraints
 from ._settings import build_validator, unknown_settings
 from ._validator import LifecycleCheck, Validator
 from .errors import (
@@ -25,6 +43,10 @@ __all__ = [
     "ClaimCheck",
     "Claims",
     "ConfigurationError",
+    "Credentials",
+    "DPoPNonces",
+    "DPoPProof",
+    "DPoPVerifier",
     "ErrorResponse",
     "Event",
     "EventHandler",
@@ -36,17 +58,26 @@ __all__ = [
     "KeySource",
     "KeysUnavailable",
     "LifecycleCheck",
+    "MemoryReplayLedger",
+    "PresentedRequest",
+    "ReplayLedger",
+    "SenderConstraints",
     "StaticKeySource",
     "TokenError",
     "Validator",
     "VerificationKey",
+    "access_token_hash",
     "build_validator",
+    "certificate_from_proxy_header",
+    "certificate_thumbprint",
     "check_scopes",
     "error_response",
     "errors",
     "extract_bearer",
+    "extract_credentials",
     "log_event",
     "missing_token_response",
+    "normalise_htu",
     "read_scopes",
     "unknown_settings",
 ]

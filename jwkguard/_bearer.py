@@ -11,7 +11,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from .errors import InsufficientScope, InvalidRequest, KeysUnavailable, TokenError
+from .errors import InsufficientScope, InvalidRequest, KeysUnavailable, TokenError, UseDPoPNonce
 
 __all__ = ["ErrorResponse", "error_response", "extract_bearer", "missing_token_response"]
 
@@ -33,6 +33,55 @@ class ErrorResponse:
         return json.dumps(self.body, separators=(",", ":")).encode()
 
 
+@dataclass(frozen=True, slots=True)
+class Credentials:
+    """An access token and the scheme it came with (``Bearer`` or ``DPoP``)."""
+
+    scheme: str
+    token: str
+
+
+def extract_credentials(
+    authorization: Sequence[str],
+    *,
+    query_token: str | None = None,
+    allow_query: bool = False,
+    schemes: Sequence[str] = ("Bearer", "DPoP"),
+) -> Credentials | None:
+    """The access token of a request with its scheme (RFC 6750 §2, RFC 9449 §7.1).
+
+    Same rules as :func:`extract_bearer`, for each of ``schemes`` (matched case-insensitively;
+    a query token counts as ``Bearer``).
+    """
+    if len(authorization) > 1:
+        raise InvalidRequest(
+            "Only one Authorization header is allowed", reason="multiple_authorization_headers"
+        )
+    found: Credentials | None = None
+    if authorization:
+        scheme, _, credentials = authorization[0].strip().partition(" ")
+        chosen = next((name for name in schemes if name.lower() == scheme.lower()), None)
+        if chosen is not None:
+            credentials = credentials.strip()
+            if not _B64TOKEN.fullmatch(credentials):
+                raise InvalidRequest(
+                    f"The Authorization header does not hold a well-formed {chosen} token",
+                    reason="malformed_authorization_header",
+                )
+            found = Credentials(chosen, credentials)
+    if query_token is not None:
+        if not allow_query:
+            raise InvalidRequest(
+                "Access tokens in the query string are not accepted", reason="token_in_query"
+            )
+        if found is not None:
+            raise InvalidRequest(
+                "The access token was sent in more than one place", reason="multiple_tokens"
+            )
+        found = Credentials("Bearer", query_token)
+    return found
+
+
 def extract_bearer(
     authorization: Sequence[str],
     *,
@@ -50,32 +99,10 @@ def extract_bearer(
         InvalidRequest: Several ``Authorization`` headers, a token in two places, a bearer
             header without a well-formed token, or a query token when not allowed.
     """
-    if len(authorization) > 1:
-        raise InvalidRequest(
-            "Only one Authorization header is allowed", reason="multiple_authorization_headers"
-        )
-    token: str | None = None
-    if authorization:
-        scheme, _, credentials = authorization[0].strip().partition(" ")
-        if scheme.lower() == "bearer":
-            credentials = credentials.strip()
-            if not _B64TOKEN.fullmatch(credentials):
-                raise InvalidRequest(
-                    "The Authorization header does not hold a well-formed bearer token",
-                    reason="malformed_authorization_header",
-                )
-            token = credentials
-    if query_token is not None:
-        if not allow_query:
-            raise InvalidRequest(
-                "Access tokens in the query string are not accepted", reason="token_in_query"
-            )
-        if token is not None:
-            raise InvalidRequest(
-                "The access token was sent in more than one place", reason="multiple_tokens"
-            )
-        token = query_token
-    return token
+    found = extract_credentials(
+        authorization, query_token=query_token, allow_query=allow_query, schemes=("Bearer",)
+    )
+    return found.token if found is not None else None
 
 
 def _quote(value: str) -> str:
@@ -88,11 +115,16 @@ def _challenge(realm: str, params: Iterable[tuple[str, str]], scheme: str = "Bea
     return f"{scheme} {', '.join(parts)}"
 
 
-def missing_token_response(realm: str = "api", *, scheme: str = "Bearer") -> ErrorResponse:
+def missing_token_response(
+    realm: str = "api",
+    *,
+    scheme: str = "Bearer",
+    challenge_params: Iterable[tuple[str, str]] = (),
+) -> ErrorResponse:
     """401 for a request without credentials: a challenge with no error code (section 3.1)."""
     return ErrorResponse(
         status_code=401,
-        headers={"WWW-Authenticate": _challenge(realm, (), scheme)},
+        headers={"WWW-Authenticate": _challenge(realm, challenge_params, scheme)},
         body={
             "error": "unauthorized",
             "error_description": "An access token is required",
@@ -107,8 +139,13 @@ def error_response(
     realm: str = "api",
     required_scopes: Iterable[str] = (),
     scheme: str = "Bearer",
+    challenge_params: Iterable[tuple[str, str]] = (),
 ) -> ErrorResponse:
-    """The RFC 6750 answer for a refused token: 400, 401, 403, or 503 with ``Retry-After``."""
+    """The RFC 6750 answer for a refused token: 400, 401, 403, or 503 with ``Retry-After``.
+
+    ``scheme="DPoP"`` with ``challenge_params=[("algs", "ES256 RS256")]`` gives the RFC 9449
+    section 7.1 challenge; a ``UseDPoPNonce`` error adds the ``DPoP-Nonce`` header.
+    """
     body = {"error": exc.error, "error_description": exc.description, "reason": exc.reason}
     if isinstance(exc, KeysUnavailable):
         return ErrorResponse(
@@ -125,8 +162,8 @@ def error_response(
         scopes |= exc.required_scopes
     if scopes and exc.error == "insufficient_scope":
         params.append(("scope", " ".join(sorted(scopes))))
-    return ErrorResponse(
-        status_code=exc.status_code,
-        headers={"WWW-Authenticate": _challenge(realm, params, scheme)},
-        body=body,
-    )
+    params.extend(challenge_params)
+    headers = {"WWW-Authenticate": _challenge(realm, params, scheme)}
+    if isinstance(exc, UseDPoPNonce):
+        headers["DPoP-Nonce"] = exc.nonce
+    return ErrorResponse(status_code=exc.status_code, headers=headers, body=body)

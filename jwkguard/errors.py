@@ -18,6 +18,8 @@ Adapters read the attributes (``error``, ``status_code``, ``reason``, ``claim``,
           │    ├── IssuerMismatch
           │    └── AudienceMismatch
           ├── InsufficientScope        valid token, missing scopes (403)
+          ├── InvalidDPoPProof         sender constraint not proven (RFC 9449)
+          ├── UseDPoPNonce             a DPoP nonce is required
           ├── LifecycleError           revoked, cut off, replayed, distrusted key
           └── KeysUnavailable          no key material can be had right now (503)
 
@@ -32,6 +34,7 @@ __all__ = [
     "ExpiredToken",
     "InsufficientScope",
     "InvalidClaim",
+    "InvalidDPoPProof",
     "InvalidHeader",
     "InvalidRequest",
     "InvalidSignature",
@@ -43,6 +46,7 @@ __all__ = [
     "MalformedToken",
     "NotYetValid",
     "TokenError",
+    "UseDPoPNonce",
 ]
 
 
@@ -172,6 +176,24 @@ class InsufficientScope(TokenError):
     ) -> None:
         super().__init__(description, reason=reason, claim=claim)
         self.required_scopes = required_scopes
+
+
+class InvalidDPoPProof(TokenError):
+    """The DPoP proof is missing, invalid, or does not match the token (RFC 9449 section 7.1)."""
+
+    error = "invalid_dpop_proof"
+    default_reason = "dpop_proof_invalid"
+
+
+class UseDPoPNonce(TokenError):
+    """The server requires a DPoP nonce; ``nonce`` goes in the ``DPoP-Nonce`` header (§8)."""
+
+    error = "use_dpop_nonce"
+    default_reason = "dpop_nonce_required"
+
+    def __init__(self, *, nonce: str) -> None:
+        super().__init__("The DPoP proof must carry the server nonce")
+        self.nonce = nonce
 
 
 class LifecycleError(TokenError):

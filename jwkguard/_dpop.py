@@ -1,0 +1,281 @@
+"""DPoP proofs (RFC 9449): proof-of-possession for access tokens bound with ``cnf.jkt``.
+
+The adapters call :meth:`DPoPVerifier.verify` with the request's method and URL, the ``DPoP``
+header and the already validated access token; it checks the proof and the binding, and
+remembers each proof's ``jti`` for the replay window.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import math
+import secrets
+import threading
+import time
+from base64 import urlsafe_b64encode
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+from urllib.parse import urlsplit, urlunsplit
+
+from ._algorithms import ASYMMETRIC_ALGORITHMS
+from ._claims_result import Claims
+from ._keyset import KeySet
+from ._parse import parse_compact
+from .errors import ConfigurationError, InvalidDPoPProof, TokenError, UseDPoPNonce
+
+__all__ = [
+    "DPoPNonces",
+    "DPoPProof",
+    "DPoPVerifier",
+    "MemoryReplayLedger",
+    "ReplayLedger",
+    "access_token_hash",
+    "confirmation_thumbprint",
+    "normalise_htu",
+]
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+_MAX_PROOF_SIZE = 8192
+_MAX_JTI_LENGTH = 256
+_JWK_CACHE_SIZE = 256
+
+
+def _b64url(data: bytes) -> str:
+    return urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def access_token_hash(access_token: str) -> str:
+    """The ``ath`` value for an access token: base64url(SHA-256(ASCII token)), RFC 9449 §4.2."""
+    return _b64url(hashlib.sha256(access_token.encode("ascii")).digest())
+
+
+def normalise_htu(url: str) -> str:
+    """A request URI as ``htu`` compares it (RFC 9449 §4.3, RFC 3986 §6.2.2-6.2.3).
+
+    Scheme and host are lower-cased, the default port dropped, an empty path becomes ``/``,
+    and query and fragment are ignored.
+    """
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    host = (parts.hostname or "").lower()
+    if ":" in host:  # an IPv6 literal goes back into brackets
+        host = f"[{host}]"
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    netloc = host if port is None or port == _DEFAULT_PORTS.get(scheme) else f"{host}:{port}"
+    return urlunsplit((scheme, netloc, parts.path or "/", "", ""))
+
+
+def confirmation_thumbprint(claims: Mapping[str, Any]) -> str | None:
+    """The ``cnf.jkt`` of a token (RFC 9449 §6.1), or None when it is not DPoP-bound."""
+    cnf = claims.get("cnf")
+    if isinstance(cnf, Mapping):
+        jkt = cnf.get("jkt")
+        return jkt if isinstance(jkt, str) else None
+    return None
+
+
+class ReplayLedger(Protocol):
+    """Remembers one-time identifiers; ``first_use`` is atomic across everyone sharing it."""
+
+    def first_use(self, key: str, ttl: float, now: float) -> bool: ...
+
+
+class MemoryReplayLedger:
+    """A process-local replay ledger, bounded in size; expired entries are swept as it grows."""
+
+    def __init__(self, *, max_entries: int = 100_000) -> None:
+        self._expiry: dict[str, float] = {}
+        self._lock = threading.Lock()
+        self._max_entries = max_entries
+
+    def first_use(self, key: str, ttl: float, now: float) -> bool:
+        """True the first time ``key`` is seen within ``ttl`` seconds, False on a replay."""
+        with self._lock:
+            expires = self._expiry.get(key)
+            if expires is not None and expires > now:
+                return False
+            if len(self._expiry) >= self._max_entries:
+                self._expiry = {k: v for k, v in self._expiry.items() if v > now}
+                if len(self._expiry) >= self._max_entries:
+                    # Full of live entries: refusing is the safe answer, never forgetting one.
+                    return False
+            self._expiry[key] = now + ttl
+            return True
+
+
+class DPoPNonces:
+    """Stateless server nonces (RFC 9449 §8): an HMAC of the current time slot.
+
+    Every instance sharing ``secret`` accepts the others' nonces, so a fleet needs no store.
+    A nonce is valid in its slot and the next one.
+    """
+
+    def __init__(self, secret: bytes | None = None, *, period: float = 300) -> None:
+        self._secret = secret or secrets.token_bytes(32)
+        if len(self._secret) < 16:
+            raise ConfigurationError("the DPoP nonce secret must be at least 16 bytes")
+        self._period = period
+
+    def _for_slot(self, slot: int) -> str:
+        return _b64url(hmac.new(self._secret, str(slot).encode(), hashlib.sha256).digest()[:18])
+
+    def current(self, now: float) -> str:
+        """The nonce to hand out at ``now``."""
+        return self._for_slot(math.floor(now / self._period))
+
+    def is_valid(self, nonce: object, now: float) -> bool:
+        """True if ``nonce`` was handed out in this slot or the previous one."""
+        if not isinstance(nonce, str):
+            return False
+        slot = math.floor(now / self._period)
+        return any(hmac.compare_digest(nonce, self._for_slot(s)) for s in (slot, slot - 1))
+
+
+@dataclass(frozen=True, slots=True)
+class DPoPProof:
+    """A verified DPoP proof: its key's thumbprint, its ``jti`` and its claims."""
+
+    thumbprint: str
+    jti: str
+    claims: Mapping[str, Any]
+
+
+class DPoPVerifier:
+    """Verifies DPoP proofs and the binding of access tokens to them.
+
+    Args:
+        algorithms: Allowed proof algorithms (asymmetric only); advertised in challenges.
+        max_age: How old a proof's ``iat`` may be, in seconds.
+        leeway: How far in the future a proof's ``iat`` may be, in seconds.
+        replay: Where proof ``jti`` values are remembered; share a Redis-backed ledger in a
+            fleet. Default: process memory.
+        nonces: Require server nonces (``use_dpop_nonce``); None disables them.
+        clock: A callable returning unix time; default ``time.time``.
+    """
+
+    def __init__(
+        self,
+        *,
+        algorithms: Collection[str] = ("ES256", "RS256", "PS256", "EdDSA"),
+        max_age: float = 60,
+        leeway: float = 5,
+        replay: ReplayLedger | None = None,
+        nonces: DPoPNonces | None = None,
+        clock: Callable[[], float] | None = None,
+    ) -> None:
+        chosen = tuple(dict.fromkeys(algorithms))
+        if not chosen or not set(chosen) <= ASYMMETRIC_ALGORITHMS:
+            raise ConfigurationError(
+                "DPoP algorithms must be a non-empty list of asymmetric algorithms"
+            )
+        if max_age <= 0 or leeway < 0:
+            raise ConfigurationError("max_age must be positive and leeway non-negative")
+        self.algorithms = chosen
+        self.max_age = max_age
+        self.leeway = leeway
+        self.replay: ReplayLedger = replay or MemoryReplayLedger()
+        self.nonces = nonces
+        self.clock = clock or time.time
+        self._keys: dict[str, KeySet] = {}
+
+    def verify(
+        self,
+        proof: str | None,
+        *,
+        method: str,
+        url: str,
+        access_token: str,
+        claims: Claims | Mapping[str, Any],
+    ) -> DPoPProof:
+        """Check a DPoP proof for this request and its binding to ``claims``' ``cnf.jkt``.
+
+        Raises:
+            InvalidDPoPProof: The proof is missing, malformed, stale, replayed, for another
+                request or another token, or signed by a key the token is not bound to.
+            UseDPoPNonce: Nonces are required and the proof lacks the current one.
+        """
+        now = self.clock()
+        if not isinstance(proof, str) or not proof:
+            raise InvalidDPoPProof("A DPoP proof is required", reason="dpop_proof_missing")
+        if len(proof) > _MAX_PROOF_SIZE:
+            raise InvalidDPoPProof("The DPoP proof is too large", reason="dpop_proof_malformed")
+        try:
+            parsed = parse_compact(proof.encode("ascii"))
+        except (TokenError, UnicodeError) as exc:
+            raise InvalidDPoPProof(
+                "The DPoP proof is malformed", reason="dpop_proof_malformed"
+            ) from exc
+        header, payload = parsed.header, parsed.payload
+        if not isinstance(header.get("typ"), str) or header["typ"].lower() != "dpop+jwt":
+            raise InvalidDPoPProof("The DPoP proof type must be dpop+jwt", claim="typ")
+        alg = header.get("alg")
+        if alg not in self.algorithms:
+            raise InvalidDPoPProof("The DPoP proof algorithm is not allowed", claim="alg")
+        key_set = self._key_set(header.get("jwk"))
+        found = key_set.select(None, alg) if isinstance(alg, str) else None
+        if found is None:
+            raise InvalidDPoPProof("The DPoP proof key does not fit its algorithm", claim="jwk")
+        key, verifier = found
+        if not verifier(parsed.signing_input, parsed.signature):
+            raise InvalidDPoPProof(
+                "The DPoP proof signature is invalid", reason="dpop_bad_signature"
+            )
+        self._check_claims(payload, method=method, url=url, access_token=access_token, now=now)
+        if confirmation_thumbprint(claims) != key.thumbprint:
+            raise InvalidDPoPProof(
+                "The access token is not bound to the DPoP proof key", reason="dpop_key_mismatch"
+            )
+        jti = payload["jti"]
+        if not self.replay.first_use(
+            f"dpop:{key.thumbprint}:{jti}", self.max_age + self.leeway, now
+        ):
+            raise InvalidDPoPProof("The DPoP proof was already used", reason="dpop_replayed")
+        return DPoPProof(thumbprint=key.thumbprint, jti=jti, claims=payload)
+
+    def _key_set(self, jwk: object) -> KeySet:
+        if not isinstance(jwk, dict):
+            raise InvalidDPoPProof("The DPoP proof carries no public key", claim="jwk")
+        cache_key = json.dumps(jwk, sort_keys=True)
+        key_set = self._keys.get(cache_key)
+        if key_set is None:
+            try:
+                # Strict import: private material, oct keys and weak RSA keys are skipped.
+                key_set = KeySet.from_jwks({"keys": [jwk]}, self.algorithms, max_keys=1)
+            except ValueError as exc:
+                raise InvalidDPoPProof("The DPoP proof key is invalid", claim="jwk") from exc
+            if not key_set.keys:
+                raise InvalidDPoPProof("The DPoP proof key is not a usable public key", claim="jwk")
+            if len(self._keys) >= _JWK_CACHE_SIZE:
+                self._keys.clear()
+            self._keys[cache_key] = key_set
+        return key_set
+
+    def _check_claims(
+        self, payload: Mapping[str, Any], *, method: str, url: str, access_token: str, now: float
+    ) -> None:
+        jti = payload.get("jti")
+        if not isinstance(jti, str) or not jti or len(jti) > _MAX_JTI_LENGTH:
+            raise InvalidDPoPProof("The DPoP proof needs a jti", claim="jti")
+        if payload.get("htm") != method.upper():
+            raise InvalidDPoPProof("The DPoP proof is for another method", claim="htm")
+        htu = payload.get("htu")
+        if not isinstance(htu, str) or normalise_htu(htu) != normalise_htu(url):
+            raise InvalidDPoPProof("The DPoP proof is for another URI", claim="htu")
+        iat: Any = payload.get("iat")
+        if type(iat) not in (int, float) or not math.isfinite(iat):
+            raise InvalidDPoPProof("The DPoP proof needs a numeric iat", claim="iat")
+        if iat > now + self.leeway or iat < now - self.max_age:
+            raise InvalidDPoPProof("The DPoP proof is stale or from the future", claim="iat")
+        ath = payload.get("ath")
+        if not isinstance(ath, str) or not hmac.compare_digest(
+            ath, access_token_hash(access_token)
+        ):
+            raise InvalidDPoPProof("The DPoP proof is for another access token", claim="ath")
+        if self.nonces is not None and not self.nonces.is_valid(payload.get("nonce"), now):
+            raise UseDPoPNonce(nonce=self.nonces.current(now))
