@@ -11,7 +11,20 @@ Use it to test your own protected application::
 
 from __future__ import annotations
 
+from ._introspection import IntrospectionEndpoint
 from ._issuer import LocalIssuer
 from ._keys import SigningKey, b64url, generate_key, mint_token, sign_compact
+from ._sender import CertificateAuthority, IssuedCertificate, make_dpop_proof
 
-__all__ = ["LocalIssuer", "SigningKey", "b64url", "generate_key", "mint_token", "sign_compact"]
+__all__ = [
+    "CertificateAuthority",
+    "IntrospectionEndpoint",
+    "IssuedCertificate",
+    "LocalIssuer",
+    "SigningKey",
+    "b64url",
+    "generate_key",
+    "make_dpop_proof",
+    "mint_token",
+    "sign_compact",
+]

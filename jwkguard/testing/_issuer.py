@@ -13,6 +13,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any, Self
 
+from ._introspection import IntrospectionEndpoint
 from ._keys import SigningKey, generate_key, mint_token
 
 __all__ = ["LocalIssuer"]
@@ -159,6 +160,20 @@ class LocalIssuer:
         claims.setdefault("issuer", self.url)
         claims.setdefault("audience", self.audience)
         return mint_token(key or self.active_key, **claims)
+
+    def enable_introspection(
+        self,
+        *,
+        client_id: str = "resource-server",
+        client_secret: str | None = "s3cret-for-tests",  # noqa: S107 - a test fixture
+        client_jwk: Mapping[str, Any] | None = None,
+    ) -> IntrospectionEndpoint:
+        """Serve an RFC 7662 introspection endpoint at ``{url}/introspect``."""
+        endpoint = IntrospectionEndpoint(
+            self, client_id=client_id, client_secret=client_secret, client_jwk=client_jwk
+        )
+        self.routes[f"{self._path}/introspect"] = endpoint.handle
+        return endpoint
 
     # -- faults ---------------------------------------------------------------------------
 

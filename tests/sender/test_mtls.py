@@ -1,0 +1,79 @@
+"""Certificate-bound tokens (RFC 8705): cnf.x5t#S256 must match the presented client certificate."""
+
+from __future__ import annotations
+
+import pytest
+
+from jwkguard import certificate_from_proxy_header, certificate_thumbprint
+from jwkguard._mtls import check_certificate_binding
+from jwkguard.errors import TokenError
+from jwkguard.testing import CertificateAuthority, IssuedCertificate
+
+
+@pytest.fixture(scope="module")
+def ca() -> CertificateAuthority:
+    return CertificateAuthority()
+
+
+@pytest.fixture(scope="module")
+def client_cert(ca: CertificateAuthority) -> IssuedCertificate:
+    return ca.issue("client-a")
+
+
+def test_the_thumbprint_is_the_same_from_pem_and_der(client_cert: IssuedCertificate) -> None:
+    assert certificate_thumbprint(client_cert.certificate_pem) == certificate_thumbprint(
+        client_cert.der
+    )
+    assert certificate_thumbprint(client_cert.certificate_pem.decode()) == certificate_thumbprint(
+        client_cert.der
+    )
+
+
+def test_a_bound_token_with_its_certificate_passes(client_cert: IssuedCertificate) -> None:
+    claims = {"cnf": {"x5t#S256": certificate_thumbprint(client_cert.der)}}
+    check_certificate_binding(claims, client_cert.der)
+
+
+@pytest.mark.parametrize("presented", ["other", None])
+def test_a_bound_token_with_another_or_no_certificate_is_refused(
+    ca: CertificateAuthority, client_cert: IssuedCertificate, presented: str | None
+) -> None:
+    claims = {"cnf": {"x5t#S256": certificate_thumbprint(client_cert.der)}}
+    certificate = ca.issue("client-b").der if presented == "other" else None
+    with pytest.raises(TokenError) as caught:
+        check_certificate_binding(claims, certificate)
+    assert caught.value.reason == ("certificate_mismatch" if presented else "certificate_missing")
+    assert caught.value.status_code == 401
+
+
+def test_an_unbound_token_is_refused_only_when_binding_is_required(
+    client_cert: IssuedCertificate,
+) -> None:
+    check_certificate_binding({}, client_cert.der)
+    with pytest.raises(TokenError) as caught:
+        check_certificate_binding({}, client_cert.der, required=True)
+    assert caught.value.reason == "certificate_binding_required"
+
+
+def test_a_proxy_header_counts_only_from_a_trusted_proxy(client_cert: IssuedCertificate) -> None:
+    from urllib.parse import quote
+
+    headers = {"X-Client-Cert": quote(client_cert.certificate_pem.decode())}
+    trusted = ["127.0.0.1/32", "10.0.0.0/8"]
+    forwarded = certificate_from_proxy_header(
+        headers, "127.0.0.1", header="x-client-cert", trusted_proxies=trusted
+    )
+    assert forwarded is not None
+    assert certificate_thumbprint(forwarded) == certificate_thumbprint(client_cert.der)
+    assert (
+        certificate_from_proxy_header(
+            headers, "192.0.2.7", header="X-Client-Cert", trusted_proxies=trusted
+        )
+        is None
+    )
+    assert (
+        certificate_from_proxy_header(
+            headers, "not-an-ip", header="X-Client-Cert", trusted_proxies=trusted
+        )
+        is None
+    )
