@@ -81,7 +81,8 @@ def test_private_key_jwt_client_authentication_works(issuer: LocalIssuer, clock:
         endpoint, clock, client_secret=None, private_key=private_jwk, auth_method="private_key_jwt"
     )
     claims = introspector.introspect("opaque-2")
-    assert claims is not None and claims.subject == "svc-b"
+    assert claims is not None
+    assert claims.subject == "svc-b"
     assert endpoint.auth_methods_seen == ["private_key_jwt"]
 
 
@@ -173,7 +174,8 @@ async def test_the_async_driver_gives_the_same_answers(
     endpoint.opaque_tokens["t"] = {"sub": "async"}
     introspector = _introspector(endpoint, clock)
     claims = await introspector.aintrospect("t")
-    assert claims is not None and claims.subject == "async"
+    assert claims is not None
+    assert claims.subject == "async"
     with pytest.raises(TokenError):
         await introspector.aintrospect("nope")
     await introspector.aclose()
