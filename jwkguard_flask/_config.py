@@ -1,0 +1,114 @@
+"""``JWKGUARD_*`` config keys into the per-app state kept in ``app.extensions["jwkguard"]``."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from jwkguard import ConfigurationError, Validator, build_validator, unknown_settings
+
+__all__ = ["ADAPTER_SETTINGS", "PREFIX", "GuardState", "build_state", "prefixed_settings"]
+
+PREFIX = "JWKGUARD_"
+
+# Keys read by this adapter; every other JWKGUARD_* key is a core option (see build_validator).
+ADAPTER_SETTINGS = frozenset({"realm", "allow_query_token", "exempt", "exempt_methods", "warm_up"})
+
+
+@dataclass(frozen=True, slots=True)
+class GuardState:
+    """What one app's requests need; ``init_app`` stores it in ``app.extensions["jwkguard"]``.
+
+    Attributes:
+        validator: Validates the tokens of this app's requests.
+        realm: The ``realm`` of ``WWW-Authenticate`` challenges (``JWKGUARD_REALM``).
+        allow_query_token: Accept ``?access_token=`` (``JWKGUARD_ALLOW_QUERY_TOKEN``;
+            RFC 6750 section 2.3 advises against it).
+        exempt: Endpoints that ``protect`` never challenges (``JWKGUARD_EXEMPT``).
+        exempt_methods: Methods that ``protect`` never challenges (``JWKGUARD_EXEMPT_METHODS``);
+            CORS preflight requests carry no credentials, so ``OPTIONS`` by default.
+    """
+
+    validator: Validator
+    realm: str = "api"
+    allow_query_token: bool = False
+    exempt: frozenset[str] = frozenset()
+    exempt_methods: frozenset[str] = frozenset({"OPTIONS"})
+
+
+def prefixed_settings(config: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``JWKGUARD_*`` keys of ``config``, prefix removed and lower-cased."""
+    size = len(PREFIX)
+    return {
+        key[size:].lower(): value
+        for key, value in config.items()
+        if isinstance(key, str) and key[:size].upper() == PREFIX
+    }
+
+
+def _config_name(setting: str) -> str:
+    # Top-level names become JWKGUARD_NAME; issuer entries keep their spelling.
+    return PREFIX + (setting if "[" in setting else setting.upper())
+
+
+def _names(value: Any, key: str, *, upper: bool = False) -> frozenset[str]:
+    if isinstance(value, str) or not isinstance(value, Collection):
+        raise ConfigurationError(f"{PREFIX}{key} must be a list of strings")
+    if not all(isinstance(item, str) and item for item in value):
+        raise ConfigurationError(f"{PREFIX}{key} must be a list of non-empty strings")
+    return frozenset(item.upper() if upper else item for item in value)
+
+
+def _flag(value: Any, key: str) -> bool:
+    if not isinstance(value, bool):
+        raise ConfigurationError(f"{PREFIX}{key} must be True or False")
+    return value
+
+
+def build_state(config: Mapping[str, Any], validator: Validator | None) -> tuple[GuardState, bool]:
+    """Per-app state from ``config``, and whether the keys should be fetched now.
+
+    Args:
+        config: The app's config; only ``JWKGUARD_*`` keys are read.
+        validator: A ready validator; then no core option may be set in ``config``.
+
+    Raises:
+        ConfigurationError: Unknown keys, bad values, or a validator given alongside core keys.
+    """
+    settings = prefixed_settings(config)
+    unknown = unknown_settings(settings, extra=ADAPTER_SETTINGS)
+    if unknown:
+        names = ", ".join(_config_name(name) for name in unknown)
+        raise ConfigurationError(f"unknown config keys: {names}")
+    core = sorted(set(settings) - ADAPTER_SETTINGS)
+    if validator is not None:
+        if core:
+            names = ", ".join(_config_name(name) for name in core)
+            raise ConfigurationError(
+                f"a validator was given, so {names} would be ignored; remove one or the other"
+            )
+        if not callable(getattr(validator, "validate", None)):
+            raise ConfigurationError("validator must be a jwkguard.Validator")
+    elif not core:
+        raise ConfigurationError(
+            f"JWKGuard needs {PREFIX}ISSUERS and {PREFIX}ALGORITHMS in app.config, or a validator"
+        )
+    else:
+        try:
+            validator = build_validator(settings, ignore=ADAPTER_SETTINGS)
+        except ConfigurationError as exc:
+            raise ConfigurationError(f"{PREFIX}* config: {exc}") from exc
+    realm = settings.get("realm", "api")
+    if not isinstance(realm, str) or not realm:
+        raise ConfigurationError(f"{PREFIX}REALM must be a non-empty string")
+    state = GuardState(
+        validator=validator,
+        realm=realm,
+        allow_query_token=_flag(settings.get("allow_query_token", False), "ALLOW_QUERY_TOKEN"),
+        exempt=_names(settings.get("exempt", ()), "EXEMPT"),
+        exempt_methods=_names(
+            settings.get("exempt_methods", ("OPTIONS",)), "EXEMPT_METHODS", upper=True
+        ),
+    )
+    return state, _flag(settings.get("warm_up", False), "WARM_UP")
