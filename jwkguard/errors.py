@@ -22,6 +22,7 @@ Adapters read the attributes (``error``, ``status_code``, ``reason``, ``claim``,
           ├── UseDPoPNonce             a DPoP nonce is required
           ├── LifecycleError           revoked, cut off, replayed, distrusted key
           └── KeysUnavailable          no key material can be had right now (503)
+               └── StoreUnavailable    the lifecycle store is down and policy is fail-closed
 
 Descriptions never contain the token, and a bad signature says nothing more.
 """
@@ -45,6 +46,7 @@ __all__ = [
     "LifecycleError",
     "MalformedToken",
     "NotYetValid",
+    "StoreUnavailable",
     "TokenError",
     "UseDPoPNonce",
 ]
@@ -197,7 +199,7 @@ class UseDPoPNonce(TokenError):
 
 
 class LifecycleError(TokenError):
-    """A validly signed token belongs to a revoked, cut-off or replayed identity."""
+    """A validly signed token was revoked, cut off, replayed, or signed by a distrusted key."""
 
     default_reason = "revoked"
 
@@ -221,3 +223,22 @@ class KeysUnavailable(TokenError):
     ) -> None:
         super().__init__(description, reason=reason)
         self.retry_after = retry_after
+
+
+class StoreUnavailable(KeysUnavailable):
+    """The lifecycle store (e.g. Redis) cannot be reached and the policy is fail-closed.
+
+    Like :class:`KeysUnavailable` this is an outage, not a bad token: adapters answer 503
+    with ``Retry-After``.
+    """
+
+    default_reason = "store_unavailable"
+
+    def __init__(
+        self,
+        description: str = "Token lifecycle state is temporarily unavailable",
+        *,
+        reason: str | None = None,
+        retry_after: int = 5,
+    ) -> None:
+        super().__init__(description, reason=reason, retry_after=retry_after)
