@@ -47,7 +47,9 @@ _SPECS = {
         AlgorithmSpec("ES384", "EC", frozenset({"P-384"})),
         AlgorithmSpec("ES512", "EC", frozenset({"P-521"})),
         AlgorithmSpec("EdDSA", "OKP", frozenset({"Ed25519", "Ed448"})),
-        AlgorithmSpec("Ed25519", "OKP", frozenset({"Ed25519"})),  # RFC 9864 fully specified
+        # RFC 9864 fully specified EdDSA names.
+        AlgorithmSpec("Ed25519", "OKP", frozenset({"Ed25519"})),
+        AlgorithmSpec("Ed448", "OKP", frozenset({"Ed448"})),
         *(AlgorithmSpec(f"HS{bits}", "oct") for bits in (256, 384, 512)),
     )
 }
@@ -103,7 +105,11 @@ def make_verifier(alg: str, public_key: Any) -> Verifier:
         return _rsa_verifier(public_key, pss, hash_alg)
     if family == "ES" and isinstance(public_key, ec.EllipticCurvePublicKey):
         return _ecdsa_verifier(public_key, alg)
-    if alg in ("EdDSA", "Ed25519") and isinstance(public_key, Ed25519PublicKey | Ed448PublicKey):
+    if alg == "EdDSA" and isinstance(public_key, Ed25519PublicKey | Ed448PublicKey):
+        return _eddsa_verifier(public_key)
+    if alg == "Ed25519" and isinstance(public_key, Ed25519PublicKey):
+        return _eddsa_verifier(public_key)
+    if alg == "Ed448" and isinstance(public_key, Ed448PublicKey):
         return _eddsa_verifier(public_key)
     raise ValueError(f"key type does not fit {alg}")
 

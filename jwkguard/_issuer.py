@@ -25,6 +25,15 @@ def is_loopback_host(url: str) -> bool:
     return host in _LOOPBACK_HOSTS or host.startswith("127.")
 
 
+def _strings(values: Sequence[str], name: str) -> tuple[str, ...]:
+    if isinstance(values, str | bytes):
+        raise ConfigurationError(f"{name} must be a list of strings, not one string")
+    chosen = tuple(values)
+    if not chosen or not all(isinstance(value, str) and value for value in chosen):
+        raise ConfigurationError(f"{name} must be a non-empty list of non-empty strings")
+    return chosen
+
+
 def _require_positive(name: str, value: float, *, allow_zero: bool = False) -> None:
     if not isinstance(value, int | float) or isinstance(value, bool) or not math.isfinite(value):
         raise ConfigurationError(f"{name} must be a number of seconds")
@@ -44,6 +53,8 @@ class Issuer:
         jwks_uri: Where to fetch the JWK Set. With neither ``jwks`` nor ``jwks_uri``, discovery
             (``{issuer}/.well-known/openid-configuration``, then RFC 8414) finds it.
         secret: A shared secret for HS256/384/512. HMAC is never used against a JWK Set.
+        secret_kid: The ``kid`` that HMAC tokens carry, if the issuer sets one. Tokens without
+            a ``kid`` always select the secret; tokens with another ``kid`` are refused.
         default_ttl: Key cache lifetime when the server sends no ``Cache-Control``/``Expires``.
         min_ttl: Lower clamp for the server's ``max-age``.
         max_ttl: Upper clamp for the server's ``max-age``.
@@ -66,6 +77,7 @@ class Issuer:
     jwks: Mapping[str, Any] | str | Path | None = None
     jwks_uri: str | None = None
     secret: bytes | None = field(default=None, repr=False)
+    secret_kid: str | None = None
     default_ttl: float = 600
     min_ttl: float = 60
     max_ttl: float = 86400
@@ -101,11 +113,26 @@ class Issuer:
                 "(or allowed_client_ids for issuers whose tokens carry no aud)"
             )
         if self.allowed_client_ids is not None:
-            object.__setattr__(self, "allowed_client_ids", tuple(self.allowed_client_ids))
+            object.__setattr__(
+                self, "allowed_client_ids", _strings(self.allowed_client_ids, "allowed_client_ids")
+            )
         if self.jwks is not None and self.jwks_uri is not None:
             raise ConfigurationError(f"issuer {self.issuer}: give jwks or jwks_uri, not both")
-        if self.secret is not None and not isinstance(self.secret, bytes):
-            raise ConfigurationError("secret must be bytes")
+        if self.secret is not None and (not isinstance(self.secret, bytes) or not self.secret):
+            raise ConfigurationError("secret must be non-empty bytes")
+        if self.secret_kid is not None:
+            if self.secret is None:
+                raise ConfigurationError(f"issuer {self.issuer}: secret_kid needs a secret")
+            if not isinstance(self.secret_kid, str) or not self.secret_kid:
+                raise ConfigurationError("secret_kid must be a non-empty string")
+        if self.scope_claim is not None and (
+            not isinstance(self.scope_claim, str) or not self.scope_claim
+        ):
+            raise ConfigurationError("scope_claim must be a non-empty claim name or dotted path")
+        if isinstance(self.claim_checks, str | bytes) or not all(
+            callable(check) for check in self.claim_checks
+        ):
+            raise ConfigurationError("claim_checks must be a list of callables")
         for url in filter(None, (self.jwks_uri, None if self.uses_static_keys else self.issuer)):
             self._check_url(url)
         for name in ("default_ttl", "min_ttl", "max_ttl", "timeout", "max_stale"):
@@ -113,12 +140,16 @@ class Issuer:
         _require_positive("cooldown", self.cooldown, allow_zero=True)
         if not self.min_ttl <= self.max_ttl:
             raise ConfigurationError("min_ttl must not exceed max_ttl")
-        if self.max_response_bytes <= 0 or self.max_keys <= 0:
+        if not all(
+            type(value) is int and value > 0 for value in (self.max_response_bytes, self.max_keys)
+        ):
             raise ConfigurationError("max_response_bytes and max_keys must be positive")
         object.__setattr__(self, "claim_checks", tuple(self.claim_checks))
         object.__setattr__(self, "metadata", dict(self.metadata))
 
     def _check_url(self, url: str) -> None:
+        if not isinstance(url, str):
+            raise ConfigurationError(f"issuer {self.issuer}: URLs must be strings")
         parts = urlsplit(url)
         if parts.scheme == "https":
             return

@@ -1,7 +1,7 @@
 """A JWK Set loaded into preloaded public keys, with strict key selection.
 
-Keys are imported with ``joserfc`` once, when the set is loaded; the hot path only looks up a
-prebuilt ``(kid, alg)`` index and calls a ``cryptography`` verifier.
+Keys are imported with ``cryptography`` once, when the set is loaded; the hot path only looks
+up a prebuilt ``(kid, alg)`` index and calls a ``cryptography`` verifier.
 """
 
 from __future__ import annotations
@@ -10,13 +10,12 @@ import json
 import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from os import PathLike
 from pathlib import Path
 from typing import Any
 
-from cryptography.hazmat.primitives.asymmetric import rsa
-from joserfc.jwk import JWKRegistry
-
 from ._algorithms import Verifier, curve_of, make_verifier, spec_for
+from ._jwk import import_public_jwk, jwk_thumbprint
 from .errors import ConfigurationError, KeyNotFound
 
 __all__ = ["KeySet", "VerificationKey", "load_jwks_document"]
@@ -24,8 +23,8 @@ __all__ = ["KeySet", "VerificationKey", "load_jwks_document"]
 logger = logging.getLogger("jwkguard.keys")
 
 _PRIVATE_MEMBERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth", "k"})
-_MIN_RSA_BITS = 2048
 _MAX_KID_LENGTH = 256
+_RFC9864_EDDSA = frozenset({"Ed25519", "Ed448"})
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -68,15 +67,7 @@ def _reason_unusable(jwk: Mapping[str, Any]) -> str | None:
 
 
 def _import_public_key(jwk: Mapping[str, Any]) -> tuple[Any, str]:
-    key = JWKRegistry.import_key(dict(jwk))
-    public_key = key.public_key
-    if isinstance(public_key, rsa.RSAPublicKey):
-        numbers = public_key.public_numbers()
-        if public_key.key_size < _MIN_RSA_BITS:
-            raise ValueError(f"RSA key of {public_key.key_size} bits is under {_MIN_RSA_BITS}")
-        if numbers.e < 3 or numbers.e % 2 == 0:
-            raise ValueError("RSA public exponent is invalid")
-    return public_key, key.thumbprint()
+    return import_public_jwk(jwk), jwk_thumbprint(jwk)
 
 
 def _verifiers_for(
@@ -91,8 +82,13 @@ def _verifiers_for(
             continue
         if spec.curves and curve not in spec.curves:
             continue
-        # The JWK's own alg, if any, must equal the header's; "EdDSA" keys also serve "Ed25519".
-        if jwk_alg is not None and jwk_alg != alg and not (jwk_alg == "EdDSA" and alg == "Ed25519"):
+        # The JWK's own alg, if any, must equal the header's; an "EdDSA" key also serves the
+        # RFC 9864 name of its curve ("Ed25519" or "Ed448"; the curve was checked above).
+        if (
+            jwk_alg is not None
+            and jwk_alg != alg
+            and not (jwk_alg == "EdDSA" and alg in _RFC9864_EDDSA)
+        ):
             continue
         verifiers[alg] = make_verifier(alg, public_key)
     return verifiers
@@ -141,7 +137,9 @@ class KeySet:
                     if not verifiers:
                         reason = "the key fits none of the allowed algorithms"
             if reason is not None:
-                logger.warning("skipping JWK", extra={"kid": kid, "reason": reason})
+                logger.warning(
+                    "skipping JWK kid=%r: %s", kid, reason, extra={"kid": kid, "reason": reason}
+                )
                 skipped.append((kid, reason))
                 continue
             keys.append(
@@ -191,6 +189,8 @@ def load_jwks_document(source: Mapping[str, Any] | str | Path) -> Mapping[str, A
     """A JWK Set document from a dict or a path to a JSON file."""
     if isinstance(source, Mapping):
         return source
+    if not isinstance(source, str | PathLike):
+        raise ConfigurationError("jwks must be a JWK Set dict or a path to a JSON file")
     try:
         document = json.loads(Path(source).read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:

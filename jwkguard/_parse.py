@@ -6,20 +6,32 @@ import binascii
 import json
 import math
 import re
-from binascii import a2b_base64
+from binascii import a2b_base64, b2a_base64
 from dataclasses import dataclass
 from typing import Any
 
 from .errors import MalformedToken
 
-__all__ = ["ParsedToken", "b64url_decode", "parse_compact", "strict_json_object"]
+__all__ = [
+    "ParsedToken",
+    "b64url_decode",
+    "b64url_encode",
+    "parse_compact",
+    "split_compact",
+    "strict_json_object",
+]
 
 _COMPACT_JWS = re.compile(rb"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
-_B64URL_SEGMENT = re.compile(rb"[A-Za-z0-9_-]*")
 _ALPHABET = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
-_VALUE = {c: i for i, c in enumerate(_ALPHABET)}
+# Per final character: the bits that must be zero when it ends a 2- or 3-character group.
+_TRAILING_BITS = (
+    {c: i & 0x0F for i, c in enumerate(_ALPHABET)},
+    {c: i & 0x03 for i, c in enumerate(_ALPHABET)},
+)
 _MAX_JSON_DEPTH = 20
 _TO_STANDARD_ALPHABET = bytes.maketrans(b"-_", b"+/")
+_TO_URL_ALPHABET = bytes.maketrans(b"+/", b"-_")
+_PADDING = (b"", b"", b"==", b"=")
 _HEADER_CACHE_SIZE = 64
 
 
@@ -33,21 +45,33 @@ class ParsedToken:
     signature: bytes
 
 
+def _not_base64url() -> MalformedToken:
+    return MalformedToken("The access token is not valid base64url", reason="malformed")
+
+
 def b64url_decode(segment: bytes) -> bytes:
-    """Decode unpadded base64url, refusing non-canonical encodings (RFC 7515 section 2)."""
-    remainder = len(segment) % 4
-    if remainder == 1:
-        raise MalformedToken("The access token is not valid base64url", reason="malformed")
+    """Decode unpadded base64url, refusing non-canonical encodings (RFC 7515 section 2).
+
+    The caller has already checked that ``segment`` holds only base64url characters.
+    """
+    remainder = len(segment) & 3
     if remainder:
+        if remainder == 1:
+            raise _not_base64url()
         # Trailing bits beyond the last whole byte must be zero, so each value has one encoding.
-        last = _VALUE[segment[-1]]
-        if last & (0x0F if remainder == 2 else 0x03):
-            raise MalformedToken("The access token is not valid base64url", reason="malformed")
-        segment += b"=" * (4 - remainder)
+        if _TRAILING_BITS[remainder - 2][segment[-1]]:
+            raise _not_base64url()
+        segment += _PADDING[remainder]
     try:
         return a2b_base64(segment.translate(_TO_STANDARD_ALPHABET))
-    except (binascii.Error, ValueError) as exc:  # pragma: no cover - the regex already excludes it
-        raise MalformedToken("The access token is not valid base64url") from exc
+    except (binascii.Error, ValueError, KeyError) as exc:  # pragma: no cover - checked above
+        raise _not_base64url() from exc
+
+
+def b64url_encode(data: bytes) -> str:
+    """Unpadded base64url (RFC 7515 section 2)."""
+    encoded = b2a_base64(data, newline=False).translate(_TO_URL_ALPHABET)
+    return encoded.rstrip(b"=").decode("ascii")
 
 
 def _refuse_constant(name: str) -> Any:
@@ -63,6 +87,7 @@ def _unique_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 # Built once: json.loads() with hooks would build a new decoder on every call.
 _STRICT_DECODER = json.JSONDecoder(object_pairs_hook=_unique_pairs, parse_constant=_refuse_constant)
+_decode_json = _STRICT_DECODER.decode
 
 
 def _depth_exceeds(raw: bytes, limit: int) -> bool:
@@ -90,18 +115,60 @@ def _depth_exceeds(raw: bytes, limit: int) -> bool:
     return False
 
 
+def _has_lone_surrogate(value: Any) -> bool:
+    # JSON may spell an unpaired UTF-16 surrogate as an escape (RFC 8259 section 8.2); such a
+    # string cannot be encoded again, so it would fail later in logs or response headers.
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        kind = type(item)
+        if kind is str:
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                return True
+        elif kind is dict:
+            stack.extend(item)
+            stack.extend(item.values())
+        elif kind is list:
+            stack.extend(item)
+    return False
+
+
 def strict_json_object(raw: bytes, what: str) -> dict[str, Any]:
-    """Parse UTF-8 JSON that must be an object, with unique member names and bounded depth."""
+    """Parse UTF-8 JSON that must be an object, with unique member names and bounded depth.
+
+    NaN and Infinity literals, duplicate member names, nesting deeper than 20 levels and
+    unpaired surrogate escapes are all refused with ``MalformedToken``.
+    """
     if _depth_exceeds(raw, _MAX_JSON_DEPTH):
         raise MalformedToken(f"The access token {what} is nested too deeply")
     try:
-        text = raw.decode("utf-8")
-        value = _STRICT_DECODER.decode(text)
+        value = _decode_json(raw.decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise MalformedToken(f"The access token {what} is not valid JSON") from exc
     if type(value) is not dict:
         raise MalformedToken(f"The access token {what} is not a JSON object")
+    if b"\\u" in raw and _has_lone_surrogate(value):
+        raise MalformedToken(f"The access token {what} is not valid JSON")
     return value
+
+
+def split_compact(token: bytes) -> tuple[bytes, bytes, bytes]:
+    """Split a compact JWS into its three base64url segments, refusing anything else.
+
+    Raises:
+        MalformedToken: Not three strict base64url segments (reason ``malformed``), or a
+            five-segment JWE (reason ``encrypted_token``).
+    """
+    if _COMPACT_JWS.fullmatch(token) is None:
+        if token.count(b".") == 4:
+            raise MalformedToken(
+                "Encrypted tokens (JWE) are not accepted", reason="encrypted_token"
+            )
+        raise MalformedToken("The access token is not a compact JWS")
+    header_b64, payload_b64, signature_b64 = token.split(b".")
+    return header_b64, payload_b64, signature_b64
 
 
 def parse_compact(
@@ -112,13 +179,7 @@ def parse_compact(
     Tokens from one issuer share a handful of headers, so a caller may pass a dict in which
     parsed headers are kept (at most 64; it is cleared when full) and reused.
     """
-    if _COMPACT_JWS.fullmatch(token) is None:
-        if token.count(b".") == 4:
-            raise MalformedToken(
-                "Encrypted tokens (JWE) are not accepted", reason="encrypted_token"
-            )
-        raise MalformedToken("The access token is not a compact JWS")
-    header_b64, payload_b64, signature_b64 = token.split(b".")
+    header_b64, payload_b64, signature_b64 = split_compact(token)
     header = header_cache.get(header_b64) if header_cache is not None else None
     if header is None:
         header = strict_json_object(b64url_decode(header_b64), "header")

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Protocol, Self
-
-from joserfc.jwk import OctKey
 
 from ._algorithms import (
     HMAC_ALGORITHMS,
@@ -19,15 +18,17 @@ from ._algorithms import (
 from ._claims_result import Claims
 from ._events import Event, EventHandler, log_event
 from ._issuer import ClaimCheck, Issuer
+from ._jwk import secret_thumbprint
 from ._keyset import KeySet, VerificationKey, load_jwks_document
 from ._keysource import KeyMatch, KeySource, StaticKeySource
-from ._parse import ParsedToken, parse_compact
+from ._parse import ParsedToken, b64url_decode, split_compact, strict_json_object
 from ._policy import ClaimsPolicy, check_scopes
 from .errors import (
     ConfigurationError,
     InvalidHeader,
     InvalidSignature,
     IssuerMismatch,
+    KeyNotFound,
     MalformedToken,
     TokenError,
 )
@@ -36,8 +37,24 @@ __all__ = ["LifecycleCheck", "Validator"]
 
 Clock = Callable[[], float]
 
-# Header `typ` values that name a different kind of token: never accepted as an access token.
-_FOREIGN_TYPES = frozenset({"dpop+jwt", "secevent+jwt", "logout+jwt", "jwk-set+jwt", "jose"})
+# Header `typ` values (normalised) that name a different kind of JWT: never accepted as an
+# access token, even when no `token_type` is required (RFC 8725 section 3.11).
+_FOREIGN_TYPES = frozenset(
+    {
+        "dpop+jwt",  # RFC 9449 DPoP proof
+        "secevent+jwt",  # RFC 8417 security event token
+        "logout+jwt",  # OpenID Connect back-channel logout token
+        "jwk-set+jwt",
+        "token-introspection+jwt",  # RFC 9701
+        "oauth-authz-req+jwt",  # RFC 9101 request object
+        "entity-statement+jwt",  # OpenID Federation
+        "kb+jwt",  # SD-JWT key binding
+        "jose+json",  # JWS JSON serialization, never a compact token
+    }
+)
+# Header parameters that point at a key by other means than `kid`; never used to find one.
+_EMBEDDED_KEY_PARAMETERS = ("jwk", "jku", "x5u", "x5c")
+_HEADER_CACHE_SIZE = 64
 # Unexpected exceptions that hostile input could provoke deep inside a library.
 _INPUT_ERRORS = (
     ValueError,
@@ -112,15 +129,19 @@ class Validator:
         lifecycle: LifecycleCheck | None = None,
     ) -> None:
         self.algorithms = _check_algorithms(algorithms)
-        if isinstance(leeway, bool) or not isinstance(leeway, int | float) or leeway < 0:
+        if not _is_seconds(leeway) or leeway < 0:
             raise ConfigurationError("leeway must be a non-negative number of seconds")
-        if not isinstance(max_token_size, int) or max_token_size < 64:
+        if type(max_token_size) is not int or max_token_size < 64:
             raise ConfigurationError("max_token_size must be an integer of at least 64 bytes")
         for name, value in (("max_age", max_age), ("max_lifetime", max_lifetime)):
-            if value is not None and (not isinstance(value, int | float) or value <= 0):
+            if value is not None and (not _is_seconds(value) or value <= 0):
                 raise ConfigurationError(f"{name} must be a positive number of seconds")
-        if isinstance(required_claims, str):
-            raise ConfigurationError("required_claims must be a list of claim names")
+        required_claims = _names(required_claims, "required_claims")
+        required_scopes = _names(required_scopes, "required_scopes")
+        if isinstance(claim_checks, str | bytes) or not all(map(callable, claim_checks)):
+            raise ConfigurationError("claim_checks must be a list of callables")
+        if clock is not None and not callable(clock):
+            raise ConfigurationError("clock must be a callable returning unix time")
         if token_type is not None and (not isinstance(token_type, str) or not token_type):
             raise ConfigurationError("token_type must be a non-empty string")
         self.clock: Clock = clock or time.time
@@ -129,7 +150,10 @@ class Validator:
         self.max_token_size = max_token_size
         self.on_event: EventHandler = on_event or log_event
         self.lifecycle = lifecycle
-        self._header_cache: dict[bytes, dict[str, Any]] = {}
+        # Verdicts of the header policy per encoded header: one issuer's tokens share a few.
+        self._headers: dict[bytes, tuple[dict[str, Any], str, str | None]] = {}
+        if isinstance(issuers, Issuer) or not isinstance(issuers, Iterable):
+            raise ConfigurationError("issuers must be a list of Issuer")
         issuers = tuple(issuers)
         if not issuers:
             raise ConfigurationError("at least one issuer is required")
@@ -188,11 +212,19 @@ class Validator:
             document = load_jwks_document(issuer.jwks)
             asymmetric = self.algorithms - HMAC_ALGORITHMS
             try:
-                keys.extend(KeySet.from_jwks(document, asymmetric, max_keys=issuer.max_keys).keys)
+                loaded = KeySet.from_jwks(document, asymmetric, max_keys=issuer.max_keys)
             except ValueError as exc:
                 raise ConfigurationError(f"issuer {issuer.issuer}: {exc}") from exc
+            if not loaded.keys:
+                # Nothing could ever verify: fail at start-up, not on every request.
+                reasons = "; ".join(f"{kid}: {why}" for kid, why in loaded.skipped) or "empty"
+                raise ConfigurationError(
+                    f"issuer {issuer.issuer}: the JWK Set holds no usable key ({reasons})"
+                )
+            keys.extend(loaded.keys)
         if issuer.secret is not None:
-            keys.append(_secret_key(issuer.secret, self.algorithms & HMAC_ALGORITHMS))
+            hmac_algorithms = self.algorithms & HMAC_ALGORITHMS
+            keys.append(_secret_key(issuer.secret, hmac_algorithms, issuer.secret_kid))
         return KeySet(keys)
 
     def _remote_key_source(self, issuer: Issuer) -> KeySource:
@@ -238,31 +270,61 @@ class Validator:
     def _prepare(self, token: str | bytes) -> tuple[ParsedToken, _Route, str | None, str]:
         """Size, parse, header policy and issuer routing: everything before the key."""
         try:
-            if type(token) is str:
+            if isinstance(token, str):
                 if len(token) > self.max_token_size:
                     raise MalformedToken("The access token is too large", reason="token_too_large")
                 raw = token.encode("ascii")
             elif isinstance(token, bytes | bytearray | memoryview):
-                raw = bytes(token)
-                if len(raw) > self.max_token_size:
+                size = token.nbytes if isinstance(token, memoryview) else len(token)
+                if size > self.max_token_size:
                     raise MalformedToken("The access token is too large", reason="token_too_large")
+                raw = bytes(token)
             else:
                 raise MalformedToken("The access token must be a string")
-            parsed = parse_compact(raw, self._header_cache)
-            return (parsed, *self._route(parsed))
+            header_b64, payload_b64, signature_b64 = split_compact(raw)
+            verdict = self._headers.get(header_b64)
+            if verdict is None:
+                verdict = self._check_header(
+                    strict_json_object(b64url_decode(header_b64), "header")
+                )
+                if len(self._headers) >= _HEADER_CACHE_SIZE:
+                    self._headers.clear()
+                self._headers[header_b64] = verdict
+            header, alg, kid = verdict
+            payload = strict_json_object(b64url_decode(payload_b64), "payload")
+            parsed = ParsedToken(
+                header=header,
+                payload=payload,
+                signing_input=raw[: len(header_b64) + 1 + len(payload_b64)],
+                signature=b64url_decode(signature_b64),
+            )
+            iss = payload.get("iss")
+            route = self._routes.get(iss) if type(iss) is str else None
         except TokenError:
             raise
         except _INPUT_ERRORS as exc:
             raise MalformedToken("The access token is malformed") from exc
+        if route is None:
+            if "iss" not in payload:
+                raise IssuerMismatch(
+                    "The 'iss' claim is required", reason="missing_claim", claim="iss"
+                )
+            raise IssuerMismatch("The access token issuer is not trusted", claim="iss")
+        return parsed, route, kid, alg
 
-    def _route(self, parsed: ParsedToken) -> tuple[_Route, str | None, str]:
-        header = parsed.header
+    def _check_header(self, header: dict[str, Any]) -> tuple[dict[str, Any], str, str | None]:
+        """The header policy (RFC 8725 sections 3.1, 3.11): the verdict is cached per header."""
         alg = header.get("alg")
         if type(alg) is not str or alg not in self.algorithms:
             raise InvalidHeader(
                 "The access token algorithm is not allowed",
                 reason="algorithm_not_allowed",
                 claim="alg",
+            )
+        if "b64" in header:
+            # RFC 7797 unencoded payloads: the signed bytes would not be the parsed payload.
+            raise InvalidHeader(
+                "Unencoded payloads (b64) are not accepted", reason="unencoded_payload", claim="b64"
             )
         if "crit" in header:
             # RFC 7515 section 4.1.11: no extension is understood, so any `crit` is refused.
@@ -271,23 +333,19 @@ class Validator:
                 reason="unsupported_critical",
                 claim="crit",
             )
-        if "b64" in header:
-            raise InvalidHeader(
-                "Unencoded payloads (b64) are not accepted", reason="unencoded_payload", claim="b64"
-            )
         kid = header.get("kid")
-        if kid is not None and type(kid) is not str:
+        if kid is None:
+            if "kid" in header:
+                raise InvalidHeader("The access token key id is malformed", claim="kid")
+            if any(name in header for name in _EMBEDDED_KEY_PARAMETERS):
+                # The token names its key only by a means that is never trusted.
+                raise KeyNotFound(
+                    "The access token's key is not among the issuer's keys", reason="unknown_key"
+                )
+        elif type(kid) is not str:
             raise InvalidHeader("The access token key id is malformed", claim="kid")
         self._check_type(header.get("typ"))
-        iss = parsed.payload.get("iss")
-        route = self._routes.get(iss) if type(iss) is str else None
-        if route is None:
-            if "iss" not in parsed.payload:
-                raise IssuerMismatch(
-                    "The 'iss' claim is required", reason="missing_claim", claim="iss"
-                )
-            raise IssuerMismatch("The access token issuer is not trusted", claim="iss")
-        return route, kid, alg
+        return header, alg, kid
 
     def _check_type(self, typ: Any) -> None:
         if typ is None:
@@ -321,11 +379,20 @@ class Validator:
     ) -> Claims:
         """Signature, claims and scopes: everything after the key, shared by both drivers."""
         key, verifier = match
-        if not verifier(parsed.signing_input, parsed.signature):
+        try:
+            verified = verifier(parsed.signing_input, parsed.signature)
+        except _INPUT_ERRORS:
+            verified = False
+        if not verified:
             raise InvalidSignature()
         try:
             granted = route.policy.check(parsed.payload, now)
-            required = scopes if isinstance(scopes, frozenset) else frozenset(scopes)
+            if isinstance(scopes, frozenset):
+                required = scopes
+            elif isinstance(scopes, str):
+                required = frozenset(scopes.split())
+            else:
+                required = frozenset(scopes or ())
             if required:
                 check_scopes(granted, required)
         except TokenError:
@@ -407,7 +474,9 @@ def _check_algorithms(algorithms: Collection[str]) -> frozenset[str]:
     if not chosen:
         raise ConfigurationError("algorithms must not be empty")
     for alg in chosen:
-        if not isinstance(alg, str) or alg.lower() == "none":
+        if not isinstance(alg, str):
+            raise ConfigurationError("algorithms must be strings such as 'RS256'")
+        if alg.lower() == "none":
             raise ConfigurationError("the 'none' algorithm is never allowed")
         if alg not in SUPPORTED_ALGORITHMS:
             raise ConfigurationError(
@@ -416,15 +485,28 @@ def _check_algorithms(algorithms: Collection[str]) -> frozenset[str]:
     return chosen
 
 
-def _secret_key(secret: bytes, algorithms: frozenset[str]) -> VerificationKey:
+def _is_seconds(value: object) -> bool:
+    return type(value) in (int, float) and math.isfinite(value)  # type: ignore[arg-type]
+
+
+def _names(values: Iterable[str], what: str) -> tuple[str, ...]:
+    if isinstance(values, str | bytes) or not isinstance(values, Iterable):
+        raise ConfigurationError(f"{what} must be a list of names, not one string")
+    chosen = tuple(dict.fromkeys(values))
+    if not all(isinstance(value, str) and value for value in chosen):
+        raise ConfigurationError(f"{what} must hold non-empty strings")
+    return chosen
+
+
+def _secret_key(secret: bytes, algorithms: frozenset[str], kid: str | None) -> VerificationKey:
     for alg in algorithms:
         if len(secret) < hmac_min_secret_length(alg):
             raise ConfigurationError(
                 f"the secret must be at least {hmac_min_secret_length(alg)} bytes for {alg}"
             )
-    thumbprint = OctKey.import_key(secret).thumbprint()
+    thumbprint = secret_thumbprint(secret)
     return VerificationKey(
-        kid=None,
+        kid=kid,
         thumbprint=thumbprint,
         kty="oct",
         verifiers={alg: make_hmac_verifier(alg, secret) for alg in algorithms},

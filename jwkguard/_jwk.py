@@ -1,0 +1,135 @@
+"""Public JWKs imported with ``cryptography`` (RFC 7518 section 6, RFC 8037), and thumbprints.
+
+Loading a key set is on the path of every JWKS refresh, so keys are built straight from their
+numbers, with the checks that matter here: strict base64url members, full-size EC coordinates,
+points on the curve (``cryptography`` checks), RSA exponents and sizes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.asymmetric.ed448 import Ed448PublicKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from ._parse import b64url_decode, b64url_encode
+from .errors import MalformedToken
+
+__all__ = ["import_public_jwk", "jwk_thumbprint", "secret_thumbprint"]
+
+MIN_RSA_BITS = 2048
+# OpenSSL's own ceiling for RSA verification; larger moduli only make every check slower.
+MAX_RSA_BITS = 16384
+_B64URL = re.compile(r"[A-Za-z0-9_-]+")
+_PLAIN = re.compile(r"[A-Za-z0-9_-]*")
+_EC_CURVES: dict[str, tuple[ec.EllipticCurve, int]] = {
+    "P-256": (ec.SECP256R1(), 32),
+    "P-384": (ec.SECP384R1(), 48),
+    "P-521": (ec.SECP521R1(), 66),
+}
+_OKP_SIZES = {"Ed25519": 32, "Ed448": 57}
+# RFC 7638 section 3.2 and RFC 8037 section 2: the members a thumbprint covers, per kty.
+_THUMBPRINT_MEMBERS = {
+    "RSA": ("e", "kty", "n"),
+    "EC": ("crv", "kty", "x", "y"),
+    "OKP": ("crv", "kty", "x"),
+    "oct": ("k", "kty"),
+}
+
+
+def _member(jwk: Mapping[str, Any], name: str) -> bytes:
+    value = jwk.get(name)
+    if not isinstance(value, str) or _B64URL.fullmatch(value) is None:
+        raise ValueError(f"member {name!r} is not a base64url string")
+    try:
+        return b64url_decode(value.encode("ascii"))
+    except MalformedToken:
+        raise ValueError(f"member {name!r} is not canonical base64url") from None
+
+
+def _import_rsa(jwk: Mapping[str, Any]) -> rsa.RSAPublicKey:
+    n = int.from_bytes(_member(jwk, "n"), "big")
+    e = int.from_bytes(_member(jwk, "e"), "big")
+    bits = n.bit_length()
+    if bits < MIN_RSA_BITS:
+        raise ValueError(f"RSA key of {bits} bits is under {MIN_RSA_BITS}")
+    if bits > MAX_RSA_BITS:
+        raise ValueError(f"RSA key of {bits} bits is over {MAX_RSA_BITS}")
+    if e < 3 or e % 2 == 0 or e >= n:
+        raise ValueError("RSA public exponent is invalid")
+    return rsa.RSAPublicNumbers(e, n).public_key()
+
+
+def _import_ec(jwk: Mapping[str, Any]) -> ec.EllipticCurvePublicKey:
+    crv = jwk.get("crv")
+    if not isinstance(crv, str) or crv not in _EC_CURVES:
+        raise ValueError(f"unsupported EC curve {crv!r}")
+    curve, size = _EC_CURVES[crv]
+    x, y = _member(jwk, "x"), _member(jwk, "y")
+    # RFC 7518 section 6.2.1.2: each coordinate is the full size of the curve's field.
+    if len(x) != size or len(y) != size:
+        raise ValueError(f"EC coordinates must be {size} bytes for {crv}")
+    # Raises ValueError for a point that is not on the curve.
+    return ec.EllipticCurvePublicKey.from_encoded_point(curve, b"\x04" + x + y)
+
+
+def _import_okp(jwk: Mapping[str, Any]) -> Ed25519PublicKey | Ed448PublicKey:
+    crv = jwk.get("crv")
+    if not isinstance(crv, str) or crv not in _OKP_SIZES:
+        raise ValueError(f"unsupported OKP curve {crv!r} for signatures")
+    size = _OKP_SIZES[crv]
+    x = _member(jwk, "x")
+    if len(x) != size:
+        raise ValueError(f"OKP public key must be {size} bytes for {crv}")
+    if crv == "Ed25519":
+        return Ed25519PublicKey.from_public_bytes(x)
+    return Ed448PublicKey.from_public_bytes(x)
+
+
+def import_public_jwk(
+    jwk: Mapping[str, Any],
+) -> rsa.RSAPublicKey | ec.EllipticCurvePublicKey | Ed25519PublicKey | Ed448PublicKey:
+    """The ``cryptography`` public key of an RSA, EC or OKP JWK.
+
+    Raises:
+        ValueError: The JWK is malformed, of another type, too weak, or not a valid point.
+    """
+    kty = jwk.get("kty")
+    if kty == "RSA":
+        return _import_rsa(jwk)
+    if kty == "EC":
+        return _import_ec(jwk)
+    if kty == "OKP":
+        return _import_okp(jwk)
+    raise ValueError(f"unsupported kty {kty!r}")
+
+
+def jwk_thumbprint(jwk: Mapping[str, Any]) -> str:
+    """The RFC 7638 SHA-256 thumbprint of a JWK, base64url.
+
+    Raises:
+        ValueError: The JWK lacks a member the thumbprint covers.
+    """
+    members = _THUMBPRINT_MEMBERS.get(jwk.get("kty"))  # type: ignore[arg-type]
+    if members is None:
+        raise ValueError("cannot compute a thumbprint for this kty")
+    required = {name: jwk.get(name) for name in members}
+    if not all(isinstance(value, str) for value in required.values()):
+        raise ValueError("a JWK member covered by the thumbprint is missing")
+    # Members in lexicographic order, no whitespace (RFC 7638 section 3.3). The members are
+    # base64url or curve names, which JSON writes as they are; anything else goes through json.
+    if all(_PLAIN.fullmatch(value) for value in required.values()):
+        canonical = "{" + ",".join(f'"{name}":"{value}"' for name, value in required.items()) + "}"
+    else:
+        canonical = json.dumps(required, separators=(",", ":"), sort_keys=True, ensure_ascii=False)
+    return b64url_encode(hashlib.sha256(canonical.encode("utf-8")).digest())
+
+
+def secret_thumbprint(secret: bytes) -> str:
+    """The RFC 7638 thumbprint of a shared secret as an ``oct`` JWK."""
+    return jwk_thumbprint({"kty": "oct", "k": b64url_encode(secret)})
