@@ -1,0 +1,235 @@
+"""``JWTBearer``: the FastAPI security dependency (HTTP routes and WebSockets alike)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Annotated, Any
+
+from fastapi import Security, WebSocketException
+from fastapi.openapi.models import HTTPBearer as HTTPBearerModel
+from fastapi.openapi.models import OAuth2 as OAuth2Model
+from fastapi.openapi.models import OAuthFlowAuthorizationCode, OAuthFlows
+from fastapi.openapi.models import OpenIdConnect as OpenIdConnectModel
+from fastapi.openapi.models import SecurityBase as SecurityBaseModel
+from fastapi.security import SecurityScopes
+from fastapi.security.base import SecurityBase
+from starlette.requests import HTTPConnection
+
+from jwkguard import (
+    Claims,
+    ConfigurationError,
+    ErrorResponse,
+    SenderConstraints,
+    TokenError,
+    Validator,
+)
+
+from ._authenticate import Authenticator, QueryPolicy, close_reason
+from ._responses import VALIDATOR_STATE, BearerError
+
+__all__ = ["CurrentClaims", "JWTBearer", "OptionalClaims", "swagger_ui_oauth"]
+
+
+class JWTBearer(SecurityBase):
+    """Validates the request's bearer token; use with ``Security`` or ``Depends``.
+
+    The dependency returns the verified :class:`jwkguard.Claims` and stores them on
+    ``request.state.claims``. Scopes declared with ``Security(auth, scopes=[...])`` along the
+    whole dependency chain are required, and checked only after the token is fully verified.
+    Refusals follow RFC 6750 section 3: 401 without a token or with a bad one, 400 for a
+    malformed request, 403 ``insufficient_scope``, 503 when no signing keys can be had. On a
+    WebSocket the handshake is closed instead: 1008, or 1013 when the keys are unavailable.
+
+    Example:
+        auth = JWTBearer(validator)
+
+        @app.get("/orders")
+        async def orders(claims: Claims = Security(auth, scopes=["orders:read"])): ...
+
+    Args:
+        validator: The validator; None reads the one given to ``install(app, validator)``.
+        scheme_name: The security scheme's name in OpenAPI (default ``JWTBearer``).
+        description: The security scheme's description in OpenAPI.
+        auto_error: False makes authentication optional: None is returned when the request
+            carries no token (a bad token is still refused).
+        realm: The ``realm`` of the ``WWW-Authenticate`` challenge.
+        allow_query: Where ``?access_token=`` is accepted: ``"never"`` (default),
+            ``"websocket"`` (handshakes only) or ``"always"``.
+        websocket_subprotocol: Accept a WebSocket token offered as the subprotocols
+            ``[marker, token]``; accept the socket with ``subprotocol=auth.subprotocol(ws)``.
+        sender_constraints: DPoP and certificate binding (RFC 9449, RFC 8705); by default,
+            tokens bound to a key or certificate are refused.
+        openid_connect_url: Describe the scheme in OpenAPI as OpenID Connect discovery.
+        authorization_url: With ``token_url``, describe it as OAuth 2 authorization code.
+        token_url: The token endpoint of the authorization code flow.
+        refresh_url: The refresh endpoint of the authorization code flow, if any.
+        scopes: Scope names and descriptions offered by the Authorize dialog.
+    """
+
+    def __init__(
+        self,
+        validator: Validator | None = None,
+        *,
+        scheme_name: str | None = None,
+        description: str | None = None,
+        auto_error: bool = True,
+        realm: str = "api",
+        allow_query: QueryPolicy = "never",
+        websocket_subprotocol: str | None = None,
+        sender_constraints: SenderConstraints | None = None,
+        openid_connect_url: str | None = None,
+        authorization_url: str | None = None,
+        token_url: str | None = None,
+        refresh_url: str | None = None,
+        scopes: Mapping[str, str] | None = None,
+    ) -> None:
+        if validator is not None and not isinstance(validator, Validator):
+            raise ConfigurationError("JWTBearer needs a jwkguard.Validator")
+        self.validator = validator
+        self.auto_error = auto_error
+        self.scheme_name = scheme_name or type(self).__name__
+        self.model = _openapi_model(
+            description=description,
+            openid_connect_url=openid_connect_url,
+            authorization_url=authorization_url,
+            token_url=token_url,
+            refresh_url=refresh_url,
+            scopes=scopes,
+        )
+        self.authenticator = Authenticator(
+            realm=realm,
+            allow_query=allow_query,
+            websocket_subprotocol=websocket_subprotocol,
+            sender_constraints=sender_constraints,
+        )
+
+    @classmethod
+    def from_metadata(
+        cls,
+        validator: Validator | None,
+        metadata: Mapping[str, Any],
+        *,
+        scopes: Mapping[str, str] | None = None,
+        **options: Any,
+    ) -> JWTBearer:
+        """A dependency whose OpenAPI scheme is the issuer's authorization code flow.
+
+        Args:
+            validator: As for ``JWTBearer``.
+            metadata: The issuer's discovery document (OpenID Connect or RFC 8414), read for
+                ``authorization_endpoint`` and ``token_endpoint``; ``scopes_supported`` gives
+                the default scopes.
+            scopes: Scope names and descriptions; default: ``scopes_supported``.
+            options: Any other ``JWTBearer`` keyword argument.
+        """
+        try:
+            authorization_url = str(metadata["authorization_endpoint"])
+            token_url = str(metadata["token_endpoint"])
+        except KeyError as exc:
+            raise ConfigurationError(f"the issuer metadata has no {exc.args[0]}") from None
+        if scopes is None:
+            supported = metadata.get("scopes_supported") or []
+            scopes = {str(name): str(name) for name in supported}
+        return cls(
+            validator,
+            authorization_url=authorization_url,
+            token_url=token_url,
+            scopes=scopes,
+            **options,
+        )
+
+    async def __call__(
+        self, request: HTTPConnection, security_scopes: SecurityScopes
+    ) -> Claims | None:
+        """Authenticate the connection; FastAPI calls this for every protected route."""
+        validator = self.validator if self.validator is not None else _app_validator(request)
+        try:
+            claims = await self.authenticator.authenticate(
+                request.scope, validator, security_scopes.scopes
+            )
+        except TokenError as exc:
+            raise self._refuse(request, exc, self.authenticator.refusal(exc)) from None
+        if claims is None and self.auto_error:
+            raise self._refuse(request, None, self.authenticator.missing())
+        request.state.claims = claims
+        return claims
+
+    def subprotocol(self, websocket: HTTPConnection) -> str | None:
+        """The subprotocol to pass to ``websocket.accept`` (the marker, if the client used it)."""
+        return self.authenticator.offered_subprotocol(websocket.scope)
+
+    @staticmethod
+    def _refuse(
+        request: HTTPConnection, exc: TokenError | None, response: ErrorResponse
+    ) -> Exception:
+        if request.scope["type"] == "websocket":
+            code, reason = close_reason(exc)
+            return WebSocketException(code=code, reason=reason)
+        return BearerError(response)
+
+
+def _app_validator(connection: HTTPConnection) -> Validator:
+    validator = getattr(connection.app.state, VALIDATOR_STATE, None)
+    if not isinstance(validator, Validator):
+        raise RuntimeError(
+            "no validator for this JWTBearer: pass one to JWTBearer(validator) "
+            "or call jwkguard_fastapi.install(app, validator)"
+        )
+    return validator
+
+
+def _openapi_model(
+    *,
+    description: str | None,
+    openid_connect_url: str | None,
+    authorization_url: str | None,
+    token_url: str | None,
+    refresh_url: str | None,
+    scopes: Mapping[str, str] | None,
+) -> SecurityBaseModel:
+    if openid_connect_url is not None:
+        if authorization_url or token_url:
+            raise ConfigurationError(
+                "give openid_connect_url or authorization_url and token_url, not both"
+            )
+        return OpenIdConnectModel(openIdConnectUrl=openid_connect_url, description=description)
+    if authorization_url or token_url:
+        if not (authorization_url and token_url):
+            raise ConfigurationError("authorization_url and token_url go together")
+        flow = OAuthFlowAuthorizationCode(
+            authorizationUrl=authorization_url,
+            tokenUrl=token_url,
+            refreshUrl=refresh_url,
+            scopes=dict(scopes or {}),
+        )
+        return OAuth2Model(flows=OAuthFlows(authorizationCode=flow), description=description)
+    return HTTPBearerModel(bearerFormat="JWT", description=description)
+
+
+def swagger_ui_oauth(
+    client_id: str, *, scopes: tuple[str, ...] | list[str] = (), app_name: str | None = None
+) -> dict[str, Any]:
+    """Settings for ``FastAPI(swagger_ui_init_oauth=...)``: authorization code with PKCE.
+
+    Swagger UI's Authorize dialog then logs in as a public client (no secret) using PKCE
+    (RFC 7636), which the authorization code scheme of :meth:`JWTBearer.from_metadata` needs.
+    """
+    settings: dict[str, Any] = {"clientId": client_id, "usePkceWithAuthorizationCodeGrant": True}
+    if scopes:
+        settings["scopes"] = " ".join(scopes)
+    if app_name:
+        settings["appName"] = app_name
+    return settings
+
+
+bearer = JWTBearer()
+"""The dependency behind :data:`CurrentClaims`, using the validator given to ``install``."""
+
+optional_bearer = JWTBearer(auto_error=False)
+"""The dependency behind :data:`OptionalClaims`: None when the request has no token."""
+
+CurrentClaims = Annotated[Claims, Security(bearer)]
+"""The verified claims of the request, with the validator given to ``install(app, ...)``."""
+
+OptionalClaims = Annotated[Claims | None, Security(optional_bearer)]
+"""The verified claims, or None when the request carries no token (bad tokens are refused)."""
