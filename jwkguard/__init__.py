@@ -29,6 +29,7 @@ from ._mtls import certificate_from_proxy_header, certificate_thumbprint
 from ._policy import check_scopes
 from ._sender import PresentedRequest, SenderConstraints
 from ._settings import build_validator, unknown_settings
+from ._token_cache import TokenCache
 from ._validator import LifecycleCheck, Validator
 from .errors import (
     ConfigurationError,
@@ -63,6 +64,7 @@ __all__ = [
     "ReplayLedger",
     "SenderConstraints",
     "StaticKeySource",
+    "TokenCache",
     "TokenError",
     "Validator",
     "VerificationKey",

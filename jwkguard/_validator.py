@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Protocol, Self
@@ -23,6 +23,7 @@ from ._keyset import KeySet, VerificationKey, load_jwks_document
 from ._keysource import KeyMatch, KeySource, StaticKeySource
 from ._parse import ParsedToken, b64url_decode, split_compact, strict_json_object
 from ._policy import ClaimsPolicy, check_scopes
+from ._token_cache import TokenCache, build_token_cache, requested_scopes
 from .errors import (
     ConfigurationError,
     InvalidHeader,
@@ -109,6 +110,8 @@ class Validator:
         claim_checks: Extra checks on every verified payload.
         on_event: Receives trust-change events; default: the ``jwkguard.events`` logger.
         lifecycle: Revocation, cut-off and replay checks run after the claims.
+        token_cache: Reuse verified tokens (``True``, or a ``TokenCache`` with its bounds);
+            see ``TokenCache`` for what a hit re-checks. Off by default.
     """
 
     def __init__(
@@ -127,6 +130,7 @@ class Validator:
         claim_checks: Sequence[ClaimCheck] = (),
         on_event: EventHandler | None = None,
         lifecycle: LifecycleCheck | None = None,
+        token_cache: TokenCache | Mapping[str, int] | bool | None = None,
     ) -> None:
         self.algorithms = _check_algorithms(algorithms)
         if not _is_seconds(leeway) or leeway < 0:
@@ -150,6 +154,7 @@ class Validator:
         self.max_token_size = max_token_size
         self.on_event: EventHandler = on_event or log_event
         self.lifecycle = lifecycle
+        self.token_cache = build_token_cache(token_cache, self, max_token_size)
         # Verdicts of the header policy per encoded header: one issuer's tokens share a few.
         self._headers: dict[bytes, tuple[dict[str, Any], str, str | None]] = {}
         if isinstance(issuers, Issuer) or not isinstance(issuers, Iterable):
@@ -249,22 +254,50 @@ class Validator:
         Raises:
             TokenError: Any rejection; ``KeysUnavailable`` when no key can be had.
         """
+        cache = self.token_cache
+        if cache is not None and (hit := cache.get(token)) is not None:
+            now = self.clock()
+            try:
+                match = hit.route.source.key_for(hit.kid, hit.alg, now)
+                claims = cache.revalidate(hit, match, now, scopes)
+                if self.lifecycle is not None:
+                    self.lifecycle.check(claims, now)
+            except TokenError as exc:
+                cache.refused(hit, exc)
+                raise
+            return claims
         parsed, route, kid, alg = self._prepare(token)
         now = self.clock()
         match = route.source.key_for(kid, alg, now)
         claims = self._finish(parsed, route, match, now, scopes)
         if self.lifecycle is not None:
             self.lifecycle.check(claims, now)
+        if cache is not None:
+            cache.put(token, parsed, route, kid, alg, claims, now)
         return claims
 
     async def avalidate(self, token: str | bytes, *, scopes: Iterable[str] = ()) -> Claims:
         """Validate ``token`` without blocking the event loop; same checks as ``validate``."""
+        cache = self.token_cache
+        if cache is not None and (hit := cache.get(token)) is not None:
+            now = self.clock()
+            try:
+                match = await hit.route.source.akey_for(hit.kid, hit.alg, now)
+                claims = cache.revalidate(hit, match, now, scopes)
+                if self.lifecycle is not None:
+                    await self.lifecycle.acheck(claims, now)
+            except TokenError as exc:
+                cache.refused(hit, exc)
+                raise
+            return claims
         parsed, route, kid, alg = self._prepare(token)
         now = self.clock()
         match = await route.source.akey_for(kid, alg, now)
         claims = self._finish(parsed, route, match, now, scopes)
         if self.lifecycle is not None:
             await self.lifecycle.acheck(claims, now)
+        if cache is not None:
+            cache.put(token, parsed, route, kid, alg, claims, now)
         return claims
 
     def _prepare(self, token: str | bytes) -> tuple[ParsedToken, _Route, str | None, str]:
@@ -387,12 +420,7 @@ class Validator:
             raise InvalidSignature()
         try:
             granted = route.policy.check(parsed.payload, now)
-            if isinstance(scopes, frozenset):
-                required = scopes
-            elif isinstance(scopes, str):
-                required = frozenset(scopes.split())
-            else:
-                required = frozenset(scopes or ())
+            required = requested_scopes(scopes)
             if required:
                 check_scopes(granted, required)
         except TokenError:

@@ -1,0 +1,378 @@
+"""A verified-token cache: a repeated token costs a hash lookup instead of a signature check.
+
+Entries are keyed by the SHA-256 digest of the token (the token itself is never kept) and
+hold the verified ``Claims``. A hit is not trusted blindly: the validator asks the key source
+for the token's key again (which also drives its refreshes), and this module re-checks that
+the key is the one that verified the signature, the time claims and the request's scopes;
+the lifecycle checks run after it. Only the outcome of the signature check and of the
+time-independent claim checks is reused.
+
+Eviction is CLOCK (second chance), an approximation of LRU: a hit only sets a flag on its
+entry, so the hit path takes no lock and writes no shared structure; inserts and removals
+(only after a full validation or a failure) take one lock. An ``OrderedDict`` LRU would
+need that lock on every hit to move the entry to the end.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import threading
+from collections.abc import Iterable, Mapping
+from sys import getsizeof
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, Protocol
+
+from ._policy import check_scopes
+from .errors import ConfigurationError, InsufficientScope, InvalidSignature, TokenError
+
+if TYPE_CHECKING:
+    from ._claims_result import Claims
+    from ._keysource import KeyMatch, KeySource
+    from ._parse import ParsedToken
+    from ._policy import ClaimsPolicy
+
+__all__ = ["CachedToken", "TokenCache", "build_token_cache", "requested_scopes", "token_digest"]
+
+_DEFAULT_MAX_ENTRIES = 10_000
+_DEFAULT_MAX_BYTES = 32 * 1024 * 1024
+_HEADER_SIZES_LIMIT = 64
+_INF = math.inf
+
+
+class _Route(Protocol):
+    """What the cache needs of a validator route."""
+
+    @property
+    def policy(self) -> ClaimsPolicy: ...
+
+    @property
+    def source(self) -> KeySource: ...
+
+
+def token_digest(token: object, max_size: int) -> bytes | None:
+    """The cache key of ``token``: its SHA-256 digest, or None if it cannot be a cached token.
+
+    Tokens that the validator would refuse before parsing (not text, not ASCII, too large)
+    get no key, so they always take the full path and its precise error.
+    """
+    if isinstance(token, str):
+        if len(token) > max_size or not token.isascii():
+            return None
+        return hashlib.sha256(token.encode("ascii")).digest()
+    if isinstance(token, bytes | bytearray):
+        if len(token) > max_size:
+            return None
+        return hashlib.sha256(token).digest()
+    return None
+
+
+class CachedToken:
+    """One verified token: its claims, how to find its key again, and its validity window."""
+
+    __slots__ = (
+        "alg",
+        "claims",
+        "digest",
+        "kid",
+        "referenced",
+        "route",
+        "size",
+        "slot",
+        "thumbprint",
+        "valid_from",
+        "valid_until",
+    )
+
+    def __init__(
+        self,
+        digest: bytes,
+        route: _Route,
+        kid: str | None,
+        alg: str,
+        claims: Claims,
+    ) -> None:
+        self.digest = digest
+        self.route = route
+        self.kid = kid
+        self.alg = alg
+        self.claims = claims
+        self.thumbprint = claims.thumbprint
+        self.valid_from, self.valid_until = validity_window(route.policy, claims)
+        self.referenced = False
+        self.size = 0
+        self.slot = -1
+
+
+def validity_window(policy: ClaimsPolicy, claims: Claims) -> tuple[float, float]:
+    """``[valid_from, valid_until)``: the times at which ``policy.check_times`` passes.
+
+    Mirrors ``ClaimsPolicy.check_times`` with the same float arithmetic, so that a hit inside
+    the window is exactly a pass; outside it, ``check_times`` itself runs and raises the
+    precise error. The claims already passed ``check_times`` once, so they are valid numbers.
+    """
+    leeway = policy.leeway
+    valid_from = -_INF
+    valid_until = _INF
+    for name in ("nbf", "iat"):
+        value = claims.get(name)
+        if value is not None:
+            valid_from = max(valid_from, float(value) - leeway)
+    exp = claims.get("exp")
+    if exp is not None:
+        valid_until = float(exp) + leeway
+    iat = claims.get("iat")
+    if policy.max_age is not None and iat is not None:
+        # check_times refuses `now > iat + max_age + leeway`: the last good float is included.
+        oldest = float(iat) + policy.max_age + leeway
+        valid_until = min(valid_until, math.nextafter(oldest, _INF))
+    return valid_from, valid_until
+
+
+def requested_scopes(scopes: Iterable[str]) -> frozenset[str]:
+    """The scopes a request asks for, as a set (a string is split on spaces)."""
+    if isinstance(scopes, frozenset):
+        return scopes
+    if isinstance(scopes, str):
+        return frozenset(scopes.split())
+    return frozenset(scopes or ())
+
+
+def _deep_size(root: object) -> int:
+    """Bytes held by a decoded JSON value (shared singletons are counted too: an over-estimate)."""
+    total = 0
+    level: list[object] = [root]
+    while level:
+        total += sum(map(getsizeof, level))
+        below: list[object] = []
+        for item in level:
+            kind = type(item)
+            if kind is dict:
+                below += item  # type: ignore[arg-type]
+                below += item.values()  # type: ignore[attr-defined]
+            elif kind is list or kind is frozenset:
+                below += item  # type: ignore[arg-type]
+        level = below
+    return total
+
+
+def _fixed_entry_size() -> int:
+    digest = bytes(32)
+    proxy: MappingProxyType[str, Any] = MappingProxyType({})
+    # The entry, its digest, the Claims object and its two read-only views, plus a share of
+    # the index dict (about three words per slot at two-thirds load) and the CLOCK ring slot.
+    claims_object = 16 + 8 * 5 + 16
+    entry_object = 16 + 8 * len(CachedToken.__slots__) + 16
+    return entry_object + getsizeof(digest) + claims_object + 2 * getsizeof(proxy) + 3 * 8 * 2 + 8
+
+
+_FIXED_ENTRY_SIZE = _fixed_entry_size()
+
+
+class TokenCache:
+    """A bounded cache of verified tokens for one validator (``Validator(token_cache=...)``).
+
+    A hit skips parsing, the signature check and the time-independent claim checks. It still
+    asks the key source for the key (the entry is dropped if the key left the JWK Set or was
+    replaced), re-checks ``exp``, ``nbf``, ``iat`` and the maximum age, runs the lifecycle
+    checks (revocation, cut-offs, distrusted keys, replay) and the request's scopes. Refused
+    tokens are never stored, and a cached token that fails a re-check is dropped.
+
+    Args:
+        max_entries: Most tokens held.
+        max_bytes: Most memory held, as estimated from the size of each entry's objects.
+
+    The same ``Claims`` object is returned on every hit of a token: it is read-only, and its
+    nested values (lists, objects) must not be modified either.
+    """
+
+    def __init__(
+        self, *, max_entries: int = _DEFAULT_MAX_ENTRIES, max_bytes: int = _DEFAULT_MAX_BYTES
+    ) -> None:
+        for name, value in (("max_entries", max_entries), ("max_bytes", max_bytes)):
+            if type(value) is not int or value < 1:
+                raise ConfigurationError(f"{name} must be a positive integer")
+        self.max_entries = max_entries
+        self.max_bytes = max_bytes
+        self._entries: dict[bytes, CachedToken] = {}
+        # The CLOCK ring: each live entry sits in one slot; freed slots are reused first.
+        self._ring: list[CachedToken | None] = []
+        self._free: list[int] = []
+        self._hand = 0
+        self._bytes = 0
+        self._header_sizes: dict[int, tuple[object, int]] = {}
+        self._lock = threading.Lock()
+        self._max_token_size = 0
+        self._owner: object | None = None
+
+    def __repr__(self) -> str:
+        return (
+            f"TokenCache(entries={len(self._entries)}/{self.max_entries}, "
+            f"bytes={self._bytes}/{self.max_bytes})"
+        )
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    @property
+    def size_bytes(self) -> int:
+        """The estimated memory held by the cached entries."""
+        return self._bytes
+
+    def attach(self, owner: object, max_token_size: int) -> None:
+        """Bind the cache to one validator: entries carry that validator's policy."""
+        with self._lock:
+            if self._owner is not None and self._owner is not owner:
+                raise ConfigurationError("a TokenCache belongs to one Validator; build another")
+            self._owner = owner
+            self._max_token_size = max_token_size
+
+    def clear(self) -> None:
+        """Drop every entry."""
+        with self._lock:
+            self._entries.clear()
+            self._ring.clear()
+            self._free.clear()
+            self._header_sizes.clear()
+            self._hand = 0
+            self._bytes = 0
+
+    # -- the hit path: no lock ------------------------------------------------------------
+
+    def get(self, token: object) -> CachedToken | None:
+        """The entry for ``token``, or None."""
+        digest = token_digest(token, self._max_token_size)
+        return None if digest is None else self._entries.get(digest)
+
+    def revalidate(
+        self, entry: CachedToken, match: KeyMatch, now: float, scopes: Iterable[str]
+    ) -> Claims:
+        """The checks a hit repeats once the key source has answered; shared by both drivers.
+
+        Raises:
+            TokenError: As a full validation of the token would; the caller then calls
+                ``refused`` so that the entry is dropped.
+        """
+        if match[0].thumbprint != entry.thumbprint:
+            # Another key now holds this kid: the token's signature cannot verify under it.
+            raise InvalidSignature()
+        claims = entry.claims
+        if not entry.valid_from <= now < entry.valid_until:
+            entry.route.policy.check_times(claims, now)
+        if scopes:
+            check_scopes(claims.scopes, requested_scopes(scopes))
+        if not entry.referenced:
+            entry.referenced = True
+        return claims
+
+    def refused(self, entry: CachedToken, error: TokenError) -> None:
+        """A hit failed a re-check: drop it, unless only this request's scopes were missing."""
+        if not isinstance(error, InsufficientScope):
+            self.discard(entry)
+
+    # -- inserts and removals: under the lock ---------------------------------------------
+
+    def put(
+        self,
+        token: object,
+        parsed: ParsedToken,
+        route: _Route,
+        kid: str | None,
+        alg: str,
+        claims: Claims,
+        now: float,
+    ) -> None:
+        """Remember a token that just passed every check (``claims`` wraps ``parsed``)."""
+        digest = token_digest(token, self._max_token_size)
+        if digest is None or digest in self._entries:
+            return
+        entry = CachedToken(digest, route, kid, alg, claims)
+        if not entry.valid_from <= now < entry.valid_until:
+            return
+        payload_size = _deep_size(parsed.payload) + _deep_size(claims.scopes)
+        header = parsed.header
+        with self._lock:
+            entry.size = _FIXED_ENTRY_SIZE + payload_size + self._header_size(header)
+            if entry.size > self.max_bytes or digest in self._entries:
+                return
+            while (
+                len(self._entries) >= self.max_entries or self._bytes + entry.size > self.max_bytes
+            ):
+                self._evict_one(now)
+            if self._free:
+                entry.slot = self._free.pop()
+                self._ring[entry.slot] = entry
+            else:
+                entry.slot = len(self._ring)
+                self._ring.append(entry)
+            self._entries[digest] = entry
+            self._bytes += entry.size
+
+    def discard(self, entry: CachedToken) -> None:
+        """Drop ``entry`` if it is still cached."""
+        with self._lock:
+            if self._entries.get(entry.digest) is entry:
+                self._remove(entry)
+
+    def _remove(self, entry: CachedToken) -> None:
+        del self._entries[entry.digest]
+        self._ring[entry.slot] = None
+        self._free.append(entry.slot)
+        self._bytes -= entry.size
+
+    def _evict_one(self, now: float) -> None:
+        # The hand clears the flag of each referenced entry it passes and evicts the first
+        # entry that was not used since its last pass (or has expired). Two turns are enough:
+        # after one, every flag is clear.
+        ring = self._ring
+        for _ in range(2 * len(ring)):
+            slot = self._hand
+            self._hand = (slot + 1) % len(ring)
+            entry = ring[slot]
+            if entry is None:
+                continue
+            if entry.referenced and now < entry.valid_until:
+                entry.referenced = False
+                continue
+            self._remove(entry)
+            return
+        raise RuntimeError("token cache bookkeeping is inconsistent")  # pragma: no cover
+
+    def _header_size(self, header: dict[str, Any]) -> int:
+        # The validator shares one header object among tokens with the same encoded header:
+        # count each header object once, keeping it alive so that its id stays unique.
+        key = id(header)
+        known = self._header_sizes.get(key)
+        if known is not None:
+            return 0
+        if len(self._header_sizes) >= _HEADER_SIZES_LIMIT:
+            self._header_sizes.clear()
+        size = _deep_size(header)
+        self._header_sizes[key] = (header, size)
+        return size
+
+
+def build_token_cache(
+    value: TokenCache | Mapping[str, int] | bool | None, owner: object, max_token_size: int
+) -> TokenCache | None:
+    """The cache a ``Validator(token_cache=...)`` value asks for, bound to its validator.
+
+    ``True`` builds one with the default bounds, a mapping gives ``max_entries`` and/or
+    ``max_bytes`` (for settings files), ``None`` or ``False`` means no cache.
+    """
+    if value is None or value is False:
+        return None
+    if value is True:
+        cache = TokenCache()
+    elif isinstance(value, TokenCache):
+        cache = value
+    elif isinstance(value, Mapping):
+        bounds = {str(name).lower(): bound for name, bound in value.items()}
+        unknown = sorted(set(bounds) - {"max_entries", "max_bytes"})
+        if unknown:
+            raise ConfigurationError(f"token_cache: unknown settings: {', '.join(unknown)}")
+        cache = TokenCache(**bounds)
+    else:
+        raise ConfigurationError("token_cache must be True, False, a TokenCache or a mapping")
+    cache.attach(owner, max_token_size)
+    return cache
