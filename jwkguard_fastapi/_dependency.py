@@ -48,7 +48,8 @@ class JWTBearer(SecurityBase):
 
     Args:
         validator: The validator; None reads the one given to ``install(app, validator)``.
-        scheme_name: The security scheme's name in OpenAPI (default ``JWTBearer``).
+        scheme_name: The security scheme's name in OpenAPI (default ``JWTBearer``, or
+            ``OpenIDConnect`` or ``OAuth2`` for those schemes).
         description: The security scheme's description in OpenAPI.
         auto_error: False makes authentication optional: None is returned when the request
             carries no token (a bad token is still refused).
@@ -87,7 +88,6 @@ class JWTBearer(SecurityBase):
             raise ConfigurationError("JWTBearer needs a jwkguard.Validator")
         self.validator = validator
         self.auto_error = auto_error
-        self.scheme_name = scheme_name or type(self).__name__
         self.model = _openapi_model(
             description=description,
             openid_connect_url=openid_connect_url,
@@ -96,6 +96,9 @@ class JWTBearer(SecurityBase):
             refresh_url=refresh_url,
             scopes=scopes,
         )
+        # Each kind of scheme has its own default name, so that the default bearer behind the
+        # aliases never overwrites a configured OpenID Connect or OAuth 2 scheme in OpenAPI.
+        self.scheme_name = scheme_name or _DEFAULT_SCHEME_NAMES[type(self.model)]
         self.authenticator = Authenticator(
             realm=realm,
             allow_query=allow_query,
@@ -176,6 +179,13 @@ def _app_validator(connection: HTTPConnection) -> Validator:
             "or call jwkguard_fastapi.install(app, validator)"
         )
     return validator
+
+
+_DEFAULT_SCHEME_NAMES: dict[type[SecurityBaseModel], str] = {
+    HTTPBearerModel: "JWTBearer",
+    OpenIdConnectModel: "OpenIDConnect",
+    OAuth2Model: "OAuth2",
+}
 
 
 def _openapi_model(
