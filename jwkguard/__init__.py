@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from . import errors
+from ._admin import LifecycleAdmin
 from ._bearer import (
     Credentials,
     ErrorResponse,
@@ -25,10 +26,14 @@ from ._events import Event, EventHandler, log_event
 from ._issuer import ClaimCheck, Issuer
 from ._keyset import KeySet, VerificationKey
 from ._keysource import KeySource, StaticKeySource
+from ._lifecycle import Lifecycle, ReuseWatch
 from ._mtls import certificate_from_proxy_header, certificate_thumbprint
 from ._policy import check_scopes
+from ._redis_store import RedisStore
+from ._replica import LifecycleChange
 from ._sender import PresentedRequest, SenderConstraints
 from ._settings import build_validator, unknown_settings
+from ._stores import LifecycleStore, MemoryStore, TokenUsage
 from ._token_cache import TokenCache
 from ._validator import LifecycleCheck, Validator
 from .errors import (
@@ -37,6 +42,7 @@ from .errors import (
     InvalidRequest,
     JWKGuardError,
     KeysUnavailable,
+    StoreUnavailable,
     TokenError,
 )
 
@@ -58,14 +64,23 @@ __all__ = [
     "KeySet",
     "KeySource",
     "KeysUnavailable",
+    "Lifecycle",
+    "LifecycleAdmin",
+    "LifecycleChange",
     "LifecycleCheck",
+    "LifecycleStore",
     "MemoryReplayLedger",
+    "MemoryStore",
     "PresentedRequest",
+    "RedisStore",
     "ReplayLedger",
+    "ReuseWatch",
     "SenderConstraints",
     "StaticKeySource",
+    "StoreUnavailable",
     "TokenCache",
     "TokenError",
+    "TokenUsage",
     "Validator",
     "VerificationKey",
     "access_token_hash",
