@@ -12,6 +12,7 @@ import sys
 import click
 
 from ._keys import keys_command
+from ._serve import serve_command
 from ._tokens import inspect_command, verify_command
 
 __all__ = ["cli", "main"]
@@ -29,6 +30,7 @@ def cli() -> None:
 cli.add_command(inspect_command)
 cli.add_command(verify_command)
 cli.add_command(keys_command)
+cli.add_command(serve_command)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,248 @@
+"""Configuration of ``jwkguard serve``: a TOML file, then ``JWKGUARD__...`` environment overrides.
+
+```toml
+[server]
+host = "127.0.0.1"
+port = 9180
+realm = "api"
+unmatched = "authenticate"        # or "deny": requests no route matches
+claim_headers = { "X-Auth-Email" = "email" }
+
+[validator]                       # jwkguard.build_validator settings
+algorithms = ["RS256"]
+
+[[validator.issuers]]
+issuer = "https://id.example.com/"
+audiences = ["https://api.example.com"]
+
+[[routes]]
+host = "api.example.com"          # optional; "*.example.com" matches subdomains
+path = "/orders"                  # a path prefix, matched on whole segments
+methods = ["GET"]                 # optional
+scopes = ["orders:read"]
+
+[[routes]]
+path = "/public"
+anonymous = true
+```
+
+An override ``JWKGUARD__SERVER__PORT=9000`` sets ``server.port``; list items are addressed by
+index (``JWKGUARD__VALIDATOR__ISSUERS__0__AUDIENCES='["https://api"]'``). Values are read as
+TOML values, or taken as plain strings when they are not one.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import ConfigurationError
+from ._routes import Route, RouteTable
+
+__all__ = ["ENV_PREFIX", "ServerConfig", "apply_environment", "load_config", "parse_config"]
+
+ENV_PREFIX = "JWKGUARD__"
+CONFIG_ENV = "JWKGUARD_CONFIG"
+
+_HEADER_NAME = re.compile(r"[A-Za-z0-9!#$%&'*+.^_`|~-]+")
+_RESERVED_HEADERS = frozenset({"x-auth-subject", "x-auth-scopes", "www-authenticate"})
+_SERVER_KEYS = frozenset(
+    {
+        "host",
+        "port",
+        "realm",
+        "unmatched",
+        "claim_headers",
+        "metrics",
+        "log_level",
+        "access_log",
+        "allow_query_token",
+        "envoy_prefix",
+        "audit",
+    }
+)
+_ROUTE_KEYS = frozenset({"host", "path", "methods", "scopes", "anonymous"})
+_TOP_KEYS = frozenset({"server", "validator", "routes"})
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """Everything ``jwkguard serve`` needs, validated.
+
+    Attributes:
+        validator: The ``build_validator`` settings.
+        routes: Per-route rules, most specific first.
+        host: Listen address.
+        port: Listen port.
+        realm: The ``realm`` of ``WWW-Authenticate`` challenges.
+        unmatched: ``authenticate`` (any valid token) or ``deny`` (403) for unmatched requests.
+        claim_headers: Response header name -> claim name (dotted paths reach nested claims).
+        metrics: Serve ``/metrics`` (needs ``prometheus_client``).
+        log_level: uvicorn and jwkguard log level.
+        access_log: uvicorn access log on or off.
+        allow_query_token: Accept ``access_token`` in the original URI's query (RFC 6750 2.3).
+        envoy_prefix: The path prefix of the Envoy ``ext_authz`` endpoint.
+        audit: Write the audit trail (``jwkguard.audit`` logger).
+    """
+
+    validator: Mapping[str, Any]
+    routes: RouteTable
+    host: str = "127.0.0.1"
+    port: int = 9180
+    realm: str = "api"
+    unmatched: str = "authenticate"
+    claim_headers: Mapping[str, str] = field(default_factory=dict)
+    metrics: bool = True
+    log_level: str = "info"
+    access_log: bool = False
+    allow_query_token: bool = False
+    envoy_prefix: str = "/envoy"
+    audit: bool = True
+
+
+def _toml_value(text: str) -> Any:
+    try:
+        return tomllib.loads(f"value = {text}")["value"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def apply_environment(document: dict[str, Any], environ: Mapping[str, str]) -> dict[str, Any]:
+    """Apply ``JWKGUARD__A__B=value`` overrides to ``document`` (in place) and return it."""
+    for name in sorted(environ):
+        if not name.startswith(ENV_PREFIX):
+            continue
+        path = [part.lower() for part in name[len(ENV_PREFIX) :].split("__")]
+        if not all(path):
+            raise ConfigurationError(f"{name}: empty path segment")
+        target: Any = document
+        for position, part in enumerate(path):
+            last = position == len(path) - 1
+            if isinstance(target, list):
+                if not part.isdigit() or int(part) >= len(target):
+                    raise ConfigurationError(f"{name}: no list item {part!r}")
+                key: Any = int(part)
+            elif isinstance(target, dict):
+                key = part
+            else:
+                raise ConfigurationError(f"{name}: {'.'.join(path[:position])} is not a table")
+            if last:
+                target[key] = _toml_value(environ[name])
+            else:
+                if isinstance(target, dict) and key not in target:
+                    target[key] = {}
+                target = target[key]
+    return document
+
+
+def _require(condition: bool, message: str) -> None:
+    if not condition:
+        raise ConfigurationError(message)
+
+
+def _string_list(value: Any, where: str) -> tuple[str, ...]:
+    _require(
+        isinstance(value, list) and all(isinstance(item, str) and item for item in value),
+        f"{where} must be a list of strings",
+    )
+    return tuple(value)
+
+
+def _route(raw: Any, position: int) -> Route:
+    where = f"routes[{position}]"
+    _require(isinstance(raw, dict), f"{where} must be a table")
+    unknown = sorted(set(raw) - _ROUTE_KEYS)
+    _require(not unknown, f"{where}: unknown keys: {', '.join(unknown)}")
+    host = raw.get("host")
+    _require(
+        host is None or (isinstance(host, str) and bool(host)), f"{where}.host must be a string"
+    )
+    path = raw.get("path", "/")
+    _require(isinstance(path, str) and path.startswith("/"), f"{where}.path must start with '/'")
+    anonymous = raw.get("anonymous", False)
+    _require(isinstance(anonymous, bool), f"{where}.anonymous must be true or false")
+    scopes = _string_list(raw.get("scopes", []), f"{where}.scopes")
+    _require(not (anonymous and scopes), f"{where}: an anonymous route cannot require scopes")
+    methods = raw.get("methods")
+    return Route(
+        host=host,
+        path=path,
+        methods=None if methods is None else _string_list(methods, f"{where}.methods"),
+        scopes=frozenset(scopes),
+        anonymous=anonymous,
+    )
+
+
+def parse_config(document: Mapping[str, Any]) -> ServerConfig:
+    """A validated ``ServerConfig`` from a parsed document; unknown keys are refused."""
+    unknown = sorted(set(document) - _TOP_KEYS)
+    _require(not unknown, f"unknown sections: {', '.join(unknown)}")
+    server = document.get("server", {})
+    _require(isinstance(server, dict), "[server] must be a table")
+    unknown = sorted(set(server) - _SERVER_KEYS)
+    _require(not unknown, f"[server]: unknown keys: {', '.join(unknown)}")
+    validator = document.get("validator")
+    if not isinstance(validator, dict) or not validator:
+        raise ConfigurationError("a [validator] table is required")
+    raw_routes = document.get("routes", [])
+    _require(isinstance(raw_routes, list), "routes must be an array of tables ([[routes]])")
+    options: dict[str, Any] = {}
+    for name in ("host", "realm", "log_level", "envoy_prefix"):
+        if name in server:
+            _require(
+                isinstance(server[name], str) and bool(server[name]),
+                f"server.{name} must be a string",
+            )
+            options[name] = server[name]
+    for name in ("metrics", "access_log", "allow_query_token", "audit"):
+        if name in server:
+            _require(isinstance(server[name], bool), f"server.{name} must be true or false")
+            options[name] = server[name]
+    if "port" in server:
+        port = server["port"]
+        _require(
+            isinstance(port, int) and not isinstance(port, bool) and 0 <= port < 65536,
+            "server.port must be a port number",
+        )
+        options["port"] = port
+    if "unmatched" in server:
+        _require(
+            server["unmatched"] in ("authenticate", "deny"),
+            "server.unmatched must be 'authenticate' or 'deny'",
+        )
+        options["unmatched"] = server["unmatched"]
+    prefix = options.get("envoy_prefix", "/envoy")
+    _require(
+        prefix.startswith("/") and prefix != "/" and not prefix.endswith("/"),
+        "server.envoy_prefix must look like /envoy",
+    )
+    headers = server.get("claim_headers", {})
+    _require(isinstance(headers, dict), "server.claim_headers must be a table")
+    for header, claim in headers.items():
+        _require(bool(_HEADER_NAME.fullmatch(header)), f"claim header {header!r} is not a name")
+        _require(header.lower() not in _RESERVED_HEADERS, f"claim header {header!r} is reserved")
+        _require(
+            isinstance(claim, str) and bool(claim), f"claim_headers.{header} must name a claim"
+        )
+    options["claim_headers"] = dict(headers)
+    routes = RouteTable([_route(raw, position) for position, raw in enumerate(raw_routes)])
+    return ServerConfig(validator=validator, routes=routes, **options)
+
+
+def load_config(path: str | Path | None, environ: Mapping[str, str]) -> ServerConfig:
+    """Read the TOML file at ``path`` (or ``$JWKGUARD_CONFIG``), apply overrides, validate."""
+    chosen = path or environ.get(CONFIG_ENV)
+    document: dict[str, Any] = {}
+    if chosen:
+        try:
+            document = tomllib.loads(Path(chosen).read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise ConfigurationError(f"cannot read {chosen}: {exc.strerror}") from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigurationError(f"{chosen} is not valid TOML: {exc}") from exc
+    apply_environment(document, environ)
+    return parse_config(document)
