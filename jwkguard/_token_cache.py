@@ -121,8 +121,10 @@ def validity_window(policy: ClaimsPolicy, claims: Claims) -> tuple[float, float]
     exp = claims.get("exp")
     if exp is not None:
         valid_until = float(exp) + leeway
-    iat = claims.get("iat")
-    if policy.max_age is not None and iat is not None:
+    if policy.max_age is not None:
+        iat = claims.get("iat")
+        if iat is None:
+            return _INF, -_INF  # check_times refuses every time: never valid
         # check_times refuses `now > iat + max_age + leeway`: the last good float is included.
         oldest = float(iat) + policy.max_age + leeway
         valid_until = min(valid_until, math.nextafter(oldest, _INF))

@@ -1,0 +1,639 @@
+"""The verified-token cache: a hit skips the signature but re-checks time, keys, lifecycle."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import hashlib
+import threading
+import types
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from jwkguard import (
+    Claims,
+    ConfigurationError,
+    Issuer,
+    KeySet,
+    TokenCache,
+    TokenError,
+    Validator,
+    build_validator,
+)
+from jwkguard._algorithms import Verifier
+from jwkguard._keysource import KeyMatch, key_not_found
+from jwkguard._policy import ClaimsPolicy
+from jwkguard._token_cache import validity_window
+from jwkguard.errors import LifecycleError
+from jwkguard.testing import SigningKey, generate_key, mint_token, sign_compact
+
+from ..conftest import AUDIENCE, ISSUER, FakeClock
+
+
+class SwappableKeySource:
+    """A key source whose key set a test replaces, counting signature checks."""
+
+    def __init__(self, key_set: KeySet) -> None:
+        self.key_set = key_set
+        self.verifications = 0
+        self.lookups = 0
+
+    def key_for(self, kid: str | None, alg: str, now: float) -> KeyMatch:
+        self.lookups += 1
+        found = self.key_set.select(kid, alg)
+        if found is None:
+            raise key_not_found()
+        key, verify = found
+        return key, self._counting(verify)
+
+    async def akey_for(self, kid: str | None, alg: str, now: float) -> KeyMatch:
+        await asyncio.sleep(0)
+        return self.key_for(kid, alg, now)
+
+    def _counting(self, verify: Verifier) -> Verifier:
+        def counted(signing_input: bytes, signature: bytes) -> bool:
+            self.verifications += 1
+            return verify(signing_input, signature)
+
+        return counted
+
+    def current_keys(self) -> KeySet:
+        return self.key_set
+
+    def warm_up(self) -> None:
+        """Nothing to fetch."""
+
+    async def awarm_up(self) -> None:
+        """Nothing to fetch."""
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+    async def aclose(self) -> None:
+        """Nothing to release."""
+
+
+class SwappableValidator(Validator):
+    """A validator whose issuers' keys come from a ``SwappableKeySource``."""
+
+    def _key_source_for(self, issuer: Issuer) -> Any:
+        return SwappableKeySource(super()._key_source_for(issuer).current_keys())  # type: ignore[arg-type]
+
+    @property
+    def source(self) -> SwappableKeySource:
+        source = self.key_source(ISSUER)
+        assert isinstance(source, SwappableKeySource)
+        return source
+
+
+class FakeLifecycle:
+    """The lifecycle layer in miniature: revoked jtis and distrusted key thumbprints."""
+
+    def __init__(self) -> None:
+        self.revoked: set[str] = set()
+        self.distrusted: set[str] = set()
+        self.checks = 0
+
+    def check(self, claims: Claims, now: float) -> None:
+        self.checks += 1
+        if claims.token_id in self.revoked:
+            raise LifecycleError("The access token has been revoked", reason="revoked")
+        if claims.thumbprint in self.distrusted:
+            raise LifecycleError("The signing key is not trusted", reason="key_distrusted")
+
+    async def acheck(self, claims: Claims, now: float) -> None:
+        await asyncio.sleep(0)
+        self.check(claims, now)
+
+
+def key_set_of(*keys: SigningKey) -> KeySet:
+    return KeySet.from_jwks({"keys": [dict(key.public_jwk) for key in keys]}, ["RS256"])
+
+
+@pytest.fixture
+def lifecycle() -> FakeLifecycle:
+    return FakeLifecycle()
+
+
+def make_validator(
+    rsa_key: SigningKey,
+    clock: FakeClock,
+    *,
+    lifecycle: FakeLifecycle | None = None,
+    cache: TokenCache | bool = True,
+    **options: Any,
+) -> SwappableValidator:
+    return SwappableValidator(
+        issuers=[Issuer(ISSUER, audiences=[AUDIENCE], jwks={"keys": [rsa_key.public_jwk]})],
+        algorithms=["RS256"],
+        clock=clock,
+        lifecycle=lifecycle,
+        token_cache=cache,
+        **options,
+    )
+
+
+@pytest.fixture
+def validator(
+    rsa_key: SigningKey, clock: FakeClock, lifecycle: FakeLifecycle
+) -> SwappableValidator:
+    return make_validator(rsa_key, clock, lifecycle=lifecycle)
+
+
+def mint(key: SigningKey, clock: FakeClock, **claims: Any) -> str:
+    return mint_token(key, issuer=ISSUER, audience=AUDIENCE, now=clock.now, **claims)
+
+
+def cache_of(validator: Validator) -> TokenCache:
+    assert validator.token_cache is not None
+    return validator.token_cache
+
+
+# -- hits -------------------------------------------------------------------------------------
+
+
+def test_a_repeated_token_is_verified_once_and_gets_the_same_claims(
+    validator: SwappableValidator, rsa_key: SigningKey, clock: FakeClock
+) -> None:
+    token = mint(rsa_key, clock, scopes="a b")
+    first = validator.validate(token)
+    second = validator.validate(token)
+    assert second is first
+    assert validator.source.verifications == 1
+    assert second.scopes == frozenset({"a", "b"})
+    assert second.thumbprint == rsa_key.thumbprint
+
+
+@pytest.mark.anyio
+async def test_avalidate_shares_the_cache_with_validate(
+    validator: SwappableValidator, rsa_key: SigningKey, clock: FakeClock
+) -> None:
+    token = mint(rsa_key, clock)
+    first = validator.validate(token)
+    assert await validator.avalidate(token) is first
+    assert validator.source.verifications == 1
+
+
+def test_str_and_bytes_forms_of_a_token_share_one_entry(
+    validator: SwappableValidator, rsa_key: SigningKey, clock: FakeClock
+) -> None:
+    token = mint(rsa_key, clock)
+    validator.validate(token.encode("ascii"))
+    validator.validate(token)
+    assert len(cache_of(validator)) == 1
+    assert validator.source.verifications == 1
+
+
+def test_every_hit_asks_the_key_source_and_runs_the_lifecycle_checks(
+    validator: SwappableValidator, rsa_key: SigningKey, clock: FakeClock, lifecycle: FakeLifecycle
+) -> None:
+    token = mint(rsa_key, clock)
+    for _ in range(3):
+        validator.validate(token)
+    assert validator.source.lookups == 3
+    assert lifecycle.checks == 3
+
+
+def test_the_cache_keeps_a_digest_of_the_token_never_the_token(
+    validator: SwappableValidator, rsa_key: SigningKey, clock: FakeClock
+) -> None:
+    token = mint(rsa_key, clock)
+    validator.validate(token)
+    cache = cache_of(validator)
+    assert list(cache._entries) == [hashlib.sha256(token.encode()).digest()]
+    signature = token.rsplit(".", 1)[1]
+    texts = list(reachable_text(cache))
+    assert any(isinstance(text, str) and text == ISSUER for text in texts)  # the walk works
+    assert not any(signature in text for text in texts if isinstance(text, str))
+    assert not any(signature.encode() in text for text in texts if isinstance(text, bytes))
+
+
+def reachable_text(root: object, limit: int = 200_000) -> Iterator[str | bytes]:
+    """Every str and bytes object reachable from ``root`` (bounded walk)."""
+    seen: set[int] = set()
+    pending = [root]
+    while pending and len(seen) < limit:
+        item = pending.pop()
+        if id(item) in seen or isinstance(item, type | types.ModuleType | types.FunctionType):
+            continue
+        seen.add(id(item))
+        if isinstance(item, str | bytes):
+            yield item
+            continue
+        pending.extend(gc.get_referents(item))
+
+
+def test_the_cache_is_off_unless_asked_for(rsa_key: SigningKey, clock: FakeClock) -> None:
+    validator = make_validator(rsa_key, clock, cache=False)
+    token = mint(rsa_key, clock)
+    validator.validate(token)
+    validator.validate(token)
+    assert validator.token_cache is None
+    assert validator.source.verifications == 2
+
+
+# -- time -------------------------------------------------------------------------------------
+
+
+def test_a_token_that_expires_between_two_hits_is_refused_and_dropped(
+    validator: SwappableValidator, rsa_key: SigningKey, clock: FakeClock
+) -> None:
+    token = mint(rsa_key, clock, lifetime=60)
+    validator.validate(token)
+    clock.advance(59)
+    validator.validate(token)
+    clock.advance(1)
+    with pytest.raises(TokenError) as caught:
+        validator.validate(token)
+    assert (caught.value.reason, caught.value.claim) == ("expired", "exp")
+    assert len(cache_of(validator)) == 0
+    assert validator.source.verifications == 1
+
+
+def test_leeway_applies_to_hits_as_to_full_validation(
+    rsa_key: SigningKey, clock: FakeClock
+) -> None:
+    validator = make_validator(rsa_key, clock, leeway=30)
+    token = mint(rsa_key, clock, lifetime=60)
+    validator.validate(token)
+    clock.advance(89)
+    validator.validate(token)
+    clock.advance(1)
+    with pytest.raises(TokenError, match="expired"):
+        validator.validate(token)
+
+
+def test_max_age_is_rechecked_on_a_hit(rsa_key: SigningKey, clock: FakeClock) -> None:
+    validator = make_validator(rsa_key, clock, max_age=100)
+    token = mint(rsa_key, clock, lifetime=3600)
+    validator.validate(token)
+    clock.advance(100)
+    validator.validate(token)
+    clock.advance(0.5)
+    with pytest.raises(TokenError) as caught:
+        validator.validate(token)
+    assert (caught.value.reason, caught.value.claim) == ("too_old", "iat")
+
+
+def test_nbf_is_rechecked_when_the_clock_steps_back(
+    validator: SwappableValidator, rsa_key: SigningKey, clock: FakeClock
+) -> None:
+    token = mint(rsa_key, clock, nbf=int(clock.now) + 10, iat=int(clock.now) - 5)
+    clock.advance(10)
+    validator.validate(token)
+    clock.advance(-1)  # e.g. an NTP step backwards
+    with pytest.raises(TokenError) as caught:
+        validator.validate(token)
+    assert (caught.value.reason, caught.value.claim) == ("not_yet_valid", "nbf")
+    assert len(cache_of(validator)) == 0
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    exp=st.one_of(st.none(), st.integers(0, 4_000_000_000)),
+    nbf=st.one_of(st.none(), st.integers(0, 4_000_000_000)),
+    iat=st.one_of(st.none(), st.integers(0, 4_000_000_000), st.floats(0, 4e9)),
+    leeway=st.sampled_from([0.0, 1.0, 30.0, 0.25]),
+    max_age=st.one_of(st.none(), st.sampled_from([1.0, 60.0, 3600.5])),
+    offset=st.floats(-200, 200),
+)
+def test_the_validity_window_agrees_with_check_times(
+    exp: int | None,
+    nbf: int | None,
+    iat: float | None,
+    leeway: float,
+    max_age: float | None,
+    offset: float,
+) -> None:
+    payload = {
+        name: value
+        for name, value in (("exp", exp), ("nbf", nbf), ("iat", iat))
+        if value is not None
+    }
+    policy = ClaimsPolicy(
+        issuer=ISSUER,
+        audiences=frozenset({AUDIENCE}),
+        leeway=leeway,
+        required_claims=(),
+        max_age=max_age,
+        max_lifetime=None,
+        scope_claim=None,
+        required_scopes=frozenset(),
+        allowed_client_ids=None,
+        claim_checks=(),
+    )
+    claims = Claims(payload, header={}, key_id=None, thumbprint="t", scopes=frozenset())
+    valid_from, valid_until = validity_window(policy, claims)
+    anchors = [float(v) for v in payload.values()] or [1_800_000_000.0]
+    for anchor in anchors:
+        for now in (anchor + offset, anchor + leeway, anchor - leeway, anchor + (max_age or 0)):
+            try:
+                policy.check_times(payload, now)
+            except TokenError:
+                passes = False
+            else:
+                passes = True
+            assert (valid_from <= now < valid_until) == passes, (payload, now)
+
+
+# -- keys and lifecycle -----------------------------------------------------------------------
+
+
+def test_a_key_removed_from_the_jwks_stops_cached_tokens_at_once(
+    validator: SwappableValidator, rsa_key: SigningKey, clock: FakeClock
+) -> None:
+    token = mint(rsa_key, clock)
+    validator.validate(token)
+    validator.source.key_set = key_set_of(generate_key("RS256", kid="rsa-2"))
+    with pytest.raises(TokenError) as caught:
+        validator.validate(token)
+    assert caught.value.reason == "unknown_key"
+    assert len(cache_of(validator)) == 0
+
+
+def test_a_key_replaced_under_the_same_kid_stops_cached_tokens(
+    validator: SwappableValidator, rsa_key: SigningKey, clock: FakeClock
+) -> None:
+    token = mint(rsa_key, clock)
+    validator.validate(token)
+    validator.source.key_set = key_set_of(generate_key("RS256", kid=rsa_key.kid))
+    with pytest.raises(TokenError) as caught:
+        validator.validate(token)
+    assert caught.value.reason == "bad_signature"
+    assert len(cache_of(validator)) == 0
+
+
+def test_a_token_revoked_after_caching_is_refused_and_dropped(
+    validator: SwappableValidator, rsa_key: SigningKey, clock: FakeClock, lifecycle: FakeLifecycle
+) -> None:
+    token = mint(rsa_key, clock)
+    claims = validator.validate(token)
+    assert claims.token_id is not None
+    lifecycle.revoked.add(claims.token_id)
+    with pytest.raises(TokenError) as caught:
+        validator.validate(token)
+    assert caught.value.reason == "revoked"
+    assert len(cache_of(validator)) == 0
+    with pytest.raises(TokenError, match="revoked"):
+        validator.validate(token)
+    assert len(cache_of(validator)) == 0
+
+
+@pytest.mark.anyio
+async def test_a_distrusted_key_stops_cached_tokens_in_async_code(
+    validator: SwappableValidator, rsa_key: SigningKey, clock: FakeClock, lifecycle: FakeLifecycle
+) -> None:
+    token = mint(rsa_key, clock)
+    await validator.avalidate(token)
+    lifecycle.distrusted.add(rsa_key.thumbprint)
+    with pytest.raises(TokenError) as caught:
+        await validator.avalidate(token)
+    assert caught.value.reason == "key_distrusted"
+    assert len(cache_of(validator)) == 0
+    lifecycle.distrusted.clear()
+    await validator.avalidate(token)
+    assert validator.source.verifications == 2
+
+
+# -- scopes -----------------------------------------------------------------------------------
+
+
+def test_request_scopes_are_checked_on_every_hit_without_dropping_the_entry(
+    validator: SwappableValidator, rsa_key: SigningKey, clock: FakeClock
+) -> None:
+    token = mint(rsa_key, clock, scopes="orders:read")
+    validator.validate(token, scopes=["orders:read"])
+    with pytest.raises(TokenError) as caught:
+        validator.validate(token, scopes=["orders:write"])
+    assert (caught.value.error, caught.value.status_code) == ("insufficient_scope", 403)
+    with pytest.raises(TokenError, match="scope"):
+        validator.validate(token, scopes="orders:read orders:write")
+    validator.validate(token, scopes=frozenset({"orders:read"}))
+    assert len(cache_of(validator)) == 1
+    assert validator.source.verifications == 1
+
+
+# -- what never enters ------------------------------------------------------------------------
+
+
+def test_failures_are_never_cached(
+    validator: SwappableValidator, rsa_key: SigningKey, clock: FakeClock
+) -> None:
+    other_key = generate_key("RS256", kid=rsa_key.kid)
+    refused = [
+        mint(other_key, clock),  # bad signature
+        mint(rsa_key, clock, lifetime=-1),  # expired
+        mint_token(rsa_key, issuer=ISSUER, audience="https://other.example", now=clock.now),
+    ]
+    for token in refused:
+        for _ in range(2):
+            with pytest.raises(TokenError):
+                validator.validate(token)
+    assert len(cache_of(validator)) == 0
+    assert validator.source.verifications == 2 * len(refused)
+
+
+def test_a_token_refused_by_the_lifecycle_on_first_sight_is_not_cached(
+    validator: SwappableValidator, rsa_key: SigningKey, clock: FakeClock, lifecycle: FakeLifecycle
+) -> None:
+    lifecycle.distrusted.add(rsa_key.thumbprint)
+    token = mint(rsa_key, clock)
+    with pytest.raises(TokenError, match="not trusted"):
+        validator.validate(token)
+    assert len(cache_of(validator)) == 0
+
+
+def test_a_token_lacking_request_scopes_on_first_sight_is_not_cached(
+    validator: SwappableValidator, rsa_key: SigningKey, clock: FakeClock
+) -> None:
+    token = mint(rsa_key, clock, scopes="a")
+    with pytest.raises(TokenError, match="scope"):
+        validator.validate(token, scopes=["b"])
+    assert len(cache_of(validator)) == 0
+
+
+@pytest.mark.parametrize(
+    "token",
+    [
+        "not a token",
+        "a.b",
+        "a.b.c.d.e",
+        "éé.éé.éé",
+        "\udc80.x.y",
+        b"\xff\xfe.x.y",
+        "x" * 9000,
+    ],
+)
+def test_malformed_tokens_never_enter(validator: SwappableValidator, token: str | bytes) -> None:
+    for _ in range(2):
+        with pytest.raises(TokenError):
+            validator.validate(token)
+    assert len(cache_of(validator)) == 0
+
+
+def test_a_hit_for_a_tampered_copy_is_impossible(
+    validator: SwappableValidator, rsa_key: SigningKey, clock: FakeClock
+) -> None:
+    token = mint(rsa_key, clock)
+    validator.validate(token)
+    signature = token.rsplit(".", 1)[1]
+    forged = sign_compact(
+        {"alg": "RS256", "kid": rsa_key.kid, "typ": "at+jwt"},
+        {"iss": ISSUER, "aud": AUDIENCE, "exp": int(clock.now) + 60, "sub": "admin"},
+    )
+    with pytest.raises(TokenError, match="signature"):
+        validator.validate(f"{forged.rsplit('.', 1)[0]}.{signature}")
+    assert len(cache_of(validator)) == 1
+
+
+# -- bounds -----------------------------------------------------------------------------------
+
+
+def test_capacity_evicts_the_entry_not_used_since_the_last_sweep(
+    rsa_key: SigningKey, clock: FakeClock
+) -> None:
+    validator = make_validator(rsa_key, clock, cache=TokenCache(max_entries=3))
+    cache = cache_of(validator)
+    a, b, c, d, e = (mint(rsa_key, clock, subject=f"user-{n}") for n in range(5))
+    for token in (a, b, c):
+        validator.validate(token)
+    validator.validate(a)  # a is used again: it gets a second chance
+    validator.validate(d)
+    assert [cache.get(token) is not None for token in (a, b, c, d)] == [True, False, True, True]
+    validator.validate(e)
+    assert [cache.get(token) is not None for token in (a, c, d, e)] == [True, False, True, True]
+    assert len(cache) == 3
+
+
+def test_expired_entries_are_evicted_before_used_ones(
+    rsa_key: SigningKey, clock: FakeClock
+) -> None:
+    validator = make_validator(rsa_key, clock, cache=TokenCache(max_entries=2))
+    cache = cache_of(validator)
+    short = mint(rsa_key, clock, lifetime=10)
+    long = mint(rsa_key, clock, lifetime=600)
+    validator.validate(short)
+    validator.validate(long)
+    validator.validate(short)
+    validator.validate(long)
+    clock.advance(20)
+    validator.validate(fresh := mint(rsa_key, clock))
+    assert cache.get(short) is None
+    assert cache.get(long) is not None
+    assert cache.get(fresh) is not None
+
+
+def test_the_memory_bound_holds(rsa_key: SigningKey, clock: FakeClock) -> None:
+    validator = make_validator(rsa_key, clock, cache=TokenCache(max_bytes=12_000))
+    cache = cache_of(validator)
+    tokens = [mint(rsa_key, clock, subject=f"user-{n}", note="x" * 500) for n in range(12)]
+    for token in tokens:
+        validator.validate(token)
+        assert cache.size_bytes <= 12_000
+    assert 2 <= len(cache) < len(tokens)
+    assert cache.size_bytes == sum(entry.size for entry in cache._entries.values())
+    assert cache.get(tokens[-1]) is not None
+
+
+def test_an_entry_larger_than_the_whole_budget_is_not_cached(
+    rsa_key: SigningKey, clock: FakeClock
+) -> None:
+    validator = make_validator(rsa_key, clock, cache=TokenCache(max_bytes=500))
+    validator.validate(mint(rsa_key, clock))
+    assert len(cache_of(validator)) == 0
+
+
+# -- concurrency ------------------------------------------------------------------------------
+
+
+def test_concurrent_hits_and_inserts_from_threads(rsa_key: SigningKey, clock: FakeClock) -> None:
+    validator = make_validator(rsa_key, clock, cache=TokenCache(max_entries=8))
+    cache = cache_of(validator)
+    hot = mint(rsa_key, clock, subject="hot")
+    cold = [mint(rsa_key, clock, subject=f"cold-{n}") for n in range(24)]
+    validator.validate(hot)
+    errors: list[BaseException] = []
+    start = threading.Barrier(6)
+
+    def hammer(worker: int) -> None:
+        try:
+            start.wait(timeout=10)
+            for round_ in range(150):
+                assert validator.validate(hot).subject == "hot"
+                token = cold[(worker * 7 + round_) % len(cold)]
+                assert validator.validate(token).subject is not None
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=hammer, args=(n,)) for n in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert not any(thread.is_alive() for thread in threads)
+    assert errors == []
+    assert len(cache) <= 8
+    assert cache.size_bytes == sum(entry.size for entry in cache._entries.values())
+    live = [slot for slot in cache._ring if slot is not None]
+    assert sorted(id(entry) for entry in live) == sorted(id(e) for e in cache._entries.values())
+
+
+@pytest.mark.anyio
+async def test_concurrent_hits_from_tasks(
+    validator: SwappableValidator, rsa_key: SigningKey, clock: FakeClock
+) -> None:
+    token = mint(rsa_key, clock)
+    first = await validator.avalidate(token)
+    results = await asyncio.gather(*(validator.avalidate(token) for _ in range(200)))
+    assert all(claims is first for claims in results)
+    assert validator.source.verifications == 1
+
+
+# -- configuration ----------------------------------------------------------------------------
+
+
+def test_one_cache_cannot_serve_two_validators(rsa_key: SigningKey, clock: FakeClock) -> None:
+    shared = TokenCache()
+    make_validator(rsa_key, clock, cache=shared)
+    with pytest.raises(ConfigurationError, match="one Validator"):
+        make_validator(rsa_key, clock, cache=shared)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [0, "yes", TokenCache, {"max_entries": 10, "ttl": 5}, {"max_entries": 0}, {"max_bytes": 1.5}],
+)
+def test_bad_cache_settings_fail_at_start_up(
+    rsa_key: SigningKey, clock: FakeClock, value: Any
+) -> None:
+    with pytest.raises(ConfigurationError):
+        make_validator(rsa_key, clock, cache=value)
+
+
+def test_the_cache_can_be_configured_from_a_settings_mapping(rsa_key: SigningKey) -> None:
+    validator = build_validator(
+        {
+            "ISSUERS": [
+                {"issuer": ISSUER, "audiences": [AUDIENCE], "jwks": {"keys": [rsa_key.public_jwk]}}
+            ],
+            "ALGORITHMS": ["RS256"],
+            "TOKEN_CACHE": {"MAX_ENTRIES": 50, "max_bytes": 1_000_000},
+        }
+    )
+    cache = cache_of(validator)
+    assert (cache.max_entries, cache.max_bytes) == (50, 1_000_000)
+
+
+def test_clear_empties_the_cache(
+    validator: SwappableValidator, rsa_key: SigningKey, clock: FakeClock
+) -> None:
+    token = mint(rsa_key, clock)
+    validator.validate(token)
+    cache_of(validator).clear()
+    assert (len(cache_of(validator)), cache_of(validator).size_bytes) == (0, 0)
+    validator.validate(token)
+    assert validator.source.verifications == 2
