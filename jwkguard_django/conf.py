@@ -1,0 +1,213 @@
+"""The ``JWKGUARD`` setting, read lazily so that ``override_settings`` works.
+
+Validator and issuer options go to :func:`jwkguard.build_validator` as they are; the keys below
+belong to this adapter. The built validator is cached against the identity of the settings
+dict and dropped when ``setting_changed`` reports a new ``JWKGUARD``.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+from django.utils.module_loading import import_string
+
+from jwkguard import Claims, ConfigurationError, Validator, build_validator
+
+__all__ = [
+    "ADAPTER_SETTINGS",
+    "MODES",
+    "AdapterOptions",
+    "State",
+    "get_state",
+    "get_validator",
+    "parse_options",
+    "reset",
+    "resolve_settings",
+]
+
+ADAPTER_SETTINGS = frozenset({"mode", "exempt_paths", "realm", "user_loader", "allow_query_token"})
+"""Lower-case keys of ``JWKGUARD`` that configure the adapter rather than the validator."""
+
+MODES = ("protect", "optional")
+"""``protect``: every view needs a token unless exempt. ``optional``: decorators decide."""
+
+# Options that take callables: in Django settings they may be given as dotted import paths.
+_CALLABLE_SETTINGS = frozenset({"clock", "on_event", "lifecycle"})
+UserLoader = Callable[[Claims], Any]
+
+
+@dataclass(frozen=True, slots=True)
+class AdapterOptions:
+    """The adapter's own settings, checked.
+
+    Attributes:
+        mode: ``"protect"`` or ``"optional"``.
+        exempt_exact: Paths served without any token check.
+        exempt_prefixes: Path prefixes (entries ending in ``*``) served without a token check.
+        realm: The ``realm`` of ``WWW-Authenticate`` challenges.
+        user_loader: Maps verified claims to a Django user; None gives a ``TokenUser``.
+        allow_query_token: Accept ``?access_token=`` (RFC 6750 section 2.3 advises against it).
+    """
+
+    mode: str = "protect"
+    exempt_exact: frozenset[str] = frozenset()
+    exempt_prefixes: tuple[str, ...] = ()
+    realm: str = "api"
+    user_loader: UserLoader | None = None
+    allow_query_token: bool = False
+
+    @property
+    def protect(self) -> bool:
+        """True when views without a decorator need a valid token."""
+        return self.mode == "protect"
+
+    def is_exempt(self, path: str) -> bool:
+        """True if ``path`` (``request.path_info``) is listed in ``EXEMPT_PATHS``."""
+        return path in self.exempt_exact or path.startswith(self.exempt_prefixes)
+
+
+@dataclass(frozen=True, slots=True)
+class State:
+    """What the middleware, decorators and DRF classes read: built once per settings dict."""
+
+    source: object
+    validator: Validator
+    options: AdapterOptions
+
+
+def _lowered(raw: Mapping[str, Any]) -> dict[str, Any]:
+    return {str(key).lower(): value for key, value in raw.items()}
+
+
+def _import(value: Any, name: str) -> Any:
+    if not isinstance(value, str):
+        return value
+    try:
+        return import_string(value)
+    except ImportError as exc:
+        raise ConfigurationError(f"{name.upper()}: cannot import {value!r}: {exc}") from exc
+
+
+def resolve_settings(raw: Mapping[str, Any]) -> dict[str, Any]:
+    """Validator settings from ``JWKGUARD``: adapter keys removed, dotted paths imported."""
+    options = {key: value for key, value in _lowered(raw).items() if key not in ADAPTER_SETTINGS}
+    for key in _CALLABLE_SETTINGS & options.keys():
+        options[key] = _import(options[key], key)
+    if isinstance(options.get("claim_checks"), list | tuple):
+        options["claim_checks"] = [_import(c, "claim_checks") for c in options["claim_checks"]]
+    issuers = options.get("issuers")
+    if isinstance(issuers, list | tuple):
+        resolved: list[Any] = []
+        for issuer in issuers:
+            if isinstance(issuer, Mapping):
+                issuer = _lowered(issuer)
+                checks = issuer.get("claim_checks")
+                if isinstance(checks, list | tuple):
+                    issuer["claim_checks"] = [_import(c, "claim_checks") for c in checks]
+            resolved.append(issuer)
+        options["issuers"] = resolved
+    return options
+
+
+def parse_options(raw: Mapping[str, Any]) -> AdapterOptions:
+    """The adapter's settings from ``JWKGUARD``.
+
+    Raises:
+        ConfigurationError: A value of the wrong type or out of range.
+    """
+    options = _lowered(raw)
+    mode = options.get("mode", "protect")
+    if mode not in MODES:
+        raise ConfigurationError(f"MODE must be one of {', '.join(map(repr, MODES))}")
+    paths = options.get("exempt_paths", ())
+    if isinstance(paths, str) or not isinstance(paths, list | tuple | set | frozenset):
+        raise ConfigurationError("EXEMPT_PATHS must be a list of paths")
+    exact: set[str] = set()
+    prefixes: list[str] = []
+    for path in paths:
+        if not isinstance(path, str) or not path.startswith("/"):
+            raise ConfigurationError(f"EXEMPT_PATHS: {path!r} must be a path starting with '/'")
+        if path.endswith("*"):
+            prefixes.append(path[:-1])
+        else:
+            exact.add(path)
+    realm = options.get("realm", "api")
+    if not isinstance(realm, str) or not realm:
+        raise ConfigurationError("REALM must be a non-empty string")
+    loader = _import(options.get("user_loader"), "user_loader")
+    if loader is not None and not callable(loader):
+        raise ConfigurationError("USER_LOADER must be a callable or its dotted path")
+    allow_query = options.get("allow_query_token", False)
+    if not isinstance(allow_query, bool):
+        raise ConfigurationError("ALLOW_QUERY_TOKEN must be True or False")
+    return AdapterOptions(
+        mode=mode,
+        exempt_exact=frozenset(exact),
+        exempt_prefixes=tuple(prefixes),
+        realm=realm,
+        user_loader=loader,
+        allow_query_token=allow_query,
+    )
+
+
+def _build(source: object) -> State:
+    if not isinstance(source, Mapping):
+        raise ConfigurationError("the JWKGUARD setting must be a dict")
+    options = parse_options(source)
+    validator = build_validator(resolve_settings(source))
+    return State(source=source, validator=validator, options=options)
+
+
+class _Cache:
+    """The state built from the current ``settings.JWKGUARD``, rebuilt when it changes."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._state: State | None = None
+
+    def get(self) -> State:
+        source = getattr(settings, "JWKGUARD", None)
+        state = self._state
+        if state is not None and state.source is source:
+            return state
+        with self._lock:
+            state = self._state
+            if state is None or state.source is not source:
+                try:
+                    state = _build(source)
+                except ConfigurationError as exc:
+                    raise ImproperlyConfigured(f"JWKGUARD: {exc}") from exc
+                self._state = state
+            return state
+
+    def reset(self) -> None:
+        with self._lock:
+            self._state = None
+
+
+_cache = _Cache()
+
+
+def get_state() -> State:
+    """The validator and adapter options for the current settings (built on first use).
+
+    Raises:
+        ImproperlyConfigured: ``JWKGUARD`` is missing or invalid (``manage.py check`` says why).
+    """
+    return _cache.get()
+
+
+def get_validator() -> Validator:
+    """The ``jwkguard.Validator`` built from ``settings.JWKGUARD``, for use outside views."""
+    return _cache.get().validator
+
+
+def reset(*, setting: str, **kwargs: Any) -> None:
+    """``setting_changed`` receiver: forget the validator when ``JWKGUARD`` changes."""
+    if setting == "JWKGUARD":
+        _cache.reset()

@@ -1,0 +1,157 @@
+"""View decorators: ``token_required``, ``token_optional`` and ``token_exempt``.
+
+They work on sync and async function views, on ``as_view()`` results and on class-based views
+(decorate the class). Each marks the view so that :class:`~jwkguard_django.middleware.
+JWKGuardMiddleware` leaves the decision to it; without the middleware they authenticate the
+request themselves (``validate`` in sync views, ``await avalidate`` in async ones).
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from functools import wraps
+from typing import Any, Literal, TypeVar, overload
+
+from asgiref.sync import iscoroutinefunction
+from django.http import HttpRequest, HttpResponseBase
+from django.views import View
+
+from ._auth import aauthenticate, authenticate, refusal
+from .conf import get_state
+
+__all__ = ["POLICY_ATTRIBUTE", "ViewPolicy", "token_exempt", "token_optional", "token_required"]
+
+POLICY_ATTRIBUTE = "jwkguard_policy"
+"""The attribute the decorators set on a view; the middleware reads it."""
+
+V = TypeVar("V", bound=Callable[..., Any] | type[View])
+
+
+@dataclass(frozen=True, slots=True)
+class ViewPolicy:
+    """What a decorated view demands of the request's token."""
+
+    kind: Literal["required", "optional", "exempt"]
+    scopes: frozenset[str] = frozenset()
+
+
+def _request_of(args: tuple[Any, ...], position: int) -> HttpRequest:
+    request = args[position]
+    # A DRF Request wraps the Django one; the result is recorded on the Django request.
+    inner = getattr(request, "_request", None)
+    return inner if isinstance(inner, HttpRequest) else request
+
+
+def _check(request: HttpRequest, policy: ViewPolicy) -> HttpResponseBase | None:
+    if policy.kind == "exempt":
+        return None
+    state = get_state()
+    outcome = authenticate(request, state)
+    return refusal(outcome, state.options, required=policy.kind == "required", scopes=policy.scopes)
+
+
+async def _acheck(request: HttpRequest, policy: ViewPolicy) -> HttpResponseBase | None:
+    if policy.kind == "exempt":
+        return None
+    state = get_state()
+    outcome = await aauthenticate(request, state)
+    return refusal(outcome, state.options, required=policy.kind == "required", scopes=policy.scopes)
+
+
+def _guard(
+    view: Callable[..., Any], policy: ViewPolicy, *, is_async: bool, position: int
+) -> Callable[..., Any]:
+    """Wrap ``view`` (a function, or ``dispatch`` when ``position`` is 1) with the policy."""
+    guarded: Callable[..., Any]
+    if is_async:
+
+        async def guarded(*args: Any, **kwargs: Any) -> Any:
+            denied = await _acheck(_request_of(args, position), policy)
+            if denied is not None:
+                return denied
+            response = view(*args, **kwargs)
+            # View.dispatch of an async class-based view is itself sync and returns a coroutine.
+            return await response if inspect.isawaitable(response) else response
+
+    else:
+
+        def guarded(*args: Any, **kwargs: Any) -> Any:
+            denied = _check(_request_of(args, position), policy)
+            return denied if denied is not None else view(*args, **kwargs)
+
+    guarded = wraps(view)(guarded)
+    guarded.__dict__[POLICY_ATTRIBUTE] = policy
+    if policy.kind == "required":
+        # Only requests with a valid bearer token reach the view, and a browser never sends
+        # one on its own: there is nothing for a cross-site request to forge.
+        guarded.__dict__["csrf_exempt"] = True
+    return guarded
+
+
+def _apply(view: V, policy: ViewPolicy) -> V:
+    if isinstance(view, type):
+        if not issubclass(view, View):
+            raise TypeError("jwkguard decorators apply to views or django.views.View subclasses")
+        is_async = bool(view.view_is_async)  # a classproperty; raises for mixed handlers
+        dispatch = _guard(view.dispatch, policy, is_async=is_async, position=1)
+        view.dispatch = dispatch  # type: ignore[method-assign]
+        return view
+    if not callable(view):
+        raise TypeError("jwkguard decorators apply to views or django.views.View subclasses")
+    return _guard(view, policy, is_async=iscoroutinefunction(view), position=0)  # type: ignore[return-value]
+
+
+def _scopes(scopes: Iterable[str]) -> frozenset[str]:
+    if isinstance(scopes, str):
+        raise TypeError("scopes must be a list of scope names, e.g. scopes=['orders:read']")
+    chosen = frozenset(scopes)
+    if not all(isinstance(scope, str) and scope for scope in chosen):
+        raise TypeError("scopes must be non-empty strings")
+    return chosen
+
+
+@overload
+def token_required(view: V, /) -> V: ...
+@overload
+def token_required(*, scopes: Iterable[str] = ()) -> Callable[[V], V]: ...
+def token_required(view: Any = None, /, *, scopes: Iterable[str] = ()) -> Any:
+    """Refuse the request unless it carries a valid bearer token granting ``scopes``.
+
+    Use as ``@token_required`` or ``@token_required(scopes=["orders:read"])`` on a function
+    view, an async view or a class-based view. No token gives 401 with a bare challenge, an
+    invalid one 401 ``invalid_token``, missing scopes 403 ``insufficient_scope`` (RFC 6750
+    section 3.1). Such views are CSRF-exempt: they accept bearer tokens only.
+    """
+    policy = ViewPolicy("required", _scopes(scopes))
+    if view is not None:
+        return _apply(view, policy)
+    return lambda target: _apply(target, policy)
+
+
+@overload
+def token_optional(view: V, /) -> V: ...
+@overload
+def token_optional() -> Callable[[V], V]: ...
+def token_optional(view: Any = None, /) -> Any:
+    """Authenticate the request if it carries a bearer token; let it through if it has none.
+
+    An invalid token is still refused. ``request.jwt_claims`` is None for anonymous requests.
+    """
+    policy = ViewPolicy("optional")
+    if view is not None:
+        return _apply(view, policy)
+    return lambda target: _apply(target, policy)
+
+
+@overload
+def token_exempt(view: V, /) -> V: ...
+@overload
+def token_exempt() -> Callable[[V], V]: ...
+def token_exempt(view: Any = None, /) -> Any:
+    """Serve the view without any token check, even when the middleware protects every path."""
+    policy = ViewPolicy("exempt")
+    if view is not None:
+        return _apply(view, policy)
+    return lambda target: _apply(target, policy)

@@ -1,0 +1,113 @@
+"""``JWKGuardMiddleware``: bearer-token authentication for every request, sync or async.
+
+In ``__call__`` (WSGI) or ``__acall__`` (ASGI) it reads and validates the bearer token and sets
+``request.jwt_claims``, ``request.auth``, a lazy ``request.user`` and ``request.auser``. In
+``process_view``, once the view is known, it refuses the request if the mode and the view's
+decorators say so. List it before ``CsrfViewMiddleware`` so that a protected view answers a
+request without a token with 401 rather than CSRF's 403; its user wins over the session user
+wherever ``AuthenticationMiddleware`` is listed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from asgiref.sync import iscoroutinefunction, markcoroutinefunction
+from django.http import HttpRequest, HttpResponseBase
+
+from ._auth import (
+    aauthenticate,
+    attach_user,
+    authenticate,
+    mark_unauthenticated,
+    recorded,
+    refusal,
+)
+from .conf import State, get_state
+from .decorators import POLICY_ATTRIBUTE
+
+__all__ = ["JWKGuardMiddleware"]
+
+GetResponse = Callable[[HttpRequest], Any]
+ProcessView = Callable[
+    [HttpRequest, Callable[..., Any], tuple[Any, ...], dict[str, Any]],
+    HttpResponseBase | Awaitable[HttpResponseBase | None] | None,
+]
+
+
+class JWKGuardMiddleware:
+    """Authenticates requests with bearer tokens under WSGI and ASGI alike.
+
+    ``JWKGUARD["MODE"]`` decides what happens to views without a jwkguard decorator:
+    ``"protect"`` (default) refuses requests without a valid token unless the path is in
+    ``EXEMPT_PATHS``; ``"optional"`` lets anonymous requests through. A token that is sent but
+    invalid is refused in both modes, except on exempt paths and ``token_exempt`` views.
+    """
+
+    sync_capable = True
+    async_capable = True
+    process_view: ProcessView
+
+    def __init__(self, get_response: GetResponse) -> None:
+        self.get_response = get_response
+        self.async_mode = iscoroutinefunction(get_response)
+        if self.async_mode:
+            markcoroutinefunction(self)
+            self.process_view = self._aprocess_view
+        else:
+            self.process_view = self._process_view
+
+    def __call__(self, request: HttpRequest) -> Any:
+        if self.async_mode:
+            return self.__acall__(request)
+        state = get_state()
+        if not _skip(request, state):
+            authenticate(request, state)
+        return self.get_response(request)
+
+    async def __acall__(self, request: HttpRequest) -> Any:
+        state = get_state()
+        if not _skip(request, state):
+            await aauthenticate(request, state)
+        return await self.get_response(request)
+
+    def _process_view(
+        self,
+        request: HttpRequest,
+        view_func: Callable[..., Any],
+        view_args: tuple[Any, ...],
+        view_kwargs: dict[str, Any],
+    ) -> HttpResponseBase | None:
+        return _decide(request, view_func)
+
+    async def _aprocess_view(
+        self,
+        request: HttpRequest,
+        view_func: Callable[..., Any],
+        view_args: tuple[Any, ...],
+        view_kwargs: dict[str, Any],
+    ) -> HttpResponseBase | None:
+        return _decide(request, view_func)
+
+
+def _skip(request: HttpRequest, state: State) -> bool:
+    """True for ``EXEMPT_PATHS``: their token is not even read."""
+    if state.options.is_exempt(request.path_info):
+        mark_unauthenticated(request)
+        return True
+    return False
+
+
+def _decide(request: HttpRequest, view_func: Callable[..., Any]) -> HttpResponseBase | None:
+    """The refusal for an undecorated view, or None (decorated views decide for themselves)."""
+    outcome = recorded(request)
+    if outcome is None:
+        return None
+    if outcome.claims is not None:
+        # AuthenticationMiddleware may be listed after this one and have replaced the user.
+        attach_user(request, outcome)
+    if hasattr(view_func, POLICY_ATTRIBUTE):
+        return None
+    options = get_state().options
+    return refusal(outcome, options, required=options.protect)

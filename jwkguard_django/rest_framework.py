@@ -1,0 +1,129 @@
+"""Django REST framework: an authentication class and a scope permission.
+
+.. code-block:: python
+
+    REST_FRAMEWORK = {
+        "DEFAULT_AUTHENTICATION_CLASSES": ["jwkguard_django.rest_framework.JWKGuardAuthentication"],
+        "DEFAULT_PERMISSION_CLASSES": ["jwkguard_django.rest_framework.HasScopes"],
+    }
+
+Refusals carry the same status, ``WWW-Authenticate`` header and JSON body as everywhere else
+in jwkguard (RFC 6750 section 3), rendered through DRF's exception handler.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+try:
+    from rest_framework import exceptions
+    from rest_framework.authentication import BaseAuthentication
+    from rest_framework.permissions import BasePermission
+    from rest_framework.request import Request
+except ImportError as exc:  # pragma: no cover - depends on the environment
+    raise ImportError(
+        "jwkguard_django.rest_framework needs Django REST framework: pip install 'jwkguard[drf]'"
+    ) from exc
+
+from jwkguard import (
+    Claims,
+    ErrorResponse,
+    InsufficientScope,
+    error_response,
+    missing_token_response,
+)
+
+from ._auth import Outcome, authenticate, recorded, refusal_answer
+from .conf import get_state
+
+__all__ = ["HasScopes", "JWKGuardAPIError", "JWKGuardAuthentication"]
+
+
+class JWKGuardAPIError(exceptions.APIException):
+    """A jwkguard refusal as a DRF exception: status, challenge, ``Retry-After`` and body.
+
+    Attributes:
+        answer: The framework-neutral refusal it was built from.
+    """
+
+    def __init__(self, answer: ErrorResponse) -> None:
+        super().__init__(detail=answer.body, code=answer.body.get("error"))
+        self.answer = answer
+        self.status_code = answer.status_code
+        # DRF's exception handler turns these two attributes into response headers.
+        self.auth_header = answer.headers.get("WWW-Authenticate")
+        retry_after = answer.headers.get("Retry-After")
+        self.wait = int(retry_after) if retry_after else None
+
+
+class JWKGuardAuthentication(BaseAuthentication):
+    """Authenticates DRF requests with bearer tokens; ``request.auth`` is the ``Claims``.
+
+    Reuses the result of ``JWKGuardMiddleware`` when it ran; validates otherwise. A request
+    without a token is anonymous (permissions decide); an invalid token is refused.
+    """
+
+    def authenticate(self, request: Request) -> tuple[Any, Claims] | None:
+        """``(user, claims)`` for a valid token, None without one.
+
+        Raises:
+            JWKGuardAPIError: The token is invalid (401/400) or no keys can be had (503).
+        """
+        state = get_state()
+        outcome = authenticate(request._request, state)
+        if outcome.error is not None:
+            raise JWKGuardAPIError(error_response(outcome.error, realm=state.options.realm))
+        if outcome.claims is None:
+            return None
+        return outcome.user, outcome.claims
+
+    def authenticate_header(self, request: Request) -> str:
+        """The bare challenge, so that DRF answers 401 rather than 403 when no token is sent."""
+        return missing_token_response(get_state().options.realm).headers["WWW-Authenticate"]
+
+
+def _required_scopes(request: Request, view: Any) -> frozenset[str] | None:
+    """The scopes the view demands for this request; None when no entry covers it."""
+    required = getattr(view, "required_scopes", ())
+    if isinstance(required, str):
+        raise TypeError("required_scopes must be a list of scope names")
+    if not isinstance(required, Mapping):
+        return frozenset(required)
+    action = getattr(view, "action", None)
+    for key in (action, request.method, "*"):
+        if key is not None and key in required:
+            scopes: Iterable[str] = required[key]
+            return frozenset(scopes)
+    return None
+
+
+class HasScopes(BasePermission):
+    """Requires a valid token granting the view's ``required_scopes``.
+
+    ``required_scopes`` is a list (every method), or a mapping from a viewset action or an
+    HTTP method to a list, with ``"*"`` for the rest; a request no entry covers is refused.
+    Without a token the answer is 401, with too few scopes 403 ``insufficient_scope``.
+    """
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        """True, or raises the RFC 6750 refusal.
+
+        Raises:
+            JWKGuardAPIError: No valid token (401) or missing scopes (403).
+        """
+        realm = get_state().options.realm
+        if isinstance(request.auth, Claims):
+            outcome = Outcome(claims=request.auth)
+        else:
+            outcome = recorded(request._request) or Outcome()
+        scopes = _required_scopes(request, view)
+        if scopes is None:
+            if outcome.claims is None:
+                raise JWKGuardAPIError(missing_token_response(realm))
+            exc = InsufficientScope("No scope grants this method", reason="method_not_covered")
+            raise JWKGuardAPIError(error_response(exc, realm=realm))
+        answer = refusal_answer(outcome, realm, required=True, scopes=scopes)
+        if answer is not None:
+            raise JWKGuardAPIError(answer)
+        return True

@@ -1,0 +1,129 @@
+"""Django is configured here, for tests/django only, when the first of its tests runs.
+
+Other adapters' tests share the pytest process, so nothing happens at import time: a
+session fixture starts a local issuer, configures settings, runs ``django.setup()`` and builds
+an in-memory test database.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from jwkguard.testing import LocalIssuer
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "jwkguard_django.middleware.JWKGuardMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+]
+
+
+def jwkguard_settings(issuer: LocalIssuer, **overrides: Any) -> dict[str, Any]:
+    """A JWKGUARD dict trusting ``issuer`` with its static JWK Set."""
+    settings: dict[str, Any] = {
+        "ISSUERS": [{"ISSUER": issuer.url, "AUDIENCES": [issuer.audience], "JWKS": issuer.jwks()}],
+        "ALGORITHMS": ["RS256"],
+        "EXEMPT_PATHS": ["/health", "/public/*"],
+    }
+    settings.update(overrides)
+    return settings
+
+
+@pytest.fixture(scope="session")
+def django_issuer() -> Iterator[LocalIssuer]:
+    with LocalIssuer() as issuer:
+        yield issuer
+
+
+@pytest.fixture(scope="session", autouse=True)
+def django_project(django_issuer: LocalIssuer) -> Iterator[None]:
+    import django
+    from django.conf import settings
+    from django.test.utils import setup_test_environment, teardown_test_environment
+
+    if not settings.configured:
+        settings.configure(
+            DEBUG=False,
+            SECRET_KEY="tests-only-secret-key-that-is-long-enough-for-django",
+            ALLOWED_HOSTS=["testserver"],
+            ROOT_URLCONF="tests.django.project.urls",
+            INSTALLED_APPS=[
+                "django.contrib.auth",
+                "django.contrib.contenttypes",
+                "django.contrib.sessions",
+                "rest_framework",
+                "jwkguard_django",
+            ],
+            MIDDLEWARE=MIDDLEWARE,
+            DATABASES={"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}},
+            DEFAULT_AUTO_FIELD="django.db.models.AutoField",
+            USE_TZ=True,
+            JWKGUARD=jwkguard_settings(django_issuer),
+            REST_FRAMEWORK={"UNAUTHENTICATED_USER": None},
+        )
+        django.setup()
+    from django.db import connection
+
+    setup_test_environment()
+    old_name = connection.creation.create_test_db(verbosity=0, autoclobber=True)
+    try:
+        yield
+    finally:
+        connection.creation.destroy_test_db(old_name, verbosity=0)
+        teardown_test_environment()
+
+
+@pytest.fixture
+def issuer(django_issuer: LocalIssuer) -> LocalIssuer:
+    return django_issuer
+
+
+@pytest.fixture
+def bearer(issuer: LocalIssuer) -> Callable[..., dict[str, str]]:
+    """Headers carrying a fresh token from the local issuer: ``bearer(scopes=[...])``."""
+
+    def make(**claims: Any) -> dict[str, str]:
+        return {"Authorization": f"Bearer {issuer.mint(**claims)}"}
+
+    return make
+
+
+class Fetch:
+    """Sends requests through Django's test client (WSGI handler) or async client (ASGI)."""
+
+    def __init__(self, kind: str, *, enforce_csrf_checks: bool = False) -> None:
+        self.kind = kind
+        self.enforce_csrf_checks = enforce_csrf_checks
+
+    def __call__(
+        self, method: str, path: str, *, headers: dict[str, str] | None = None, **extra: Any
+    ) -> Any:
+        from asgiref.sync import async_to_sync
+        from django.test import AsyncClient, Client
+
+        if self.kind == "wsgi":
+            client = Client(enforce_csrf_checks=self.enforce_csrf_checks)
+            return getattr(client, method)(path, headers=headers or {}, **extra)
+        aclient = AsyncClient(enforce_csrf_checks=self.enforce_csrf_checks)
+        return async_to_sync(getattr(aclient, method))(path, headers=headers or {}, **extra)
+
+    def get(self, path: str, **kwargs: Any) -> Any:
+        return self("get", path, **kwargs)
+
+    def post(self, path: str, **kwargs: Any) -> Any:
+        return self("post", path, **kwargs)
+
+    def delete(self, path: str, **kwargs: Any) -> Any:
+        return self("delete", path, **kwargs)
+
+
+@pytest.fixture(params=["wsgi", "asgi"])
+def fetch(request: pytest.FixtureRequest) -> Fetch:
+    """Runs the test once through the sync middleware path and once through the async one."""
+    return Fetch(request.param)
