@@ -96,13 +96,7 @@ class ClaimsPolicy:
         if self.audiences is not None:
             _check_audience(self.audiences, payload.get("aud"))
         if self.allowed_client_ids is not None:
-            client = payload.get("client_id", payload.get("azp"))
-            if client not in self.allowed_client_ids:
-                raise InvalidClaim(
-                    "The access token was issued to a client that is not allowed",
-                    reason="client_not_allowed",
-                    claim="client_id",
-                )
+            self._check_client(payload)
         for check in self.claim_checks:
             self._run_custom_check(check, payload)
         scopes = read_scopes(payload, self.scope_claim)
@@ -144,6 +138,23 @@ class ClaimsPolicy:
                     reason="lifetime_too_long",
                     claim="exp",
                 )
+
+    def _check_client(self, payload: Mapping[str, Any]) -> None:
+        # RFC 9068 section 2.2 `client_id`; OpenID Connect `azp` when it is absent.
+        claim = "client_id" if "client_id" in payload else "azp"
+        client = payload.get(claim)
+        if client is None:
+            raise InvalidClaim(
+                "The 'client_id' claim is required", reason="missing_claim", claim="client_id"
+            )
+        if type(client) is not str:
+            raise InvalidClaim(f"The '{claim}' claim must be a string", claim=claim)
+        if client not in self.allowed_client_ids:  # type: ignore[operator]
+            raise InvalidClaim(
+                "The access token was issued to a client that is not allowed",
+                reason="client_not_allowed",
+                claim=claim,
+            )
 
     @staticmethod
     def _run_custom_check(check: ClaimCheck, payload: Mapping[str, Any]) -> None:

@@ -8,6 +8,7 @@ import hmac
 import json
 import time
 import uuid
+import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,7 +16,10 @@ from typing import Any
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+from joserfc.errors import SecurityWarning
 from joserfc.jwk import JWKRegistry
+
+from .._jwk import jwk_thumbprint
 
 __all__ = ["SigningKey", "b64url", "generate_key", "mint_token", "sign_compact"]
 
@@ -44,7 +48,7 @@ class SigningKey:
     @property
     def thumbprint(self) -> str:
         """The RFC 7638 thumbprint of the public key."""
-        return str(JWKRegistry.import_key(dict(self.public_jwk)).thumbprint())
+        return jwk_thumbprint(self.public_jwk)
 
     def sign(self, signing_input: bytes) -> bytes:
         """Sign with this key in the JOSE signature format of ``alg``."""
@@ -64,7 +68,10 @@ def generate_key(alg: str = "RS256", *, kid: str | None = None, rsa_bits: int = 
     else:
         raise ValueError(f"cannot generate a key for {alg}")
     key_type = {"RS": "RSA", "PS": "RSA", "ES": "EC"}.get(family, "OKP")
-    jwk = dict(JWKRegistry.import_key(private.public_key(), key_type).as_dict(private=False))
+    with warnings.catch_warnings():
+        # Deliberately weak keys (RSA-1024) are for negative tests; joserfc warns on them.
+        warnings.simplefilter("ignore", SecurityWarning)
+        jwk = dict(JWKRegistry.import_key(private.public_key(), key_type).as_dict(private=False))
     kid = kid or f"{alg.lower()}-{uuid.uuid4().hex[:12]}"
     jwk.update({"kid": kid, "use": "sig", "alg": alg})
     return SigningKey(alg=alg, kid=kid, private_key=private, public_jwk=jwk)
