@@ -118,9 +118,12 @@ def jwk_thumbprint(jwk: Mapping[str, Any]) -> str:
     members = _THUMBPRINT_MEMBERS.get(jwk.get("kty"))  # type: ignore[arg-type]
     if members is None:
         raise ValueError("cannot compute a thumbprint for this kty")
-    required = {name: jwk.get(name) for name in members}
-    if not all(isinstance(value, str) for value in required.values()):
-        raise ValueError("a JWK member covered by the thumbprint is missing")
+    required: dict[str, str] = {}
+    for name in members:
+        value = jwk.get(name)
+        if not isinstance(value, str):
+            raise ValueError(f"the JWK member {name!r} is missing")
+        required[name] = value
     # Members in lexicographic order, no whitespace (RFC 7638 section 3.3). The members are
     # base64url or curve names, which JSON writes as they are; anything else goes through json.
     if all(_PLAIN.fullmatch(value) for value in required.values()):
