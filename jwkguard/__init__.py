@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from . import errors
 from ._admin import LifecycleAdmin
+from ._audit import AuditTrail, fan_out, token_hash
 from ._bearer import (
     Credentials,
     ErrorResponse,
@@ -27,6 +28,7 @@ from ._issuer import ClaimCheck, Issuer
 from ._keyset import KeySet, VerificationKey
 from ._keysource import KeySource, StaticKeySource
 from ._lifecycle import Lifecycle, ReuseWatch
+from ._metrics import IssuerStatus, PrometheusMetrics, issuer_status
 from ._mtls import certificate_from_proxy_header, certificate_thumbprint
 from ._policy import check_scopes
 from ._redis_store import RedisStore
@@ -47,6 +49,7 @@ from .errors import (
 )
 
 __all__ = [
+    "AuditTrail",
     "ClaimCheck",
     "Claims",
     "ConfigurationError",
@@ -60,6 +63,7 @@ __all__ = [
     "InsufficientScope",
     "InvalidRequest",
     "Issuer",
+    "IssuerStatus",
     "JWKGuardError",
     "KeySet",
     "KeySource",
@@ -72,6 +76,7 @@ __all__ = [
     "MemoryReplayLedger",
     "MemoryStore",
     "PresentedRequest",
+    "PrometheusMetrics",
     "RedisStore",
     "ReplayLedger",
     "ReuseWatch",
@@ -92,10 +97,13 @@ __all__ = [
     "errors",
     "extract_bearer",
     "extract_credentials",
+    "fan_out",
+    "issuer_status",
     "log_event",
     "missing_token_response",
     "normalise_htu",
     "read_scopes",
+    "token_hash",
     "unknown_settings",
 ]
 

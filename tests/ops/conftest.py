@@ -1,0 +1,190 @@
+"""Helpers for the operations tests: free ports, an echoing upstream, `jwkguard serve` processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from jwkguard.testing import LocalIssuer
+
+JWKGUARD = str(Path(sys.executable).with_name("jwkguard"))
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_until_listening(port: int, process: subprocess.Popen[str] | None, timeout: float) -> None:
+    """Block until something accepts connections on ``port`` (or fail with the process log)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            output = process.stdout.read() if process.stdout else ""
+            raise AssertionError(f"process exited with {process.returncode}:\n{output}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise AssertionError(f"nothing listens on port {port} after {timeout} s")
+
+
+def stop(process: subprocess.Popen[str], timeout: float = 10) -> str:
+    """Terminate ``process`` (only this one) and return what it printed."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=timeout)
+    return process.stdout.read() if process.stdout else ""
+
+
+class EchoUpstream:
+    """An upstream on 127.0.0.1 that answers every request with its method, path and headers."""
+
+    def __init__(self) -> None:
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+            def _echo(self) -> None:
+                body = json.dumps(
+                    {
+                        "method": self.command,
+                        "path": self.path,
+                        "headers": {k.lower(): v for k, v in self.headers.items()},
+                    }
+                ).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            do_GET = do_POST = do_DELETE = do_PUT = _echo
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @property
+    def port(self) -> int:
+        return int(self.server.server_address[1])
+
+    def __enter__(self) -> EchoUpstream:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(timeout=5)
+
+
+def toml_string(value: str) -> str:
+    """A TOML basic string."""
+    return json.dumps(value)
+
+
+def forward_auth_toml(
+    *,
+    issuer: str,
+    audience: str,
+    jwks: str | None = None,
+    port: int,
+    extra_issuer: str = "",
+    server_extra: str = "",
+) -> str:
+    """A `jwkguard serve` configuration with the routes the gateway tests use."""
+    keys = f"jwks = {toml_string(jwks)}\n" if jwks else ""
+    return f"""
+[server]
+host = "127.0.0.1"
+port = {port}
+realm = "orders"
+log_level = "warning"
+claim_headers = {{ "X-Auth-Client" = "client_id", "X-Auth-Tenant" = "org.tenant" }}
+{server_extra}
+
+[validator]
+algorithms = ["RS256"]
+
+[[validator.issuers]]
+issuer = {toml_string(issuer)}
+audiences = [{toml_string(audience)}]
+cooldown = 1
+timeout = 2
+{keys}{extra_issuer}
+
+[[routes]]
+path = "/public"
+anonymous = true
+
+[[routes]]
+path = "/orders"
+methods = ["GET"]
+scopes = ["orders:read"]
+
+[[routes]]
+path = "/orders"
+methods = ["POST", "PUT", "DELETE"]
+scopes = ["orders:write"]
+
+[[routes]]
+path = "/admin"
+scopes = ["admin"]
+"""
+
+
+@contextmanager
+def jwkguard_serve(
+    config: str, tmp_path: Path, port: int, env: Mapping[str, str] | None = None
+) -> Iterator[subprocess.Popen[str]]:
+    """Run `jwkguard serve` as a child process until the block ends."""
+    path = tmp_path / f"serve-{port}.toml"
+    path.write_text(config, encoding="utf-8")
+    process = subprocess.Popen(
+        [JWKGUARD, "serve", "--config", str(path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, **(env or {})},
+    )
+    try:
+        wait_until_listening(port, process, timeout=30)
+        yield process
+    finally:
+        stop(process)
+
+
+@pytest.fixture(scope="module")
+def issuer() -> Iterator[LocalIssuer]:
+    """A real issuer on 127.0.0.1, shared by a module."""
+    with LocalIssuer() as local:
+        yield local
+
+
+@pytest.fixture
+def http() -> Iterator[httpx.Client]:
+    with httpx.Client(timeout=10) as client:
+        yield client
