@@ -174,6 +174,8 @@ class Validator:
         base_required = tuple(dict.fromkeys(required_claims))
         scopes = frozenset(required_scopes)
         self._routes: dict[str, _Route] = {}
+        # Remote issuers that name the same jwks_uri share one cache and fetch through this.
+        self._shared_endpoints: dict[Any, Any] = {}
         for issuer in issuers:
             if issuer.issuer in self._routes:
                 raise ConfigurationError(f"issuer {issuer.issuer} is configured twice")
@@ -240,6 +242,7 @@ class Validator:
             algorithms=self.algorithms - HMAC_ALGORITHMS,
             clock=self.clock,
             on_event=self.on_event,
+            shared=self._shared_endpoints,
         )
 
     # -- validation -----------------------------------------------------------------------
