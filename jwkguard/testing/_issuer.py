@@ -67,6 +67,8 @@ class LocalIssuer:
         self.serve_openid_configuration = True
         self.serve_oauth_metadata = True
         self.extra_jwks: list[Mapping[str, Any]] = []
+        # More paths that serve the JWK Set (to imitate a provider's URL layout).
+        self.jwks_paths: set[str] = set()
         self.routes: dict[str, Callable[[BaseHTTPRequestHandler, bytes], None]] = {}
         self.last_headers: dict[str, dict[str, str]] = {}
         self._path = path.rstrip("/")
@@ -234,7 +236,7 @@ class LocalIssuer:
         return document
 
     def _document_for(self, path: str) -> dict[str, Any] | None:
-        if path == f"{self._path}/jwks.json":
+        if path == f"{self._path}/jwks.json" or path in self.jwks_paths:
             return self.jwks()
         if path == f"{self._path}/.well-known/openid-configuration":
             return self.discovery_document() if self.serve_openid_configuration else None
