@@ -28,7 +28,7 @@ _AUDIT_KINDS: Final[dict[ChangeOp, str]] = {
     "cut_off_client": "client_cut_off",
     "distrust_key": "key_distrusted",
     "trust_key": "key_trusted",
-    "force_refresh": "refresh_forced",
+    "force_refresh": "force_refresh",
 }
 
 

@@ -1,0 +1,222 @@
+"""Fixtures for the lifecycle tests: a real redis-server, both stores, a validator using them."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from jwkguard import (
+    Event,
+    Issuer,
+    Lifecycle,
+    LifecycleAdmin,
+    LifecycleStore,
+    MemoryStore,
+    RedisStore,
+    Validator,
+)
+from jwkguard.testing import SigningKey, generate_key
+
+from ..conftest import AUDIENCE, ISSUER, FakeClock, require_binary
+
+OTHER_ISSUER = "https://other.example.com/"
+
+
+def free_port() -> int:
+    """A loopback port nobody listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class RedisServer:
+    """A real redis-server on a loopback port, without persistence, that tests can kill."""
+
+    def __init__(self, binary: str, workdir: Path) -> None:
+        self.binary = binary
+        self.workdir = workdir
+        self.port = free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self, timeout: float = 10.0) -> None:
+        command = [
+            self.binary,
+            "--port",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(self.workdir),
+            "--loglevel",
+            "warning",
+        ]
+        self.process = subprocess.Popen(
+            command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"redis-server exited with {self.process.returncode}")
+            if self.ping():
+                return
+            time.sleep(0.02)
+        self.stop()
+        raise RuntimeError("redis-server did not answer in time")
+
+    def ping(self) -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as sock:
+                sock.sendall(b"PING\r\n")
+                return sock.recv(16).startswith(b"+PONG")
+        except OSError:
+            return False
+
+    def kill(self) -> None:
+        """SIGKILL: the server vanishes with all its data (no persistence)."""
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait(timeout=10)
+            self.process = None
+
+    def pause(self) -> None:
+        """SIGSTOP: the server keeps its connections but answers nothing (a hung Redis)."""
+        if self.process is not None:
+            os.kill(self.process.pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        if self.process is not None:
+            os.kill(self.process.pid, signal.SIGCONT)
+
+    def stop(self) -> None:
+        if self.process is None:
+            return
+        self.resume()
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout=10)
+        self.process = None
+
+
+def wait_until(condition: Callable[[], bool], timeout: float, interval: float = 0.01) -> float:
+    """Poll ``condition`` until true; return the seconds it took, or fail after ``timeout``."""
+    start = time.monotonic()
+    while True:
+        if condition():
+            return time.monotonic() - start
+        if time.monotonic() - start > timeout:
+            pytest.fail(f"condition not met within {timeout} s")
+        time.sleep(interval)
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """One redis-server for the session; tests keep apart by key prefix."""
+    server = RedisServer(require_binary("redis-server"), tmp_path_factory.mktemp("redis"))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
+    """A redis-server for one test, which it may kill, pause and restart."""
+    server = RedisServer(require_binary("redis-server"), tmp_path)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def events() -> list[Event]:
+    return []
+
+
+@pytest.fixture(scope="session")
+def second_key() -> SigningKey:
+    return generate_key("ES256", kid="ec-2")
+
+
+def make_redis_store(url: str, clock: FakeClock, events: list[Event], **options: Any) -> RedisStore:
+    """A started RedisStore on its own key prefix, reporting into ``events``."""
+    return RedisStore(
+        url, prefix=f"test-{uuid.uuid4().hex[:12]}:", clock=clock, on_event=events.append, **options
+    ).start()
+
+
+@pytest.fixture(params=["memory", "redis"])
+def store(
+    request: pytest.FixtureRequest, clock: FakeClock, events: list[Event]
+) -> Iterator[LifecycleStore]:
+    """Each lifecycle check runs against both stores."""
+    if request.param == "memory":
+        yield MemoryStore(clock=clock)
+        return
+    server: RedisServer = request.getfixturevalue("redis_server")
+    redis_store = make_redis_store(server.url, clock, events)
+    yield redis_store
+    redis_store.close()
+
+
+def make_validator(
+    lifecycle: Lifecycle, clock: FakeClock, *keys: SigningKey, other_issuer: bool = True
+) -> Validator:
+    issuers = [Issuer(ISSUER, audiences=[AUDIENCE], jwks={"keys": [k.public_jwk for k in keys]})]
+    if other_issuer:
+        issuers.append(
+            Issuer(OTHER_ISSUER, audiences=[AUDIENCE], jwks={"keys": [keys[0].public_jwk]})
+        )
+    validator = Validator(
+        issuers=issuers, algorithms=["RS256", "ES256"], clock=clock, lifecycle=lifecycle
+    )
+    lifecycle.attach(validator)
+    return validator
+
+
+@pytest.fixture
+def lifecycle(store: LifecycleStore, clock: FakeClock, events: list[Event]) -> Lifecycle:
+    return Lifecycle(
+        store,
+        one_time=lambda claims: claims.get("once") is True,
+        clock=clock,
+        on_event=events.append,
+    )
+
+
+@pytest.fixture
+def validator(
+    lifecycle: Lifecycle, clock: FakeClock, rsa_key: SigningKey, second_key: SigningKey
+) -> Validator:
+    return make_validator(lifecycle, clock, rsa_key, second_key)
+
+
+@pytest.fixture
+def admin(store: LifecycleStore, clock: FakeClock, events: list[Event]) -> LifecycleAdmin:
+    return LifecycleAdmin(store, clock=clock, on_event=events.append)
+
+
+def sync_replica(store: LifecycleStore) -> None:
+    """Bring the replica up to date now: prune (memory) or resync (Redis)."""
+    if isinstance(store, RedisStore):
+        store.resync()
+    elif isinstance(store, MemoryStore):
+        store.prune()
