@@ -23,6 +23,7 @@ from sys import getsizeof
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Protocol
 
+from ._keysource import StaticKeySource
 from ._policy import check_scopes
 from .errors import ConfigurationError, InsufficientScope, InvalidSignature, TokenError
 
@@ -38,6 +39,7 @@ _DEFAULT_MAX_ENTRIES = 10_000
 _DEFAULT_MAX_BYTES = 32 * 1024 * 1024
 _HEADER_SIZES_LIMIT = 64
 _INF = math.inf
+_sha256 = hashlib.sha256
 
 
 class _Route(Protocol):
@@ -59,11 +61,11 @@ def token_digest(token: object, max_size: int) -> bytes | None:
     if isinstance(token, str):
         if len(token) > max_size or not token.isascii():
             return None
-        return hashlib.sha256(token.encode("ascii")).digest()
+        return _sha256(token.encode("ascii")).digest()
     if isinstance(token, bytes | bytearray):
         if len(token) > max_size:
             return None
-        return hashlib.sha256(token).digest()
+        return _sha256(token).digest()
     return None
 
 
@@ -74,6 +76,7 @@ class CachedToken:
         "alg",
         "claims",
         "digest",
+        "fixed_key",
         "kid",
         "referenced",
         "route",
@@ -98,6 +101,8 @@ class CachedToken:
         self.alg = alg
         self.claims = claims
         self.thumbprint = claims.thumbprint
+        # A static source's keys never change: the key that verified the token stays in it.
+        self.fixed_key = type(route.source) is StaticKeySource
         self.valid_from, self.valid_until = validity_window(route.policy, claims)
         self.referenced = False
         self.size = 0
@@ -243,19 +248,28 @@ class TokenCache:
 
     def get(self, token: object) -> CachedToken | None:
         """The entry for ``token``, or None."""
+        if type(token) is str and len(token) <= self._max_token_size:
+            try:
+                raw = token.encode("ascii")
+            except UnicodeEncodeError:
+                return None
+            return self._entries.get(_sha256(raw).digest())
         digest = token_digest(token, self._max_token_size)
         return None if digest is None else self._entries.get(digest)
 
     def revalidate(
-        self, entry: CachedToken, match: KeyMatch, now: float, scopes: Iterable[str]
+        self, entry: CachedToken, match: KeyMatch | None, now: float, scopes: Iterable[str]
     ) -> Claims:
         """The checks a hit repeats once the key source has answered; shared by both drivers.
+
+        ``match`` is the key source's answer for the token's ``kid`` and ``alg``; None when
+        the entry's key cannot change (``fixed_key``: a static source).
 
         Raises:
             TokenError: As a full validation of the token would; the caller then calls
                 ``refused`` so that the entry is dropped.
         """
-        if match[0].thumbprint != entry.thumbprint:
+        if match is not None and match[0].thumbprint != entry.thumbprint:
             # Another key now holds this kid: the token's signature cannot verify under it.
             raise InvalidSignature()
         claims = entry.claims

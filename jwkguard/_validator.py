@@ -261,7 +261,9 @@ class Validator:
         if cache is not None and (hit := cache.get(token)) is not None:
             now = self.clock()
             try:
-                match = hit.route.source.key_for(hit.kid, hit.alg, now)
+                match = None
+                if not hit.fixed_key:
+                    match = hit.route.source.key_for(hit.kid, hit.alg, now)
                 claims = cache.revalidate(hit, match, now, scopes)
                 if self.lifecycle is not None:
                     self.lifecycle.check(claims, now)
@@ -285,7 +287,9 @@ class Validator:
         if cache is not None and (hit := cache.get(token)) is not None:
             now = self.clock()
             try:
-                match = await hit.route.source.akey_for(hit.kid, hit.alg, now)
+                match = None
+                if not hit.fixed_key:
+                    match = await hit.route.source.akey_for(hit.kid, hit.alg, now)
                 claims = cache.revalidate(hit, match, now, scopes)
                 if self.lifecycle is not None:
                     await self.lifecycle.acheck(claims, now)

@@ -227,6 +227,25 @@ def reachable_text(root: object, limit: int = 200_000) -> Iterator[str | bytes]:
         pending.extend(gc.get_referents(item))
 
 
+def test_static_keys_serve_hits_until_the_token_expires(
+    rsa_key: SigningKey, clock: FakeClock
+) -> None:
+    validator = Validator(
+        issuers=[Issuer(ISSUER, audiences=[AUDIENCE], jwks={"keys": [rsa_key.public_jwk]})],
+        algorithms=["RS256"],
+        clock=clock,
+        token_cache=True,
+    )
+    token = mint(rsa_key, clock, lifetime=10)
+    first = validator.validate(token)
+    clock.advance(9)
+    assert validator.validate(token) is first
+    clock.advance(1)
+    with pytest.raises(TokenError, match="expired"):
+        validator.validate(token)
+    assert len(cache_of(validator)) == 0
+
+
 def test_the_cache_is_off_unless_asked_for(rsa_key: SigningKey, clock: FakeClock) -> None:
     validator = make_validator(rsa_key, clock, cache=False)
     token = mint(rsa_key, clock)
