@@ -80,7 +80,8 @@ def _tenant_allow_list(issuer: Mapping[str, Any]) -> Any:
 
 
 def _suggest(name: str, choices: Sequence[str]) -> str:
-    close = difflib.get_close_matches(name.upper(), choices, n=1)
+    key = name.rsplit(".", 1)[-1].upper()
+    close = difflib.get_close_matches(key, choices, n=1)
     return f"{name} (did you mean {close[0]}?)" if close else name
 
 

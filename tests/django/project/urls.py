@@ -31,6 +31,7 @@ urlpatterns = [
     path("cbv-method", views.MethodDecoratedView.as_view()),
     path("cbv-asview", token_required(scopes=["orders:read"])(views.PlainOrdersView.as_view())),
     path("submit", views.submit),
+    path("subject", views.subject),
     path("whoami", views.whoami),
     path("awhoami", views.awhoami),
     path("drf/orders", views.DRFOrders.as_view()),

@@ -111,6 +111,12 @@ class PlainOrdersView(View):
         return JsonResponse(describe(request))
 
 
+@token_required
+def subject(request: HttpRequest) -> JsonResponse:
+    """Reads the claims only, never request.user."""
+    return JsonResponse({"sub": request.jwt_claims.subject})  # type: ignore[attr-defined]
+
+
 def submit(request: HttpRequest) -> HttpResponse:
     """An undecorated view that accepts POST: subject to CSRF unless a bearer token is valid."""
     return JsonResponse({"method": request.method, **describe(request)})
@@ -118,10 +124,12 @@ def submit(request: HttpRequest) -> HttpResponse:
 
 def whoami(request: HttpRequest) -> JsonResponse:
     user = request.user
+    username = user.get_username()  # evaluates the lazy user
+    concrete = getattr(user, "_wrapped", user)
     return JsonResponse(
         {
-            "type": type(user._wrapped if hasattr(user, "_wrapped") else user).__name__,
-            "username": user.get_username(),
+            "type": type(concrete).__name__,
+            "username": username,
             "authenticated": user.is_authenticated,
         }
     )
