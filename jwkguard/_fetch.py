@@ -335,12 +335,12 @@ def _transport_error(exc: BaseException, url: str, timeout: float) -> FetchError
 _TRANSPORT_ERRORS = (httpx.HTTPError, httpx.InvalidURL, OSError)
 
 
-def _client_options(target: FetchTarget) -> dict[str, Any]:
+def _client_options(target: FetchTarget, *, keepalive: int) -> dict[str, Any]:
     return {
         "timeout": httpx.Timeout(target.timeout),
         "follow_redirects": False,  # the flow decides, host by host
         "headers": _CLIENT_HEADERS,
-        "limits": httpx.Limits(max_connections=4, max_keepalive_connections=2),
+        "limits": httpx.Limits(max_connections=4, max_keepalive_connections=keepalive),
     }
 
 
@@ -401,7 +401,7 @@ class SyncDriver:
             raise _deadline_passed(request.url, target)
         client = self._client
         if client is None:
-            client = self._client = httpx.Client(**_client_options(target))
+            client = self._client = httpx.Client(**_client_options(target, keepalive=2))
         reader = _Reader(target, request.url, min(deadline, time.monotonic() + target.timeout))
         try:
             with client.stream(
@@ -488,7 +488,9 @@ class AsyncDriver:
         self._bind()
         client = self._client
         if client is None:
-            client = self._client = httpx.AsyncClient(**_client_options(target))
+            # No idle connections are kept: fetches are minutes apart, and a client left behind
+            # by a finished event loop then holds no socket.
+            client = self._client = httpx.AsyncClient(**_client_options(target, keepalive=0))
         bound = min(target.timeout, remaining)
         reader = _Reader(target, request.url, time.monotonic() + bound)
         try:
