@@ -39,6 +39,10 @@ AUDIT_KINDS = frozenset(
         "force_refresh",
         "store_unavailable",
         "store_recovered",
+        "store_restored",
+        "lifecycle_fail_open",
+        "lifecycle_fail_closed",
+        "refresh_requested",
     }
 )
 """Event kinds the audit trail records by default: trust changes and admin actions.
@@ -106,13 +110,16 @@ class AuditTrail:
         if event.kind not in self.kinds:
             return
         detail = dict(event.detail)
-        reason = detail.pop("reason", None)
+        # Admin events say who and why as `by` and `why`; key sources give a `reason`.
+        reason = detail.pop("reason", None) or detail.pop("why", None)
+        actor = detail.pop("by", None)
         self.record(
             event.kind,
             issuer=event.issuer,
             kid=event.kid,
             thumbprint=event.thumbprint,
-            reason=reason,
+            reason=None if reason is None else str(reason),
+            actor=None if actor is None else str(actor),
             timestamp=event.timestamp,
             **detail,
         )

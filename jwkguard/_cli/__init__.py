@@ -11,6 +11,7 @@ import sys
 
 import click
 
+from ._admin import ADMIN_COMMANDS
 from ._keys import keys_command
 from ._serve import serve_command
 from ._tokens import inspect_command, verify_command
@@ -31,6 +32,8 @@ cli.add_command(inspect_command)
 cli.add_command(verify_command)
 cli.add_command(keys_command)
 cli.add_command(serve_command)
+for _command in ADMIN_COMMANDS:
+    cli.add_command(_command)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -12,11 +12,10 @@ import re
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import click
-import httpx
 from joserfc.jwk import JWKRegistry
 
 from .._algorithms import ASYMMETRIC_ALGORITHMS
@@ -24,6 +23,9 @@ from .._issuer import is_loopback_host
 from .._keyset import KeySet
 from .._parse import b64url_decode
 from ._output import EXIT_OK, EXIT_UNAVAILABLE, Style, emit_json, fail, table
+
+if TYPE_CHECKING:
+    import httpx
 
 __all__ = ["KeysReport", "KeysUnreachable", "fetch_keys", "keys_command"]
 
@@ -86,6 +88,8 @@ def _check_url(url: str, allow_http: bool) -> None:
 
 
 def _get(client: httpx.Client, url: str, allow_http: bool) -> Fetched:
+    import httpx
+
     _check_url(url, allow_http)
     try:
         with client.stream("GET", url, headers={"Accept": "application/json"}) as response:
@@ -191,6 +195,8 @@ def fetch_keys(
         KeysUnreachable: A fetch failed, a document is invalid, or the discovery document
             names another issuer.
     """
+    import httpx
+
     report = KeysReport(issuer=issuer)
     with httpx.Client(timeout=timeout, follow_redirects=False) as client:
         if jwks_uri is None:

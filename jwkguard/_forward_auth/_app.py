@@ -31,7 +31,9 @@ from .._audit import AuditTrail, fan_out, token_hash
 from .._bearer import ErrorResponse, error_response, extract_bearer, missing_token_response
 from .._claims_result import Claims
 from .._events import EventHandler, log_event
+from .._lifecycle import Lifecycle
 from .._metrics import PrometheusMetrics, issuer_status
+from .._redis_store import RedisStore
 from .._settings import build_validator
 from .._validator import Validator
 from ..errors import InvalidRequest, JWKGuardError, TokenError
@@ -123,6 +125,7 @@ class ForwardAuthApp:
             metrics = _default_metrics()
         self.metrics = metrics
         self.audit = AuditTrail() if config.audit else None
+        self.store: RedisStore | None = None
         if validator is None:
             handlers: list[EventHandler] = [log_event]
             if self.audit is not None:
@@ -131,7 +134,18 @@ class ForwardAuthApp:
                 handlers.append(metrics.on_event)
             if on_event is not None:
                 handlers.append(on_event)
-            validator = build_validator(config.validator, on_event=fan_out(*handlers))
+            handler = fan_out(*handlers)
+            lifecycle = None
+            if config.lifecycle is not None:
+                self.store = RedisStore(
+                    config.lifecycle["redis_url"],
+                    prefix=config.lifecycle["prefix"],
+                    on_event=handler,
+                )
+                lifecycle = Lifecycle(self.store, on_unavailable=config.lifecycle["on_unavailable"])
+            validator = build_validator(config.validator, on_event=handler, lifecycle=lifecycle)
+            if lifecycle is not None:
+                lifecycle.attach(validator)
         if metrics is not None:
             metrics.instrument(validator)
             self._responses = _responses_counter(metrics)
@@ -179,11 +193,17 @@ class ForwardAuthApp:
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 await self.validator.aclose()
+                if self.store is not None:
+                    await self.store.aclose()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
     async def start(self) -> None:
-        """Fetch every issuer's keys ahead of the first request (bounded; failures logged)."""
+        """Load the lifecycle replica and every issuer's keys (bounded; failures logged)."""
+        if self.store is not None:
+            await self.store.astart()
+            if not self.store.available:
+                logger.warning("the lifecycle store is unreachable; it keeps retrying")
         try:
             await asyncio.wait_for(self.validator.awarm_up(), _WARM_UP_TIMEOUT)
         except (JWKGuardError, TimeoutError, OSError) as exc:

@@ -24,6 +24,10 @@ scopes = ["orders:read"]
 [[routes]]
 path = "/public"
 anonymous = true
+
+[lifecycle]                       # optional: revocations, cut-offs, distrust shared by Redis
+redis_url = "redis://127.0.0.1:6379/0"
+on_unavailable = "fail_open"      # or "fail_closed"
 ```
 
 An override ``JWKGUARD__SERVER__PORT=9000`` sets ``server.port``; list items are addressed by
@@ -66,7 +70,8 @@ _SERVER_KEYS = frozenset(
     }
 )
 _ROUTE_KEYS = frozenset({"host", "path", "methods", "scopes", "anonymous"})
-_TOP_KEYS = frozenset({"server", "validator", "routes"})
+_TOP_KEYS = frozenset({"server", "validator", "routes", "lifecycle"})
+_LIFECYCLE_KEYS = frozenset({"redis_url", "prefix", "on_unavailable"})
 
 
 @dataclass(frozen=True)
@@ -87,6 +92,8 @@ class ServerConfig:
         allow_query_token: Accept ``access_token`` in the original URI's query (RFC 6750 2.3).
         envoy_prefix: The path prefix of the Envoy ``ext_authz`` endpoint.
         audit: Write the audit trail (``jwkguard.audit`` logger).
+        lifecycle: ``redis_url``, ``prefix`` and ``on_unavailable`` of the fleet's lifecycle
+            store, or None for no lifecycle checks.
     """
 
     validator: Mapping[str, Any]
@@ -102,6 +109,7 @@ class ServerConfig:
     allow_query_token: bool = False
     envoy_prefix: str = "/envoy"
     audit: bool = True
+    lifecycle: Mapping[str, Any] | None = None
 
 
 def _toml_value(text: str) -> Any:
@@ -230,7 +238,25 @@ def parse_config(document: Mapping[str, Any]) -> ServerConfig:
         )
     options["claim_headers"] = dict(headers)
     routes = RouteTable([_route(raw, position) for position, raw in enumerate(raw_routes)])
+    if "lifecycle" in document:
+        options["lifecycle"] = _lifecycle(document["lifecycle"])
     return ServerConfig(validator=validator, routes=routes, **options)
+
+
+def _lifecycle(raw: Any) -> dict[str, Any]:
+    _require(isinstance(raw, dict), "[lifecycle] must be a table")
+    unknown = sorted(set(raw) - _LIFECYCLE_KEYS)
+    _require(not unknown, f"[lifecycle]: unknown keys: {', '.join(unknown)}")
+    url = raw.get("redis_url")
+    _require(isinstance(url, str) and bool(url), "lifecycle.redis_url is required")
+    prefix = raw.get("prefix", "jwkguard:")
+    _require(isinstance(prefix, str), "lifecycle.prefix must be a string")
+    policy = raw.get("on_unavailable", "fail_open")
+    _require(
+        policy in ("fail_open", "fail_closed"),
+        "lifecycle.on_unavailable must be 'fail_open' or 'fail_closed'",
+    )
+    return {"redis_url": url, "prefix": prefix, "on_unavailable": policy}
 
 
 def load_config(path: str | Path | None, environ: Mapping[str, str]) -> ServerConfig:

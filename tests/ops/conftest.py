@@ -20,6 +20,8 @@ import pytest
 
 from jwkguard.testing import LocalIssuer
 
+from ..conftest import require_binary
+
 JWKGUARD = str(Path(sys.executable).with_name("jwkguard"))
 
 
@@ -188,3 +190,47 @@ def issuer() -> Iterator[LocalIssuer]:
 def http() -> Iterator[httpx.Client]:
     with httpx.Client(timeout=10) as client:
         yield client
+
+
+class RedisServer:
+    """A real redis-server on a loopback port, without persistence."""
+
+    def __init__(self, binary: str, workdir: Path) -> None:
+        self.port = free_port()
+        self.process = subprocess.Popen(
+            [
+                binary,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(workdir),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
+        wait_until_listening(self.port, None, timeout=10)
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def stop(self) -> None:
+        stop(self.process)
+
+
+@pytest.fixture(scope="module")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """A redis-server for the module (skipped locally without the binary, fails in CI)."""
+    binary = require_binary("redis-server")
+    server = RedisServer(binary, tmp_path_factory.mktemp("redis"))
+    try:
+        yield server
+    finally:
+        server.stop()
