@@ -133,7 +133,9 @@ class Issuer:
             callable(check) for check in self.claim_checks
         ):
             raise ConfigurationError("claim_checks must be a list of callables")
-        for url in filter(None, (self.jwks_uri, None if self.uses_static_keys else self.issuer)):
+        # The issuer itself is fetched from only for discovery; with a jwks_uri it may be any
+        # string (Google's ID tokens say "accounts.google.com").
+        for url in filter(None, (self.jwks_uri, self.issuer if self.uses_discovery else None)):
             self._check_url(url)
         for name in ("default_ttl", "min_ttl", "max_ttl", "timeout", "max_stale"):
             _require_positive(name, getattr(self, name), allow_zero=name == "max_stale")
