@@ -10,9 +10,6 @@ from collections.abc import Collection, Mapping
 from typing import Any
 from urllib.parse import unquote
 
-from cryptography import x509
-from cryptography.hazmat.primitives.serialization import Encoding
-
 from .errors import InvalidClaim
 
 __all__ = [
@@ -25,6 +22,10 @@ __all__ = [
 
 def certificate_thumbprint(certificate: bytes | str) -> str:
     """base64url(SHA-256(DER)) of a certificate given as DER bytes or PEM text."""
+    # X.509 support is heavy to import and only needed here: load it on first use.
+    from cryptography import x509
+    from cryptography.hazmat.primitives.serialization import Encoding
+
     if isinstance(certificate, str) or certificate.lstrip().startswith(b"-----BEGIN"):
         pem = certificate.encode("ascii") if isinstance(certificate, str) else certificate
         der = x509.load_pem_x509_certificate(pem).public_bytes(Encoding.DER)

@@ -23,7 +23,6 @@ messages carry the version they produced and replicas apply them strictly in ord
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import hashlib
 import json
@@ -42,6 +41,8 @@ from ._stores import ChangeListener, TokenUsage
 from .errors import ConfigurationError, StoreUnavailable
 
 if TYPE_CHECKING:
+    import asyncio
+
     import redis
     import redis.asyncio
 
@@ -291,6 +292,8 @@ class RedisStore:
 
     async def astart(self, wait: float = 5.0) -> Self:
         """``start`` without blocking the event loop (``wait`` as ``start``'s ``timeout``)."""
+        import asyncio  # loaded already by the running loop; kept off `import jwkguard`
+
         return await asyncio.to_thread(self.start, wait)
 
     def close(self) -> None:
@@ -305,6 +308,8 @@ class RedisStore:
 
     async def aclose(self) -> None:
         """Close the async client (on its own loop) and everything ``close`` closes."""
+        import asyncio
+
         client, self._async = self._async, None
         loop, self._async_loop = self._async_loop, None
         if client is not None and loop is asyncio.get_running_loop():
@@ -469,6 +474,8 @@ class RedisStore:
         return _usage(result)
 
     def _aclient(self) -> tuple[redis.asyncio.Redis, tuple[Any, Any]]:
+        import asyncio
+
         loop = asyncio.get_running_loop()
         if self._async is None or self._async_scripts is None or self._async_loop is not loop:
             # A client belongs to the loop that made it; a new loop gets a new client.
