@@ -179,15 +179,22 @@ class _Cache:
             state = self._state
             if state is None or state.source is not source:
                 try:
-                    state = _build(source)
+                    fresh = _build(source)
                 except ConfigurationError as exc:
                     raise ImproperlyConfigured(f"JWKGUARD: {exc}") from exc
-                self._state = state
+                self._state = fresh
+                if state is not None:
+                    state.validator.close()
+                state = fresh
             return state
 
     def reset(self) -> None:
         with self._lock:
-            self._state = None
+            state, self._state = self._state, None
+        if state is not None:
+            # Closing is safe even if a request still holds the old validator: a later fetch
+            # opens a new HTTP client.
+            state.validator.close()
 
 
 _cache = _Cache()
