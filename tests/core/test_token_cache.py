@@ -17,8 +17,13 @@ from hypothesis import strategies as st
 from jwkguard import (
     Claims,
     ConfigurationError,
+    Event,
     Issuer,
     KeySet,
+    Lifecycle,
+    LifecycleAdmin,
+    LifecycleCheck,
+    MemoryStore,
     TokenCache,
     TokenError,
     Validator,
@@ -29,7 +34,7 @@ from jwkguard._keysource import KeyMatch, key_not_found
 from jwkguard._policy import ClaimsPolicy
 from jwkguard._token_cache import validity_window
 from jwkguard.errors import LifecycleError
-from jwkguard.testing import SigningKey, generate_key, mint_token, sign_compact
+from jwkguard.testing import LocalIssuer, SigningKey, generate_key, mint_token, sign_compact
 
 from ..conftest import AUDIENCE, ISSUER, FakeClock
 
@@ -81,7 +86,9 @@ class SwappableValidator(Validator):
     """A validator whose issuers' keys come from a ``SwappableKeySource``."""
 
     def _key_source_for(self, issuer: Issuer) -> Any:
-        return SwappableKeySource(super()._key_source_for(issuer).current_keys())  # type: ignore[arg-type]
+        keys = super()._key_source_for(issuer).current_keys()
+        assert keys is not None
+        return SwappableKeySource(keys)
 
     @property
     def source(self) -> SwappableKeySource:
@@ -123,7 +130,7 @@ def make_validator(
     rsa_key: SigningKey,
     clock: FakeClock,
     *,
-    lifecycle: FakeLifecycle | None = None,
+    lifecycle: LifecycleCheck | None = None,
     cache: TokenCache | bool = True,
     **options: Any,
 ) -> SwappableValidator:
@@ -416,6 +423,142 @@ async def test_a_distrusted_key_stops_cached_tokens_in_async_code(
     lifecycle.distrusted.clear()
     await validator.avalidate(token)
     assert validator.source.verifications == 2
+
+
+# -- with the real lifecycle layer and a real remote issuer -----------------------------------
+
+
+@pytest.fixture
+def fleet(
+    rsa_key: SigningKey, clock: FakeClock
+) -> tuple[SwappableValidator, LifecycleAdmin, list[Event]]:
+    store = MemoryStore(clock=clock)
+    events: list[Event] = []
+    validator = make_validator(rsa_key, clock, lifecycle=Lifecycle(store))
+    return validator, LifecycleAdmin(store, clock=clock, on_event=events.append), events
+
+
+def test_lifecycle_revocation_reaches_a_cached_token(
+    fleet: tuple[SwappableValidator, LifecycleAdmin, list[Event]],
+    rsa_key: SigningKey,
+    clock: FakeClock,
+) -> None:
+    validator, admin, _ = fleet
+    token = mint(rsa_key, clock)
+    claims = validator.validate(token)
+    assert claims.token_id is not None
+    admin.revoke_token(
+        claims.token_id, issuer=ISSUER, expires_at=claims["exp"], by="ops", why="leaked"
+    )
+    with pytest.raises(TokenError) as caught:
+        validator.validate(token)
+    assert caught.value.reason == "revoked"
+    assert len(cache_of(validator)) == 0
+
+
+def test_lifecycle_distrust_and_trust_of_the_signing_key(
+    fleet: tuple[SwappableValidator, LifecycleAdmin, list[Event]],
+    rsa_key: SigningKey,
+    clock: FakeClock,
+) -> None:
+    validator, admin, _ = fleet
+    token = mint(rsa_key, clock)
+    validator.validate(token)
+    admin.distrust_key(issuer=ISSUER, thumbprint=rsa_key.thumbprint, by="ops", why="compromised")
+    with pytest.raises(TokenError) as caught:
+        validator.validate(token)
+    assert caught.value.reason == "key_distrusted"
+    assert len(cache_of(validator)) == 0
+    admin.trust_key(issuer=ISSUER, thumbprint=rsa_key.thumbprint, by="ops", why="false alarm")
+    validator.validate(token)
+    assert validator.source.verifications == 2
+
+
+def test_lifecycle_subject_cut_off_reaches_a_cached_token(
+    fleet: tuple[SwappableValidator, LifecycleAdmin, list[Event]],
+    rsa_key: SigningKey,
+    clock: FakeClock,
+) -> None:
+    validator, admin, _ = fleet
+    token = mint(rsa_key, clock, subject="leaver")
+    validator.validate(token)
+    clock.advance(1)
+    admin.cut_off_subject("leaver", issuer=ISSUER, by="hr", why="offboarded")
+    with pytest.raises(TokenError) as caught:
+        validator.validate(token)
+    assert caught.value.reason == "subject_cut_off"
+
+
+def test_a_one_time_token_is_refused_on_its_second_use_even_from_the_cache(
+    rsa_key: SigningKey, clock: FakeClock
+) -> None:
+    lifecycle = Lifecycle(MemoryStore(clock=clock), one_time=lambda claims: True)
+    validator = make_validator(rsa_key, clock, lifecycle=lifecycle)
+    token = mint(rsa_key, clock)
+    validator.validate(token)
+    with pytest.raises(TokenError) as caught:
+        validator.validate(token)
+    assert caught.value.reason == "replayed"
+    assert len(cache_of(validator)) == 0
+
+
+@pytest.fixture
+def remote(local_issuer: LocalIssuer, clock: FakeClock) -> Iterator[Validator]:
+    with Validator(
+        issuers=[local_issuer.issuer_config(jwks_uri=local_issuer.jwks_uri, cooldown=0)],
+        algorithms=["RS256"],
+        clock=clock,
+        token_cache=True,
+    ) as validator:
+        yield validator
+
+
+def test_a_key_retired_by_a_remote_issuer_stops_cached_tokens(
+    remote: Validator, local_issuer: LocalIssuer, clock: FakeClock
+) -> None:
+    validator = remote
+    token = local_issuer.mint(now=clock.now)
+    first = validator.validate(token)
+    assert validator.validate(token) is first
+    local_issuer.rotate(retire_old=True)
+    validator.validate(local_issuer.mint(now=clock.now))  # the new kid: one refetch
+    with pytest.raises(TokenError) as caught:
+        validator.validate(token)
+    assert caught.value.reason == "unknown_key"
+    assert cache_of(validator).get(token) is None
+    assert len(cache_of(validator)) == 1
+
+
+def test_a_remote_refresh_due_during_hits_still_happens(
+    remote: Validator, local_issuer: LocalIssuer, clock: FakeClock
+) -> None:
+    validator = remote
+    token = local_issuer.mint(now=clock.now, lifetime=3600)
+    validator.validate(token)
+    fetches = local_issuer.requests["/jwks.json"]
+    local_issuer.rotate(retire_old=True)
+    clock.advance(301)  # past the JWK Set's max-age: the next lookup refreshes
+    with pytest.raises(TokenError) as caught:
+        validator.validate(token)
+    assert caught.value.reason == "unknown_key"
+    assert local_issuer.requests["/jwks.json"] > fetches
+
+
+@pytest.mark.anyio
+async def test_a_key_retired_by_a_remote_issuer_stops_cached_tokens_in_async_code(
+    remote: Validator, local_issuer: LocalIssuer, clock: FakeClock
+) -> None:
+    validator = remote
+    token = local_issuer.mint(now=clock.now)
+    first = await validator.avalidate(token)
+    assert await validator.avalidate(token) is first
+    local_issuer.rotate(retire_old=True)
+    assert await validator.key_source(local_issuer.url).arefresh()  # type: ignore[attr-defined]
+    with pytest.raises(TokenError) as caught:
+        await validator.avalidate(token)
+    assert caught.value.reason == "unknown_key"
+    assert len(cache_of(validator)) == 0
+    await validator.aclose()
 
 
 # -- scopes -----------------------------------------------------------------------------------
