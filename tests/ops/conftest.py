@@ -37,8 +37,7 @@ def wait_until_listening(port: int, process: subprocess.Popen[str] | None, timeo
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process is not None and process.poll() is not None:
-            output = process.stdout.read() if process.stdout else ""
-            raise AssertionError(f"process exited with {process.returncode}:\n{output}")
+            raise AssertionError(f"process exited with {process.returncode}:\n{stop(process)}")
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=0.2):
                 return
@@ -56,7 +55,10 @@ def stop(process: subprocess.Popen[str], timeout: float = 10) -> str:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(timeout=timeout)
-    return process.stdout.read() if process.stdout else ""
+    if process.stdout is None:
+        return ""
+    with process.stdout:
+        return process.stdout.read()
 
 
 class EchoUpstream:
