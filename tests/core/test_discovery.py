@@ -16,6 +16,17 @@ OIDC = "/.well-known/openid-configuration"
 OAUTH = "/.well-known/oauth-authorization-server"
 
 
+def discovery_error(issuer: LocalIssuer, clock: FakeClock) -> str:
+    """Validate through discovery, expect 503, and return the reported error kind."""
+    events = Events()
+    with (
+        remote_validator(issuer, clock, events, discovery=True) as validator,
+        pytest.raises(KeysUnavailable),
+    ):
+        validator.validate(token(issuer, clock))
+    return str(events.of("refresh_failed")[0].detail["error"])
+
+
 @pytest.mark.parametrize(
     ("issuer", "expected"),
     [
@@ -80,11 +91,7 @@ def test_issuer_is_compared_exactly_without_normalising(
     local_issuer: LocalIssuer, clock: FakeClock
 ) -> None:
     local_issuer.discovery_overrides["issuer"] = local_issuer.url + "/"
-    events = Events()
-    with remote_validator(local_issuer, clock, events, discovery=True) as validator:
-        with pytest.raises(KeysUnavailable):
-            validator.validate(token(local_issuer, clock))
-    assert events.of("refresh_failed")[0].detail["error"] == "issuer_mismatch"
+    assert discovery_error(local_issuer, clock) == "issuer_mismatch"
 
 
 def test_rfc8414_metadata_is_used_when_openid_configuration_is_missing(
@@ -102,22 +109,14 @@ def test_rfc8414_metadata_is_used_when_openid_configuration_is_missing(
 def test_no_metadata_at_all_is_reported(local_issuer: LocalIssuer, clock: FakeClock) -> None:
     local_issuer.serve_openid_configuration = False
     local_issuer.serve_oauth_metadata = False
-    events = Events()
-    with remote_validator(local_issuer, clock, events, discovery=True) as validator:
-        with pytest.raises(KeysUnavailable):
-            validator.validate(token(local_issuer, clock))
-    assert events.of("refresh_failed")[0].detail["error"] == "no_metadata"
+    assert discovery_error(local_issuer, clock) == "no_metadata"
 
 
 def test_server_error_on_metadata_does_not_fall_through(
     local_issuer: LocalIssuer, clock: FakeClock
 ) -> None:
     local_issuer.fail_with(503, paths={OIDC})
-    events = Events()
-    with remote_validator(local_issuer, clock, events, discovery=True) as validator:
-        with pytest.raises(KeysUnavailable):
-            validator.validate(token(local_issuer, clock))
-    assert events.of("refresh_failed")[0].detail["error"] == "http_status"
+    assert discovery_error(local_issuer, clock) == "http_status"
     assert local_issuer.requests[OAUTH] == 0
 
 
@@ -133,20 +132,12 @@ def test_bad_jwks_uri_in_metadata_is_refused(
     jwks_uri: object, kind: str, local_issuer: LocalIssuer, clock: FakeClock
 ) -> None:
     local_issuer.discovery_overrides["jwks_uri"] = jwks_uri
-    events = Events()
-    with remote_validator(local_issuer, clock, events, discovery=True) as validator:
-        with pytest.raises(KeysUnavailable):
-            validator.validate(token(local_issuer, clock))
-    assert events.of("refresh_failed")[0].detail["error"] == kind
+    assert discovery_error(local_issuer, clock) == kind
 
 
 def test_metadata_that_is_not_json_is_refused(local_issuer: LocalIssuer, clock: FakeClock) -> None:
     local_issuer.serve_body(b"<html>login</html>", content_type="text/html", paths={OIDC})
-    events = Events()
-    with remote_validator(local_issuer, clock, events, discovery=True) as validator:
-        with pytest.raises(KeysUnavailable):
-            validator.validate(token(local_issuer, clock))
-    assert events.of("refresh_failed")[0].detail["error"] == "wrong_content_type"
+    assert discovery_error(local_issuer, clock) == "wrong_content_type"
 
 
 def test_jwks_uri_on_another_host_is_allowed(local_issuer: LocalIssuer, clock: FakeClock) -> None:
