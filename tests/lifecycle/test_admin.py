@@ -8,14 +8,16 @@ import pytest
 
 from jwkguard import (
     Event,
+    Lifecycle,
     LifecycleAdmin,
     LifecycleChange,
     LifecycleStore,
     MemoryStore,
+    TokenError,
     Validator,
 )
 from jwkguard.errors import ConfigurationError
-from jwkguard.testing import SigningKey
+from jwkguard.testing import LocalIssuer, SigningKey
 
 from ..conftest import ISSUER, FakeClock
 from .conftest import wait_until
@@ -173,3 +175,38 @@ def test_changes_round_trip_through_their_wire_form(clock: FakeClock) -> None:
 def test_malformed_wire_changes_are_refused(text: str) -> None:
     with pytest.raises(ValueError):  # noqa: PT011 - the message varies by field
         LifecycleChange.from_json(text)
+
+
+def test_force_refresh_makes_every_instance_refetch_the_issuers_keys(
+    store: LifecycleStore, local_issuer: LocalIssuer, clock: FakeClock, events: list[Event]
+) -> None:
+    """The issuer dropped a compromised key: instances stop trusting it without waiting for
+    their cache to expire."""
+    lifecycle = Lifecycle(store, on_event=events.append)
+    validator = Validator(
+        issuers=[local_issuer.issuer_config(jwks_uri=local_issuer.jwks_uri)],
+        algorithms=["RS256"],
+        lifecycle=lifecycle,
+    )
+    lifecycle.attach(validator)
+    admin = LifecycleAdmin(store, clock=clock, on_event=events.append)
+    try:
+        token = local_issuer.mint()
+        validator.validate(token)
+        local_issuer.rotate(retire_old=True)
+        assert validator.validate(token).key_id  # still cached (max-age=300)
+        admin.force_refresh(local_issuer.url, by="sec", why="key compromised")
+
+        def refused() -> bool:
+            try:
+                validator.validate(token)
+            except TokenError as exc:
+                return exc.reason == "unknown_key"
+            return False
+
+        wait_until(refused, timeout=3.0)
+        assert validator.validate(local_issuer.mint()).key_id == local_issuer.active_key.kid
+        requested = [e for e in events if e.kind == "refresh_requested"]
+        assert [e.detail["supported"] for e in requested] == [True]
+    finally:
+        validator.close()
