@@ -32,9 +32,11 @@ def static_validator(issuer: LocalIssuer) -> Validator:
 
 
 @pytest.fixture
-def validator(static_validator: Validator) -> Validator:
-    """The validator most tests use."""
-    return static_validator
+def validator(issuer: LocalIssuer) -> Iterator[Validator]:
+    """The validator most tests use: keys found by discovery and fetched over HTTP."""
+    remote = Validator(issuers=[issuer.issuer_config()], algorithms=["RS256"])
+    yield remote
+    remote.close()
 
 
 def bearer(token: str) -> dict[str, str]:

@@ -22,7 +22,7 @@ TIMEOUT_MS = 20_000
 
 
 def _swagger_assets() -> Path:
-    import swagger_ui
+    import swagger_ui  # type: ignore[import-untyped]
 
     return Path(swagger_ui.__file__).parent / "static"
 
