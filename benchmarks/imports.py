@@ -1,0 +1,154 @@
+"""Import cost: ``import jwkguard`` and each adapter beside ``import jwt`` (PyJWT), cold.
+
+Every figure comes from fresh interpreters, the modules taking turns round by round:
+
+- ``importtime ms``: the module's cumulative time from ``python -X importtime -c "import M"``
+  (what the import adds inside the process, without interpreter start-up);
+- ``wall ms``: wall time of ``python -c "import M"`` minus that of ``python -c "pass"``;
+- ``modules``: how many modules the import adds to ``sys.modules``.
+
+Medians over the rounds. Each framework is listed too, so an adapter's own share is its row
+minus its framework's. Modules that cannot be imported here are reported and skipped.
+Run with ``python -m benchmarks imports``; ``JWKGUARD_IMPORT_ROUNDS`` sets the rounds.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+# (module, what it stands for); frameworks first so that adapters can be read against them.
+MODULES = (
+    ("jwt", "PyJWT"),
+    ("jwkguard", "jwkguard core"),
+    ("fastapi", "FastAPI itself"),
+    ("jwkguard_fastapi", "jwkguard FastAPI adapter"),
+    ("flask", "Flask itself"),
+    ("jwkguard_flask", "jwkguard Flask adapter"),
+    ("django.http", "Django request/response"),
+    ("jwkguard_django.middleware", "jwkguard Django middleware"),
+)
+# Optional pieces that ``import jwkguard`` must not load (they load when first used).
+LAZY = (
+    "httpx",
+    "asyncio",
+    "ssl",
+    "cryptography.x509",
+    "redis",
+    "prometheus_client",
+    "authlib",
+    "jwkguard._remote",
+    "jwkguard._introspection",
+)
+_TIMEOUT = 60.0
+
+
+def _run(arguments: list[str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, *arguments],
+        capture_output=True,
+        text=True,
+        timeout=_TIMEOUT,
+        check=False,
+        cwd=ROOT,
+    )
+
+
+def _wall_ms(code: str) -> float:
+    start = time.perf_counter()
+    _run(["-c", code])
+    return (time.perf_counter() - start) * 1e3
+
+
+def _importtime_ms(module: str) -> float:
+    """The cumulative import time of ``module`` (and of its packages, imported first)."""
+    done = _run(["-X", "importtime", "-c", f"import {module}"])
+    parts_of = module.split(".")
+    names = {" " + ".".join(parts_of[: end + 1]) for end in range(len(parts_of))}
+    total = 0.0
+    for line in done.stderr.splitlines():
+        parts = line.split("|")
+        if len(parts) == 3 and parts[2].rstrip() in names:
+            total += int(parts[1]) / 1e3
+    return total
+
+
+def _loaded(module: str) -> tuple[int, list[str]]:
+    code = (
+        "import sys, json; before = set(sys.modules); "
+        f"import {module}; "
+        f"print(json.dumps([len(set(sys.modules) - before), "
+        f"[name for name in {list(LAZY)!r} if name in sys.modules]]))"
+    )
+    done = _run(["-c", code])
+    count, heavy = json.loads(done.stdout)
+    return int(count), list(heavy)
+
+
+def importable(module: str) -> bool:
+    """True if ``module`` imports in a fresh interpreter."""
+    return _run(["-c", f"import {module}"]).returncode == 0
+
+
+def measure(modules: list[str], rounds: int) -> dict[str, dict[str, float]]:
+    """Median import time, wall time and module count per module."""
+    wall: dict[str, list[float]] = {name: [] for name in modules}
+    inner: dict[str, list[float]] = {name: [] for name in modules}
+    baseline: list[float] = []
+    for round_number in range(rounds):
+        shift = round_number % len(modules)
+        baseline.append(_wall_ms("pass"))
+        for name in modules[shift:] + modules[:shift]:
+            wall[name].append(_wall_ms(f"import {name}"))
+            inner[name].append(_importtime_ms(name))
+    start = statistics.median(baseline)
+    return {
+        name: {
+            "importtime": statistics.median(inner[name]),
+            "wall": statistics.median(wall[name]) - start,
+            "start": start,
+        }
+        for name in modules
+    }
+
+
+def main() -> None:
+    """Print the import table and what ``import jwkguard`` leaves unloaded."""
+    rounds = int(os.environ.get("JWKGUARD_IMPORT_ROUNDS", "11"))
+    present = [name for name, _ in MODULES if importable(name)]
+    missing = [name for name, _ in MODULES if name not in present]
+    results = measure(present, rounds)
+    labels = dict(MODULES)
+    print(f"{rounds} rounds; interpreter start-up {results[present[0]]['start']:.0f} ms (median)")
+    print()
+    print("| import | stands for | importtime ms | wall ms | x PyJWT (wall) | modules |")
+    print("| --- | --- | ---: | ---: | ---: | ---: |")
+    reference = results.get("jwt", {}).get("wall")
+    heavy_in_core: list[str] = []
+    for name in present:
+        count, heavy = _loaded(name)
+        if name == "jwkguard":
+            heavy_in_core = heavy
+        row = results[name]
+        ratio = f"{row['wall'] / reference:.2f}x" if reference else "-"
+        print(
+            f"| `{name}` | {labels[name]} | {row['importtime']:.1f} | {row['wall']:.1f} "
+            f"| {ratio} | {count} |"
+        )
+    for name in missing:
+        print(f"| `{name}` | {labels[name]} | not importable here | | | |")
+    print()
+    print(f"lazy pieces checked: {', '.join(LAZY)}")
+    if "jwkguard" in present:
+        loaded = ", ".join(heavy_in_core) if heavy_in_core else "none"
+        print(f"loaded by `import jwkguard`: {loaded}")
+
+
+if __name__ == "__main__":
+    main()
