@@ -47,6 +47,9 @@ class IssuerStatus:
         expires_at: When the cached set is due for refresh (None for static keys).
         serving_stale: True while refreshes fail and the last good keys serve.
         source: ``static`` or ``remote``.
+        jwks_uri: Where remote keys come from (None for static keys or before discovery).
+        last_error: Why the last fetch failed, while fetches fail.
+        consecutive_failures: Failed fetches since the last good one.
     """
 
     issuer: str
@@ -57,6 +60,9 @@ class IssuerStatus:
     expires_at: float | None = None
     serving_stale: bool = False
     source: str = "static"
+    jwks_uri: str | None = None
+    last_error: str | None = None
+    consecutive_failures: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         """A JSON-friendly view."""
@@ -69,6 +75,9 @@ class IssuerStatus:
             "fetched_at": self.fetched_at,
             "expires_at": self.expires_at,
             "serving_stale": self.serving_stale,
+            "jwks_uri": self.jwks_uri,
+            "last_error": self.last_error,
+            "consecutive_failures": self.consecutive_failures,
         }
 
 
@@ -105,6 +114,9 @@ def issuer_status(validator: Validator) -> list[IssuerStatus]:
                     expires_at=_attr(snapshot, "expires_at"),
                     serving_stale=bool(_attr(snapshot, "serving_stale", False)),
                     source="remote",
+                    jwks_uri=_attr(snapshot, "jwks_uri"),
+                    last_error=_attr(snapshot, "last_error"),
+                    consecutive_failures=int(_attr(snapshot, "consecutive_failures", 0) or 0),
                 )
             )
             continue

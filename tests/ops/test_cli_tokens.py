@@ -258,8 +258,6 @@ def test_verify_against_a_remote_jwks_url(issuer: LocalIssuer) -> None:
         issuer.jwks_uri,
         "--json",
     )
-    if "remote key sources are not available yet" in result.output:
-        pytest.skip("remote key sources have not landed")
     assert result.exit_code == 0, result.output
     assert json.loads(result.output)["key"]["kid"] == issuer.active_key.kid
 
@@ -270,8 +268,6 @@ def test_verify_exits_3_when_the_keys_cannot_be_fetched(issuer: LocalIssuer) -> 
         result = run(
             "verify", token, "--issuer", issuer.url, "--audience", issuer.audience, "--json"
         )
-    if "remote key sources are not available yet" in result.output:
-        pytest.skip("remote key sources have not landed")
     assert result.exit_code == 3, result.output
     assert json.loads(result.output)["error"]["status_code"] == 503
 

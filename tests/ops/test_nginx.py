@@ -6,7 +6,6 @@ directory, on loopback ports, in front of an upstream that echoes the headers it
 
 from __future__ import annotations
 
-import json
 import re
 import subprocess
 import time
@@ -87,6 +86,7 @@ http {{
             str(workdir / "error.log"),
         ]
         self.process: subprocess.Popen[str] | None = None
+        self.auth_port = 0
 
     def __enter__(self) -> Nginx:
         self.process = subprocess.Popen(
@@ -123,19 +123,28 @@ def upstream() -> Iterator[EchoUpstream]:
 
 
 @pytest.fixture(scope="module")
+def issuer() -> Iterator[LocalIssuer]:
+    """The gateway's issuer: its keys may be cached for one second only."""
+    with LocalIssuer(cache_control="max-age=1") as local:
+        yield local
+
+
+# Keys are found by discovery and cached for a second, so outages are felt at once.
+SHORT_CACHE = "min_ttl = 1\nmax_stale = 600\n"
+
+
+@pytest.fixture(scope="module")
 def gateway(
     nginx_binary: str,
     issuer: LocalIssuer,
     upstream: EchoUpstream,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Nginx]:
-    """nginx on a loopback port -> jwkguard serve -> the echo upstream."""
+    """nginx on a loopback port -> jwkguard serve (discovery from the issuer) -> upstream."""
     workdir = tmp_path_factory.mktemp("gateway")
-    jwks = workdir / "jwks.json"
-    jwks.write_text(json.dumps(issuer.jwks()), encoding="utf-8")
     auth_port, listen_port = free_port(), free_port()
     config = forward_auth_toml(
-        issuer=issuer.url, audience=issuer.audience, jwks=str(jwks), port=auth_port
+        issuer=issuer.url, audience=issuer.audience, port=auth_port, extra_issuer=SHORT_CACHE
     )
     block = documented_config(
         jwkguard_port=auth_port, upstream_port=upstream.port, listen_port=listen_port
@@ -144,6 +153,7 @@ def gateway(
         jwkguard_serve(config, workdir, auth_port),
         Nginx(nginx_binary, workdir / "nginx", block, listen_port) as nginx,
     ):
+        nginx.auth_port = auth_port
         yield nginx
 
 
@@ -219,6 +229,66 @@ def test_ambiguous_paths_stay_400_through_nginx(gateway: Nginx) -> None:
     assert "Retry-After" not in response.headers
 
 
+def test_rotated_key_is_accepted_after_one_refetch(gateway: Nginx, issuer: LocalIssuer) -> None:
+    assert get(gateway, "/orders", issuer.mint(scopes=["orders:read"])).status_code == 200
+    issuer.rotate()
+    fetches = issuer.requests["/jwks.json"]
+    response = get(gateway, "/orders", issuer.mint(scopes=["orders:read"]))
+    assert response.status_code == 200
+    assert issuer.requests["/jwks.json"] == fetches + 1
+
+
+def test_issuer_outage_keeps_known_keys_working(gateway: Nginx, issuer: LocalIssuer) -> None:
+    token = issuer.mint(scopes=["orders:read"])
+    assert get(gateway, "/orders", token).status_code == 200
+    health = f"http://127.0.0.1:{gateway.auth_port}/healthz"
+    with issuer.outage(503):
+        fetches = issuer.requests["/jwks.json"]
+        deadline = time.monotonic() + 10
+        # The one-second cache runs out: refreshes fail, the known key keeps working.
+        while (
+            issuer.requests["/jwks.json"] == fetches
+            or not (status := httpx.get(health, timeout=5).json()["issuers"][0])["serving_stale"]
+        ):
+            assert get(gateway, "/orders", token).status_code == 200
+            assert time.monotonic() < deadline, "no failed refresh within 10 s"
+            time.sleep(0.2)
+        assert status["last_error"] is not None
+        assert get(gateway, "/orders", token).status_code == 200
+        assert httpx.get(health, timeout=5).status_code == 200
+
+
+def test_no_keys_at_all_gives_503_with_retry_after(
+    nginx_binary: str, upstream: EchoUpstream, tmp_path: Path
+) -> None:
+    with LocalIssuer() as down:
+        token = down.mint(scopes=["orders:read"])
+        down.fail_with(503)
+        auth_port, listen_port = free_port(), free_port()
+        config = forward_auth_toml(issuer=down.url, audience=down.audience, port=auth_port)
+        block = documented_config(
+            jwkguard_port=auth_port, upstream_port=upstream.port, listen_port=listen_port
+        )
+        with (
+            jwkguard_serve(config, tmp_path, auth_port),
+            Nginx(nginx_binary, tmp_path / "nginx", block, listen_port) as nginx,
+        ):
+            response = get(nginx, "/orders", token)
+            direct = httpx.get(
+                f"http://127.0.0.1:{auth_port}/auth",
+                headers={"X-Original-URI": "/orders", "Authorization": f"Bearer {token}"},
+            )
+            health = httpx.get(f"http://127.0.0.1:{auth_port}/healthz", timeout=5)
+    assert response.status_code == 503
+    assert response.json() == {"error": "temporarily_unavailable"}
+    # jwkguard's own Retry-After (its retry backoff) passes through nginx.
+    assert (direct.status_code, direct.json()["reason"]) == (503, "keys_unavailable")
+    assert int(response.headers["Retry-After"]) >= 1
+    assert int(direct.headers["Retry-After"]) >= 1
+    assert health.status_code == 503
+    assert health.json()["status"] == "unavailable"
+
+
 def test_gateway_fails_closed_when_jwkguard_is_down(
     nginx_binary: str, upstream: EchoUpstream, issuer: LocalIssuer, tmp_path: Path
 ) -> None:
@@ -240,12 +310,8 @@ def test_revoked_subject_is_refused_through_nginx(
     redis_server: RedisServer,
     tmp_path: Path,
 ) -> None:
-    jwks = tmp_path / "jwks.json"
-    jwks.write_text(json.dumps(issuer.jwks()), encoding="utf-8")
     auth_port, listen_port = free_port(), free_port()
-    config = forward_auth_toml(
-        issuer=issuer.url, audience=issuer.audience, jwks=str(jwks), port=auth_port
-    )
+    config = forward_auth_toml(issuer=issuer.url, audience=issuer.audience, port=auth_port)
     config += f'\n[lifecycle]\nredis_url = "{redis_server.url}"\nprefix = "nginx-test:"\n'
     block = documented_config(
         jwkguard_port=auth_port, upstream_port=upstream.port, listen_port=listen_port
