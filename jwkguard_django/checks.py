@@ -7,7 +7,7 @@ Ids are stable; each message says what is wrong and the hint how to fix it:
 - ``jwkguard.E003`` no allowed algorithms.
 - ``jwkguard.E004`` an HMAC algorithm without an issuer secret (HMAC never uses a JWK Set).
 - ``jwkguard.E005`` keys fetched over plain HTTP from a host that is not loopback.
-- ``jwkguard.E006`` an Entra ``{tenantid}`` issuer without a tenant allow-list.
+- ``jwkguard.E006`` an Entra ``{tenantid}`` issuer template (no tenant allow-list).
 - ``jwkguard.E007`` unknown setting names (typos).
 - ``jwkguard.E008`` an invalid adapter setting (``MODE``, ``EXEMPT_PATHS``, ``USER_LOADER``...).
 - ``jwkguard.E009`` any other value the validator refuses.
@@ -68,15 +68,6 @@ def _fetched_urls(issuer: Mapping[str, Any]) -> list[str]:
     if issuer.get("jwks") is None and issuer.get("secret") is None and issuer.get("issuer"):
         return [str(issuer["issuer"])]
     return []
-
-
-def _tenant_allow_list(issuer: Mapping[str, Any]) -> Any:
-    metadata = issuer.get("metadata") or {}
-    for source in (issuer, metadata if isinstance(metadata, Mapping) else {}):
-        for key in ("allowed_tenants", "tenants"):
-            if source.get(key):
-                return source[key]
-    return None
 
 
 def _suggest(name: str, choices: Sequence[str]) -> str:
@@ -170,13 +161,13 @@ def _issuer_errors(options: Mapping[str, Any]) -> list[CheckMessage]:
                             id="jwkguard.E005",
                         )
                     )
-        if "{tenantid}" in str(name).lower() and not _tenant_allow_list(issuer):
+        if "{tenantid}" in str(name).lower():
             errors.append(
                 Error(
-                    f"JWKGUARD issuer {name} accepts any Entra tenant",
-                    hint="A {tenantid} issuer must list the tenant ids it trusts; otherwise a "
-                    "token from any Microsoft tenant would be accepted. Configure one issuer "
-                    "per tenant, or use jwkguard's Entra provider preset with its tenants.",
+                    f"JWKGUARD issuer {name} is an Entra template without a tenant allow-list",
+                    hint="Accepting any tenant would accept tokens from any Entra directory. "
+                    'List the tenants you trust: "ISSUERS": [*jwkguard.providers.'
+                    "entra_id_multi_tenant(client_id=..., tenant_ids=[...])].",
                     id="jwkguard.E006",
                 )
             )

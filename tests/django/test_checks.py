@@ -11,6 +11,7 @@ from django.core.management.base import SystemCheckError
 from django.test import override_settings
 
 from jwkguard import Issuer
+from jwkguard.providers import entra_id_multi_tenant
 from jwkguard.testing import LocalIssuer
 
 from .conftest import MIDDLEWARE, jwkguard_settings
@@ -115,15 +116,13 @@ def test_plain_http_jwks_uri_is_e005_unless_loopback_or_allowed() -> None:
             assert "jwkguard.E005" not in check_ids()
 
 
-def test_entra_tenant_issuer_with_an_allow_list_passes_e006(local: LocalIssuer) -> None:
-    entra = Issuer(
-        "https://login.microsoftonline.com/{tenantid}/v2.0",
-        audiences=["api://x"],
-        jwks=local.jwks(),
-        metadata={"tenants": ["72f988bf-86f1-41af-91ab-2d7cd011db47"]},
+def test_entra_preset_with_a_tenant_allow_list_passes() -> None:
+    tenants = ["72f988bf-86f1-41af-91ab-2d7cd011db47"]
+    issuers = entra_id_multi_tenant(
+        client_id="0b9f6a8e-1111-2222-3333-444455556666", tenant_ids=tenants
     )
-    with override_settings(JWKGUARD=base(ISSUERS=[entra])):
-        assert "E006" not in run_check()
+    with override_settings(JWKGUARD=base(ISSUERS=issuers)):
+        assert "no issues" in run_check()
 
 
 def test_issuer_objects_are_checked_too() -> None:
@@ -158,11 +157,6 @@ def test_checks_have_unique_ids_in_the_docstring() -> None:
         line.split("``")[1] for line in (checks.__doc__ or "").splitlines() if "``jwkguard." in line
     ]
     assert len(documented) == len(set(documented)) == 10
-
-
-@pytest.fixture
-def local(issuer: LocalIssuer) -> LocalIssuer:
-    return issuer
 
 
 def test_jwkguard_settings_helper_is_valid(issuer: LocalIssuer) -> None:
