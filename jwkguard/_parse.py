@@ -8,6 +8,7 @@ import math
 import re
 from binascii import a2b_base64, b2a_base64
 from dataclasses import dataclass
+from itertools import accumulate
 from typing import Any
 
 from .errors import MalformedToken
@@ -29,6 +30,10 @@ _TRAILING_BITS = (
     {c: i & 0x03 for i, c in enumerate(_ALPHABET)},
 )
 _MAX_JSON_DEPTH = 20
+_ESCAPE_PAIR = re.compile(rb"\\.", re.DOTALL)
+_NOT_BRACKETS = bytes(sorted(set(range(256)) - set(b"[]{}")))
+# Openers become 1 and closers 255 (-1 as a signed byte).
+_BRACKET_STEPS = bytes.maketrans(b"[{]}", b"\x01\x01\xff\xff")
 _TO_STANDARD_ALPHABET = bytes.maketrans(b"-_", b"+/")
 _TO_URL_ALPHABET = bytes.maketrans(b"+/", b"-_")
 _PADDING = (b"", b"", b"==", b"=")
@@ -94,25 +99,11 @@ def _depth_exceeds(raw: bytes, limit: int) -> bool:
     # Cheap upper bound first: fewer openers than the limit cannot nest deeper than it.
     if raw.count(b"[") + raw.count(b"{") <= limit:
         return False
-    depth = 0
-    in_string = escaped = False
-    for byte in raw:
-        if in_string:
-            if escaped:
-                escaped = False
-            elif byte == 0x5C:  # backslash
-                escaped = True
-            elif byte == 0x22:
-                in_string = False
-        elif byte == 0x22:
-            in_string = True
-        elif byte in (0x5B, 0x7B):
-            depth += 1
-            if depth > limit:
-                return True
-        elif byte in (0x5D, 0x7D):
-            depth -= 1
-    return False
+    # Linear and at C speed: drop escape pairs (so every '"' left delimits a string), keep
+    # what lies outside strings, turn its brackets into +1/-1 steps and find the deepest point.
+    outside = b"".join(_ESCAPE_PAIR.sub(b"", raw).split(b'"')[::2])
+    steps = memoryview(outside.translate(_BRACKET_STEPS, _NOT_BRACKETS)).cast("b")
+    return max(accumulate(steps), default=0) > limit
 
 
 def _has_lone_surrogate(value: Any) -> bool:
