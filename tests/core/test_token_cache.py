@@ -544,6 +544,25 @@ def test_a_remote_refresh_due_during_hits_still_happens(
     assert local_issuer.requests["/jwks.json"] > fetches
 
 
+def test_keys_stale_past_max_stale_stop_cached_tokens(
+    local_issuer: LocalIssuer, clock: FakeClock
+) -> None:
+    issuer = local_issuer.issuer_config(jwks_uri=local_issuer.jwks_uri, max_stale=60)
+    with Validator(
+        issuers=[issuer], algorithms=["RS256"], clock=clock, token_cache=True
+    ) as validator:
+        token = local_issuer.mint(now=clock.now, lifetime=3600)
+        validator.validate(token)
+        with local_issuer.outage():
+            clock.advance(300 + 30)  # past max-age, within max_stale: the old keys serve
+            validator.validate(token)
+            clock.advance(60)
+            with pytest.raises(TokenError) as caught:
+                validator.validate(token)
+        assert (caught.value.status_code, caught.value.reason) == (503, "keys_unavailable")
+        assert len(cache_of(validator)) == 0
+
+
 @pytest.mark.anyio
 async def test_a_key_retired_by_a_remote_issuer_stops_cached_tokens_in_async_code(
     remote: Validator, local_issuer: LocalIssuer, clock: FakeClock
