@@ -1,0 +1,276 @@
+"""Requests per second of the example Django project: no auth, floor, jwkguard, drf-simplejwt.
+
+The example project (``examples/django_project``) runs under waitress with one worker thread in
+a child process on 127.0.0.1; this process sends a bounded load over keep-alive connections.
+Four routes answer the same DRF list of orders, from the same view code, for the same token:
+
+- ``none``: no authentication (DRF ``AllowAny``);
+- ``floor``: a middleware that only extracts the bearer header (what any auth pays);
+- ``jwkguard``: the example's own ``/api/v2/orders``: ``JWKGuardMiddleware`` (protect mode),
+  ``JWKGuardAuthentication`` and ``HasScopes``, keys from the issuer's ``jwks_uri``;
+- ``simplejwt``: drf-simplejwt's ``JWTStatelessUserAuthentication`` with ``JWK_URL`` pointing
+  at the same ``jwks_uri`` (PyJWT's ``PyJWKClient`` caches the key set).
+
+Rounds interleave the routes so that drift on a shared machine hits them alike; the figure per
+route is the median of its rounds, and the targets (jwkguard >= 1.2x drf-simplejwt and >= 0.8x
+floor) are judged on the median of the ratios taken within each round.
+Run with ``python -m benchmarks http_django``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE = ROOT / "examples" / "django_project"
+ROUTES = ("none", "floor", "jwkguard", "simplejwt")
+PATHS = {
+    "none": "/bench/none",
+    "floor": "/bench/floor",
+    "jwkguard": "/api/v2/orders",
+    "simplejwt": "/bench/simplejwt",
+}
+CONNECTIONS = 4
+WARM_UP = 200
+PER_ROUND = 300
+ROUNDS = 9
+_TIMEOUT = 30.0
+
+
+# -- the server (child process) -----------------------------------------------------------
+
+
+class BearerFloorMiddleware:
+    """The floor: read the bearer header of ``/bench/floor`` requests, nothing more."""
+
+    def __init__(self, get_response: Callable[[Any], Any]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: Any) -> Any:
+        if request.path_info == PATHS["floor"]:
+            from django.http import JsonResponse
+
+            scheme, _, token = request.META.get("HTTP_AUTHORIZATION", "").partition(" ")
+            if scheme.lower() != "bearer" or not token.strip():
+                return JsonResponse({"error": "unauthorized"}, status=401)
+            request.bearer_token = token.strip()
+        return self.get_response(request)
+
+
+def _configure() -> None:
+    """The example's settings, plus the floor middleware, drf-simplejwt and the bench URLs."""
+    sys.path.insert(0, str(EXAMPLE))
+    os.environ["DJANGO_SETTINGS_MODULE"] = "example.settings"
+    from django.conf import settings
+
+    position = settings.MIDDLEWARE.index("jwkguard_django.middleware.JWKGuardMiddleware")
+    settings.MIDDLEWARE = [
+        *settings.MIDDLEWARE[:position],
+        "benchmarks.http_django.BearerFloorMiddleware",
+        *settings.MIDDLEWARE[position:],
+    ]
+    settings.JWKGUARD = {
+        **settings.JWKGUARD,
+        "EXEMPT_PATHS": [*settings.JWKGUARD["EXEMPT_PATHS"], "/bench/*"],
+    }
+    settings.ROOT_URLCONF = "benchmarks.http_django"
+    settings.SIMPLE_JWT = {
+        "ALGORITHM": "RS256",
+        "JWK_URL": os.environ["JWKGUARD_JWKS_URI"],
+        "ISSUER": os.environ["JWKGUARD_ISSUER"],
+        "AUDIENCE": os.environ["JWKGUARD_AUDIENCE"],
+        "USER_ID_CLAIM": "sub",
+        "AUTH_HEADER_TYPES": ("Bearer",),
+    }
+
+
+def __getattr__(name: str) -> Any:
+    """``urlpatterns``, built on first use: this module is the child's ROOT_URLCONF."""
+    if name != "urlpatterns":
+        raise AttributeError(name)
+    from django.urls import path
+    from example.urls import urlpatterns as example_urls
+    from orders.views import OrderViewSet
+    from rest_framework.permissions import AllowAny, IsAuthenticated
+    from rest_framework_simplejwt.authentication import JWTStatelessUserAuthentication
+
+    class Open(OrderViewSet):
+        authentication_classes = ()
+        permission_classes = (AllowAny,)
+
+    class SimpleJWT(OrderViewSet):
+        authentication_classes = (JWTStatelessUserAuthentication,)
+        permission_classes = (IsAuthenticated,)
+
+    listing = {"get": "list"}
+    return [
+        path(PATHS["none"].lstrip("/"), Open.as_view(listing)),
+        path(PATHS["floor"].lstrip("/"), Open.as_view(listing)),
+        path(PATHS["simplejwt"].lstrip("/"), SimpleJWT.as_view(listing)),
+        *example_urls,
+    ]
+
+
+def serve() -> None:
+    """Serve the example project with one waitress worker thread; print the port."""
+    # Under a bounded load the queue is never empty; waitress would log every request.
+    logging.getLogger("waitress.queue").setLevel(logging.ERROR)
+    _configure()
+    from django.core.wsgi import get_wsgi_application
+    from waitress import create_server
+
+    server = create_server(get_wsgi_application(), host="127.0.0.1", port=0, threads=1)
+    print(server.effective_port, flush=True)  # type: ignore[union-attr]
+    server.run()
+
+
+# -- the load (this process) --------------------------------------------------------------
+
+
+def _read_response(sock: socket.socket, buffer: bytearray) -> int:
+    """Read one HTTP/1.1 response with Content-Length; return its status."""
+    while b"\r\n\r\n" not in buffer:
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise ConnectionError("server closed the connection")
+        buffer += chunk
+    head, _, rest = bytes(buffer).partition(b"\r\n\r\n")
+    lines = head.split(b"\r\n")
+    status = int(lines[0].split()[1])
+    length = next(
+        int(line.split(b":", 1)[1]) for line in lines if line.lower().startswith(b"content-length:")
+    )
+    while len(rest) < length:
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise ConnectionError("server closed the connection")
+        rest += chunk
+    buffer[:] = rest[length:]
+    return status
+
+
+def _load(port: int, request: bytes, total: int) -> float:
+    """Send ``total`` requests over CONNECTIONS keep-alive connections; return seconds taken."""
+    per_connection = total // CONNECTIONS
+    start = threading.Barrier(CONNECTIONS + 1)
+    failures: list[str] = []
+
+    def worker() -> None:
+        with socket.create_connection(("127.0.0.1", port), timeout=_TIMEOUT) as sock:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            buffer = bytearray()
+            start.wait(_TIMEOUT)
+            for _ in range(per_connection):
+                sock.sendall(request)
+                status = _read_response(sock, buffer)
+                if status != 200:
+                    failures.append(f"status {status}")
+                    return
+
+    threads = [threading.Thread(target=worker) for _ in range(CONNECTIONS)]
+    for thread in threads:
+        thread.start()
+    start.wait(_TIMEOUT)
+    began = time.perf_counter()
+    for thread in threads:
+        thread.join(_TIMEOUT * 4)
+    elapsed = time.perf_counter() - began
+    if failures:
+        raise RuntimeError(f"the benchmark route did not answer 200: {failures[0]}")
+    return elapsed
+
+
+def _request(route: str, token: str) -> bytes:
+    lines = [
+        f"GET {PATHS[route]} HTTP/1.1",
+        "Host: 127.0.0.1",
+        "Accept: application/json",
+        *([] if route == "none" else [f"Authorization: Bearer {token}"]),
+        "",
+        "",
+    ]
+    return "\r\n".join(lines).encode()
+
+
+def _start_server(environment: dict[str, str]) -> tuple[subprocess.Popen[str], int]:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "benchmarks.http_django", "serve"],
+        cwd=ROOT,
+        env={**os.environ, **environment},
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout is not None
+    line = process.stdout.readline()
+    if not line.strip().isdigit():
+        process.kill()
+        raise RuntimeError("the benchmark server did not start")
+    return process, int(line)
+
+
+def main() -> None:
+    """Run the four routes in interleaved rounds and print requests/s and ratios."""
+    from jwkguard.testing import LocalIssuer
+
+    with LocalIssuer() as issuer:
+        environment = {
+            "JWKGUARD_ISSUER": issuer.url,
+            "JWKGUARD_AUDIENCE": issuer.audience,
+            "JWKGUARD_JWKS_URI": issuer.jwks_uri,
+        }
+        # drf-simplejwt insists on its own token_type claim; jwkguard ignores it.
+        token = issuer.mint(scopes=["orders:read"], token_type="access")
+        process, port = _start_server(environment)
+        try:
+            requests = {route: _request(route, token) for route in ROUTES}
+            for route in ROUTES:
+                _load(port, requests[route], WARM_UP)
+            rates: dict[str, list[float]] = {route: [] for route in ROUTES}
+            for round_number in range(ROUNDS):
+                # Rotate the order each round so no route always follows the same neighbour.
+                order = ROUTES[round_number % 4 :] + ROUTES[: round_number % 4]
+                for route in order:
+                    rates[route].append(PER_ROUND / _load(port, requests[route], PER_ROUND))
+        finally:
+            process.terminate()
+            process.wait(timeout=10)
+            if process.stdout:
+                process.stdout.close()
+        jwks_fetches = issuer.requests["/jwks.json"]
+    median = {route: statistics.median(values) for route, values in rates.items()}
+    print(f"{CONNECTIONS} keep-alive connections, {ROUNDS} rounds x {PER_ROUND} requests/route")
+    print(f"{'route':<10} {'req/s':>8} {'vs floor':>9} {'vs simplejwt':>13}  rounds (req/s)")
+    for route in ROUTES:
+        spread = " ".join(f"{value:.0f}" for value in rates[route])
+        print(
+            f"{route:<10} {median[route]:>8.0f} {median[route] / median['floor']:>8.2f}x"
+            f" {median[route] / median['simplejwt']:>12.2f}x  {spread}"
+        )
+    print(f"JWK Set fetches during the run: {jwks_fetches} (one per implementation)")
+    # Neighbours on a shared machine make whole rounds slow or fast; a ratio taken within
+    # each round cancels most of that, so the targets are judged on the median of those.
+    peer = statistics.median(
+        j / s for j, s in zip(rates["jwkguard"], rates["simplejwt"], strict=True)
+    )
+    floor = statistics.median(j / f for j, f in zip(rates["jwkguard"], rates["floor"], strict=True))
+    print(
+        f"jwkguard, median of per-round ratios: {peer:.2f}x drf-simplejwt (target >= 1.20x), "
+        f"{floor:.2f}x floor (target >= 0.80x)"
+    )
+
+
+if __name__ == "__main__":
+    if sys.argv[1:] == ["serve"]:
+        serve()
+    else:
+        main()
