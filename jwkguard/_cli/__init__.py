@@ -12,6 +12,7 @@ import sys
 import click
 
 from ._admin import ADMIN_COMMANDS
+from ._demo import demo_command
 from ._keys import keys_command
 from ._serve import serve_command
 from ._tokens import inspect_command, verify_command
@@ -32,6 +33,7 @@ cli.add_command(inspect_command)
 cli.add_command(verify_command)
 cli.add_command(keys_command)
 cli.add_command(serve_command)
+cli.add_command(demo_command)
 for _command in ADMIN_COMMANDS:
     cli.add_command(_command)
 

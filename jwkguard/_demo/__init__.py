@@ -1,0 +1,119 @@
+"""``jwkguard demo`` (and ``make demo``): a local issuer, the example API, a narrated tour.
+
+Everything runs in this process on 127.0.0.1: :class:`jwkguard.testing.LocalIssuer` serves
+discovery and a JWK Set, the example FastAPI app (``examples/fastapi_app.py``) is protected by
+a validator that finds the keys by discovery, and the tour sends real HTTP requests to it.
+"""
+
+from __future__ import annotations
+
+import shlex
+import sys
+import threading
+
+from ._console import Console
+from ._stack import DemoStack, ExampleMissing, example_path
+from ._tour import run_tour
+
+__all__ = ["run_demo"]
+
+TOKEN_LIFETIME = 3600
+
+
+def run_demo(*, once: bool = False, port: int = 8000, color: bool | None = None) -> int:
+    """Run the demo; returns the exit status (1 if a step misbehaved, 2 if it cannot start)."""
+    console = Console(color=color)
+    style = console.style
+    console.line(style.bold("jwkguard demo") + style.dim("  strict local JWT validation"))
+    try:
+        with DemoStack(port) as stack:
+            with console.progress("Starting a local issuer (discovery + JWK Set)"):
+                stack.start_issuer()
+            with console.progress("Loading the example API (examples/fastapi_app.py)"):
+                app = stack.build_app()
+            with console.progress("Serving it with uvicorn and fetching the issuer's keys"):
+                stack.serve(app)
+            console.row("issuer", stack.issuer.url)
+            console.row("API", f"{stack.url}  (Swagger UI: {stack.url}/docs)")
+            ok = run_tour(stack, console)
+            console.line()
+            if ok:
+                console.line(style.ok("Every step behaved as told."))
+            else:
+                console.line(style.bad("Some steps did NOT behave as told (see the ✗ above)."))
+            if once:
+                return 0 if ok else 1
+            _keep_serving(stack, console)
+            return 0 if ok else 1
+    except ExampleMissing:
+        console.line(
+            style.bad("The demo runs from a source checkout: ")
+            + f"{example_path()} is missing. Clone the repository and run `make demo`."
+        )
+        return 2
+
+
+def _curl(url: str, token: str | None, *extra: str) -> str:
+    parts = ["curl", "-si", *extra]
+    if token is not None:
+        parts += ["-H", f"Authorization: Bearer {token}"]
+    parts.append(url)
+    return " ".join(shlex.quote(part) for part in parts)
+
+
+def _print_commands(stack: DemoStack, console: Console) -> None:
+    issuer = stack.issuer
+    reader = issuer.mint(subject="alice", scopes=["orders:read"], lifetime=TOKEN_LIFETIME)
+    writer = issuer.mint(
+        subject="alice", scopes=["orders:read", "orders:write"], lifetime=TOKEN_LIFETIME
+    )
+    style = console.style
+    console.title(f"Try it yourself (tokens valid for {TOKEN_LIFETIME // 60} minutes)")
+    commands = [
+        ("your claims", _curl(f"{stack.url}/me", reader)),
+        ("read orders", _curl(f"{stack.url}/orders", reader)),
+        (
+            "create one",
+            _curl(
+                f"{stack.url}/orders",
+                writer,
+                "-X",
+                "POST",
+                "-H",
+                "Content-Type: application/json",
+                "-d",
+                '{"item": "tea", "quantity": 1}',
+            ),
+        ),
+        ("403", _curl(f"{stack.url}/orders", reader, "-X", "POST", "-d", "{}")),
+        ("401", _curl(f"{stack.url}/orders", None)),
+        ("inspect", f"jwkguard inspect {reader}"),
+        (
+            "verify",
+            f"jwkguard verify {reader} --issuer {issuer.url} --audience {issuer.audience}",
+        ),
+        ("keys", f"jwkguard keys {issuer.url}"),
+    ]
+    for label, command in commands:
+        console.line(f"  {style.dim(label.ljust(12))}{command}")
+    console.line()
+    more = "Enter for fresh tokens, " if sys.stdin is not None and sys.stdin.isatty() else ""
+    console.line(style.dim(f"Serving on 127.0.0.1 until Ctrl-C. {more}"))
+
+
+def _keep_serving(stack: DemoStack, console: Console) -> None:
+    _print_commands(stack, console)
+    interactive = sys.stdin is not None and sys.stdin.isatty()
+    stopped = threading.Event()
+    try:
+        while not stopped.is_set():
+            if interactive:
+                if not sys.stdin.readline():  # end of input: keep serving quietly
+                    interactive = False
+                    continue
+                _print_commands(stack, console)
+            else:
+                stopped.wait(3600)
+    except KeyboardInterrupt:
+        console.line()
+        console.line("Stopped.")
