@@ -154,7 +154,8 @@ class JWTBearer(SecurityBase):
             raise self._refuse(request, exc, self.authenticator.refusal(exc)) from None
         if claims is None and self.auto_error:
             raise self._refuse(request, None, self.authenticator.missing())
-        request.state.claims = claims
+        # request.state reads this dict; writing it directly spares a State object per request.
+        request.scope.setdefault("state", {})["claims"] = claims
         return claims
 
     def subprotocol(self, websocket: HTTPConnection) -> str | None:

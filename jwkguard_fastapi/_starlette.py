@@ -95,7 +95,7 @@ class JWKGuardBackend(AuthenticationBackend):
             raise TokenAuthenticationError(self.authenticator.refusal(exc)) from None
         if claims is None:
             return None
-        conn.state.claims = claims
+        conn.scope.setdefault("state", {})["claims"] = claims
         return AuthCredentials(sorted(claims.scopes)), ClaimsUser(claims)
 
     @staticmethod
