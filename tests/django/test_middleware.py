@@ -7,6 +7,8 @@ from typing import Any
 
 import pytest
 from django.test import AsyncClient, Client, override_settings
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from jwkguard.testing import LocalIssuer, generate_key, mint_token
 
@@ -94,6 +96,24 @@ def test_garbage_token_is_a_401_never_a_500(fetch: Fetch) -> None:
         assert response.json()["error"] == "invalid_token"
 
 
+def test_bearer_scheme_is_case_insensitive(fetch: Fetch, issuer: LocalIssuer) -> None:
+    response = fetch.get("/plain", headers={"Authorization": f"bEaReR {issuer.mint(subject='z')}"})
+    assert response.status_code == 200
+    assert response.json()["sub"] == "z"
+
+
+@given(header=st.text(max_size=60))
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+def test_any_authorization_header_gets_a_clean_answer(header: str) -> None:
+    """Whatever the header holds, the answer is 400 or 401 with a JSON body, never a 500."""
+    encoded = header.encode("utf-8").decode("latin-1")  # what a WSGI server would hand over
+    response = Client().get("/plain", HTTP_AUTHORIZATION=encoded)
+    assert response.status_code in (400, 401)
+    assert response.json()["error"] in ("invalid_request", "invalid_token", "unauthorized")
+
+
 def test_other_authorization_schemes_count_as_no_token(fetch: Fetch) -> None:
     assert_missing_token(fetch.get("/plain", headers={"Authorization": "Basic dXNlcjpwYXNz"}))
 
@@ -119,8 +139,9 @@ def test_exempt_paths_need_no_token_and_ignore_a_bad_one(fetch: Fetch) -> None:
     assert response.json()["sub"] is None
 
 
-def test_exempt_prefix_does_not_cover_lookalike_paths(fetch: Fetch) -> None:
-    assert_missing_token(fetch.get("/plain"))
+def test_exempt_paths_do_not_cover_lookalike_paths(fetch: Fetch) -> None:
+    assert_missing_token(fetch.get("/healthcheck"))
+    assert_missing_token(fetch.get("/publicity"))
     assert fetch.get("/public/info").status_code == 200
 
 

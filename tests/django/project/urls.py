@@ -14,6 +14,8 @@ router.register("drf/viewset", views.DRFOrderViewSet, basename="orders")
 
 urlpatterns = [
     path("health", views.health),
+    path("healthcheck", views.health),
+    path("publicity", views.health),
     path("public/info", views.health),
     path("plain", views.plain),
     path("aplain", views.aplain),
