@@ -29,6 +29,10 @@ _HASHES: dict[str, Callable[[], hashes.HashAlgorithm]] = {
     "512": hashes.SHA512,
 }
 _CURVES = {"ES256": (ec.SECP256R1, 32), "ES384": (ec.SECP384R1, 48), "ES512": (ec.SECP521R1, 66)}
+_GENERATED_ALGORITHMS = frozenset(
+    {f"{family}{bits}" for family in ("RS", "PS") for bits in (256, 384, 512)}
+    | {*_CURVES, "EdDSA", "Ed25519"}
+)
 
 
 def b64url(data: bytes) -> str:
@@ -57,6 +61,8 @@ class SigningKey:
 
 def generate_key(alg: str = "RS256", *, kid: str | None = None, rsa_bits: int = 2048) -> SigningKey:
     """Generate a key pair for ``alg`` (RS*, PS*, ES256/384/512, EdDSA, Ed25519)."""
+    if alg not in _GENERATED_ALGORITHMS:
+        raise ValueError(f"cannot generate a key for {alg}")
     family = alg[:2]
     private: Any
     if family in ("RS", "PS"):
