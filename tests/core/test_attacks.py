@@ -668,3 +668,70 @@ def test_hmac_secret_validates_its_own_tokens_beside_a_jwks(
     claims = validator.validate(token)
     assert claims.key_id is None
     assert claims.header["alg"] == "HS256"
+
+
+# -- input forms, the size bound and the header cache -------------------------------------------
+
+
+def test_a_token_of_exactly_the_size_bound_is_parsed_and_one_byte_more_is_not(
+    ctx: Context,
+) -> None:
+    token = ctx.good()
+    validator = Validator(
+        issuers=[Issuer(ISSUER, audiences=[AUDIENCE], jwks=ctx.jwks())],
+        algorithms=["RS256"],
+        clock=lambda: float(NOW + 10),
+        max_token_size=len(token),
+    )
+    assert validator.validate(token).subject == "user-123"
+    with pytest.raises(TokenError) as caught:
+        validator.validate(token + "A")
+    assert caught.value.reason == "token_too_large"
+
+
+@pytest.mark.parametrize("form", [str, bytes, bytearray, memoryview])
+def test_a_token_may_be_text_or_bytes(
+    form: Any, ctx: Context, validators: dict[str, Validator]
+) -> None:
+    token = ctx.good()
+    value = token if form is str else form(token.encode())
+    assert _validator(ctx, validators, "default").validate(value).subject == "user-123"
+
+
+def test_a_str_subclass_is_a_token(ctx: Context, validators: dict[str, Validator]) -> None:
+    class Text(str):
+        pass
+
+    assert _validator(ctx, validators, "default").validate(Text(ctx.good())).subject == "user-123"
+
+
+def test_a_header_refused_once_is_refused_every_time(
+    ctx: Context, validators: dict[str, Validator]
+) -> None:
+    validator = _validator(ctx, validators, "default")
+    token = ctx.sign({"crit": ["exp"]})
+    for _ in range(3):
+        with pytest.raises(TokenError) as caught:
+            validator.validate(token)
+        assert caught.value.reason == "unsupported_critical"
+
+
+def test_the_header_cache_is_per_validator_policy(ctx: Context) -> None:
+    token = ctx.good()
+    lenient = _validator(ctx, {}, "default")
+    strict = Validator(
+        issuers=[Issuer(ISSUER, audiences=[AUDIENCE], jwks=ctx.jwks())],
+        algorithms=["ES256"],
+        clock=lambda: float(NOW + 10),
+    )
+    assert lenient.validate(token)
+    with pytest.raises(TokenError) as caught:
+        strict.validate(token)
+    assert caught.value.reason == "algorithm_not_allowed"
+
+
+def test_many_distinct_headers_keep_the_header_cache_bounded(ctx: Context) -> None:
+    validator = _validator(ctx, {}, "default")
+    for number in range(150):
+        assert validator.validate(ctx.sign({"n": number}))
+    assert len(validator._headers) <= 64
