@@ -2,14 +2,16 @@
 
 The example project (``examples/django_project``) runs under waitress with one worker thread in
 a child process on 127.0.0.1; this process sends a bounded load over keep-alive connections.
-Four routes answer the same DRF list of orders, from the same view code, for the same token:
+The routes answer the same DRF list of orders, from the same view code, for the same token:
 
 - ``none``: no authentication (DRF ``AllowAny``);
 - ``floor``: a middleware that only extracts the bearer header (what any auth pays);
 - ``jwkguard``: the example's own ``/api/v2/orders``: ``JWKGuardMiddleware`` (protect mode),
   ``JWKGuardAuthentication`` and ``HasScopes``, keys from the issuer's ``jwks_uri``;
 - ``simplejwt``: drf-simplejwt's ``JWTStatelessUserAuthentication`` with ``JWK_URL`` pointing
-  at the same ``jwks_uri`` (PyJWT's ``PyJWKClient`` caches the key set).
+  at the same ``jwks_uri`` (PyJWT's ``PyJWKClient`` caches the key set);
+- ``jwkguard+cache``: the ``jwkguard`` route of a second server whose ``JWKGUARD`` settings
+  add ``TOKEN_CACHE`` (the verified-token cache; one validator per process in Django).
 
 Rounds interleave the routes so that drift on a shared machine hits them alike; the figure per
 route is the median of its rounds, and the targets (jwkguard >= 1.2x drf-simplejwt and >= 0.8x
@@ -33,13 +35,15 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "django_project"
-ROUTES = ("none", "floor", "jwkguard", "simplejwt")
+ROUTES = ("none", "floor", "jwkguard", "simplejwt", "jwkguard+cache")
 PATHS = {
     "none": "/bench/none",
     "floor": "/bench/floor",
     "jwkguard": "/api/v2/orders",
     "simplejwt": "/bench/simplejwt",
+    "jwkguard+cache": "/api/v2/orders",
 }
+_CACHED = "JWKGUARD_BENCH_TOKEN_CACHE"
 CONNECTIONS = 4
 WARM_UP = 200
 PER_ROUND = 300
@@ -82,6 +86,7 @@ def _configure() -> None:
     settings.JWKGUARD = {
         **settings.JWKGUARD,
         "EXEMPT_PATHS": [*settings.JWKGUARD["EXEMPT_PATHS"], "/bench/*"],
+        **({"TOKEN_CACHE": True} if os.environ.get(_CACHED) else {}),
     }
     settings.ROOT_URLCONF = "benchmarks.http_django"
     settings.SIMPLE_JWT = {
@@ -219,7 +224,7 @@ def _start_server(environment: dict[str, str]) -> tuple[subprocess.Popen[str], i
 
 
 def main() -> None:
-    """Run the four routes in interleaved rounds and print requests/s and ratios."""
+    """Run the routes in interleaved rounds and print requests/s and ratios."""
     from jwkguard.testing import LocalIssuer
 
     with LocalIssuer() as issuer:
@@ -231,32 +236,35 @@ def main() -> None:
         # drf-simplejwt insists on its own token_type claim; jwkguard ignores it.
         token = issuer.mint(scopes=["orders:read"], token_type="access")
         process, port = _start_server(environment)
+        cached_process, cached_port = _start_server({**environment, _CACHED: "1"})
+        ports = {route: cached_port if route == "jwkguard+cache" else port for route in ROUTES}
         try:
             requests = {route: _request(route, token) for route in ROUTES}
             for route in ROUTES:
-                _load(port, requests[route], WARM_UP)
+                _load(ports[route], requests[route], WARM_UP)
             rates: dict[str, list[float]] = {route: [] for route in ROUTES}
             for round_number in range(ROUNDS):
                 # Rotate the order each round so no route always follows the same neighbour.
-                order = ROUTES[round_number % 4 :] + ROUTES[: round_number % 4]
-                for route in order:
-                    rates[route].append(PER_ROUND / _load(port, requests[route], PER_ROUND))
+                shift = round_number % len(ROUTES)
+                for route in ROUTES[shift:] + ROUTES[:shift]:
+                    rates[route].append(PER_ROUND / _load(ports[route], requests[route], PER_ROUND))
         finally:
-            process.terminate()
-            process.wait(timeout=10)
-            if process.stdout:
-                process.stdout.close()
+            for child in (process, cached_process):
+                child.terminate()
+                child.wait(timeout=10)
+                if child.stdout:
+                    child.stdout.close()
         jwks_fetches = issuer.requests["/jwks.json"]
     median = {route: statistics.median(values) for route, values in rates.items()}
     print(f"{CONNECTIONS} keep-alive connections, {ROUNDS} rounds x {PER_ROUND} requests/route")
-    print(f"{'route':<10} {'req/s':>8} {'vs floor':>9} {'vs simplejwt':>13}  rounds (req/s)")
+    print(f"{'route':<14} {'req/s':>8} {'vs floor':>9} {'vs simplejwt':>13}  rounds (req/s)")
     for route in ROUTES:
         spread = " ".join(f"{value:.0f}" for value in rates[route])
         print(
-            f"{route:<10} {median[route]:>8.0f} {median[route] / median['floor']:>8.2f}x"
+            f"{route:<14} {median[route]:>8.0f} {median[route] / median['floor']:>8.2f}x"
             f" {median[route] / median['simplejwt']:>12.2f}x  {spread}"
         )
-    print(f"JWK Set fetches during the run: {jwks_fetches} (one per implementation)")
+    print(f"JWK Set fetches during the run: {jwks_fetches} (one per implementation and server)")
     # Neighbours on a shared machine make whole rounds slow or fast; a ratio taken within
     # each round cancels most of that, so the targets are judged on the median of those.
     peer = statistics.median(
@@ -267,6 +275,10 @@ def main() -> None:
         f"jwkguard, median of per-round ratios: {peer:.2f}x drf-simplejwt (target >= 1.20x), "
         f"{floor:.2f}x floor (target >= 0.80x)"
     )
+    cached = statistics.median(
+        c / f for c, f in zip(rates["jwkguard+cache"], rates["floor"], strict=True)
+    )
+    print(f"jwkguard+cache, median of per-round ratios: {cached:.2f}x floor (target >= 0.95x)")
 
 
 if __name__ == "__main__":
