@@ -185,9 +185,10 @@ def hmac_min_secret_length(alg: str) -> int:
 def make_hmac_verifier(alg: str, secret: bytes) -> Verifier:
     """Build a constant-time HMAC verifier for an explicitly configured shared secret."""
     digest = _HMAC_DIGESTS[alg]
-    new, compare = hmac.new, hmac.compare_digest
+    # hmac.digest() is the one-shot OpenSSL path, without building an HMAC object.
+    mac, compare = hmac.digest, hmac.compare_digest
 
     def verifier(signing_input: bytes, signature: bytes) -> bool:
-        return compare(new(secret, signing_input, digest).digest(), signature)
+        return compare(mac(secret, signing_input, digest), signature)
 
     return verifier

@@ -92,7 +92,20 @@ def _unique_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 # Built once: json.loads() with hooks would build a new decoder on every call.
 _STRICT_DECODER = json.JSONDecoder(object_pairs_hook=_unique_pairs, parse_constant=_refuse_constant)
-_decode_json = _STRICT_DECODER.decode
+_scan_once: Any = _STRICT_DECODER.scan_once  # type: ignore[attr-defined]
+_JSON_WHITESPACE = " \t\n\r"
+
+
+def _decode_json(text: str) -> Any:
+    # The scanner alone, as JSONDecoder.decode() calls it, minus its whitespace regexes: tokens
+    # rarely hold insignificant whitespace, and when they do the full decoder takes over.
+    try:
+        value, end = _scan_once(text, 0)
+    except StopIteration:
+        return _STRICT_DECODER.decode(text)  # leading whitespace, or not JSON: it decides
+    if end != len(text) and text[end:].strip(_JSON_WHITESPACE):
+        raise ValueError("extra data after the JSON value")
+    return value
 
 
 def _depth_exceeds(raw: bytes, limit: int) -> bool:

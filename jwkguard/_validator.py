@@ -427,9 +427,8 @@ class Validator:
             raise InvalidSignature()
         try:
             granted = route.policy.check(parsed.payload, now)
-            required = requested_scopes(scopes)
-            if required:
-                check_scopes(granted, required)
+            if scopes:
+                check_scopes(granted, requested_scopes(scopes))
         except TokenError:
             raise
         except _INPUT_ERRORS as exc:
