@@ -5,11 +5,13 @@ by discovery from a local issuer; this process is the load client: keep-alive co
 an asyncio client, each sending nginx-style ``auth_request`` subrequests (``GET /auth`` with
 ``X-Original-URI``, ``X-Original-Method`` and the client's ``Authorization``) for a fixed time.
 
-Two scenarios:
+Three scenarios:
 
 - ``valid``: every request carries a valid token with the route's scope (200);
 - ``mixed``: valid (200), expired (401), alg none (401), missing scope (403) and no token
-  (401) in turn; each answer is checked against its expected status.
+  (401) in turn; each answer is checked against its expected status;
+- ``cached``: ``valid`` against a second server whose ``[validator]`` sets
+  ``token_cache = true`` (the verified-token cache).
 
 Any other status or a broken connection is an error; the run must have none. Figures: requests
 per second (wall clock), requests per second of server CPU, and p50/p99/p99.9 latency seen by the
@@ -119,7 +121,7 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _config(issuer_url: str, audience: str, port: int) -> str:
+def _config(issuer_url: str, audience: str, port: int, *, cached: bool = False) -> str:
     return f"""
 [server]
 port = {port}
@@ -128,6 +130,7 @@ audit = false
 
 [validator]
 algorithms = ["RS256"]
+token_cache = {"true" if cached else "false"}
 
 [[validator.issuers]]
 issuer = "{issuer_url}"
@@ -173,9 +176,13 @@ def main() -> None:
     from jwkguard.testing import LocalIssuer, sign_compact
 
     with LocalIssuer() as issuer, tempfile.TemporaryDirectory() as workdir:
-        port = _free_port()
+        port, cached_port = _free_port(), _free_port()
         config = Path(workdir) / "jwkguard.toml"
         config.write_text(_config(issuer.url, issuer.audience, port), encoding="utf-8")
+        cached_config = Path(workdir) / "jwkguard-cached.toml"
+        cached_config.write_text(
+            _config(issuer.url, issuer.audience, cached_port, cached=True), encoding="utf-8"
+        )
         valid = issuer.mint(scopes=[SCOPE], lifetime=3600)
         expired = issuer.mint(scopes=[SCOPE], now=time.time() - 7200, lifetime=60)
         now = int(time.time())
@@ -185,6 +192,7 @@ def main() -> None:
         )
         scenarios = {
             "valid": [(_request(valid), 200)],
+            "cached": [(_request(valid), 200)],
             "mixed": [
                 (_request(valid), 200),
                 (_request(expired), 401),
@@ -194,27 +202,34 @@ def main() -> None:
             ],
         }
         process = _start(config, port)
+        cached_process = _start(cached_config, cached_port)
         results: dict[str, tuple[float, Tally, float]] = {}
         try:
 
             async def run() -> None:
                 await _load(port, scenarios["mixed"], WARM_UP_SECONDS)
-                for name, seconds in (("valid", SECONDS), ("mixed", MIXED_SECONDS)):
-                    before = _cpu_seconds(process.pid)
-                    elapsed, tally = await _load(port, scenarios[name], seconds)
-                    results[name] = (elapsed, tally, _cpu_seconds(process.pid) - before)
+                await _load(cached_port, scenarios["cached"], WARM_UP_SECONDS)
+                for name, seconds, server, target in (
+                    ("valid", SECONDS, process, port),
+                    ("mixed", MIXED_SECONDS, process, port),
+                    ("cached", SECONDS, cached_process, cached_port),
+                ):
+                    before = _cpu_seconds(server.pid)
+                    elapsed, tally = await _load(target, scenarios[name], seconds)
+                    results[name] = (elapsed, tally, _cpu_seconds(server.pid) - before)
 
             asyncio.run(run())
         finally:
-            process.terminate()
-            process.wait(timeout=10)
+            for child in (process, cached_process):
+                child.terminate()
+                child.wait(timeout=10)
     _report(results)
 
 
 def _report(results: dict[str, tuple[float, Tally, float]]) -> None:
     print(
         f"jwkguard serve (uvicorn, 1 worker) <- {CONNECTIONS} keep-alive connections "
-        f"from a second process, {SECONDS:g} s (valid) and {MIXED_SECONDS:g} s (mixed)"
+        f"from a second process, {SECONDS:g} s (valid, cached) and {MIXED_SECONDS:g} s (mixed)"
     )
     print(
         f"{'scenario':<9} {'requests':>8} {'errors':>6} {'req/s':>7} {'req/cpu-s':>9}"
