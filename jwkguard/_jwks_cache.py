@@ -341,17 +341,34 @@ class JwksCache:
         period = max(policy.cooldown, 1.0)
         self._cooldown_events = _Throttle(1, period)
         self._unknown_events = _Throttle(UNKNOWN_KID_EVENTS_PER_WINDOW, period)
-        # (keys, until): before `until`, a key found in `keys` is the whole answer.
-        self._fast: tuple[KeySet, float] = (_EMPTY, -math.inf)
+        self.fast: tuple[KeySet, float] = (_EMPTY, -math.inf)
+        """``(keys, until)``: before ``until``, a key found in ``keys`` is the whole answer.
+
+        Replaced whole by every transition, so a reader without the lock sees one consistent
+        pair; the drivers read it directly on their hot path.
+        """
 
     # -- the hot path ---------------------------------------------------------------------
 
     def cached(self, kid: str | None, alg: str, now: float) -> KeyMatch | None:
-        """The key for ``kid``/``alg`` when no fetch or event is due at ``now``, else None."""
-        keys, until = self._fast
+        """The key for ``kid``/``alg`` when no fetch or event is due at ``now``, else None.
+
+        Raises:
+            KeyNotFound: ``kid`` is remembered as unknown (a flood costs a dict lookup).
+        """
+        keys, until = self.fast
         if now < until:
-            return keys.select(kid, alg)
+            found = keys.select(kid, alg)
+            if found is not None:
+                return found
+            self.refuse_if_remembered(kid, now)
         return None
+
+    def refuse_if_remembered(self, kid: str | None, now: float) -> None:
+        """Raise ``KeyNotFound`` if ``kid`` is remembered as unknown at ``now`` (no lock)."""
+        remembered = self._s.unknown.get(kid)
+        if remembered is not None and now < remembered:
+            raise key_not_found()
 
     # -- decisions ------------------------------------------------------------------------
 
@@ -604,14 +621,14 @@ class JwksCache:
     def _recompute(self) -> None:
         s = self._s
         if s.keys is None or s.forced:
-            self._fast = (_EMPTY, -math.inf)
+            self.fast = (_EMPTY, -math.inf)
             return
         if s.failures:
             boundary = s.stale_until if s.stale_announced else s.expires_at
             until = min(s.retry_at, boundary)
         else:
             until = s.refresh_at
-        self._fast = (s.keys, until)
+        self.fast = (s.keys, until)
 
     # -- reading --------------------------------------------------------------------------
 

@@ -194,9 +194,12 @@ class RemoteKeySource:
                 cooldown).
             KeysUnavailable: No keys can be had (never fetched, or stale past ``max_stale``).
         """
-        found = self._cache.cached(kid, alg, now)
-        if found is not None:
-            return found
+        keys, until = self._cache.fast  # the hot path: one tuple, one dict lookup
+        if now < until:
+            found = keys.select(kid, alg)
+            if found is not None:
+                return found
+            self._cache.refuse_if_remembered(kid, now)  # a flood costs a dict lookup
         step = self._plan(kid, alg, now)
         if step.action is not Action.NONE:
             fetched = self._endpoint.after_step(step)
@@ -206,9 +209,12 @@ class RemoteKeySource:
 
     async def akey_for(self, kid: str | None, alg: str, now: float) -> KeyMatch:
         """Same decisions as ``key_for``; refreshes ahead in a background task."""
-        found = self._cache.cached(kid, alg, now)
-        if found is not None:
-            return found
+        keys, until = self._cache.fast
+        if now < until:
+            found = keys.select(kid, alg)
+            if found is not None:
+                return found
+            self._cache.refuse_if_remembered(kid, now)  # a flood costs a dict lookup
         step = self._plan(kid, alg, now)
         if step.action is not Action.NONE:
             fetched = await self._endpoint.aafter_step(step)

@@ -1,0 +1,287 @@
+"""Remote key source cost: a warm JWKS cache beside static keys, and floods of unknown kids.
+
+Two questions, each answered within one run so the machine's noise hits both sides alike:
+
+* With keys fetched from a ``jwks_uri`` (a real HTTP issuer on 127.0.0.1) and cached, does
+  ``validate()`` cost more than with the same keys configured statically? Target: <= 1.05x.
+* Does a flood of tokens naming unknown key ids (one forged kid, or a new one each time) cost
+  more than malformed tokens of the same shape (refused at their last segment, after the same
+  decoding)? Target: no more (<= 1.0x, with 5% allowed for timer noise). A flood must cost a
+  dictionary lookup, never a fetch: the validator's clock is frozen during timing so no
+  cooldown ever ends, and the issuer's request count is checked afterwards.
+
+Figures are median microseconds per call over interleaved ~20 ms blocks. Run with
+``python -m benchmarks remote``; ``JWKGUARD_BENCH_ROUNDS`` changes the number of rounds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import itertools
+import json
+import os
+import statistics
+import time
+from collections.abc import Callable, Iterator
+
+from jwkguard import Issuer, KeySource, TokenError, Validator
+from jwkguard.testing import LocalIssuer, b64url, sign_compact
+
+BLOCK_SECONDS = 0.02
+WARM_TARGET = 1.05
+FLOOD_TARGET = 1.05  # "no more costly", with room for timer noise
+ALGORITHMS = ("RS256", "ES256")
+
+Call = Callable[[], object]
+
+
+def _block_size(call: Call) -> int:
+    start = time.perf_counter()
+    calls = 0
+    while time.perf_counter() - start < BLOCK_SECONDS / 2:
+        call()
+        calls += 1
+    return max(5, calls * 2)
+
+
+def _time_block(call: Call, calls: int) -> float:
+    start = time.perf_counter()
+    for _ in range(calls):
+        call()
+    return (time.perf_counter() - start) / calls * 1e6
+
+
+def compare(calls: dict[str, Call], rounds: int) -> dict[str, list[float]]:
+    """Microseconds per call of each named callable, one sample per round, timed in turns."""
+    sizes = {name: _block_size(call) for name, call in calls.items()}
+    samples: dict[str, list[float]] = {name: [] for name in calls}
+    names = list(calls)
+    gc.disable()
+    try:
+        for round_number in range(rounds):
+            shift = round_number % len(names)
+            for name in names[shift:] + names[:shift]:
+                samples[name].append(_time_block(calls[name], sizes[name]))
+    finally:
+        gc.enable()
+    return samples
+
+
+def paired_ratio(numerator: list[float], denominator: list[float]) -> float:
+    """Median of the per-round ratios: blocks timed side by side share the machine's mood."""
+    return statistics.median(a / b for a, b in zip(numerator, denominator, strict=True))
+
+
+def _refused(validator: Validator, tokens: Iterator[str]) -> Call:
+    validate = validator.validate
+
+    def call() -> object:
+        try:
+            validate(next(tokens))
+        except TokenError as exc:
+            return exc
+        raise AssertionError("the token was accepted")
+
+    return call
+
+
+def _async_calls(validator: Validator, token: str, count: int) -> Call:
+    """``count`` awaited validations per call, on one event loop (loop cost amortised)."""
+    loop = asyncio.new_event_loop()
+    avalidate = validator.avalidate
+
+    async def run() -> None:
+        for _ in range(count):
+            await avalidate(token)
+
+    def call() -> object:
+        return loop.run_until_complete(run())
+
+    return call
+
+
+def measure_warm(issuer: LocalIssuer, alg: str, rounds: int, now: float) -> dict[str, list[float]]:
+    """Per-token cost of validate/avalidate with a warm remote source and with static keys."""
+    remote = Validator(
+        issuers=[Issuer(issuer.url, audiences=[issuer.audience], jwks_uri=issuer.jwks_uri)],
+        algorithms=[alg],
+        clock=lambda: now,
+    )
+    static = Validator(
+        issuers=[Issuer(issuer.url, audiences=[issuer.audience], jwks=issuer.jwks())],
+        algorithms=[alg],
+        clock=lambda: now,
+    )
+    token = issuer.mint(now=now, lifetime=3600)
+    remote.warm_up()
+    assert remote.validate(token) == static.validate(token)
+    batch = 50
+    results = compare(
+        {
+            "static validate": lambda: static.validate(token),
+            "remote validate": lambda: remote.validate(token),
+            "static avalidate": _async_calls(static, token, batch),
+            "remote avalidate": _async_calls(remote, token, batch),
+        },
+        rounds,
+    )
+    for name in ("static avalidate", "remote avalidate"):
+        results[name] = [value / batch for value in results[name]]
+    remote.close()
+    return results
+
+
+def measure_flood(
+    issuer: LocalIssuer, rounds: int, now: float
+) -> tuple[dict[str, list[float]], int]:
+    """Per-token cost of refusing forged kids and malformed tokens; fetches made meanwhile."""
+    validator = Validator(
+        issuers=[Issuer(issuer.url, audiences=[issuer.audience], jwks_uri=issuer.jwks_uri)],
+        algorithms=["RS256"],
+        clock=lambda: now,
+    )
+    validator.warm_up()
+    payload = {
+        "iss": issuer.url,
+        "aud": issuer.audience,
+        "sub": "user-123",
+        "iat": int(now),
+        "exp": int(now) + 3600,
+        "scope": "orders:read",
+    }
+    signature = b64url(b"\x00" * 256)
+
+    def forged(kid: str, claims: dict[str, object] = payload) -> str:
+        header = {"alg": "RS256", "typ": "at+jwt", "kid": kid}
+        return f"{sign_compact(header, claims).rstrip('.')}.{signature}"
+
+    def malformed(token: str) -> str:
+        # The same token with its payload's JSON cut short by one byte: same size and shape.
+        header, _, sig = token.split(".")
+        return f"{header}.{b64url(json.dumps(payload).encode()[:-1])}.{sig}"
+
+    distinct = [forged(f"forged-{n:08d}") for n in range(60_000)]
+    repeated = forged("forged-always-the-same")
+    stranger = forged("forged-always-the-same", {**payload, "iss": "https://unknown.example"})
+    _refused(validator, iter([distinct[0]]))()  # the one refetch this kid miss may cause
+    before = issuer.requests["/jwks.json"]
+    results = compare(
+        {
+            "malformed": _refused(validator, itertools.repeat(malformed(repeated))),
+            "unknown issuer": _refused(validator, itertools.repeat(stranger)),
+            "unknown kid": _refused(validator, itertools.repeat(repeated)),
+            "malformed, new headers": _refused(
+                validator, itertools.cycle([malformed(t) for t in distinct])
+            ),
+            "unknown kid, new headers": _refused(validator, itertools.cycle(distinct)),
+        },
+        rounds,
+    )
+    fetches = issuer.requests["/jwks.json"] - before
+    validator.close()
+    return results, fetches
+
+
+def measure_lookup(issuer: LocalIssuer, rounds: int, now: float) -> dict[str, list[float]]:
+    """The key source alone: a cached key, and a remembered unknown kid, remote and static."""
+    remote_validator = Validator(
+        issuers=[Issuer(issuer.url, audiences=[issuer.audience], jwks_uri=issuer.jwks_uri)],
+        algorithms=["RS256"],
+        clock=lambda: now,
+    )
+    static_validator = Validator(
+        issuers=[Issuer(issuer.url, audiences=[issuer.audience], jwks=issuer.jwks())],
+        algorithms=["RS256"],
+        clock=lambda: now,
+    )
+    remote_validator.warm_up()
+    remote = remote_validator.key_source(issuer.url)
+    static = static_validator.key_source(issuer.url)
+    kid = issuer.active_key.kid
+
+    def miss(source: KeySource) -> Call:
+        def call() -> object:
+            try:
+                return source.key_for("forged", "RS256", now)
+            except TokenError as exc:
+                return exc
+
+        return call
+
+    miss(remote)()  # the refetch; from then on the kid is remembered
+    results = compare(
+        {
+            "static hit": lambda: static.key_for(kid, "RS256", now),
+            "remote hit": lambda: remote.key_for(kid, "RS256", now),
+            "static miss": miss(static),
+            "remote miss": miss(remote),
+        },
+        rounds,
+    )
+    remote_validator.close()
+    return results
+
+
+def _row(label: str, base: list[float], other: list[float], digits: int = 1) -> tuple[str, float]:
+    ratio = min(other) / min(base)
+    cells = (
+        f"| {label} | {min(base):.{digits}f} | {min(other):.{digits}f} | {ratio:.3f}x "
+        f"| {paired_ratio(other, base):.3f}x |"
+    )
+    return cells, ratio
+
+
+def main() -> None:
+    """Print the tables and the targets."""
+    rounds = int(os.environ.get("JWKGUARD_BENCH_ROUNDS", "25"))
+    now = time.time()
+    print(f"{rounds} rounds of ~{BLOCK_SECONDS * 1e3:.0f} ms blocks, issuer on 127.0.0.1.")
+    print("us: fastest block (least disturbed by other load); ratio: of the fastest blocks;")
+    print("paired: median of the per-round ratios of blocks timed side by side.")
+    print()
+    print("| alg, call | static JWKS us | warm remote us | remote / static | paired |")
+    print("| --- | ---: | ---: | ---: | ---: |")
+    verdicts = []
+    for alg in ALGORITHMS:
+        with LocalIssuer(alg=alg) as issuer:
+            warm = measure_warm(issuer, alg, rounds, now)
+        for call in ("validate", "avalidate"):
+            line, ratio = _row(f"{alg} {call}()", warm[f"static {call}"], warm[f"remote {call}"])
+            print(line)
+            met = "met" if ratio <= WARM_TARGET else f"MISSED by {ratio / WARM_TARGET - 1:.1%}"
+            verdicts.append(f"target {alg} {call}(): warm remote <= {WARM_TARGET}x static: {met}")
+
+    with LocalIssuer() as issuer:
+        lookup = measure_lookup(issuer, rounds, now)
+        flood, fetches = measure_flood(issuer, rounds, now)
+    print()
+    print("| key source alone | static us | remote us | remote / static | paired |")
+    print("| --- | ---: | ---: | ---: | ---: |")
+    for kind in ("hit", "miss"):
+        label = "cached key" if kind == "hit" else "remembered unknown kid"
+        print(_row(label, lookup[f"static {kind}"], lookup[f"remote {kind}"], 2)[0])
+    print()
+    print("| flood of refused tokens | malformed us | this us | this / malformed | paired |")
+    print("| --- | ---: | ---: | ---: | ---: |")
+    ratios = []
+    for label, base, name in (
+        ("unknown issuer", "malformed", "unknown issuer"),
+        ("unknown kid, the same one", "malformed", "unknown kid"),
+        ("unknown kid, a new one each time", "malformed, new headers", "unknown kid, new headers"),
+    ):
+        line, ratio = _row(label, flood[base], flood[name], 2)
+        print(line)
+        if "kid" in label:
+            ratios.append(ratio)
+    print(f"\nJWK Set fetches during the flood: {fetches}")
+    print()
+    for verdict in verdicts:
+        print(verdict)
+    worst = max(ratios)
+    met = "met" if worst <= FLOOD_TARGET and fetches == 0 else f"MISSED ({worst:.2f}x)"
+    print(f"target flood: unknown kids <= {FLOOD_TARGET}x a malformed token, no fetch: {met}")
+
+
+if __name__ == "__main__":
+    main()
