@@ -134,7 +134,7 @@ def _start_demo_issuer(app: Flask) -> None:
     atexit.register(issuer.stop)
     app.config.update(
         JWKGUARD_ISSUERS=[
-            {"issuer": issuer.url, "audiences": [issuer.audience], "jwks": issuer.jwks()}
+            {"issuer": issuer.url, "audiences": [issuer.audience], "jwks_uri": issuer.jwks_uri}
         ],
         JWKGUARD_ALGORITHMS=[issuer.alg],
     )

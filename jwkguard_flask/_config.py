@@ -13,7 +13,9 @@ __all__ = ["ADAPTER_SETTINGS", "PREFIX", "GuardState", "build_state", "prefixed_
 PREFIX = "JWKGUARD_"
 
 # Keys read by this adapter; every other JWKGUARD_* key is a core option (see build_validator).
-ADAPTER_SETTINGS = frozenset({"realm", "allow_query_token", "exempt", "exempt_methods", "warm_up"})
+ADAPTER_SETTINGS = frozenset(
+    {"realm", "allow_query_token", "exempt", "exempt_methods", "warm_up", "require_keys"}
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +30,11 @@ class GuardState:
         exempt: Endpoints that ``protect`` never challenges (``JWKGUARD_EXEMPT``).
         exempt_methods: Methods that ``protect`` never challenges (``JWKGUARD_EXEMPT_METHODS``);
             CORS preflight requests carry no credentials, so ``OPTIONS`` by default.
+        warm_up: Fetch remote keys in ``init_app`` (``JWKGUARD_WARM_UP``), so the first
+            requests do not wait for them.
+        require_keys: Make ``init_app`` fail when the warm-up gets no keys
+            (``JWKGUARD_REQUIRE_KEYS``); otherwise the failure is logged and keys are fetched
+            on demand.
     """
 
     validator: Validator
@@ -35,6 +42,8 @@ class GuardState:
     allow_query_token: bool = False
     exempt: frozenset[str] = frozenset()
     exempt_methods: frozenset[str] = frozenset({"OPTIONS"})
+    warm_up: bool = False
+    require_keys: bool = False
 
 
 def prefixed_settings(config: Mapping[str, Any]) -> dict[str, Any]:
@@ -66,8 +75,8 @@ def _flag(value: Any, key: str) -> bool:
     return value
 
 
-def build_state(config: Mapping[str, Any], validator: Validator | None) -> tuple[GuardState, bool]:
-    """Per-app state from ``config``, and whether the keys should be fetched now.
+def build_state(config: Mapping[str, Any], validator: Validator | None) -> GuardState:
+    """Per-app state from ``config``.
 
     Args:
         config: The app's config; only ``JWKGUARD_*`` keys are read.
@@ -102,7 +111,7 @@ def build_state(config: Mapping[str, Any], validator: Validator | None) -> tuple
     realm = settings.get("realm", "api")
     if not isinstance(realm, str) or not realm:
         raise ConfigurationError(f"{PREFIX}REALM must be a non-empty string")
-    state = GuardState(
+    return GuardState(
         validator=validator,
         realm=realm,
         allow_query_token=_flag(settings.get("allow_query_token", False), "ALLOW_QUERY_TOKEN"),
@@ -110,5 +119,6 @@ def build_state(config: Mapping[str, Any], validator: Validator | None) -> tuple
         exempt_methods=_names(
             settings.get("exempt_methods", ("OPTIONS",)), "EXEMPT_METHODS", upper=True
         ),
+        warm_up=_flag(settings.get("warm_up", False), "WARM_UP"),
+        require_keys=_flag(settings.get("require_keys", False), "REQUIRE_KEYS"),
     )
-    return state, _flag(settings.get("warm_up", False), "WARM_UP")

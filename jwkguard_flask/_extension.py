@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import functools
+import logging
 from collections.abc import Callable, Iterable
 from typing import Any, ParamSpec, TypeVar, cast, overload
 
 from flask import Blueprint, Flask, current_app, request
 
-from jwkguard import ConfigurationError, Validator
+from jwkguard import ConfigurationError, JWKGuardError, Validator
 
-from ._config import build_state
+from ._config import GuardState, build_state
 from ._errors import BearerError, handle_bearer_error
 from ._request import EXTENSION_KEY, authenticate, forget_claims, state_of
 
 __all__ = ["EXEMPT_ATTRIBUTE", "JWKGuard"]
+
+logger = logging.getLogger("jwkguard.flask")
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -43,6 +46,19 @@ def _is_exempt_view(view: Callable[..., Any], exempt_views: tuple[Callable[..., 
             return True
         current = getattr(current, "__wrapped__", None)
     return False
+
+
+def _warm_up(state: GuardState) -> None:
+    try:
+        state.validator.warm_up()
+    except JWKGuardError as exc:
+        if state.require_keys:
+            raise
+        logger.warning(
+            "jwkguard: key warm-up failed, keys will be fetched on demand: %s (%s)",
+            exc,
+            exc.__cause__,
+        )
 
 
 def _requiring(
@@ -95,12 +111,13 @@ class JWKGuard:
         Raises:
             ConfigurationError: Bad or unknown ``JWKGUARD_*`` keys, or no configuration at all;
                 raised here so a mistake stops the app at start-up.
+            KeysUnavailable: ``JWKGUARD_REQUIRE_KEYS`` is set and no keys could be fetched.
         """
         if EXTENSION_KEY in app.extensions:
             raise ConfigurationError("JWKGuard is already set up on this app")
-        state, warm_up = build_state(app.config, validator or self._validator)
-        if warm_up:
-            state.validator.warm_up()
+        state = build_state(app.config, validator or self._validator)
+        if state.warm_up or state.require_keys:
+            _warm_up(state)
         app.extensions[EXTENSION_KEY] = state
         # Keep a handler the app registered before init_app; a later one replaces ours.
         if BearerError not in app.error_handler_spec[None][None]:
