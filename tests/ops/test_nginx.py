@@ -325,9 +325,11 @@ def test_revoked_subject_is_refused_through_nginx(
         command = [JWKGUARD, "cut-off", "subject", "mallory", "--issuer", issuer.url]
         command += ["--why", "offboarded", "--redis", redis_server.url, "--prefix", "nginx-test:"]
         subprocess.run(command, check=True, capture_output=True, timeout=60)
-        deadline = time.monotonic() + 2
+        # The fleet layer's own tests hold it to one second; here the path through nginx is
+        # under test, on a machine that may be busy, so the bound is looser.
+        deadline = time.monotonic() + 5
         while (response := get(nginx, "/orders", token)).status_code == 200:
-            assert time.monotonic() < deadline, "still accepted 2 s after the cut-off"
+            assert time.monotonic() < deadline, "still accepted 5 s after the cut-off"
             time.sleep(0.05)
     assert response.status_code == 401
     assert "cut off" in response.headers["WWW-Authenticate"]
