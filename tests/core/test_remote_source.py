@@ -232,14 +232,15 @@ def test_known_kid_is_answered_promptly_while_another_callers_refresh_hangs(
         refresher = threading.Thread(target=validator.validate, args=(good,))
         refresher.start()
         wait_until(lambda: local_issuer.requests[JWKS] == 2)
-        started = time.perf_counter()
-        for _ in range(10):
+        slowest = 0.0
+        for _ in range(5):
+            started = time.perf_counter()
             assert validator.validate(good).subject == "user-123"
-        elapsed = time.perf_counter() - started
+            slowest = max(slowest, time.perf_counter() - started)
         assert refresher.is_alive()  # still stuck in the hanging refresh
         refresher.join(timeout=5)
         local_issuer.heal()
-    assert elapsed < 0.25
+    assert slowest < 0.2  # the refresh hangs for a whole second
     assert "refresh_failed" in events.kinds()
 
 
