@@ -1,0 +1,341 @@
+"""Core validation cost: jwkguard beside PyJWT, joserfc and the bare-crypto floor.
+
+Every implementation checks the same tokens against the same keys in one run. Figures are
+median microseconds of CPU time per token: the calls are timed in blocks, the implementations
+take turns block by block (so a noisy neighbour hurts all of them alike), and the median of the
+block means is reported. Ratios are to the floor: split, base64url-decode and ``json.loads`` the
+header and payload, and verify with a ``cryptography`` key loaded in advance (no claim checks).
+
+Run with ``python -m benchmarks core``; ``JWKGUARD_BENCH_ROUNDS`` changes the number of rounds.
+"""
+
+from __future__ import annotations
+
+import gc
+import hashlib
+import hmac
+import json
+import os
+import platform
+import statistics
+import time
+import warnings
+from binascii import a2b_base64
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import jwt as pyjwt
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec, padding
+from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+from joserfc import jwt as jose_jwt
+from joserfc.jwk import KeySet as JoseKeySet
+from joserfc.jwk import OctKey
+from joserfc.jwt import JWTClaimsRegistry
+
+from jwkguard import Issuer, Validator
+from jwkguard.testing import SigningKey, b64url, generate_key, mint_token, sign_compact
+
+ISSUER = "https://id.example.com/"
+AUDIENCE = "https://api.example.com"
+ALGORITHMS = ("RS256", "PS256", "ES256", "EdDSA", "HS256")
+IMPLEMENTATIONS = ("floor", "jwkguard", "pyjwt", "joserfc")
+SECRET = bytes(range(32))
+SECRET_KID = "hs-1"
+# Target: jwkguard / floor at most this much.
+FLOOR_TARGETS = {"RS256": 1.6, "PS256": 1.6, "ES256": 1.3, "EdDSA": 1.3, "HS256": 4.0}
+PEER_SPEEDUP_TARGET = ("RS256", 3.0)
+BLOCK_SECONDS = 0.02
+_cpu_time = time.process_time
+
+Verify = Callable[[str], object]
+
+
+@dataclass
+class Fixture:
+    """Keys and one token per algorithm, shared by every implementation."""
+
+    keys: dict[str, SigningKey]
+    jwks: dict[str, Any]
+    tokens: dict[str, str]
+
+
+def _fixture(now: float) -> Fixture:
+    keys = {alg: generate_key(alg, kid=f"{alg.lower()}-1") for alg in ALGORITHMS[:4]}
+    jwks = {"keys": [dict(key.public_jwk) for key in keys.values()]}
+    claims = {
+        "sub": "user-123",
+        "scope": "orders:read orders:write profile",
+        "client_id": "web-app",
+    }
+    tokens = {
+        alg: mint_token(key, issuer=ISSUER, audience=AUDIENCE, now=now, lifetime=3600, **claims)
+        for alg, key in keys.items()
+    }
+    payload = {
+        "iss": ISSUER,
+        "sub": "user-123",
+        "aud": AUDIENCE,
+        "iat": int(now),
+        "nbf": int(now),
+        "exp": int(now) + 3600,
+        "jti": "0" * 32,
+        **claims,
+    }
+    header = {"alg": "HS256", "typ": "at+jwt", "kid": SECRET_KID}
+    tokens["HS256"] = sign_compact(header, payload, secret=SECRET, alg="HS256")
+    return Fixture(keys, jwks, tokens)
+
+
+# -- the floor -------------------------------------------------------------------------------
+
+_STANDARD = bytes.maketrans(b"-_", b"+/")
+
+
+def _b64(segment: bytes) -> bytes:
+    return a2b_base64(segment.translate(_STANDARD) + b"=" * (-len(segment) % 4))
+
+
+def _floor(alg: str, fixture: Fixture) -> Verify:
+    loads = json.loads
+    if alg == "HS256":
+        new, compare, sha256 = hmac.new, hmac.compare_digest, hashlib.sha256
+
+        def verify_hmac(token: str) -> object:
+            raw = token.encode()
+            header, payload, signature = raw.split(b".")
+            loads(_b64(header))
+            claims = loads(_b64(payload))
+            mac = new(SECRET, raw[: len(header) + 1 + len(payload)], sha256).digest()
+            if not compare(mac, _b64(signature)):
+                raise ValueError("bad signature")
+            return claims
+
+        return verify_hmac
+    public_key: Any = fixture.keys[alg].private_key.public_key()
+    if alg == "ES256":
+        ecdsa, from_bytes = ec.ECDSA(hashes.SHA256()), int.from_bytes
+
+        def verify_ecdsa(token: str) -> object:
+            raw = token.encode()
+            header, payload, signature = raw.split(b".")
+            loads(_b64(header))
+            claims = loads(_b64(payload))
+            sig = _b64(signature)
+            der = encode_dss_signature(from_bytes(sig[:32], "big"), from_bytes(sig[32:], "big"))
+            public_key.verify(der, raw[: len(header) + 1 + len(payload)], ecdsa)
+            return claims
+
+        return verify_ecdsa
+    if alg == "EdDSA":
+
+        def verify_eddsa(token: str) -> object:
+            raw = token.encode()
+            header, payload, signature = raw.split(b".")
+            loads(_b64(header))
+            claims = loads(_b64(payload))
+            public_key.verify(_b64(signature), raw[: len(header) + 1 + len(payload)])
+            return claims
+
+        return verify_eddsa
+    sha256 = hashes.SHA256()
+    pad: padding.AsymmetricPadding = (
+        padding.PKCS1v15()
+        if alg == "RS256"
+        else padding.PSS(mgf=padding.MGF1(sha256), salt_length=sha256.digest_size)
+    )
+
+    def verify_rsa(token: str) -> object:
+        raw = token.encode()
+        header, payload, signature = raw.split(b".")
+        loads(_b64(header))
+        claims = loads(_b64(payload))
+        public_key.verify(_b64(signature), raw[: len(header) + 1 + len(payload)], pad, sha256)
+        return claims
+
+    return verify_rsa
+
+
+# -- the implementations -----------------------------------------------------------------------
+
+
+def _jwkguard(alg: str, fixture: Fixture) -> Verify:
+    if alg == "HS256":
+        # jwkguard never verifies HMAC against a JWK Set: the secret is configured explicitly.
+        issuer = Issuer(ISSUER, audiences=[AUDIENCE], secret=SECRET, secret_kid=SECRET_KID)
+    else:
+        issuer = Issuer(ISSUER, audiences=[AUDIENCE], jwks=fixture.jwks)
+    validator = Validator(issuers=[issuer], algorithms=[alg], required_claims=("exp", "iat"))
+    return validator.validate
+
+
+def _jwks_with_secret(fixture: Fixture) -> dict[str, Any]:
+    oct_jwk = {"kty": "oct", "kid": SECRET_KID, "k": b64url(SECRET), "alg": "HS256"}
+    return {"keys": [*fixture.jwks["keys"], oct_jwk]}
+
+
+def _pyjwt(alg: str, fixture: Fixture) -> Verify:
+    key_set = pyjwt.PyJWKSet.from_dict(_jwks_with_secret(fixture))
+    keys = {key.key_id: key for key in key_set.keys}
+    options: Any = {"require": ["exp", "iat", "iss", "aud"]}
+    decode, header_of = pyjwt.decode, pyjwt.get_unverified_header
+
+    def verify(token: str) -> object:
+        key = keys[header_of(token)["kid"]]
+        return decode(
+            token, key, algorithms=[alg], issuer=ISSUER, audience=AUDIENCE, options=options
+        )
+
+    return verify
+
+
+def _joserfc(alg: str, fixture: Fixture) -> Verify:
+    document = _jwks_with_secret(fixture)
+    key_set = JoseKeySet.import_key_set(document)  # type: ignore[arg-type]
+    if alg == "HS256":
+        key_set.keys.append(OctKey.import_key(SECRET, {"kid": SECRET_KID, "alg": "HS256"}))
+    registry = JWTClaimsRegistry(
+        iss={"essential": True, "value": ISSUER},
+        aud={"essential": True, "value": AUDIENCE},
+        exp={"essential": True},
+        iat={"essential": True},
+    )
+    decode, validate = jose_jwt.decode, registry.validate
+
+    def verify(token: str) -> object:
+        decoded = decode(token, key_set, algorithms=[alg])
+        validate(decoded.claims)
+        return decoded.claims
+
+    return verify
+
+
+BUILDERS: dict[str, Callable[[str, Fixture], Verify]] = {
+    "floor": _floor,
+    "jwkguard": _jwkguard,
+    "pyjwt": _pyjwt,
+    "joserfc": _joserfc,
+}
+
+
+# -- timing ------------------------------------------------------------------------------------
+
+
+def _block_size(verify: Verify, token: str) -> int:
+    start = _cpu_time()
+    calls = 0
+    while _cpu_time() - start < BLOCK_SECONDS / 2:
+        verify(token)
+        calls += 1
+    return max(5, int(calls * 2))
+
+
+def _time_block(verify: Verify, token: str, calls: int) -> float:
+    # CPU time of this process: on a shared machine, time spent descheduled is not the
+    # token's cost (wall-clock blocks that were interrupted would only add noise).
+    start = _cpu_time()
+    for _ in range(calls):
+        verify(token)
+    return (_cpu_time() - start) / calls * 1e6
+
+
+def measure(fixture: Fixture, rounds: int) -> dict[str, dict[str, float]]:
+    """Median microseconds per token for every algorithm and implementation."""
+    results: dict[str, dict[str, float]] = {}
+    for alg in ALGORITHMS:
+        token = fixture.tokens[alg]
+        verifiers = {name: BUILDERS[name](alg, fixture) for name in IMPLEMENTATIONS}
+        for verify in verifiers.values():
+            verify(token)  # every implementation must accept the token before it is timed
+        sizes = {name: _block_size(verify, token) for name, verify in verifiers.items()}
+        samples: dict[str, list[float]] = {name: [] for name in IMPLEMENTATIONS}
+        gc.disable()
+        try:
+            for round_number in range(rounds):
+                order = IMPLEMENTATIONS[round_number % 4 :] + IMPLEMENTATIONS[: round_number % 4]
+                for name in order:
+                    samples[name].append(_time_block(verifiers[name], token, sizes[name]))
+        finally:
+            gc.enable()
+        results[alg] = {name: statistics.median(values) for name, values in samples.items()}
+    return results
+
+
+def _ten_key_jwks() -> dict[str, Any]:
+    algs = ["RS256"] * 4 + ["ES256"] * 3 + ["EdDSA"] * 3
+    return {"keys": [dict(generate_key(alg, kid=f"k{i}").public_jwk) for i, alg in enumerate(algs)]}
+
+
+def measure_build(rounds: int) -> dict[str, float]:
+    """Median milliseconds to load a 10-key JWK Set into each library's verifier."""
+    document = _ten_key_jwks()
+    builders: dict[str, Callable[[], object]] = {
+        "jwkguard": lambda: Validator(
+            issuers=[Issuer(ISSUER, audiences=[AUDIENCE], jwks=document)],
+            algorithms=["RS256", "ES256", "EdDSA"],
+        ),
+        "pyjwt": lambda: pyjwt.PyJWKSet.from_dict(document),
+        "joserfc": lambda: JoseKeySet.import_key_set(document),  # type: ignore[arg-type]
+    }
+    samples: dict[str, list[float]] = {name: [] for name in builders}
+    for _ in range(rounds):
+        for name, build in builders.items():
+            start = _cpu_time()
+            build()
+            samples[name].append((_cpu_time() - start) * 1e3)
+    return {name: statistics.median(values) for name, values in samples.items()}
+
+
+def _machine() -> str:
+    model = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
+            for line in cpuinfo:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return (
+        f"{os.cpu_count()} CPUs, {model}, {platform.python_implementation()} "
+        f"{platform.python_version()}"
+    )
+
+
+def main() -> None:
+    """Print the per-token table, the key-set build table and the targets."""
+    warnings.simplefilter("ignore")  # joserfc warns on every EdDSA decode (RFC 9864)
+    rounds = int(os.environ.get("JWKGUARD_BENCH_ROUNDS", "25"))
+    print(f"machine: {_machine()}; {rounds} rounds of ~{BLOCK_SECONDS * 1e3:.0f} ms blocks")
+    fixture = _fixture(time.time())
+    results = measure(fixture, rounds)
+    print()
+    print("| alg | floor us | jwkguard us (x floor) | PyJWT us (x floor) | joserfc us (x floor) |")
+    print("| --- | ---: | ---: | ---: | ---: |")
+    for alg, row in results.items():
+        floor = row["floor"]
+        cells = [f"{row[name]:.1f} ({row[name] / floor:.2f}x)" for name in IMPLEMENTATIONS[1:]]
+        print(f"| {alg} | {floor:.1f} | {' | '.join(cells)} |")
+
+    build = measure_build(max(5, rounds // 2))
+    print()
+    print("| load a 10-key JWK Set | ms |")
+    print("| --- | ---: |")
+    for name, value in build.items():
+        print(f"| {name} | {value:.2f} |")
+
+    print()
+    for alg, limit in FLOOR_TARGETS.items():
+        ratio = results[alg]["jwkguard"] / results[alg]["floor"]
+        verdict = "met" if ratio <= limit else f"MISSED by {ratio / limit - 1:.0%}"
+        print(f"target {alg}: jwkguard <= {limit}x floor: {ratio:.2f}x, {verdict}")
+    alg, speedup = PEER_SPEEDUP_TARGET
+    for peer in ("pyjwt", "joserfc"):
+        ratio = results[alg][peer] / results[alg]["jwkguard"]
+        verdict = "met" if ratio >= speedup else "MISSED"
+        print(f"target {alg}: jwkguard >= {speedup}x faster than {peer}: {ratio:.1f}x, {verdict}")
+
+
+if __name__ == "__main__":
+    main()
