@@ -36,7 +36,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, Self
 
 from ._events import Event, EventHandler, log_event
-from ._replica import LifecycleChange, Replica
+from ._replica import ChangeOp, LifecycleChange, Replica
 from ._stores import ChangeListener, TokenUsage
 from .errors import ConfigurationError, StoreUnavailable
 
@@ -135,6 +135,22 @@ def _import_redis() -> tuple[Any, Any]:
     return redis, redis.asyncio
 
 
+# The data keys, in the order the restore script takes them.
+_DATA_KEYS = ("revoked", "cutoff:subject", "cutoff:client", "distrust")
+
+
+def _storage(change: LifecycleChange) -> tuple[str, str, str]:
+    """Where a change's entry lives: (data key name, field or member, value or score)."""
+    issuer, value = change.issuer, change.value or ""
+    if change.op == "revoke_token":
+        return "revoked", _field(issuer, value), repr(change.at)
+    if change.op == "cut_off_subject":
+        return "cutoff:subject", _field(issuer, value), repr(change.at)
+    if change.op == "cut_off_client":
+        return "cutoff:client", _field(issuer, value), repr(change.at)
+    return "distrust", _field(issuer, change.key_field or "", value), repr(change.timestamp)
+
+
 def _field(*parts: str) -> str:
     return json.dumps(parts, separators=(",", ":"))
 
@@ -214,10 +230,7 @@ class RedisStore:
         self._restore = restore
         self._clock = clock or time.time
         self._on_event: EventHandler = on_event or log_event
-        self._keys = {
-            name: prefix + name
-            for name in ("meta", "revoked", "cutoff:subject", "cutoff:client", "distrust")
-        }
+        self._keys = {name: prefix + name for name in ("meta", *_DATA_KEYS)}
         self._prefix = prefix
         self._channel = prefix + "changes"
         self._client: redis.Redis = self._redis.Redis.from_url(url, **self._client_options())
@@ -376,29 +389,21 @@ class RedisStore:
             raise self._failed(exc) from exc
 
     def _write_call(self, change: LifecycleChange) -> tuple[list[str], list[str]]:
-        issuer, value = change.issuer, change.value or ""
+        name, field, value = _storage(change)
         if change.op == "revoke_token":
-            key, cmd = self._keys["revoked"], "ZADD"
-            field, data = _field(issuer, value), repr(change.at)
-        elif change.op in ("cut_off_subject", "cut_off_client"):
-            key = self._keys[
-                "cutoff:subject" if change.op == "cut_off_subject" else "cutoff:client"
-            ]
-            cmd, field, data = "HSET", _field(issuer, value), repr(change.at)
+            command = "ZADD"
         else:
-            key = self._keys["distrust"]
-            cmd = "HSET" if change.op == "distrust_key" else "HDEL"
-            field, data = _field(issuer, change.key_field or "", value), repr(change.timestamp)
+            command = "HDEL" if change.op == "trust_key" else "HSET"
         args = [
-            cmd,
+            command,
             field,
-            data,
+            value,
             repr(self._clock()),
             self._channel,
             change.to_json(),
             secrets.token_hex(8),
         ]
-        return [self._keys["meta"], key], args
+        return [self._keys["meta"], self._keys[name]], args
 
     def _failed(self, exc: BaseException) -> StoreUnavailable:
         self._mark_down(exc)
@@ -516,19 +521,30 @@ class RedisStore:
         for member, score in revoked:
             pair = _parse_field(member, 2)
             if pair is not None:
-                replica.revoked[(pair[0], pair[1])] = float(score)
-        for source, target in (
-            (subjects, replica.subject_cutoffs),
-            (clients, replica.client_cutoffs),
-        ):
+                replica.apply(
+                    LifecycleChange(op="revoke_token", issuer=pair[0], value=pair[1], at=score)
+                )
+        cutoffs: tuple[tuple[ChangeOp, dict[str, str]], ...] = (
+            ("cut_off_subject", subjects),
+            ("cut_off_client", clients),
+        )
+        for op, source in cutoffs:
             for field, value in source.items():
                 pair, at = _parse_field(field, 2), _number(value)
                 if pair is not None and at is not None:
-                    target[(pair[0], pair[1])] = at
+                    replica.apply(LifecycleChange(op=op, issuer=pair[0], value=pair[1], at=at))
         for field, value in distrust.items():
-            triple, when = _parse_field(field, 3), _number(value)
+            triple = _parse_field(field, 3)
             if triple is not None and triple[1] in ("kid", "thumbprint"):
-                replica.distrusted[(triple[0], triple[1], triple[2])] = when or 0.0
+                replica.apply(
+                    LifecycleChange(
+                        op="distrust_key",
+                        issuer=triple[0],
+                        value=triple[2],
+                        key_field="kid" if triple[1] == "kid" else "thumbprint",
+                        timestamp=_number(value) or 0.0,
+                    )
+                )
         epoch = meta.get("epoch") or None
         return _Snapshot(epoch, int(meta.get("n") or 0), replica)
 
@@ -584,23 +600,19 @@ class RedisStore:
 
     def _restore_into(self, snapshot: _Snapshot) -> bool:
         now = self._clock()
-        groups: list[list[str]] = [[], [], [], []]
-        replica = self._replica
-        for (issuer, jti), expiry in list(replica.revoked.items()):
-            if expiry > now:
-                groups[0] += [_field(issuer, jti), repr(expiry)]
-        for index, entries in ((1, replica.subject_cutoffs), (2, replica.client_cutoffs)):
-            for (issuer, value), at in list(entries.items()):
-                groups[index] += [_field(issuer, value), repr(at)]
-        for (issuer, key_field, value), when in list(replica.distrusted.items()):
-            groups[3] += [_field(issuer, key_field, value), repr(when)]
+        groups: dict[str, list[str]] = {name: [] for name in _DATA_KEYS}
+        for change in self._replica.changes():
+            if change.op == "revoke_token" and (change.at or 0.0) <= now:
+                continue
+            name, field, value = _storage(change)
+            groups[name] += [field, value]
         args: list[str] = [snapshot.epoch or "", secrets.token_hex(8), self._channel, repr(now)]
-        for group in groups:
-            args += [str(len(group) // 2), *group]
-        keys = [self._keys[name] for name in self._keys]
+        for name in _DATA_KEYS:
+            args += [str(len(groups[name]) // 2), *groups[name]]
+        keys = [self._keys["meta"], *(self._keys[name] for name in _DATA_KEYS)]
         restored = bool(self._restore_script(keys=keys, args=args))
         if restored:
-            self._emit("store_restored", **replica.counts())
+            self._emit("store_restored", **self._replica.counts())
         return restored
 
     # -- the listener thread --------------------------------------------------------------

@@ -109,23 +109,35 @@ class LifecycleChange:
         )
 
 
+class _Entries:
+    """One issuer's entries. Each dict maps a value to a time (see ``Replica``)."""
+
+    __slots__ = ("clients", "kids", "revoked", "subjects", "thumbprints")
+
+    def __init__(self) -> None:
+        self.revoked: dict[str, float] = {}  # jti -> token expiry
+        self.subjects: dict[str, float] = {}  # sub -> cut-off time
+        self.clients: dict[str, float] = {}  # client id -> cut-off time
+        self.kids: dict[str, float] = {}  # distrusted kid -> when
+        self.thumbprints: dict[str, float] = {}  # distrusted thumbprint -> when
+
+    def __bool__(self) -> bool:
+        return bool(self.revoked or self.subjects or self.clients or self.kids or self.thumbprints)
+
+
 class Replica:
     """The local copy of the fleet's lifecycle state, read without IO on every request.
 
-    Writers (one store at a time, under the store's lock) replace or update the dicts;
-    readers only call ``dict.get``, which is safe against a concurrent single update.
+    Entries are grouped by issuer, so a request costs one lookup for an issuer without any
+    and one plain string lookup per kind of entry otherwise. Writers (one store at a time,
+    under the store's lock) update single entries or swap in a whole new state; readers only
+    call ``dict.get``, which is safe against a concurrent single update.
     """
 
-    __slots__ = ("client_cutoffs", "distrusted", "revoked", "subject_cutoffs")
+    __slots__ = ("_issuers",)
 
     def __init__(self) -> None:
-        # (issuer, jti) -> token expiry
-        self.revoked: dict[tuple[str, str], float] = {}
-        # (issuer, sub) -> cut-off time; (issuer, client id) -> cut-off time
-        self.subject_cutoffs: dict[tuple[str, str], float] = {}
-        self.client_cutoffs: dict[tuple[str, str], float] = {}
-        # (issuer, "kid" | "thumbprint", value) -> when distrusted
-        self.distrusted: dict[tuple[str, str, str], float] = {}
+        self._issuers: dict[str, _Entries] = {}
 
     # -- reading (the hot path) -----------------------------------------------------------
 
@@ -133,98 +145,114 @@ class Replica:
         """Why ``claims`` must be refused, or ``None`` if nothing here refuses them.
 
         The order gives the most fundamental reason first: the key, then the token, then
-        the identity it speaks for.
+        the identity it speaks for. A token without a usable ``iat`` counts as issued before
+        any cut-off: it cannot prove otherwise.
         """
-        issuer = claims.issuer
-        distrusted = self.distrusted
-        if distrusted and (
-            (issuer, "thumbprint", claims.thumbprint) in distrusted
-            or (claims.key_id is not None and (issuer, "kid", claims.key_id) in distrusted)
-        ):
+        # Every request passes here: read the verified payload directly rather than through
+        # the typed accessors, and skip each kind of entry the issuer does not have.
+        payload = claims._payload
+        entries = self._issuers.get(payload["iss"])
+        if entries is None:
+            return None
+        if entries.thumbprints and claims._thumbprint in entries.thumbprints:
             return "key_distrusted"
-        if self.revoked:
-            jti = claims.token_id
-            if jti is not None:
-                expiry = self.revoked.get((issuer, jti))
+        if entries.kids:
+            kid = claims._key_id
+            if kid is not None and kid in entries.kids:
+                return "key_distrusted"
+        if entries.revoked:
+            jti = payload.get("jti")
+            if type(jti) is str:
+                expiry = entries.revoked.get(jti)
                 if expiry is not None and expiry > now:
                     return "revoked"
-        if self.subject_cutoffs or self.client_cutoffs:
-            return self._cut_off(claims, issuer)
-        return None
-
-    def _cut_off(self, claims: Claims, issuer: str) -> Verdict | None:
-        iat = claims.get("iat")
-        # A token without a usable `iat` cannot prove it was issued after the cut-off.
-        issued = (
-            float(iat) if isinstance(iat, int | float) and not isinstance(iat, bool) else -math.inf
-        )
-        subject = claims.subject
-        if subject is not None:
-            cutoff = self.subject_cutoffs.get((issuer, subject))
-            if cutoff is not None and issued < cutoff:
-                return "subject_cut_off"
-        client = claims.client_id
-        if client is not None:
-            cutoff = self.client_cutoffs.get((issuer, client))
-            if cutoff is not None and issued < cutoff:
-                return "client_cut_off"
+        if entries.subjects:
+            subject = payload.get("sub")
+            if type(subject) is str:
+                cutoff = entries.subjects.get(subject)
+                if cutoff is not None and _issued(payload) < cutoff:
+                    return "subject_cut_off"
+        if entries.clients:
+            # As Claims.client_id: `client_id` (RFC 9068), else `azp`.
+            client = payload.get("client_id", payload.get("azp"))
+            if type(client) is str:
+                cutoff = entries.clients.get(client)
+                if cutoff is not None and _issued(payload) < cutoff:
+                    return "client_cut_off"
         return None
 
     def counts(self) -> dict[str, int]:
         """How many entries of each kind are held (for metrics and tests)."""
+        groups = list(self._issuers.values())
         return {
-            "revoked": len(self.revoked),
-            "subject_cutoffs": len(self.subject_cutoffs),
-            "client_cutoffs": len(self.client_cutoffs),
-            "distrusted": len(self.distrusted),
+            "revoked": sum(len(e.revoked) for e in groups),
+            "subject_cutoffs": sum(len(e.subjects) for e in groups),
+            "client_cutoffs": sum(len(e.clients) for e in groups),
+            "distrusted": sum(len(e.kids) + len(e.thumbprints) for e in groups),
         }
 
     def __bool__(self) -> bool:
-        return bool(self.revoked or self.subject_cutoffs or self.client_cutoffs or self.distrusted)
+        return any(list(self._issuers.values()))
 
     # -- writing (stores only, under their lock) ------------------------------------------
 
     def apply(self, change: LifecycleChange) -> None:
         """Apply one change; ``force_refresh`` carries no state and is ignored here."""
-        op, issuer, value = change.op, change.issuer, change.value
+        op, value = change.op, change.value
         if op == "force_refresh" or value is None:
             return
-        if op == "revoke_token" and change.at is not None:
-            self.revoked[(issuer, value)] = max(change.at, self.revoked.get((issuer, value), 0.0))
-        elif op == "cut_off_subject" and change.at is not None:
-            self.subject_cutoffs[(issuer, value)] = change.at
-        elif op == "cut_off_client" and change.at is not None:
-            self.client_cutoffs[(issuer, value)] = change.at
-        elif op == "distrust_key" and change.key_field is not None:
-            self.distrusted[(issuer, change.key_field, value)] = change.timestamp
-        elif op == "trust_key" and change.key_field is not None:
-            self.distrusted.pop((issuer, change.key_field, value), None)
+        entries = self._issuers.get(change.issuer)
+        if entries is None:
+            entries = self._issuers[change.issuer] = _Entries()
+        at = change.at
+        if op == "revoke_token" and at is not None:
+            entries.revoked[value] = max(at, entries.revoked.get(value, at))
+        elif op == "cut_off_subject" and at is not None:
+            entries.subjects[value] = at
+        elif op == "cut_off_client" and at is not None:
+            entries.clients[value] = at
+        elif op in ("distrust_key", "trust_key") and change.key_field is not None:
+            keys = entries.kids if change.key_field == "kid" else entries.thumbprints
+            if op == "distrust_key":
+                keys[value] = change.timestamp
+            else:
+                keys.pop(value, None)
 
     def replace(self, other: Replica) -> None:
-        """Take ``other``'s entries (a full resync): each dict is swapped in one step."""
-        self.revoked = other.revoked
-        self.subject_cutoffs = other.subject_cutoffs
-        self.client_cutoffs = other.client_cutoffs
-        self.distrusted = other.distrusted
+        """Take ``other``'s entries (a full resync) in one step."""
+        self._issuers = other._issuers
 
     def prune(self, now: float) -> int:
         """Drop revocations of tokens that have expired by ``now``; returns how many."""
-        live = {key: expiry for key, expiry in self.revoked.items() if expiry > now}
-        dropped = len(self.revoked) - len(live)
-        if dropped:
-            self.revoked = live
+        dropped = 0
+        for entries in list(self._issuers.values()):
+            live = {jti: expiry for jti, expiry in list(entries.revoked.items()) if expiry > now}
+            if len(live) != len(entries.revoked):
+                dropped += len(entries.revoked) - len(live)
+                entries.revoked = live
         return dropped
 
     def changes(self) -> Iterator[LifecycleChange]:
         """Every entry as the change that would recreate it (to restore a store)."""
-        for (issuer, jti), expiry in list(self.revoked.items()):
-            yield LifecycleChange(op="revoke_token", issuer=issuer, value=jti, at=expiry)
-        for (issuer, subject), cutoff in list(self.subject_cutoffs.items()):
-            yield LifecycleChange(op="cut_off_subject", issuer=issuer, value=subject, at=cutoff)
-        for (issuer, client), cutoff in list(self.client_cutoffs.items()):
-            yield LifecycleChange(op="cut_off_client", issuer=issuer, value=client, at=cutoff)
-        for (issuer, field, value), when in list(self.distrusted.items()):
-            key_field: KeyField = "kid" if field == "kid" else "thumbprint"
-            yield LifecycleChange(
-                op="distrust_key", issuer=issuer, value=value, key_field=key_field, timestamp=when
-            )
+        for issuer, entries in list(self._issuers.items()):
+            for jti, expiry in list(entries.revoked.items()):
+                yield LifecycleChange(op="revoke_token", issuer=issuer, value=jti, at=expiry)
+            for subject, cutoff in list(entries.subjects.items()):
+                yield LifecycleChange(op="cut_off_subject", issuer=issuer, value=subject, at=cutoff)
+            for client, cutoff in list(entries.clients.items()):
+                yield LifecycleChange(op="cut_off_client", issuer=issuer, value=client, at=cutoff)
+            for field, keys in (("kid", entries.kids), ("thumbprint", entries.thumbprints)):
+                key_field: KeyField = "kid" if field == "kid" else "thumbprint"
+                for value, when in list(keys.items()):
+                    yield LifecycleChange(
+                        op="distrust_key",
+                        issuer=issuer,
+                        value=value,
+                        key_field=key_field,
+                        timestamp=when,
+                    )
+
+
+def _issued(payload: Mapping[str, Any]) -> float:
+    iat = payload.get("iat")
+    return iat if type(iat) is int or type(iat) is float else -math.inf
