@@ -94,6 +94,7 @@ class CachedToken:
         kid: str | None,
         alg: str,
         claims: Claims,
+        payload: Mapping[str, Any],
     ) -> None:
         self.digest = digest
         self.route = route
@@ -103,31 +104,30 @@ class CachedToken:
         self.thumbprint = claims.thumbprint
         # A static source's keys never change: the key that verified the token stays in it.
         self.fixed_key = type(route.source) is StaticKeySource
-        self.valid_from, self.valid_until = validity_window(route.policy, claims)
+        self.valid_from, self.valid_until = validity_window(route.policy, payload)
         self.referenced = False
         self.size = 0
         self.slot = -1
 
 
-def validity_window(policy: ClaimsPolicy, claims: Claims) -> tuple[float, float]:
+def validity_window(policy: ClaimsPolicy, payload: Mapping[str, Any]) -> tuple[float, float]:
     """``[valid_from, valid_until)``: the times at which ``policy.check_times`` passes.
 
     Mirrors ``ClaimsPolicy.check_times`` with the same float arithmetic, so that a hit inside
     the window is exactly a pass; outside it, ``check_times`` itself runs and raises the
-    precise error. The claims already passed ``check_times`` once, so they are valid numbers.
+    precise error. The payload already passed ``check_times`` once: its times are numbers.
     """
     leeway = policy.leeway
     valid_from = -_INF
     valid_until = _INF
-    for name in ("nbf", "iat"):
-        value = claims.get(name)
-        if value is not None:
-            valid_from = max(valid_from, float(value) - leeway)
-    exp = claims.get("exp")
+    nbf, iat, exp = payload.get("nbf"), payload.get("iat"), payload.get("exp")
+    if nbf is not None:
+        valid_from = float(nbf) - leeway
+    if iat is not None:
+        valid_from = max(valid_from, float(iat) - leeway)
     if exp is not None:
         valid_until = float(exp) + leeway
     if policy.max_age is not None:
-        iat = claims.get("iat")
         if iat is None:
             return _INF, -_INF  # check_times refuses every time: never valid
         # check_times refuses `now > iat + max_age + leeway`: the last good float is included.
@@ -166,7 +166,7 @@ def _deep_size(root: object) -> int:
             if kind is dict:
                 below += item  # type: ignore[arg-type]
                 below += item.values()  # type: ignore[attr-defined]
-            elif kind is list or kind is frozenset:
+            elif kind is list or kind is tuple or kind is frozenset:
                 below += item  # type: ignore[arg-type]
         level = below
     return total
@@ -320,10 +320,10 @@ class TokenCache:
         digest = token_digest(token, self._max_token_size)
         if digest is None or digest in self._entries:
             return
-        entry = CachedToken(digest, route, kid, alg, claims)
+        entry = CachedToken(digest, route, kid, alg, claims, parsed.payload)
         if not entry.valid_from <= now < entry.valid_until:
             return
-        payload_size = _deep_size(parsed.payload) + _deep_size(claims.scopes)
+        payload_size = _deep_size((parsed.payload, claims.scopes))
         header = parsed.header
         with self._lock:
             entry.size = _FIXED_ENTRY_SIZE + payload_size + self._header_size(header)
