@@ -323,3 +323,10 @@ def test_hostile_header_and_payload_never_cause_a_500(
 def test_non_ascii_authorization_bytes_are_a_400(client: TestClient) -> None:
     response = client.get("/any", headers={"Authorization": "Bearer caf\xe9".encode("latin-1")})
     assert_refused(response, 400, "invalid_request", "malformed_authorization_header")
+
+
+def test_static_key_sets_work_as_well(static_validator: Validator, issuer: LocalIssuer) -> None:
+    with TestClient(build_app(static_validator)) as client:
+        token = issuer.mint(scopes=["orders:read"])
+        assert client.get("/read", headers=bearer(token)).json() == {"scopes": ["orders:read"]}
+        assert client.get("/any").status_code == 401
