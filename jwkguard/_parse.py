@@ -7,9 +7,8 @@ import json
 import math
 import re
 from binascii import a2b_base64, b2a_base64
-from dataclasses import dataclass
 from itertools import accumulate
-from typing import Any
+from typing import Any, NamedTuple
 
 from .errors import MalformedToken
 
@@ -40,9 +39,8 @@ _PADDING = (b"", b"", b"==", b"=")
 _HEADER_CACHE_SIZE = 64
 
 
-@dataclass(frozen=True, slots=True)
-class ParsedToken:
-    """A compact JWS split and decoded, not yet verified."""
+class ParsedToken(NamedTuple):
+    """A compact JWS split and decoded, not yet verified (a tuple: cheap to build per token)."""
 
     header: dict[str, Any]
     payload: dict[str, Any]

@@ -91,14 +91,19 @@ class ClaimsPolicy:
         if payload.get("iss") != self.issuer:
             raise IssuerMismatch("The access token issuer is not trusted", claim="iss")
         self.check_times(payload, now)
-        if self.audiences is not None:
-            _check_audience(self.audiences, payload.get("aud"))
+        audiences = self.audiences
+        if audiences is not None:
+            aud = payload.get("aud")
+            # The common case inline: one audience string that is configured.
+            if type(aud) is not str or aud not in audiences:
+                _check_audience(audiences, aud)
         if self.allowed_client_ids is not None:
             self._check_client(payload)
         for check in self.claim_checks:
             self._run_custom_check(check, payload)
         scopes = read_scopes(payload, self.scope_claim)
-        check_scopes(scopes, self.required_scopes)
+        if self.required_scopes:
+            check_scopes(scopes, self.required_scopes)
         return scopes
 
     def check_times(self, payload: Mapping[str, Any], now: float) -> None:

@@ -332,11 +332,12 @@ class Validator:
                 self._headers[header_b64] = verdict
             header, alg, kid = verdict
             payload = strict_json_object(b64url_decode(payload_b64), "payload")
+            # header, payload, signing input, signature
             parsed = ParsedToken(
-                header=header,
-                payload=payload,
-                signing_input=raw[: len(header_b64) + 1 + len(payload_b64)],
-                signature=b64url_decode(signature_b64),
+                header,
+                payload,
+                raw[: len(header_b64) + 1 + len(payload_b64)],
+                b64url_decode(signature_b64),
             )
             iss = payload.get("iss")
             route = self._routes.get(iss) if type(iss) is str else None
