@@ -82,19 +82,24 @@ def _admin(redis_url: str | None, prefix: str, audit_log: Path | None) -> Iterat
     handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
     if audit_log is not None:
         handlers.append(logging.FileHandler(audit_log, encoding="utf-8"))
+    saved = (logger.level, logger.propagate)
     for handler in handlers:
         handler.setFormatter(logging.Formatter("%(message)s"))
         logger.addHandler(handler)
     logger.setLevel(logging.INFO)
     logger.propagate = False
     try:
-        store = RedisStore(redis_url, prefix=prefix)
-    except ConfigurationError as exc:
-        raise click.UsageError(str(exc)) from None
-    try:
-        yield LifecycleAdmin(store, on_event=AuditTrail())
+        try:
+            store = RedisStore(redis_url, prefix=prefix)
+        except ConfigurationError as exc:
+            raise click.UsageError(str(exc)) from None
+        try:
+            yield LifecycleAdmin(store, on_event=AuditTrail())
+        finally:
+            store.close()
     finally:
-        store.close()
+        logger.setLevel(saved[0])
+        logger.propagate = saved[1]
         for handler in handlers:
             logger.removeHandler(handler)
             handler.close()
