@@ -26,7 +26,9 @@ def cli() -> None:
     """Strict local validation of JWT access tokens: review tokens, list keys, run the demo
     or a forward-auth server for gateways."""
     # Library loggers stay quiet in the CLI unless a command sets up logging itself.
-    logging.getLogger("jwkguard").addHandler(logging.NullHandler())
+    library = logging.getLogger("jwkguard")
+    if not any(isinstance(handler, logging.NullHandler) for handler in library.handlers):
+        library.addHandler(logging.NullHandler())
 
 
 cli.add_command(inspect_command)
