@@ -64,7 +64,7 @@ class Fixture:
 def _fixture(now: float) -> Fixture:
     keys = {alg: generate_key(alg, kid=f"{alg.lower()}-1") for alg in ALGORITHMS[:4]}
     jwks = {"keys": [dict(key.public_jwk) for key in keys.values()]}
-    claims = {
+    claims: dict[str, Any] = {
         "sub": "user-123",
         "scope": "orders:read orders:write profile",
         "client_id": "web-app",
@@ -139,11 +139,11 @@ def _floor(alg: str, fixture: Fixture) -> Verify:
             return claims
 
         return verify_eddsa
-    sha256 = hashes.SHA256()
+    rsa_hash = hashes.SHA256()
     pad: padding.AsymmetricPadding = (
         padding.PKCS1v15()
         if alg == "RS256"
-        else padding.PSS(mgf=padding.MGF1(sha256), salt_length=sha256.digest_size)
+        else padding.PSS(mgf=padding.MGF1(rsa_hash), salt_length=rsa_hash.digest_size)
     )
 
     def verify_rsa(token: str) -> object:
@@ -151,7 +151,7 @@ def _floor(alg: str, fixture: Fixture) -> Verify:
         header, payload, signature = raw.split(b".")
         loads(_b64(header))
         claims = loads(_b64(payload))
-        public_key.verify(_b64(signature), raw[: len(header) + 1 + len(payload)], pad, sha256)
+        public_key.verify(_b64(signature), raw[: len(header) + 1 + len(payload)], pad, rsa_hash)
         return claims
 
     return verify_rsa
@@ -297,9 +297,10 @@ def _machine() -> str:
                     break
     except OSError:
         pass
+    load = ", ".join(f"{value:.1f}" for value in os.getloadavg())
     return (
         f"{os.cpu_count()} CPUs, {model}, {platform.python_implementation()} "
-        f"{platform.python_version()}"
+        f"{platform.python_version()}, load average {load}"
     )
 
 
