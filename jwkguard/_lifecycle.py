@@ -207,10 +207,12 @@ class Lifecycle:
     def attach(self, validator: Validator) -> None:
         """Act on fleet broadcasts for ``validator``: ``force_refresh`` refetches its keys.
 
-        Also makes the validator's event handler this policy's default.
+        Also makes the validator's event handler this policy's default. Attaching again
+        replaces the validator.
         """
+        if self._validator is None:
+            self.store.add_listener(self._on_broadcast)
         self._validator = validator
-        self.store.add_listener(self._on_broadcast)
 
     def _on_broadcast(self, change: LifecycleChange) -> None:
         validator = self._validator

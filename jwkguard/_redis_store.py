@@ -296,6 +296,7 @@ class RedisStore:
         """
         if self._thread is None:
             self._stop.clear()
+            self._attempted.clear()
             self._thread = threading.Thread(
                 target=self._run, name="jwkguard-redis-store", daemon=True
             )

@@ -43,11 +43,12 @@ class TokenUsage:
 class LifecycleStore(Protocol):
     """The interface the lifecycle policy and the admin API use.
 
-    ``replica`` and ``available`` are read on every request and never do IO. ``claim_once``
-    and ``record_use`` (and their async twins) may do IO; they return ``None`` instead of an
-    answer when the backing service cannot be reached, and the policy decides what that means.
-    ``publish`` raises :class:`~jwkguard.errors.StoreUnavailable` when the change cannot be
-    stored.
+    ``replica`` and ``available`` are read on every request and never do IO; ``outages``
+    counts how often the store became unavailable, so the policy reports each outage once.
+    ``claim_once`` and ``record_use`` (and their async twins) may do IO; they return ``None``
+    instead of an answer when the backing service cannot be reached, and the policy decides
+    what that means. ``publish`` raises :class:`~jwkguard.errors.StoreUnavailable` when the
+    change cannot be stored.
     """
 
     @property
