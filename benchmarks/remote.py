@@ -224,10 +224,10 @@ def measure_lookup(issuer: LocalIssuer, rounds: int, now: float) -> dict[str, li
 
 
 def _row(label: str, base: list[float], other: list[float], digits: int = 1) -> tuple[str, float]:
-    ratio = min(other) / min(base)
+    ratio = paired_ratio(other, base)
     cells = (
-        f"| {label} | {min(base):.{digits}f} | {min(other):.{digits}f} | {ratio:.3f}x "
-        f"| {paired_ratio(other, base):.3f}x |"
+        f"| {label} | {statistics.median(base):.{digits}f} "
+        f"| {statistics.median(other):.{digits}f} | {ratio:.3f}x |"
     )
     return cells, ratio
 
@@ -237,11 +237,11 @@ def main() -> None:
     rounds = int(os.environ.get("JWKGUARD_BENCH_ROUNDS", "25"))
     now = time.time()
     print(f"{rounds} rounds of ~{BLOCK_SECONDS * 1e3:.0f} ms blocks, issuer on 127.0.0.1.")
-    print("us: fastest block (least disturbed by other load); ratio: of the fastest blocks;")
-    print("paired: median of the per-round ratios of blocks timed side by side.")
+    print("us: median per call; ratio: median of the per-round ratios of blocks timed side by")
+    print("side (robust to load that comes and goes; the absolute figures are not).")
     print()
-    print("| alg, call | static JWKS us | warm remote us | remote / static | paired |")
-    print("| --- | ---: | ---: | ---: | ---: |")
+    print("| alg, call | static JWKS us | warm remote us | remote / static |")
+    print("| --- | ---: | ---: | ---: |")
     verdicts = []
     for alg in ALGORITHMS:
         with LocalIssuer(alg=alg) as issuer:
@@ -256,14 +256,14 @@ def main() -> None:
         lookup = measure_lookup(issuer, rounds, now)
         flood, fetches = measure_flood(issuer, rounds, now)
     print()
-    print("| key source alone | static us | remote us | remote / static | paired |")
-    print("| --- | ---: | ---: | ---: | ---: |")
+    print("| key source alone | static us | remote us | remote / static |")
+    print("| --- | ---: | ---: | ---: |")
     for kind in ("hit", "miss"):
         label = "cached key" if kind == "hit" else "remembered unknown kid"
         print(_row(label, lookup[f"static {kind}"], lookup[f"remote {kind}"], 2)[0])
     print()
-    print("| flood of refused tokens | malformed us | this us | this / malformed | paired |")
-    print("| --- | ---: | ---: | ---: | ---: |")
+    print("| flood of refused tokens | malformed us | this us | this / malformed |")
+    print("| --- | ---: | ---: | ---: |")
     ratios = []
     for label, base, name in (
         ("unknown issuer", "malformed", "unknown issuer"),

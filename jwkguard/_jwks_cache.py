@@ -340,6 +340,7 @@ class JwksCache:
         self._s = _State(jwks_uri=jwks_uri)
         period = max(policy.cooldown, 1.0)
         self._cooldown_events = _Throttle(1, period)
+        self._quiet_until = -math.inf
         self._unknown_events = _Throttle(UNKNOWN_KID_EVENTS_PER_WINDOW, period)
         self.fast: tuple[KeySet, float] = (_EMPTY, -math.inf)
         """``(keys, until)``: before ``until``, a key found in ``keys`` is the whole answer.
@@ -365,7 +366,14 @@ class JwksCache:
         return None
 
     def refuse_if_remembered(self, kid: str | None, now: float) -> None:
-        """Raise ``KeyNotFound`` if ``kid`` is remembered as unknown at ``now`` (no lock)."""
+        """Raise ``KeyNotFound`` for a kid not in the fresh keys, when no refetch may follow.
+
+        Called without the lock after a fresh key set lacks ``kid``: a kid remembered as
+        unknown, or any kid while a reported cooldown runs, is refused at the cost of a
+        dictionary lookup and a comparison, so a flood of forged kids stays cheap.
+        """
+        if now < self._quiet_until:
+            raise key_not_found()
         remembered = self._s.unknown.get(kid)
         if remembered is not None and now < remembered:
             raise key_not_found()
@@ -450,6 +458,9 @@ class JwksCache:
                 s.miss_claim = generation
                 return Step(None, None, Action.WAIT, generation, tuple(events))
             self._remember_unknown(kid, now, max(s.next_miss_fetch, s.retry_at, now))
+            # The refusal is reported (or throttled): until the window ends, other unknown
+            # kids can be refused without the lock (`refuse_if_remembered`).
+            self._quiet_until = max(s.next_miss_fetch, s.retry_at)
             if self._cooldown_events.allow(now):
                 events.append(
                     self._event(
@@ -491,6 +502,7 @@ class JwksCache:
         with self._lock:
             self._s.forced = True
             self._s.miss_claim = None
+            self._quiet_until = -math.inf
             self._recompute()
 
     # -- the fetch lifecycle ----------------------------------------------------------------

@@ -289,6 +289,26 @@ def test_remembered_unknown_kid_costs_no_fetch_and_no_event(rsa_key: SigningKey)
     assert (step.action, step.events, step.match) == (Action.NONE, (), None)
 
 
+def test_during_a_reported_cooldown_any_unknown_kid_is_refused_without_the_lock(
+    rsa_key: SigningKey,
+) -> None:
+    cache = loaded(key_set(rsa_key))
+    cache.plan("forged-1", "RS256", T0 + 10)
+    cache.complete(cache.begin_fetch(T0 + 10), NotModified(300, URI), T0 + 10)
+    cache.plan("forged-1", "RS256", T0 + 10, final=True)
+    cache.refuse_if_remembered("never-seen", T0 + 11)  # no cooldown refusal reported yet
+    assert kinds(cache.plan("forged-2", "RS256", T0 + 11).events) == ["cooldown_hit"]
+    for kid in ("never-seen", "another"):
+        with pytest.raises(TokenError):
+            cache.refuse_if_remembered(kid, T0 + 12)
+    with pytest.raises(TokenError):
+        cache.cached("another", "RS256", T0 + 12)
+    cache.refuse_if_remembered("never-seen", T0 + 40)  # the window is over
+    assert cache.plan("never-seen", "RS256", T0 + 40).action is Action.WAIT
+    cache.request_refresh()
+    cache.refuse_if_remembered("fresh", T0 + 41)
+
+
 def test_known_kid_with_another_alg_never_refetches(rsa_key: SigningKey) -> None:
     cache = loaded(key_set(rsa_key))
     step = cache.plan("rsa-1", "ES256", T0 + 10)
