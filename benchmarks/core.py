@@ -15,6 +15,7 @@ import gc
 import hashlib
 import hmac
 import json
+import logging
 import os
 import platform
 import statistics
@@ -34,7 +35,7 @@ from joserfc.jwk import KeySet as JoseKeySet
 from joserfc.jwk import OctKey
 from joserfc.jwt import JWTClaimsRegistry
 
-from jwkguard import Issuer, Validator
+from jwkguard import Claims, Issuer, Validator
 from jwkguard.testing import SigningKey, b64url, generate_key, mint_token, sign_compact
 
 ISSUER = "https://id.example.com/"
@@ -262,6 +263,51 @@ def measure(fixture: Fixture, rounds: int) -> dict[str, dict[str, float]]:
     return results
 
 
+def _ignoring_token(stage: Callable[[], object]) -> Verify:
+    return lambda _token: stage()
+
+
+def breakdown(fixture: Fixture, rounds: int) -> dict[str, float]:
+    """Median microseconds of each stage of one RS256 validation, and of the bare RSA verify."""
+    alg, token = "RS256", fixture.tokens["RS256"]
+    validator: Any = _jwkguard(alg, fixture).__self__  # type: ignore[attr-defined]
+    parsed, route, kid, alg = validator._prepare(token)
+    now = time.time()
+    match = route.source.key_for(kid, alg, now)
+    _, verifier = match
+    public_key = fixture.keys[alg].private_key.public_key()
+    pkcs1, sha256 = padding.PKCS1v15(), hashes.SHA256()
+    scopes = route.policy.check(parsed.payload, now)
+    stages: dict[str, Callable[[], object]] = {
+        "cryptography RSA verify alone": lambda: public_key.verify(
+            parsed.signature, parsed.signing_input, pkcs1, sha256
+        ),
+        "parse: size, segments, header cache, payload JSON, routing": lambda: validator._prepare(
+            token
+        ),
+        "key selection by kid and alg": lambda: route.source.key_for(kid, alg, now),
+        "signature (verifier with its length check)": lambda: verifier(
+            parsed.signing_input, parsed.signature
+        ),
+        "claims: exp nbf iat iss aud scopes": lambda: route.policy.check(parsed.payload, now),
+        "Claims result": lambda: Claims._trusted(
+            parsed.payload, header=parsed.header, key_id=kid, thumbprint="", scopes=scopes
+        ),
+        "whole validate()": lambda: validator.validate(token),
+    }
+    samples: dict[str, list[float]] = {name: [] for name in stages}
+    calls = {name: _ignoring_token(stage) for name, stage in stages.items()}
+    sizes = {name: _block_size(call, token) for name, call in calls.items()}
+    gc.disable()
+    try:
+        for _ in range(rounds):
+            for name, call in calls.items():
+                samples[name].append(_time_block(call, token, sizes[name]))
+    finally:
+        gc.enable()
+    return {name: statistics.median(values) for name, values in samples.items()}
+
+
 def _ten_key_jwks() -> dict[str, Any]:
     algs = ["RS256"] * 4 + ["ES256"] * 3 + ["EdDSA"] * 3
     return {"keys": [dict(generate_key(alg, kid=f"k{i}").public_jwk) for i, alg in enumerate(algs)]}
@@ -307,6 +353,9 @@ def _machine() -> str:
 def main() -> None:
     """Print the per-token table, the key-set build table and the targets."""
     warnings.simplefilter("ignore")  # joserfc warns on every EdDSA decode (RFC 9864)
+    # Each jwkguard validator allows one algorithm, so the other keys of the shared JWK Set
+    # are skipped at load time, each with a warning that would clutter the table.
+    logging.getLogger("jwkguard.keys").setLevel(logging.ERROR)
     rounds = int(os.environ.get("JWKGUARD_BENCH_ROUNDS", "25"))
     print(f"machine: {_machine()}; {rounds} rounds of ~{BLOCK_SECONDS * 1e3:.0f} ms blocks")
     fixture = _fixture(time.time())
@@ -325,6 +374,13 @@ def main() -> None:
     print("| --- | ---: |")
     for name, value in build.items():
         print(f"| {name} | {value:.2f} |")
+
+    stages = breakdown(fixture, max(5, rounds // 2))
+    print()
+    print("| where an RS256 validation goes | us |")
+    print("| --- | ---: |")
+    for name, value in stages.items():
+        print(f"| {name} | {value:.1f} |")
 
     print()
     for alg, limit in FLOOR_TARGETS.items():

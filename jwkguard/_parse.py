@@ -21,7 +21,7 @@ __all__ = [
     "strict_json_object",
 ]
 
-_COMPACT_JWS = re.compile(rb"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
+_COMPACT_ALPHABET = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_."
 _ALPHABET = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
 # Per final character: the bits that must be zero when it ends a 2- or 3-character group.
 _TRAILING_BITS = (
@@ -163,13 +163,16 @@ def split_compact(token: bytes) -> tuple[bytes, bytes, bytes]:
         MalformedToken: Not three strict base64url segments (reason ``malformed``), or a
             five-segment JWE (reason ``encrypted_token``).
     """
-    if _COMPACT_JWS.fullmatch(token) is None:
-        if token.count(b".") == 4:
+    parts = token.split(b".")
+    # Deleting every allowed byte leaves nothing for a well-formed token: one C pass, several
+    # times faster than a regular expression over a 1 KiB token.
+    if len(parts) != 3 or token.translate(None, _COMPACT_ALPHABET) or not parts[0] or not parts[1]:
+        if len(parts) == 5:
             raise MalformedToken(
                 "Encrypted tokens (JWE) are not accepted", reason="encrypted_token"
             )
         raise MalformedToken("The access token is not a compact JWS")
-    header_b64, payload_b64, signature_b64 = token.split(b".")
+    header_b64, payload_b64, signature_b64 = parts
     return header_b64, payload_b64, signature_b64
 
 
