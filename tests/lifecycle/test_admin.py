@@ -210,3 +210,19 @@ def test_force_refresh_makes_every_instance_refetch_the_issuers_keys(
         assert [e.detail["supported"] for e in requested] == [True]
     finally:
         validator.close()
+
+
+def test_attaching_twice_acts_once_per_broadcast(
+    store: LifecycleStore,
+    lifecycle: Lifecycle,
+    validator: Validator,
+    admin: LifecycleAdmin,
+    events: list[Event],
+) -> None:
+    lifecycle.attach(validator)  # the fixture attached it already
+    admin.force_refresh(ISSUER, by="ops", why="once")
+    wait_until(lambda: any(e.kind == "refresh_requested" for e in events), timeout=2)
+    admin.force_refresh("https://unknown.example/", by="ops", why="marker")  # ordered after
+    admin.force_refresh(ISSUER, by="ops", why="twice")
+    wait_until(lambda: sum(e.kind == "refresh_requested" for e in events) >= 2, timeout=2)
+    assert [e.detail["why"] for e in events if e.kind == "refresh_requested"] == ["once", "twice"]
