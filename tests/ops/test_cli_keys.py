@@ -21,7 +21,7 @@ def test_keys_lists_kids_types_algorithms_and_thumbprints(local_issuer: LocalIss
     new = local_issuer.rotate("ES256")
     result = run(local_issuer.url, "--json")
     assert result.exit_code == 0, result.output
-    document = json.loads(result.output)
+    document = json.loads(result.stdout)
     assert document["discovery_url"] == f"{local_issuer.url}/.well-known/openid-configuration"
     assert document["jwks_uri"] == local_issuer.jwks_uri
     assert document["cache_headers"]["cache-control"] == "max-age=300"
@@ -41,7 +41,7 @@ def test_keys_marks_unusable_keys_with_the_reason(local_issuer: LocalIssuer) -> 
     local_issuer.extra_jwks.append(encryption)
     result = run(local_issuer.url)
     assert result.exit_code == 0
-    line = next(line for line in result.output.splitlines() if "enc-1" in line)
+    line = next(line for line in result.stdout.splitlines() if "enc-1" in line)
     assert line.lstrip().startswith("✗")
     assert "use is 'enc'" in line
     assert "Keys: 1 usable of 2" in result.output
@@ -52,7 +52,7 @@ def test_keys_with_an_explicit_jwks_uri_skips_discovery(local_issuer: LocalIssue
     local_issuer.serve_openid_configuration = False
     local_issuer.serve_oauth_metadata = False
     document = json.loads(
-        run(local_issuer.url, "--jwks-uri", local_issuer.jwks_uri, "--json").output
+        run(local_issuer.url, "--jwks-uri", local_issuer.jwks_uri, "--json").stdout
     )
     assert document["discovery_url"] is None
     assert document["usable_keys"] == 1
@@ -60,7 +60,7 @@ def test_keys_with_an_explicit_jwks_uri_skips_discovery(local_issuer: LocalIssue
 
 def test_keys_falls_back_to_rfc8414_metadata(local_issuer: LocalIssuer) -> None:
     local_issuer.serve_openid_configuration = False
-    document = json.loads(run(local_issuer.url, "--json").output)
+    document = json.loads(run(local_issuer.url, "--json").stdout)
     assert document["discovery_url"].endswith("/.well-known/oauth-authorization-server")
 
 
@@ -70,7 +70,7 @@ def test_keys_refuses_a_discovery_document_naming_another_issuer(
     local_issuer.discovery_overrides["issuer"] = "https://evil.example.com/"
     result = run(local_issuer.url, "--json")
     assert result.exit_code == 3
-    assert "names issuer 'https://evil.example.com/'" in json.loads(result.output)["error"]
+    assert "names issuer 'https://evil.example.com/'" in json.loads(result.stdout)["error"]
 
 
 def test_keys_exits_3_when_the_issuer_is_down(local_issuer: LocalIssuer) -> None:
@@ -83,17 +83,17 @@ def test_keys_exits_3_when_no_key_is_usable(local_issuer: LocalIssuer) -> None:
     local_issuer.serve_body(b'{"keys": [{"kty": "oct", "k": "c2VjcmV0"}]}', paths={"/jwks.json"})
     result = run(local_issuer.url, "--json")
     assert result.exit_code == 3
-    assert json.loads(result.output)["keys"][0]["thumbprint"] is None
+    assert json.loads(result.stdout)["keys"][0]["thumbprint"] is None
 
 
 def test_keys_does_not_follow_redirects(local_issuer: LocalIssuer) -> None:
     local_issuer.redirect_to("https://elsewhere.example.com/jwks.json", paths={"/jwks.json"})
     result = run(local_issuer.url, "--json")
     assert result.exit_code == 3
-    assert "redirects are not followed" in json.loads(result.output)["error"]
+    assert "redirects are not followed" in json.loads(result.stdout)["error"]
 
 
 def test_keys_refuses_plain_http_for_a_remote_host() -> None:
     result = run("http://id.example.com/", "--json")
     assert result.exit_code == 3
-    assert "must use https" in json.loads(result.output)["error"]
+    assert "must use https" in json.loads(result.stdout)["error"]

@@ -62,7 +62,7 @@ def verify(token: str, jwks: Path | str, *extra: str) -> Result:
 
 
 def checks(result: Result) -> dict[str, str]:
-    return {check["check"]: check["outcome"] for check in json.loads(result.output)["checks"]}
+    return {check["check"]: check["outcome"] for check in json.loads(result.stdout)["checks"]}
 
 
 # -- inspect --------------------------------------------------------------------------------
@@ -72,7 +72,7 @@ def test_inspect_shows_header_claims_times_and_is_marked_unverified(key: Signing
     token = mint_token(key, issuer=ISSUER, audience=AUDIENCE, scopes="orders:read")
     result = run("inspect", token)
     assert result.exit_code == 0
-    assert result.output.startswith("UNVERIFIED")
+    assert result.stdout.startswith("UNVERIFIED")
     assert "incident-1" in result.output
     assert "UTC" in result.output
     assert re.search(r"exp    \S+ \S+ UTC  \(in (4m 5\ds|5m)\)", result.output)
@@ -82,7 +82,7 @@ def test_inspect_shows_header_claims_times_and_is_marked_unverified(key: Signing
 def test_inspect_json_has_times_in_utc_and_relative(key: SigningKey) -> None:
     issued = int(time.time()) - 3600
     token = token_for(key, lifetime=600, now=issued)
-    document = json.loads(run("inspect", token, "--json").output)
+    document = json.loads(run("inspect", token, "--json").stdout)
     assert document["verified"] is False
     assert document["kid"] == "incident-1"
     expires = datetime.fromtimestamp(issued + 600, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -95,12 +95,12 @@ def test_inspect_json_has_times_in_utc_and_relative(key: SigningKey) -> None:
 def test_inspect_reads_stdin_and_strips_a_bearer_prefix(key: SigningKey) -> None:
     token = token_for(key)
     result = run("inspect", "-", "--json", stdin=f"Bearer {token}\n")
-    assert json.loads(result.output)["claims"]["sub"] == "user-123"
+    assert json.loads(result.stdout)["claims"]["sub"] == "user-123"
 
 
 def test_inspect_flags_dangerous_headers(key: SigningKey) -> None:
     token = sign_compact({"alg": "none", "jku": "https://evil.example/jwks"}, {"sub": "x"})
-    warnings = json.loads(run("inspect", token, "--json").output)["warnings"]
+    warnings = json.loads(run("inspect", token, "--json").stdout)["warnings"]
     assert any("'none'" in warning for warning in warnings)
     assert any(warning.startswith("jku is ignored") for warning in warnings)
 
@@ -124,7 +124,7 @@ def test_verify_names_the_signing_key_and_passes_every_check(
     token = token_for(key, scopes="orders:read")
     result = verify(token, jwks_file, "--at", str(NOW + 10), "--scope", "orders:read")
     assert result.exit_code == 0
-    document = json.loads(result.output)
+    document = json.loads(result.stdout)
     assert document["valid"] is True
     assert document["key"] == {
         "kid": "incident-1",
@@ -142,7 +142,7 @@ def test_verify_at_a_time_after_expiry_is_invalid_but_signed_by_the_key(
     token = token_for(key, lifetime=300)
     result = verify(token, jwks_file, "--at", "2027-01-15T08:05:00Z")
     assert result.exit_code == 1
-    document = json.loads(result.output)
+    document = json.loads(result.stdout)
     assert document["error"]["reason"] == "expired"
     assert document["key"]["thumbprint"] == key.thumbprint
     outcomes = checks(result)
@@ -166,7 +166,7 @@ def test_verify_reports_every_failing_claim_not_only_the_first(
     result = verify(token, jwks_file, "--at", str(NOW + 400), "--scope", "b")
     outcomes = checks(result)
     assert (outcomes["exp"], outcomes["audience"], outcomes["scopes"]) == ("fail", "fail", "fail")
-    assert json.loads(result.output)["error"]["reason"] == "expired"
+    assert json.loads(result.stdout)["error"]["reason"] == "expired"
 
 
 def test_verify_with_a_key_missing_from_the_set_lists_the_set(
@@ -175,7 +175,7 @@ def test_verify_with_a_key_missing_from_the_set_lists_the_set(
     stranger = generate_key("RS256", kid="stranger")
     result = verify(token_for(stranger), jwks_file, "--at", str(NOW))
     assert result.exit_code == 1
-    document = json.loads(result.output)
+    document = json.loads(result.stdout)
     assert document["key"] is None
     assert document["available_kids"] == ["incident-1"]
     assert checks(result)["key"] == "fail"
@@ -229,7 +229,7 @@ def test_verify_text_output_is_aligned_and_explains(key: SigningKey, jwks_file: 
         str(NOW + 400),
     )
     assert result.exit_code == 1
-    first = result.output.splitlines()[0]
+    first = result.stdout.splitlines()[0]
     assert first.startswith("INVALID  at 2027-01-15 08:06:40 UTC")
     assert "expired (exp)" in first
     assert f"thumbprint {key.thumbprint}" in result.output
@@ -241,7 +241,7 @@ def test_verify_usage_errors_exit_2(key: SigningKey, jwks_file: Path, tmp_path: 
     assert run("verify", token, "--issuer", ISSUER, "--jwks", str(jwks_file)).exit_code == 2
     missing = verify(token, tmp_path / "nope.json")
     assert missing.exit_code == 2
-    assert "no such file" in json.loads(missing.output)["error"]
+    assert "no such file" in json.loads(missing.stdout)["error"]
     assert verify(token, jwks_file, "--at", "yesterday-ish").exit_code == 2
 
 
@@ -259,7 +259,7 @@ def test_verify_against_a_remote_jwks_url(issuer: LocalIssuer) -> None:
         "--json",
     )
     assert result.exit_code == 0, result.output
-    assert json.loads(result.output)["key"]["kid"] == issuer.active_key.kid
+    assert json.loads(result.stdout)["key"]["kid"] == issuer.active_key.kid
 
 
 def test_verify_exits_3_when_the_keys_cannot_be_fetched(issuer: LocalIssuer) -> None:
@@ -269,7 +269,7 @@ def test_verify_exits_3_when_the_keys_cannot_be_fetched(issuer: LocalIssuer) -> 
             "verify", token, "--issuer", issuer.url, "--audience", issuer.audience, "--json"
         )
     assert result.exit_code == 3, result.output
-    assert json.loads(result.output)["error"]["status_code"] == 503
+    assert json.loads(result.stdout)["error"]["status_code"] == 503
 
 
 def test_console_script_returns_the_exit_status(key: SigningKey, jwks_file: Path) -> None:

@@ -115,7 +115,7 @@ def test_bad_environment_path_is_refused(config_file: Path) -> None:
 def test_serve_check_validates_and_prints_the_routes(config_file: Path) -> None:
     result = CliRunner().invoke(cli, ["serve", "--config", str(config_file), "--check", "--json"])
     assert result.exit_code == 0, result.output
-    summary = json.loads(result.output)
+    summary = json.loads(result.stdout)
     assert summary["issuers"] == ["https://id.example.com/"]
     assert "methods=GET host=* path=/orders scopes=orders:read" in summary["routes"]
 
