@@ -267,22 +267,23 @@ def test_without_restore_a_restarted_empty_redis_empties_the_replica(
 def test_a_hung_redis_never_makes_a_request_wait(
     own_redis: RedisServer, rsa_key: SigningKey, clock: FakeClock, events: list[Event]
 ) -> None:
-    store = make_redis_store(own_redis.url, clock, events, heartbeat=0.2, socket_timeout=0.2)
+    store = make_redis_store(own_redis.url, clock, events, heartbeat=0.2, socket_timeout=0.5)
     opened = make_validator(
         Lifecycle(store, one_time=lambda c: True, on_event=events.append), clock, rsa_key
     )
+    first, second = mint(rsa_key, clock), mint(rsa_key, clock)
     try:
         own_redis.pause()
         # A replay check that reaches the hung server waits at most one socket timeout.
-        result, took = timed(lambda: outcome(opened, mint(rsa_key, clock)))
-        assert (result, took < 1.0) == ("ok", True)
-        wait_until(lambda: not store.available, timeout=2.0)
-        result, took = timed(lambda: outcome(opened, mint(rsa_key, clock)))
-        assert (result, took < 0.1) == ("ok", True)  # known down: no network at all
+        result, took = timed(partial(outcome, opened, first))
+        assert (result, took < 1.5) == ("ok", True)
+        wait_until(lambda: not store.available, timeout=3.0)
+        result, took = timed(partial(outcome, opened, second))
+        assert (result, took < 0.25) == ("ok", True)  # known down: no network at all
         started = time.monotonic()
         with pytest.raises(StoreUnavailable):
             LifecycleAdmin(store).cut_off_subject("s", issuer=ISSUER, by="a", why="b")
-        assert time.monotonic() - started < 1.0
+        assert time.monotonic() - started < 1.5
         own_redis.resume()
         wait_until(lambda: store.available, timeout=5.0)
         assert kinds(events).count("store_recovered") == 1
