@@ -17,7 +17,8 @@ __all__ = ["demo_command"]
     help="The API's port on 127.0.0.1 (a free one if taken; 0: any).",
 )
 @click.option("--color/--no-color", default=None, help="Force colours on or off.")
-def demo_command(once: bool, port: int, color: bool | None) -> None:
+@click.option("--json", "as_json", is_flag=True, help="Report the tour as one JSON document.")
+def demo_command(once: bool, port: int, color: bool | None, as_json: bool) -> None:
     """Run a local issuer and the example API, then a narrated tour with real requests.
 
     Afterwards it keeps serving and prints ready-to-paste curl commands until Ctrl-C.
@@ -25,4 +26,4 @@ def demo_command(once: bool, port: int, color: bool | None) -> None:
     """
     from .._demo import run_demo
 
-    raise SystemExit(run_demo(once=once, port=port, color=color))
+    raise SystemExit(run_demo(once=once, port=port, color=color, as_json=as_json))

@@ -7,9 +7,12 @@ a validator that finds the keys by discovery, and the tour sends real HTTP reque
 
 from __future__ import annotations
 
+import io
+import json
 import shlex
 import sys
 import threading
+from typing import Any
 
 from ._console import Console
 from ._stack import DemoStack, ExampleMissing, example_path
@@ -20,9 +23,14 @@ __all__ = ["run_demo"]
 TOKEN_LIFETIME = 3600
 
 
-def run_demo(*, once: bool = False, port: int = 8000, color: bool | None = None) -> int:
-    """Run the demo; returns the exit status (1 if a step misbehaved, 2 if it cannot start)."""
-    console = Console(color=color)
+def run_demo(
+    *, once: bool = False, port: int = 8000, color: bool | None = None, as_json: bool = False
+) -> int:
+    """Run the demo; returns the exit status (1 if a step misbehaved, 2 if it cannot start).
+
+    With ``as_json`` the narration is replaced by one JSON document on stdout.
+    """
+    console = Console(io.StringIO(), color=False) if as_json else Console(color=color)
     style = console.style
     console.line(style.bold("jwkguard demo") + style.dim("  strict local JWT validation"))
     try:
@@ -35,7 +43,18 @@ def run_demo(*, once: bool = False, port: int = 8000, color: bool | None = None)
                 stack.serve(app)
             console.row("issuer", stack.issuer.url)
             console.row("API", f"{stack.url}  (Swagger UI: {stack.url}/docs)")
-            ok = run_tour(stack, console)
+            reports: list[dict[str, Any]] = []
+            ok = run_tour(stack, console, reports)
+            if as_json:
+                document = {
+                    "ok": ok,
+                    "issuer": stack.issuer.url,
+                    "api": stack.url,
+                    "steps": reports,
+                    "try": None if once else [command for _, command in _commands(stack)],
+                }
+                print(json.dumps(document, indent=2))
+                sys.stdout.flush()
             console.line()
             if ok:
                 console.line(style.ok("Every step behaved as told."))
@@ -46,10 +65,14 @@ def run_demo(*, once: bool = False, port: int = 8000, color: bool | None = None)
             _keep_serving(stack, console)
             return 0 if ok else 1
     except ExampleMissing:
-        console.line(
-            style.bad("The demo runs from a source checkout: ")
-            + f"{example_path()} is missing. Clone the repository and run `make demo`."
+        message = (
+            f"The demo runs from a source checkout: {example_path()} is missing. "
+            "Clone the repository and run `make demo`."
         )
+        if as_json:
+            print(json.dumps({"ok": False, "error": message, "exit_code": 2}))
+        else:
+            console.line(style.bad(message))
         return 2
 
 
@@ -61,15 +84,14 @@ def _curl(url: str, token: str | None, *extra: str) -> str:
     return " ".join(shlex.quote(part) for part in parts)
 
 
-def _print_commands(stack: DemoStack, console: Console) -> None:
+def _commands(stack: DemoStack) -> list[tuple[str, str]]:
+    """Ready-to-paste commands with fresh tokens."""
     issuer = stack.issuer
     reader = issuer.mint(subject="alice", scopes=["orders:read"], lifetime=TOKEN_LIFETIME)
     writer = issuer.mint(
         subject="alice", scopes=["orders:read", "orders:write"], lifetime=TOKEN_LIFETIME
     )
-    style = console.style
-    console.title(f"Try it yourself (tokens valid for {TOKEN_LIFETIME // 60} minutes)")
-    commands = [
+    return [
         ("your claims", _curl(f"{stack.url}/me", reader)),
         ("read orders", _curl(f"{stack.url}/orders", reader)),
         (
@@ -94,7 +116,12 @@ def _print_commands(stack: DemoStack, console: Console) -> None:
         ),
         ("keys", f"jwkguard keys {issuer.url}"),
     ]
-    for label, command in commands:
+
+
+def _print_commands(stack: DemoStack, console: Console) -> None:
+    style = console.style
+    console.title(f"Try it yourself (tokens valid for {TOKEN_LIFETIME // 60} minutes)")
+    for label, command in _commands(stack):
         console.line(f"  {style.dim(label.ljust(12))}{command}")
     console.line()
     more = "Enter for fresh tokens, " if sys.stdin is not None and sys.stdin.isatty() else ""

@@ -292,8 +292,32 @@ def steps() -> list[Step]:
     ]
 
 
-def run_tour(stack: DemoStack, console: Console) -> bool:
-    """Run every step, narrate it, and return True if every step behaved as told."""
+def _report(step: Step, seen: Seen) -> dict[str, Any]:
+    response = seen.response
+    reason = None
+    if response is not None:
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        if isinstance(body, dict):
+            reason = body.get("reason")
+    return {
+        "title": step.title,
+        "story": step.story,
+        "ok": seen.ok,
+        "request": None
+        if response is None
+        else f"{response.request.method} {response.request.url.raw_path.decode()}",
+        "status": None if response is None else response.status_code,
+        "reason": reason,
+        "www_authenticate": None if response is None else response.headers.get("www-authenticate"),
+        "notes": seen.notes,
+    }
+
+
+def run_tour(stack: DemoStack, console: Console, reports: list[dict[str, Any]]) -> bool:
+    """Run every step, narrate it, append a report per step; True if all behaved as told."""
     tour = steps()
     all_ok = True
     with httpx.Client(base_url=stack.url, timeout=15) as client:
@@ -314,5 +338,6 @@ def run_tour(stack: DemoStack, console: Console) -> bool:
             for note in seen.notes:
                 console.row("", note)
             console.verdict(seen.ok, "as told" if seen.ok else "NOT as told")
+            reports.append(_report(step, seen))
             all_ok = all_ok and seen.ok
     return all_ok

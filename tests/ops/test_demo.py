@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 from pathlib import Path
@@ -39,8 +40,9 @@ def test_demo_tour_runs_every_step_as_told() -> None:
     assert '"action":"subject_cut_off"' in output
 
 
+@pytest.mark.parametrize("as_json", [False, True])
 def test_demo_exits_1_when_a_step_misbehaves(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], as_json: bool
 ) -> None:
     def teapot(stack: _stack.DemoStack, client: object) -> _tour.Seen:
         return _tour.Seen(False, notes=["the API did not answer 418"])
@@ -50,10 +52,26 @@ def test_demo_exits_1_when_a_step_misbehaves(
         "steps",
         lambda: [_tour.Step("A step that cannot pass", "expects a teapot", teapot)],
     )
-    assert run_demo(once=True, port=0, color=False) == 1
+    assert run_demo(once=True, port=0, color=False, as_json=as_json) == 1
     output = capsys.readouterr().out
-    assert "✗ NOT as told" in output
-    assert "Some steps did NOT behave as told" in output
+    if as_json:
+        document = json.loads(output)
+        assert document["ok"] is False
+        assert document["steps"] == [
+            {
+                "title": "A step that cannot pass",
+                "story": "expects a teapot",
+                "ok": False,
+                "request": None,
+                "status": None,
+                "reason": None,
+                "www_authenticate": None,
+                "notes": ["the API did not answer 418"],
+            }
+        ]
+    else:
+        assert "✗ NOT as told" in output
+        assert "Some steps did NOT behave as told" in output
 
 
 def test_demo_explains_that_it_needs_a_source_checkout(
