@@ -186,3 +186,31 @@ def test_a_real_refusal_maps_to_a_response_that_never_echoes_the_token(
     assert response.body["reason"] == "audience_mismatch"
     assert token not in response.headers["WWW-Authenticate"]
     assert token.encode() not in response.body_bytes()
+
+
+def _instances() -> list[TokenError]:
+    made: list[TokenError] = []
+    for name in errors.__all__:
+        kind = getattr(errors, name)
+        if not (isinstance(kind, type) and issubclass(kind, TokenError)):
+            continue
+        if kind is errors.UseDPoPNonce:
+            made.append(kind(nonce="n"))
+        else:
+            made.append(kind())
+    return made
+
+
+@pytest.mark.parametrize("error", _instances(), ids=lambda error: type(error).__name__)
+def test_every_token_error_carries_the_attributes_adapters_read(error: TokenError) -> None:
+    assert isinstance(error.error, str)
+    assert error.error
+    assert error.status_code in (400, 401, 403, 503)
+    assert isinstance(error.reason, str)
+    assert error.reason
+    assert error.claim is None or isinstance(error.claim, str)
+    assert isinstance(error.description, str)
+    assert error.description
+    response = error_response(error)
+    assert response.status_code == error.status_code
+    assert response.body["reason"] == error.reason
