@@ -2,9 +2,10 @@
 
 Every figure comes from fresh interpreters, the modules taking turns round by round:
 
+- ``CPU ms``: user + system CPU time of ``python -c "import M"`` minus that of
+  ``python -c "pass"`` (CPU time, so that neighbours on a shared machine do not inflate it);
 - ``importtime ms``: the module's cumulative time from ``python -X importtime -c "import M"``
-  (what the import adds inside the process, without interpreter start-up);
-- ``wall ms``: wall time of ``python -c "import M"`` minus that of ``python -c "pass"``;
+  (wall time inside the process, without interpreter start-up);
 - ``modules``: how many modules the import adds to ``sys.modules``.
 
 Medians over the rounds. Each framework is listed too, so an adapter's own share is its row
@@ -16,10 +17,10 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -60,10 +61,13 @@ def _run(arguments: list[str]) -> subprocess.CompletedProcess[str]:
     )
 
 
-def _wall_ms(code: str) -> float:
-    start = time.perf_counter()
+def _cpu_ms(code: str) -> float:
+    """User + system CPU time of a fresh interpreter running ``code``."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     _run(["-c", code])
-    return (time.perf_counter() - start) * 1e3
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    used = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
+    return used * 1e3
 
 
 def _importtime_ms(module: str) -> float:
@@ -97,21 +101,21 @@ def importable(module: str) -> bool:
 
 
 def measure(modules: list[str], rounds: int) -> dict[str, dict[str, float]]:
-    """Median import time, wall time and module count per module."""
-    wall: dict[str, list[float]] = {name: [] for name in modules}
+    """Median CPU time and import time per module."""
+    cpu: dict[str, list[float]] = {name: [] for name in modules}
     inner: dict[str, list[float]] = {name: [] for name in modules}
     baseline: list[float] = []
     for round_number in range(rounds):
         shift = round_number % len(modules)
-        baseline.append(_wall_ms("pass"))
+        baseline.append(_cpu_ms("pass"))
         for name in modules[shift:] + modules[:shift]:
-            wall[name].append(_wall_ms(f"import {name}"))
+            cpu[name].append(_cpu_ms(f"import {name}"))
             inner[name].append(_importtime_ms(name))
     start = statistics.median(baseline)
     return {
         name: {
             "importtime": statistics.median(inner[name]),
-            "wall": statistics.median(wall[name]) - start,
+            "cpu": statistics.median(cpu[name]) - start,
             "start": start,
         }
         for name in modules
@@ -125,21 +129,22 @@ def main() -> None:
     missing = [name for name, _ in MODULES if name not in present]
     results = measure(present, rounds)
     labels = dict(MODULES)
-    print(f"{rounds} rounds; interpreter start-up {results[present[0]]['start']:.0f} ms (median)")
+    start = results[present[0]]["start"]
+    print(f"{rounds} rounds; interpreter start-up {start:.0f} ms of CPU (median, subtracted)")
     print()
-    print("| import | stands for | importtime ms | wall ms | x PyJWT (wall) | modules |")
+    print("| import | stands for | CPU ms | x PyJWT | importtime ms | modules |")
     print("| --- | --- | ---: | ---: | ---: | ---: |")
-    reference = results.get("jwt", {}).get("wall")
+    reference = results.get("jwt", {}).get("cpu")
     heavy_in_core: list[str] = []
     for name in present:
         count, heavy = _loaded(name)
         if name == "jwkguard":
             heavy_in_core = heavy
         row = results[name]
-        ratio = f"{row['wall'] / reference:.2f}x" if reference else "-"
+        ratio = f"{row['cpu'] / reference:.2f}x" if reference else "-"
         print(
-            f"| `{name}` | {labels[name]} | {row['importtime']:.1f} | {row['wall']:.1f} "
-            f"| {ratio} | {count} |"
+            f"| `{name}` | {labels[name]} | {row['cpu']:.1f} | {ratio} "
+            f"| {row['importtime']:.1f} | {count} |"
         )
     for name in missing:
         print(f"| `{name}` | {labels[name]} | not importable here | | | |")

@@ -50,7 +50,7 @@ FLOOR_TARGET = 0.1
 PYJWT_SPEEDUP_TARGET = 20.0
 MEMORY_ENTRIES = 100_000
 # The documented bound for 100,000 entries of tokens like this one (docs/performance.md).
-MEMORY_BOUND_MB = 350
+MEMORY_BOUND_MB = 256
 MISS_POOL = 400
 
 Call = Callable[[], object]
