@@ -129,9 +129,10 @@ class Issuer:
             not isinstance(self.scope_claim, str) or not self.scope_claim
         ):
             raise ConfigurationError("scope_claim must be a non-empty claim name or dotted path")
-        if isinstance(self.claim_checks, str | bytes) or not all(
-            callable(check) for check in self.claim_checks
-        ):
+        if isinstance(self.claim_checks, str | bytes):
+            raise ConfigurationError("claim_checks must be a list of callables")
+        object.__setattr__(self, "claim_checks", tuple(self.claim_checks))
+        if not all(callable(check) for check in self.claim_checks):
             raise ConfigurationError("claim_checks must be a list of callables")
         # The issuer itself is fetched from only for discovery; with a jwks_uri it may be any
         # string (Google's ID tokens say "accounts.google.com").
@@ -146,7 +147,6 @@ class Issuer:
             type(value) is int and value > 0 for value in (self.max_response_bytes, self.max_keys)
         ):
             raise ConfigurationError("max_response_bytes and max_keys must be positive")
-        object.__setattr__(self, "claim_checks", tuple(self.claim_checks))
         object.__setattr__(self, "metadata", dict(self.metadata))
 
     def _check_url(self, url: str) -> None:

@@ -142,7 +142,10 @@ class Validator:
                 raise ConfigurationError(f"{name} must be a positive number of seconds")
         required_claims = _names(required_claims, "required_claims")
         required_scopes = _names(required_scopes, "required_scopes")
-        if isinstance(claim_checks, str | bytes) or not all(map(callable, claim_checks)):
+        if isinstance(claim_checks, str | bytes) or not isinstance(claim_checks, Iterable):
+            raise ConfigurationError("claim_checks must be a list of callables")
+        claim_checks = tuple(claim_checks)  # a generator would be used up by the check below
+        if not all(map(callable, claim_checks)):
             raise ConfigurationError("claim_checks must be a list of callables")
         if clock is not None and not callable(clock):
             raise ConfigurationError("clock must be a callable returning unix time")

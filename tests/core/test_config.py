@@ -278,3 +278,13 @@ def test_issuer_is_frozen_and_its_lists_are_copied(jwks: dict[str, Any]) -> None
 def test_the_secret_is_not_in_the_issuer_repr() -> None:
     issuer = Issuer(ISSUER, audiences=[AUDIENCE], secret=b"top-secret-value-0123456789abcdef")
     assert "top-secret" not in repr(issuer)
+
+
+def test_claim_checks_given_as_a_generator_are_kept(jwks: dict[str, Any]) -> None:
+    def refuse(payload: Any) -> bool:
+        return False
+
+    issuer = Issuer(ISSUER, audiences=[AUDIENCE], jwks=jwks, claim_checks=(c for c in [refuse]))
+    assert issuer.claim_checks == (refuse,)
+    validator = _validator(jwks, claim_checks=(c for c in [refuse]))
+    assert validator.route_policy(ISSUER).claim_checks == (refuse,)
