@@ -8,6 +8,7 @@ many addresses, has it been used lately?" (reuse watch).
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -17,6 +18,8 @@ from typing import Protocol
 from ._replica import LifecycleChange, Replica
 
 __all__ = ["ChangeListener", "LifecycleStore", "MemoryStore", "TokenUsage"]
+
+logger = logging.getLogger("jwkguard.lifecycle")
 
 ChangeListener = Callable[[LifecycleChange], None]
 """Receives fleet broadcasts that carry no state (``force_refresh``)."""
@@ -127,7 +130,10 @@ class MemoryStore:
             self._sweep(self._clock())
         if change.op == "force_refresh":
             for listener in tuple(self._listeners):
-                listener(change)
+                try:
+                    listener(change)
+                except Exception:  # as in RedisStore: one instance's bug is not the admin's
+                    logger.exception("lifecycle listener failed on %s", change.op)
 
     async def apublish(self, change: LifecycleChange) -> None:
         """Same as ``publish``: nothing to wait for."""
