@@ -1,8 +1,8 @@
 """Public JWKs imported with ``cryptography`` (RFC 7518 section 6, RFC 8037), and thumbprints.
 
 Loading a key set is on the path of every JWKS refresh, so keys are built straight from their
-numbers, with the checks that matter here: strict base64url members, full-size EC coordinates,
-points on the curve (``cryptography`` checks), RSA exponents and sizes.
+numbers, with the checks that matter here: strict base64url members, EC coordinates no longer
+than the curve's size, points on the curve (``cryptography`` checks), RSA exponents and sizes.
 """
 
 from __future__ import annotations
@@ -71,11 +71,13 @@ def _import_ec(jwk: Mapping[str, Any]) -> ec.EllipticCurvePublicKey:
         raise ValueError(f"unsupported EC curve {crv!r}")
     curve, size = _EC_CURVES[crv]
     x, y = _member(jwk, "x"), _member(jwk, "y")
-    # RFC 7518 section 6.2.1.2: each coordinate is the full size of the curve's field.
-    if len(x) != size or len(y) != size:
-        raise ValueError(f"EC coordinates must be {size} bytes for {crv}")
+    # RFC 7518 section 6.2.1.2 asks producers for full-size coordinates. Some drop leading zero
+    # bytes (one key in 256); that is the same point, so it is padded back rather than refused.
+    if len(x) > size or len(y) > size:
+        raise ValueError(f"EC coordinates must be at most {size} bytes for {crv}")
     # Raises ValueError for a point that is not on the curve.
-    return ec.EllipticCurvePublicKey.from_encoded_point(curve, b"\x04" + x + y)
+    point = b"\x04" + x.rjust(size, b"\x00") + y.rjust(size, b"\x00")
+    return ec.EllipticCurvePublicKey.from_encoded_point(curve, point)
 
 
 def _import_okp(jwk: Mapping[str, Any]) -> Ed25519PublicKey | Ed448PublicKey:

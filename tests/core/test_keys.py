@@ -161,9 +161,33 @@ def test_ec_point_not_on_the_curve_is_never_loaded(p256: SigningKey) -> None:
     assert "cannot be imported" in _skip_reason(_jwk(p256, y=b64url(y.to_bytes(32, "big"))))
 
 
-def test_ec_coordinates_must_be_full_size(p256: SigningKey) -> None:
-    short_x = b64url(_b64decode(p256.public_jwk["x"])[1:])
-    assert "must be 32 bytes" in _skip_reason(_jwk(p256, x=short_x))
+def test_ec_coordinates_longer_than_the_curve_are_refused(p256: SigningKey) -> None:
+    long_x = b64url(b"\x00" + _b64decode(p256.public_jwk["x"]))
+    assert "at most 32 bytes" in _skip_reason(_jwk(p256, x=long_x))
+
+
+def _p256_point_with_short_x() -> ec.EllipticCurvePublicNumbers:
+    """The public point of the first private scalar whose x has a zero top byte."""
+    for scalar in range(1, 10_000):
+        numbers = ec.derive_private_key(scalar, ec.SECP256R1()).public_key().public_numbers()
+        if numbers.x < 1 << 248:
+            return numbers
+    raise AssertionError("no such scalar below 10000")
+
+
+def test_ec_coordinates_without_leading_zero_bytes_are_the_same_point() -> None:
+    # Some producers drop leading zero bytes; the point, and so the key, is the same.
+    numbers = _p256_point_with_short_x()
+    short_x = numbers.x.to_bytes(31, "big")
+    jwk = {
+        "kty": "EC",
+        "crv": "P-256",
+        "x": b64url(short_x),
+        "y": b64url(numbers.y.to_bytes(32, "big")),
+    }
+    loaded = import_public_jwk(jwk)
+    assert isinstance(loaded, ec.EllipticCurvePublicKey)
+    assert loaded.public_numbers() == numbers
 
 
 @pytest.mark.parametrize(
