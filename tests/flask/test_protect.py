@@ -216,3 +216,13 @@ def test_protect_and_require_validate_once(settings: dict[str, Any], issuer: Loc
 def test_bad_protect_arguments_are_refused(options: dict[str, Any], message: str) -> None:
     with pytest.raises(ConfigurationError, match=message):
         JWKGuard().protect(Blueprint("api", __name__), **options)
+
+
+def test_static_files_are_protected_under_an_app_unless_exempt(settings: dict[str, Any]) -> None:
+    answers = []
+    for exempt in ([], ["static"]):
+        app = Flask(__name__)
+        app.config.update(settings)
+        JWKGuard(app).protect(app, exempt=exempt)
+        answers.append(app.test_client().get("/static/missing.css").status_code)
+    assert answers == [401, 404]
