@@ -164,21 +164,28 @@ scopes = ["admin"]
 def jwkguard_serve(
     config: str, tmp_path: Path, port: int, env: Mapping[str, str] | None = None
 ) -> Iterator[subprocess.Popen[str]]:
-    """Run `jwkguard serve` as a child process until the block ends."""
+    """Run `jwkguard serve` as a child process until the block ends (its log in a file)."""
     path = tmp_path / f"serve-{port}.toml"
     path.write_text(config, encoding="utf-8")
-    process = subprocess.Popen(
-        [JWKGUARD, "serve", "--config", str(path)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env={**os.environ, **(env or {})},
-    )
-    try:
-        wait_until_listening(port, process, timeout=30)
-        yield process
-    finally:
-        stop(process)
+    with (tmp_path / f"serve-{port}.log").open("w", encoding="utf-8") as log:
+        process = subprocess.Popen(
+            [JWKGUARD, "serve", "--config", str(path)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env={**os.environ, **(env or {})},
+        )
+        try:
+            try:
+                wait_until_listening(port, process, timeout=30)
+            except AssertionError as exc:
+                stop(process)
+                log.flush()
+                text = (tmp_path / f"serve-{port}.log").read_text(encoding="utf-8")
+                raise AssertionError(f"{exc}\n{text}") from None
+            yield process
+        finally:
+            stop(process)
 
 
 @pytest.fixture(scope="module")
