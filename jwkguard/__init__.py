@@ -24,6 +24,7 @@ from ._dpop import (
     normalise_htu,
 )
 from ._events import Event, EventHandler, log_event
+from ._introspection import IntrospectionUnavailable, Introspector
 from ._issuer import ClaimCheck, Issuer
 from ._keyset import KeySet, VerificationKey
 from ._keysource import KeySource, StaticKeySource
@@ -32,8 +33,10 @@ from ._metrics import IssuerStatus, PrometheusMetrics, issuer_status
 from ._mtls import certificate_from_proxy_header, certificate_thumbprint
 from ._policy import check_scopes
 from ._redis_store import RedisStore
+from ._replay_ledger import RedisReplayLedger
 from ._replica import LifecycleChange
 from ._sender import PresentedRequest, SenderConstraints
+from ._sender_settings import SenderSettings, build_sender_settings
 from ._settings import build_validator, unknown_settings
 from ._stores import LifecycleStore, MemoryStore, TokenUsage
 from ._token_cache import TokenCache
@@ -61,6 +64,8 @@ __all__ = [
     "Event",
     "EventHandler",
     "InsufficientScope",
+    "IntrospectionUnavailable",
+    "Introspector",
     "InvalidRequest",
     "Issuer",
     "IssuerStatus",
@@ -77,10 +82,12 @@ __all__ = [
     "MemoryStore",
     "PresentedRequest",
     "PrometheusMetrics",
+    "RedisReplayLedger",
     "RedisStore",
     "ReplayLedger",
     "ReuseWatch",
     "SenderConstraints",
+    "SenderSettings",
     "StaticKeySource",
     "StoreUnavailable",
     "TokenCache",
@@ -89,6 +96,7 @@ __all__ = [
     "Validator",
     "VerificationKey",
     "access_token_hash",
+    "build_sender_settings",
     "build_validator",
     "certificate_from_proxy_header",
     "certificate_thumbprint",

@@ -81,9 +81,16 @@ def confirmation_thumbprint(claims: Mapping[str, Any]) -> str | None:
 
 
 class ReplayLedger(Protocol):
-    """Remembers one-time identifiers; ``first_use`` is atomic across everyone sharing it."""
+    """Remembers one-time identifiers; ``first_use`` is atomic across everyone sharing it.
+
+    ``afirst_use`` is the same question for async callers, so a ledger that does IO (Redis)
+    never blocks the event loop. A ledger that cannot answer raises a ``TokenError`` (such as
+    ``StoreUnavailable``) or, where its policy allows, answers True.
+    """
 
     def first_use(self, key: str, ttl: float, now: float) -> bool: ...
+
+    async def afirst_use(self, key: str, ttl: float, now: float) -> bool: ...
 
 
 class MemoryReplayLedger:
@@ -107,6 +114,10 @@ class MemoryReplayLedger:
                     return False
             self._expiry[key] = now + ttl
             return True
+
+    async def afirst_use(self, key: str, ttl: float, now: float) -> bool:
+        """Same as :meth:`first_use`: nothing to wait for."""
+        return self.first_use(key, ttl, now)
 
 
 class DPoPNonces:
@@ -144,6 +155,16 @@ class DPoPProof:
     thumbprint: str
     jti: str
     claims: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class _Pending:
+    """A proof that passed every check but the replay ledger, which the driver asks next."""
+
+    proof: DPoPProof
+    ledger_key: str
+    ttl: float
+    now: float
 
 
 class DPoPVerifier:
@@ -199,7 +220,44 @@ class DPoPVerifier:
             InvalidDPoPProof: The proof is missing, malformed, stale, replayed, for another
                 request or another token, or signed by a key the token is not bound to.
             UseDPoPNonce: Nonces are required and the proof lacks the current one.
+            StoreUnavailable: A shared replay ledger cannot be reached and its policy is
+                fail-closed.
         """
+        pending = self._examine(
+            proof, method=method, url=url, access_token=access_token, claims=claims
+        )
+        return self._record(pending)
+
+    async def averify(
+        self,
+        proof: str | None,
+        *,
+        method: str,
+        url: str,
+        access_token: str,
+        claims: Claims | Mapping[str, Any],
+    ) -> DPoPProof:
+        """:meth:`verify` for async callers: the replay ledger is asked without blocking."""
+        pending = self._examine(
+            proof, method=method, url=url, access_token=access_token, claims=claims
+        )
+        return await self._arecord(pending)
+
+    # -- the shared decision core ---------------------------------------------------------
+    # ``_examine`` does every check that needs no IO; ``_record`` / ``_arecord`` then ask the
+    # replay ledger. Callers with more checks to make (SenderConstraints) run theirs in
+    # between, so a request refused for another reason never spends a proof.
+
+    def _examine(
+        self,
+        proof: str | None,
+        *,
+        method: str,
+        url: str,
+        access_token: str,
+        claims: Claims | Mapping[str, Any],
+    ) -> _Pending:
+        """Every check of :meth:`verify` except the replay ledger (no IO)."""
         now = self.clock()
         if not isinstance(proof, str) or not proof:
             raise InvalidDPoPProof("A DPoP proof is required", reason="dpop_proof_missing")
@@ -232,11 +290,22 @@ class DPoPVerifier:
                 "The access token is not bound to the DPoP proof key", reason="dpop_key_mismatch"
             )
         jti = payload["jti"]
-        if not self.replay.first_use(
-            f"dpop:{key.thumbprint}:{jti}", self.max_age + self.leeway, now
-        ):
-            raise InvalidDPoPProof("The DPoP proof was already used", reason="dpop_replayed")
-        return DPoPProof(thumbprint=key.thumbprint, jti=jti, claims=payload)
+        return _Pending(
+            proof=DPoPProof(thumbprint=key.thumbprint, jti=jti, claims=payload),
+            ledger_key=f"dpop:{key.thumbprint}:{jti}",
+            ttl=self.max_age + self.leeway,
+            now=now,
+        )
+
+    def _record(self, pending: _Pending) -> DPoPProof:
+        """Spend the examined proof in the replay ledger; refuse it if it was spent before."""
+        first = self.replay.first_use(pending.ledger_key, pending.ttl, pending.now)
+        return _settle(pending, first)
+
+    async def _arecord(self, pending: _Pending) -> DPoPProof:
+        """:meth:`record` without blocking the event loop."""
+        first = await self.replay.afirst_use(pending.ledger_key, pending.ttl, pending.now)
+        return _settle(pending, first)
 
     def _key_set(self, jwk: object) -> KeySet:
         if not isinstance(jwk, dict):
@@ -279,3 +348,9 @@ class DPoPVerifier:
             raise InvalidDPoPProof("The DPoP proof is for another access token", claim="ath")
         if self.nonces is not None and not self.nonces.is_valid(payload.get("nonce"), now):
             raise UseDPoPNonce(nonce=self.nonces.current(now))
+
+
+def _settle(pending: _Pending, first_use: bool) -> DPoPProof:
+    if not first_use:
+        raise InvalidDPoPProof("The DPoP proof was already used", reason="dpop_replayed")
+    return pending.proof
