@@ -104,7 +104,7 @@ def _decide(request: HttpRequest, view_func: Callable[..., Any]) -> HttpResponse
     outcome = recorded(request)
     if outcome is None:
         return None
-    if outcome.claims is not None:
+    if outcome.claims is not None and request.__dict__.get("user") is not outcome.user:
         # AuthenticationMiddleware may be listed after this one and have replaced the user.
         attach_user(request, outcome)
     if hasattr(view_func, POLICY_ATTRIBUTE):

@@ -86,6 +86,8 @@ class JWKGuardAuthentication(BaseAuthentication):
 def _required_scopes(request: Request, view: Any) -> frozenset[str] | None:
     """The scopes the view demands for this request; None when no entry covers it."""
     required = getattr(view, "required_scopes", ())
+    if type(required) in (list, tuple, frozenset):  # the common case, without an ABC check
+        return frozenset(required)
     if isinstance(required, str):
         raise TypeError("required_scopes must be a list of scope names")
     if not isinstance(required, Mapping):
@@ -112,12 +114,15 @@ class HasScopes(BasePermission):
         Raises:
             JWKGuardAPIError: No valid token (401) or missing scopes (403).
         """
+        claims = request.auth
+        scopes = _required_scopes(request, view)
+        if isinstance(claims, Claims) and scopes is not None and claims.scopes >= scopes:
+            return True
         realm = get_state().options.realm
-        if isinstance(request.auth, Claims):
-            outcome = Outcome(claims=request.auth)
+        if isinstance(claims, Claims):
+            outcome = Outcome(claims=claims)
         else:
             outcome = recorded(request._request) or Outcome()
-        scopes = _required_scopes(request, view)
         if scopes is None:
             if outcome.claims is None:
                 raise JWKGuardAPIError(missing_token_response(realm))
