@@ -18,6 +18,7 @@ from jwkguard import (
     ConfigurationError,
     Credentials,
     ErrorResponse,
+    Introspector,
     InvalidRequest,
     KeysUnavailable,
     PresentedRequest,
@@ -25,9 +26,7 @@ from jwkguard import (
     TokenError,
     Validator,
     check_scopes,
-    error_response,
     extract_credentials,
-    missing_token_response,
 )
 
 __all__ = ["Authenticator", "QueryPolicy", "close_reason"]
@@ -41,6 +40,9 @@ _QUERY_NAME = b"access_token"
 _MAX_CLOSE_REASON = 123
 WS_POLICY_VIOLATION = 1008
 WS_TRY_AGAIN_LATER = 1013
+# Where a request's sender-checked claims are kept, so that a second JWTBearer on the same
+# route neither re-validates the token nor spends its DPoP proof twice.
+_SENDER_CHECKED = "jwkguard_sender_checked"
 
 
 class Authenticator:
@@ -54,9 +56,18 @@ class Authenticator:
             offer the subprotocols ``[marker, token]`` and the server selects ``marker``.
         sender_constraints: DPoP and certificate binding; by default, tokens bound to a key
             or a certificate are refused, since this server cannot check the binding.
+        introspector: Also ask the authorization server whether the token is still active
+            (RFC 7662), after it passed every local check (hybrid mode).
     """
 
-    __slots__ = ("_allow_query", "_ws_allow_query", "constraints", "realm", "subprotocol")
+    __slots__ = (
+        "_allow_query",
+        "_ws_allow_query",
+        "constraints",
+        "introspector",
+        "realm",
+        "subprotocol",
+    )
 
     def __init__(
         self,
@@ -65,6 +76,7 @@ class Authenticator:
         allow_query: QueryPolicy = "never",
         websocket_subprotocol: str | None = None,
         sender_constraints: SenderConstraints | None = None,
+        introspector: Introspector | None = None,
     ) -> None:
         if allow_query not in _QUERY_POLICIES:
             raise ConfigurationError(f"allow_query must be one of {', '.join(_QUERY_POLICIES)}")
@@ -73,6 +85,7 @@ class Authenticator:
         self.realm = realm
         self.subprotocol = websocket_subprotocol
         self.constraints = sender_constraints or SenderConstraints()
+        self.introspector = introspector
         self._allow_query = allow_query == "always"
         self._ws_allow_query = allow_query != "never"
 
@@ -117,35 +130,67 @@ class Authenticator:
         found = self.credentials(scope)
         if found is None:
             return None
-        claims = await validator.avalidate(found.token)
         constraints = self.constraints
-        if (
-            "cnf" in claims
-            or found.scheme != "Bearer"
-            or constraints.require_dpop
-            or constraints.require_certificate
-        ):
-            constraints.check(claims, _presented(scope, found))
+        state: dict[str, Any] = scope.setdefault("state", {})
+        checked = state.get(_SENDER_CHECKED)
+        claims: Claims
+        if checked is not None and checked[0] == found.token and checked[1] is validator:
+            claims = checked[2]
+            constraints.check_required(claims)
+        else:
+            claims = await validator.avalidate(found.token)
+            if "cnf" in claims or found.scheme != "Bearer" or not constraints.inactive:
+                await constraints.acheck(claims, self.presented(scope, found))
+                state[_SENDER_CHECKED] = (found.token, validator, claims)
+        if self.introspector is not None:
+            await self.introspector.aintrospect(found.token)
         if required_scopes:
             check_scopes(claims.scopes, required_scopes)
         return claims
 
-    def missing(self) -> ErrorResponse:
-        """The 401 for a request without a token (RFC 6750 section 3.1: no error code)."""
-        return missing_token_response(
-            self.realm,
-            scheme=self.constraints.challenge_scheme,
-            challenge_params=self.constraints.challenge_params,
+    def presented(self, scope: Scope, found: Credentials) -> PresentedRequest:
+        """What the sender constraints look at: scheme, method, URL, proofs, certificate.
+
+        The client certificate comes from the ASGI TLS extension where the server provides
+        it, or from the configured header of a trusted proxy.
+        """
+        headers: list[tuple[bytes, bytes]] = scope["headers"]
+        tls: dict[str, Any] = (scope.get("extensions") or {}).get("tls") or {}
+        chain = tls.get("client_cert_chain") or ()
+        constraints = self.constraints
+        forwarded: list[str] = []
+        if constraints.client_cert_header is not None:
+            wanted = constraints.client_cert_header.lower().encode("latin-1")
+            forwarded = [value.decode("latin-1") for name, value in headers if name == wanted]
+        client = scope.get("client")
+        return PresentedRequest(
+            scheme=found.scheme,
+            token=found.token,
+            method=scope.get("method", "GET"),
+            url=str(URL(scope=scope)),
+            dpop_proofs=tuple(
+                value.decode("latin-1") for name, value in headers if name == b"dpop"
+            ),
+            client_certificate=constraints.client_certificate(
+                chain[0] if chain else None, forwarded, client[0] if client else None
+            ),
         )
 
-    def refusal(self, exc: TokenError) -> ErrorResponse:
-        """The 400, 401, 403 or 503 answer for a refused token."""
-        return error_response(
-            exc,
-            realm=self.realm,
-            scheme=self.constraints.challenge_scheme,
-            challenge_params=self.constraints.challenge_params,
-        )
+    def missing(self) -> ErrorResponse:
+        """The 401 for a request without a token (RFC 6750 section 3.1: no error code)."""
+        return self.constraints.refusal(None, realm=self.realm)
+
+    def refusal(self, exc: TokenError, scope: Scope | None = None) -> ErrorResponse:
+        """The 400, 401, 403 or 503 answer for a refused token.
+
+        With the connection's ``scope``, a client that used the DPoP scheme gets a DPoP
+        challenge (RFC 9449 section 7.1).
+        """
+        authorization: list[str] = []
+        if scope is not None:
+            headers: list[tuple[bytes, bytes]] = scope["headers"]
+            authorization = [v.decode("latin-1") for k, v in headers if k == b"authorization"]
+        return self.constraints.refusal(exc, realm=self.realm, authorization=authorization)
 
     def offered_subprotocol(self, scope: Scope) -> str | None:
         """The marker subprotocol to select when accepting, if the client offered it."""
@@ -189,17 +234,3 @@ def _subprotocol_token(offered: Collection[str], marker: str) -> str | None:
             reason="malformed_subprotocol",
         )
     return protocols[position + 1]
-
-
-def _presented(scope: Scope, found: Credentials) -> PresentedRequest:
-    headers: list[tuple[bytes, bytes]] = scope["headers"]
-    tls: dict[str, Any] = (scope.get("extensions") or {}).get("tls") or {}
-    chain = tls.get("client_cert_chain") or ()
-    return PresentedRequest(
-        scheme=found.scheme,
-        token=found.token,
-        method=scope.get("method", "GET"),
-        url=str(URL(scope=scope)),
-        dpop_proofs=tuple(value.decode("latin-1") for name, value in headers if name == b"dpop"),
-        client_certificate=chain[0] if chain else None,
-    )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Annotated, Any
 
 from fastapi import Security, WebSocketException
@@ -18,7 +18,9 @@ from starlette.requests import HTTPConnection
 from jwkguard import (
     Claims,
     ConfigurationError,
+    DPoPVerifier,
     ErrorResponse,
+    Introspector,
     SenderConstraints,
     TokenError,
     Validator,
@@ -58,8 +60,20 @@ class JWTBearer(SecurityBase):
             ``"websocket"`` (handshakes only) or ``"always"``.
         websocket_subprotocol: Accept a WebSocket token offered as the subprotocols
             ``[marker, token]``; accept the socket with ``subprotocol=auth.subprotocol(ws)``.
-        sender_constraints: DPoP and certificate binding (RFC 9449, RFC 8705); by default,
-            tokens bound to a key or certificate are refused.
+        dpop: Accept DPoP-bound tokens (RFC 9449) with proofs checked by this verifier; share
+            one verifier between dependencies so they share its replay ledger. Without it,
+            tokens bound to a key are refused.
+        require_dpop: Refuse tokens that are not DPoP-bound (challenge ``DPoP``).
+        require_dpop_issuers: Refuse tokens from these issuers unless DPoP-bound.
+        require_certificate: Refuse tokens that are not bound to the client certificate.
+        client_cert_header: The header in which a TLS-terminating proxy forwards the client
+            certificate (RFC 8705), e.g. ``X-SSL-Client-Cert``; otherwise the certificate
+            comes from the ASGI TLS extension where the server provides it.
+        trusted_proxies: Addresses or networks whose ``client_cert_header`` is believed.
+        introspector: After every local check, also ask the authorization server whether
+            the token is still active (RFC 7662 hybrid mode, for high-value routes).
+        sender_constraints: A ready :class:`jwkguard.SenderConstraints`, instead of the
+            six options above.
         openid_connect_url: Describe the scheme in OpenAPI as OpenID Connect discovery.
         authorization_url: With ``token_url``, describe it as OAuth 2 authorization code.
         token_url: The token endpoint of the authorization code flow.
@@ -77,6 +91,13 @@ class JWTBearer(SecurityBase):
         realm: str = "api",
         allow_query: QueryPolicy = "never",
         websocket_subprotocol: str | None = None,
+        dpop: DPoPVerifier | None = None,
+        require_dpop: bool = False,
+        require_dpop_issuers: Collection[str] = (),
+        require_certificate: bool = False,
+        client_cert_header: str | None = None,
+        trusted_proxies: Collection[str] = (),
+        introspector: Introspector | None = None,
         sender_constraints: SenderConstraints | None = None,
         openid_connect_url: str | None = None,
         authorization_url: str | None = None,
@@ -99,11 +120,35 @@ class JWTBearer(SecurityBase):
         # Each kind of scheme has its own default name, so that the default bearer behind the
         # aliases never overwrites a configured OpenID Connect or OAuth 2 scheme in OpenAPI.
         self.scheme_name = scheme_name or _DEFAULT_SCHEME_NAMES[type(self.model)]
+        sender_options = (
+            dpop,
+            require_dpop,
+            require_dpop_issuers,
+            require_certificate,
+            client_cert_header,
+            trusted_proxies,
+        )
+        if sender_constraints is not None and any(sender_options):
+            raise ConfigurationError(
+                "give sender_constraints or the DPoP / certificate options, not both"
+            )
+        if sender_constraints is None:
+            sender_constraints = SenderConstraints(
+                dpop=dpop,
+                require_dpop=require_dpop,
+                require_dpop_issuers=require_dpop_issuers,
+                require_certificate=require_certificate,
+                client_cert_header=client_cert_header,
+                trusted_proxies=trusted_proxies,
+            )
+        if introspector is not None and not isinstance(introspector, Introspector):
+            raise ConfigurationError("introspector must be a jwkguard.Introspector")
         self.authenticator = Authenticator(
             realm=realm,
             allow_query=allow_query,
             websocket_subprotocol=websocket_subprotocol,
             sender_constraints=sender_constraints,
+            introspector=introspector,
         )
 
     @classmethod
@@ -151,7 +196,8 @@ class JWTBearer(SecurityBase):
                 request.scope, validator, security_scopes.scopes
             )
         except TokenError as exc:
-            raise self._refuse(request, exc, self.authenticator.refusal(exc)) from None
+            answer = self.authenticator.refusal(exc, request.scope)
+            raise self._refuse(request, exc, answer) from None
         if claims is None and self.auto_error:
             raise self._refuse(request, None, self.authenticator.missing())
         # request.state reads this dict; writing it directly spares a State object per request.

@@ -92,7 +92,7 @@ class JWKGuardBackend(AuthenticationBackend):
         try:
             claims = await self.authenticator.authenticate(conn.scope, self.validator)
         except TokenError as exc:
-            raise TokenAuthenticationError(self.authenticator.refusal(exc)) from None
+            raise TokenAuthenticationError(self.authenticator.refusal(exc, conn.scope)) from None
         if claims is None:
             return None
         conn.scope.setdefault("state", {})["claims"] = claims
@@ -172,7 +172,9 @@ class JWKGuardMiddleware:
             await send({"type": "websocket.close", "code": code, "reason": reason})
             return
         answer = (
-            self.authenticator.missing() if error is None else self.authenticator.refusal(error)
+            self.authenticator.missing()
+            if error is None
+            else self.authenticator.refusal(error, scope)
         )
         await to_response(answer)(scope, receive, send)
 
