@@ -40,6 +40,7 @@ _DEFAULT_MAX_BYTES = 32 * 1024 * 1024
 _HEADER_SIZES_LIMIT = 64
 _INF = math.inf
 _sha256 = hashlib.sha256
+_ASCII_STR_SIZE = getsizeof("")  # an ASCII str takes this plus one byte per character
 
 
 class _Route(Protocol):
@@ -74,6 +75,7 @@ class CachedToken:
 
     __slots__ = (
         "alg",
+        "cache",
         "claims",
         "digest",
         "fixed_key",
@@ -89,6 +91,7 @@ class CachedToken:
 
     def __init__(
         self,
+        cache: TokenCache,
         digest: bytes,
         route: _Route,
         kid: str | None,
@@ -96,6 +99,7 @@ class CachedToken:
         claims: Claims,
         payload: Mapping[str, Any],
     ) -> None:
+        self.cache = cache
         self.digest = digest
         self.route = route
         self.kid = kid
@@ -108,6 +112,33 @@ class CachedToken:
         self.referenced = False
         self.size = 0
         self.slot = -1
+
+    def revalidate(self, match: KeyMatch | None, now: float, scopes: Iterable[str]) -> Claims:
+        """The checks a hit repeats once the key source has answered; shared by both drivers.
+
+        ``match`` is the key source's answer for the token's ``kid`` and ``alg``; None when
+        the key cannot change (``fixed_key``: a static source).
+
+        Raises:
+            TokenError: As a full validation of the token would; the caller then calls
+                ``refused`` so that the entry is dropped.
+        """
+        if match is not None and match[0].thumbprint != self.thumbprint:
+            # Another key now holds this kid: the token's signature cannot verify under it.
+            raise InvalidSignature()
+        claims = self.claims
+        if not self.valid_from <= now < self.valid_until:
+            self.route.policy.check_times(claims, now)
+        if scopes:
+            check_scopes(claims.scopes, requested_scopes(scopes))
+        if not self.referenced:
+            self.referenced = True
+        return claims
+
+    def refused(self, error: TokenError) -> None:
+        """A re-check failed: drop the entry, unless only this request's scopes were missing."""
+        if not isinstance(error, InsufficientScope):
+            self.cache.discard(self)
 
 
 def validity_window(policy: ClaimsPolicy, payload: Mapping[str, Any]) -> tuple[float, float]:
@@ -155,19 +186,25 @@ def _deep_size(root: object) -> int:
 
     Each object's ``sys.getsizeof`` plus the most its allocator block can add (15 bytes);
     shared singletons (small ints, one-character strings) are counted as if they were not.
+    ASCII member names are sized from their length (``sys.getsizeof`` is slow, and most of a
+    token's objects are member names).
     """
     total = 0
-    level: list[object] = [root]
+    level: list[Any] = [root]
     while level:
         total += sum(map(getsizeof, level)) + 15 * len(level)
-        below: list[object] = []
+        below: list[Any] = []
         for item in level:
             kind = type(item)
             if kind is dict:
-                below += item  # type: ignore[arg-type]
-                below += item.values()  # type: ignore[attr-defined]
+                names = "".join(item)
+                if names.isascii():
+                    total += (_ASCII_STR_SIZE + 15) * len(item) + len(names)
+                else:
+                    below += item
+                below += item.values()
             elif kind is list or kind is tuple or kind is frozenset:
-                below += item  # type: ignore[arg-type]
+                below += item
         level = below
     return total
 
@@ -264,51 +301,30 @@ class TokenCache:
 
     # -- the hit path: no lock ------------------------------------------------------------
 
-    def get(self, token: object) -> CachedToken | None:
-        """The entry for ``token``, or None."""
+    def lookup(self, token: object) -> tuple[bytes | None, CachedToken | None]:
+        """The digest of ``token`` (None if it can never be cached) and its entry, if any."""
         if type(token) is str and len(token) <= self._max_token_size:
             try:
                 raw = token.encode("ascii")
             except UnicodeEncodeError:
-                return None
-            return self._entries.get(_sha256(raw).digest())
-        digest = token_digest(token, self._max_token_size)
-        return None if digest is None else self._entries.get(digest)
+                return None, None
+            digest = _sha256(raw).digest()
+        else:
+            found = token_digest(token, self._max_token_size)
+            if found is None:
+                return None, None
+            digest = found
+        return digest, self._entries.get(digest)
 
-    def revalidate(
-        self, entry: CachedToken, match: KeyMatch | None, now: float, scopes: Iterable[str]
-    ) -> Claims:
-        """The checks a hit repeats once the key source has answered; shared by both drivers.
-
-        ``match`` is the key source's answer for the token's ``kid`` and ``alg``; None when
-        the entry's key cannot change (``fixed_key``: a static source).
-
-        Raises:
-            TokenError: As a full validation of the token would; the caller then calls
-                ``refused`` so that the entry is dropped.
-        """
-        if match is not None and match[0].thumbprint != entry.thumbprint:
-            # Another key now holds this kid: the token's signature cannot verify under it.
-            raise InvalidSignature()
-        claims = entry.claims
-        if not entry.valid_from <= now < entry.valid_until:
-            entry.route.policy.check_times(claims, now)
-        if scopes:
-            check_scopes(claims.scopes, requested_scopes(scopes))
-        if not entry.referenced:
-            entry.referenced = True
-        return claims
-
-    def refused(self, entry: CachedToken, error: TokenError) -> None:
-        """A hit failed a re-check: drop it, unless only this request's scopes were missing."""
-        if not isinstance(error, InsufficientScope):
-            self.discard(entry)
+    def get(self, token: object) -> CachedToken | None:
+        """The entry for ``token``, or None."""
+        return self.lookup(token)[1]
 
     # -- inserts and removals: under the lock ---------------------------------------------
 
     def put(
         self,
-        token: object,
+        digest: bytes,
         parsed: ParsedToken,
         route: _Route,
         kid: str | None,
@@ -316,11 +332,10 @@ class TokenCache:
         claims: Claims,
         now: float,
     ) -> None:
-        """Remember a token that just passed every check (``claims`` wraps ``parsed``)."""
-        digest = token_digest(token, self._max_token_size)
-        if digest is None or digest in self._entries:
+        """Remember a token (by its ``lookup`` digest) that just passed every check."""
+        if digest in self._entries:
             return
-        entry = CachedToken(digest, route, kid, alg, claims, parsed.payload)
+        entry = CachedToken(self, digest, route, kid, alg, claims, parsed.payload)
         if not entry.valid_from <= now < entry.valid_until:
             return
         payload_size = _deep_size((parsed.payload, claims.scopes))

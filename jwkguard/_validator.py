@@ -261,17 +261,18 @@ class Validator:
             TokenError: Any rejection; ``KeysUnavailable`` when no key can be had.
         """
         cache = self.token_cache
-        if cache is not None and (hit := cache.get(token)) is not None:
+        digest, hit = cache.lookup(token) if cache is not None else (None, None)
+        if hit is not None:
             now = self.clock()
             try:
                 match = None
                 if not hit.fixed_key:
                     match = hit.route.source.key_for(hit.kid, hit.alg, now)
-                claims = cache.revalidate(hit, match, now, scopes)
+                claims = hit.revalidate(match, now, scopes)
                 if self.lifecycle is not None:
                     self.lifecycle.check(claims, now)
             except TokenError as exc:
-                cache.refused(hit, exc)
+                hit.refused(exc)
                 raise
             return claims
         parsed, route, kid, alg = self._prepare(token)
@@ -280,24 +281,25 @@ class Validator:
         claims = self._finish(parsed, route, match, now, scopes)
         if self.lifecycle is not None:
             self.lifecycle.check(claims, now)
-        if cache is not None:
-            cache.put(token, parsed, route, kid, alg, claims, now)
+        if cache is not None and digest is not None:
+            cache.put(digest, parsed, route, kid, alg, claims, now)
         return claims
 
     async def avalidate(self, token: str | bytes, *, scopes: Iterable[str] = ()) -> Claims:
         """Validate ``token`` without blocking the event loop; same checks as ``validate``."""
         cache = self.token_cache
-        if cache is not None and (hit := cache.get(token)) is not None:
+        digest, hit = cache.lookup(token) if cache is not None else (None, None)
+        if hit is not None:
             now = self.clock()
             try:
                 match = None
                 if not hit.fixed_key:
                     match = await hit.route.source.akey_for(hit.kid, hit.alg, now)
-                claims = cache.revalidate(hit, match, now, scopes)
+                claims = hit.revalidate(match, now, scopes)
                 if self.lifecycle is not None:
                     await self.lifecycle.acheck(claims, now)
             except TokenError as exc:
-                cache.refused(hit, exc)
+                hit.refused(exc)
                 raise
             return claims
         parsed, route, kid, alg = self._prepare(token)
@@ -306,8 +308,8 @@ class Validator:
         claims = self._finish(parsed, route, match, now, scopes)
         if self.lifecycle is not None:
             await self.lifecycle.acheck(claims, now)
-        if cache is not None:
-            cache.put(token, parsed, route, kid, alg, claims, now)
+        if cache is not None and digest is not None:
+            cache.put(digest, parsed, route, kid, alg, claims, now)
         return claims
 
     def _prepare(self, token: str | bytes) -> tuple[ParsedToken, _Route, str | None, str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import hashlib
+import sys
 import threading
 import types
 from collections.abc import Iterator
@@ -32,7 +33,7 @@ from jwkguard import (
 from jwkguard._algorithms import Verifier
 from jwkguard._keysource import KeyMatch, key_not_found
 from jwkguard._policy import ClaimsPolicy
-from jwkguard._token_cache import validity_window
+from jwkguard._token_cache import _deep_size, validity_window
 from jwkguard.errors import LifecycleError
 from jwkguard.testing import LocalIssuer, SigningKey, generate_key, mint_token, sign_compact
 
@@ -318,7 +319,7 @@ def test_nbf_is_rechecked_when_the_clock_steps_back(
     assert len(cache_of(validator)) == 0
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(
     exp=st.one_of(st.none(), st.integers(0, 4_000_000_000)),
     nbf=st.one_of(st.none(), st.integers(0, 4_000_000_000)),
@@ -363,6 +364,28 @@ def test_the_validity_window_agrees_with_check_times(
             else:
                 passes = True
             assert (valid_from <= now < valid_until) == passes, (payload, now)
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=10,
+)
+
+
+@settings(max_examples=50, deadline=None)
+@given(payload=st.dictionaries(st.text(), json_values, max_size=12))
+def test_the_size_estimate_never_undercounts(payload: dict[str, Any]) -> None:
+    exact = 0
+    pending: list[Any] = [payload]
+    while pending:
+        item = pending.pop()
+        exact += sys.getsizeof(item)
+        if isinstance(item, dict):
+            pending += [*item, *item.values()]
+        elif isinstance(item, list):
+            pending += item
+    assert _deep_size(payload) >= exact
 
 
 # -- keys and lifecycle -----------------------------------------------------------------------
