@@ -62,7 +62,7 @@ async def test_refresh_ahead_runs_in_the_background_and_never_blocks_requests(
     local_issuer: LocalIssuer, clock: FakeClock
 ) -> None:
     events = Events()
-    async with remote_validator(local_issuer, clock, events, timeout=1.0) as validator:
+    async with remote_validator(local_issuer, clock, events, timeout=2.0) as validator:
         good = token(local_issuer, clock)
         await validator.awarm_up()
         local_issuer.hang(10, paths={JWKS})
@@ -79,7 +79,7 @@ async def test_refresh_ahead_runs_in_the_background_and_never_blocks_requests(
         assert "refresh_failed" not in events.kinds()  # still hanging
         await wait_for(lambda: "refresh_failed" in events.kinds())
         local_issuer.heal()
-    assert slowest < 0.2  # the background refresh hangs for a whole second
+    assert slowest < 0.5  # the background refresh hangs for two seconds
     assert local_issuer.requests[JWKS] == 2  # one background refresh, shared
 
 

@@ -224,7 +224,7 @@ def test_hundred_threads_on_a_cold_cache_share_exactly_one_fetch(
 def test_known_kid_is_answered_promptly_while_another_callers_refresh_hangs(
     local_issuer: LocalIssuer, clock: FakeClock, events: Events
 ) -> None:
-    with remote_validator(local_issuer, clock, events, timeout=1.0) as validator:
+    with remote_validator(local_issuer, clock, events, timeout=2.0) as validator:
         good = token(local_issuer, clock)
         validator.validate(good)
         local_issuer.hang(10, paths={JWKS})
@@ -240,7 +240,7 @@ def test_known_kid_is_answered_promptly_while_another_callers_refresh_hangs(
         assert refresher.is_alive()  # still stuck in the hanging refresh
         refresher.join(timeout=5)
         local_issuer.heal()
-    assert slowest < 0.2  # the refresh hangs for a whole second
+    assert slowest < 0.5  # the refresh hangs for two seconds
     assert "refresh_failed" in events.kinds()
 
 
