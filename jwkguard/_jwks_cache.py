@@ -448,7 +448,7 @@ class JwksCache:
             return Step(None, key_not_found(), Action.NONE, generation, tuple(events))
         remembered = s.unknown.get(kid)
         if remembered is not None and now < remembered:
-            return Step(None, key_not_found(), Action.NONE, generation)
+            return Step(None, key_not_found(), Action.NONE, generation, tuple(events))
         if not final:
             if s.miss_claim == generation:
                 # A refetch for a miss is already due or running: share it.
