@@ -45,7 +45,6 @@ LAZY = (
     "prometheus_client",
     "authlib",
     "jwkguard._remote",
-    "jwkguard._introspection",
 )
 _TIMEOUT = 60.0
 

@@ -15,13 +15,14 @@ import threading
 import time
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
-
-import httpx
+from typing import TYPE_CHECKING, Any, Literal
 
 from ._claims_result import Claims, read_scopes
 from ._issuer import is_loopback_host
 from .errors import ConfigurationError, InvalidClaim, KeysUnavailable, LifecycleError
+
+if TYPE_CHECKING:
+    import httpx
 
 __all__ = ["IntrospectionUnavailable", "Introspector"]
 
@@ -171,6 +172,8 @@ class Introspector:
 
         Returns None only when the endpoint cannot be asked and the policy is fail-open.
         """
+        import httpx  # loaded on first use, never at `import jwkguard`
+
         key, now, decided = self._before(token)
         if decided is not _ASK:
             return self._outcome(decided)
@@ -185,6 +188,8 @@ class Introspector:
 
     async def aintrospect(self, token: str) -> Claims | None:
         """Same as :meth:`introspect`, without blocking the event loop."""
+        import httpx
+
         key, now, decided = self._before(token)
         if decided is not _ASK:
             return self._outcome(decided)
