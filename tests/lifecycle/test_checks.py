@@ -203,7 +203,9 @@ def test_distrusted_kid_is_refused_while_the_issuer_still_publishes_it(
     error = refusal(validator, mint(rsa_key, clock))
     assert isinstance(error, LifecycleError)
     assert (error.reason, error.status_code) == ("key_distrusted", 401)
-    assert validator.key_source(ISSUER).current_keys() is not None  # still published
+    published = validator.key_source(ISSUER).current_keys()
+    assert published is not None
+    assert rsa_key.kid in {key.kid for key in published.keys}  # the issuer still publishes it
     assert validator.validate(mint(second_key, clock)).key_id == second_key.kid
 
 
