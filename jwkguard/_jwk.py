@@ -1,14 +1,14 @@
-"""Public JWKs imported with ``cryptography`` (RFC 7518 section 6, RFC 8037), and thumbprints.
+"""Public JWKs imported with ``joserfc`` after strict checks of our own, and RFC 7638 thumbprints.
 
-Loading a key set is on the path of every JWKS refresh, so keys are built straight from their
-numbers, with the checks that matter here: strict base64url members, EC coordinates no longer
-than the curve's size, points on the curve (``cryptography`` checks), RSA exponents and sizes.
+joserfc builds the ``cryptography`` key objects and computes thumbprints. Before that, the
+members are checked for what a validator must refuse: non-canonical base64url, RSA moduli out
+of bounds or bad exponents, EC coordinates longer than the curve (``cryptography`` then checks
+the point is on the curve), OKP keys of the wrong size. None of this is on the per-token path:
+keys are imported once per JWKS fetch.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -16,8 +16,9 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.asymmetric.ed448 import Ed448PublicKey
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from joserfc.jwk import JWKRegistry, OctKey
 
-from ._parse import b64url_decode, b64url_encode
+from ._parse import b64url_decode
 from .errors import MalformedToken
 
 __all__ = ["import_public_jwk", "jwk_thumbprint", "secret_thumbprint"]
@@ -26,7 +27,6 @@ MIN_RSA_BITS = 2048
 # OpenSSL's own ceiling for RSA verification; larger moduli only make every check slower.
 MAX_RSA_BITS = 16384
 _B64URL = re.compile(r"[A-Za-z0-9_-]+")
-_PLAIN = re.compile(r"[A-Za-z0-9_-]*")
 _EC_CURVES: dict[str, tuple[ec.EllipticCurve, int]] = {
     "P-256": (ec.SECP256R1(), 32),
     "P-384": (ec.SECP384R1(), 48),
@@ -62,7 +62,10 @@ def _import_rsa(jwk: Mapping[str, Any]) -> rsa.RSAPublicKey:
         raise ValueError(f"RSA key of {bits} bits is over {MAX_RSA_BITS}")
     if e < 3 or e % 2 == 0 or e >= n:
         raise ValueError("RSA public exponent is invalid")
-    return rsa.RSAPublicNumbers(e, n).public_key()
+    key = _joserfc_public_key(jwk)
+    if not isinstance(key, rsa.RSAPublicKey):  # pragma: no cover - kty was checked
+        raise ValueError("not an RSA key")
+    return key
 
 
 def _import_ec(jwk: Mapping[str, Any]) -> ec.EllipticCurvePublicKey:
@@ -76,8 +79,10 @@ def _import_ec(jwk: Mapping[str, Any]) -> ec.EllipticCurvePublicKey:
     if len(x) > size or len(y) > size:
         raise ValueError(f"EC coordinates must be at most {size} bytes for {crv}")
     # Raises ValueError for a point that is not on the curve.
-    point = b"\x04" + x.rjust(size, b"\x00") + y.rjust(size, b"\x00")
-    return ec.EllipticCurvePublicKey.from_encoded_point(curve, point)
+    key = _joserfc_public_key(jwk)
+    if not isinstance(key, ec.EllipticCurvePublicKey) or key.curve.name != curve.name:
+        raise ValueError(f"the key is not on {crv}")
+    return key
 
 
 def _import_okp(jwk: Mapping[str, Any]) -> Ed25519PublicKey | Ed448PublicKey:
@@ -88,9 +93,19 @@ def _import_okp(jwk: Mapping[str, Any]) -> Ed25519PublicKey | Ed448PublicKey:
     x = _member(jwk, "x")
     if len(x) != size:
         raise ValueError(f"OKP public key must be {size} bytes for {crv}")
-    if crv == "Ed25519":
-        return Ed25519PublicKey.from_public_bytes(x)
-    return Ed448PublicKey.from_public_bytes(x)
+    key = _joserfc_public_key(jwk)
+    if not isinstance(key, Ed25519PublicKey | Ed448PublicKey):
+        raise ValueError(f"not an {crv} signing key")
+    return key
+
+
+def _joserfc_public_key(jwk: Mapping[str, Any]) -> Any:
+    try:
+        return JWKRegistry.import_key(dict(jwk)).public_key
+    except ValueError:
+        raise
+    except Exception as exc:  # joserfc's own errors: the JWK cannot be imported
+        raise ValueError(f"the JWK cannot be imported: {exc}") from exc
 
 
 def import_public_jwk(
@@ -112,7 +127,7 @@ def import_public_jwk(
 
 
 def jwk_thumbprint(jwk: Mapping[str, Any]) -> str:
-    """The RFC 7638 SHA-256 thumbprint of a JWK, base64url.
+    """The RFC 7638 SHA-256 thumbprint of a JWK, base64url (computed by joserfc).
 
     Raises:
         ValueError: The JWK lacks a member the thumbprint covers.
@@ -120,21 +135,16 @@ def jwk_thumbprint(jwk: Mapping[str, Any]) -> str:
     members = _THUMBPRINT_MEMBERS.get(jwk.get("kty"))  # type: ignore[arg-type]
     if members is None:
         raise ValueError("cannot compute a thumbprint for this kty")
-    required: dict[str, str] = {}
+    required: dict[str, Any] = {}
     for name in members:
         value = jwk.get(name)
         if not isinstance(value, str):
             raise ValueError(f"the JWK member {name!r} is missing")
         required[name] = value
-    # Members in lexicographic order, no whitespace (RFC 7638 section 3.3). The members are
-    # base64url or curve names, which JSON writes as they are; anything else goes through json.
-    if all(_PLAIN.fullmatch(value) for value in required.values()):
-        canonical = "{" + ",".join(f'"{name}":"{value}"' for name, value in required.items()) + "}"
-    else:
-        canonical = json.dumps(required, separators=(",", ":"), sort_keys=True, ensure_ascii=False)
-    return b64url_encode(hashlib.sha256(canonical.encode("utf-8")).digest())
+    # Only the required members: thumbprints ignore the rest, and joserfc need not parse them.
+    return str(JWKRegistry.import_key(required).thumbprint())
 
 
 def secret_thumbprint(secret: bytes) -> str:
     """The RFC 7638 thumbprint of a shared secret as an ``oct`` JWK."""
-    return jwk_thumbprint({"kty": "oct", "k": b64url_encode(secret)})
+    return str(OctKey.import_key(secret).thumbprint())
