@@ -21,7 +21,9 @@ from joserfc.jwk import JWKRegistry, OctKey
 from ._parse import b64url_decode
 from .errors import MalformedToken
 
-__all__ = ["import_public_jwk", "jwk_thumbprint", "secret_thumbprint"]
+__all__ = ["PublicKey", "import_jwk", "import_public_jwk", "jwk_thumbprint", "secret_thumbprint"]
+
+PublicKey = rsa.RSAPublicKey | ec.EllipticCurvePublicKey | Ed25519PublicKey | Ed448PublicKey
 
 MIN_RSA_BITS = 2048
 # OpenSSL's own ceiling for RSA verification; larger moduli only make every check slower.
@@ -52,7 +54,7 @@ def _member(jwk: Mapping[str, Any], name: str) -> bytes:
         raise ValueError(f"member {name!r} is not canonical base64url") from None
 
 
-def _import_rsa(jwk: Mapping[str, Any]) -> rsa.RSAPublicKey:
+def _import_rsa(jwk: Mapping[str, Any]) -> Any:
     n = int.from_bytes(_member(jwk, "n"), "big")
     e = int.from_bytes(_member(jwk, "e"), "big")
     bits = n.bit_length()
@@ -62,13 +64,13 @@ def _import_rsa(jwk: Mapping[str, Any]) -> rsa.RSAPublicKey:
         raise ValueError(f"RSA key of {bits} bits is over {MAX_RSA_BITS}")
     if e < 3 or e % 2 == 0 or e >= n:
         raise ValueError("RSA public exponent is invalid")
-    key = _joserfc_public_key(jwk)
-    if not isinstance(key, rsa.RSAPublicKey):  # pragma: no cover - kty was checked
+    key = _joserfc_import(jwk)
+    if not isinstance(key.public_key, rsa.RSAPublicKey):  # pragma: no cover - kty was checked
         raise ValueError("not an RSA key")
     return key
 
 
-def _import_ec(jwk: Mapping[str, Any]) -> ec.EllipticCurvePublicKey:
+def _import_ec(jwk: Mapping[str, Any]) -> Any:
     crv = jwk.get("crv")
     if not isinstance(crv, str) or crv not in _EC_CURVES:
         raise ValueError(f"unsupported EC curve {crv!r}")
@@ -79,13 +81,14 @@ def _import_ec(jwk: Mapping[str, Any]) -> ec.EllipticCurvePublicKey:
     if len(x) > size or len(y) > size:
         raise ValueError(f"EC coordinates must be at most {size} bytes for {crv}")
     # Raises ValueError for a point that is not on the curve.
-    key = _joserfc_public_key(jwk)
-    if not isinstance(key, ec.EllipticCurvePublicKey) or key.curve.name != curve.name:
+    key = _joserfc_import(jwk)
+    public = key.public_key
+    if not isinstance(public, ec.EllipticCurvePublicKey) or public.curve.name != curve.name:
         raise ValueError(f"the key is not on {crv}")
     return key
 
 
-def _import_okp(jwk: Mapping[str, Any]) -> Ed25519PublicKey | Ed448PublicKey:
+def _import_okp(jwk: Mapping[str, Any]) -> Any:
     crv = jwk.get("crv")
     if not isinstance(crv, str) or crv not in _OKP_SIZES:
         raise ValueError(f"unsupported OKP curve {crv!r} for signatures")
@@ -93,37 +96,41 @@ def _import_okp(jwk: Mapping[str, Any]) -> Ed25519PublicKey | Ed448PublicKey:
     x = _member(jwk, "x")
     if len(x) != size:
         raise ValueError(f"OKP public key must be {size} bytes for {crv}")
-    key = _joserfc_public_key(jwk)
-    if not isinstance(key, Ed25519PublicKey | Ed448PublicKey):
+    key = _joserfc_import(jwk)
+    if not isinstance(key.public_key, Ed25519PublicKey | Ed448PublicKey):
         raise ValueError(f"not an {crv} signing key")
     return key
 
 
-def _joserfc_public_key(jwk: Mapping[str, Any]) -> Any:
+def _joserfc_import(jwk: Mapping[str, Any]) -> Any:
     try:
-        return JWKRegistry.import_key(dict(jwk)).public_key
+        return JWKRegistry.import_key(dict(jwk))
     except ValueError:
         raise
     except Exception as exc:  # joserfc's own errors: the JWK cannot be imported
         raise ValueError(f"the JWK cannot be imported: {exc}") from exc
 
 
-def import_public_jwk(
-    jwk: Mapping[str, Any],
-) -> rsa.RSAPublicKey | ec.EllipticCurvePublicKey | Ed25519PublicKey | Ed448PublicKey:
-    """The ``cryptography`` public key of an RSA, EC or OKP JWK.
+def import_jwk(jwk: Mapping[str, Any]) -> tuple[PublicKey, str]:
+    """The ``cryptography`` public key of an RSA, EC or OKP JWK, and its RFC 7638 thumbprint.
 
     Raises:
         ValueError: The JWK is malformed, of another type, too weak, or not a valid point.
     """
     kty = jwk.get("kty")
-    if kty == "RSA":
-        return _import_rsa(jwk)
-    if kty == "EC":
-        return _import_ec(jwk)
-    if kty == "OKP":
-        return _import_okp(jwk)
-    raise ValueError(f"unsupported kty {kty!r}")
+    importer = _IMPORTERS.get(kty) if isinstance(kty, str) else None
+    if importer is None:
+        raise ValueError(f"unsupported kty {kty!r}")
+    key = importer(jwk)
+    return key.public_key, str(key.thumbprint())
+
+
+def import_public_jwk(jwk: Mapping[str, Any]) -> PublicKey:
+    """The ``cryptography`` public key of an RSA, EC or OKP JWK (see :func:`import_jwk`)."""
+    return import_jwk(jwk)[0]
+
+
+_IMPORTERS = {"RSA": _import_rsa, "EC": _import_ec, "OKP": _import_okp}
 
 
 def jwk_thumbprint(jwk: Mapping[str, Any]) -> str:

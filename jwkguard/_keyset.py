@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ._algorithms import Verifier, curve_of, make_verifier, spec_for
-from ._jwk import import_public_jwk, jwk_thumbprint
+from ._jwk import import_jwk
 from .errors import ConfigurationError, KeyNotFound
 
 __all__ = ["KeySet", "VerificationKey", "load_jwks_document"]
@@ -67,7 +67,7 @@ def _reason_unusable(jwk: Mapping[str, Any]) -> str | None:
 
 
 def _import_public_key(jwk: Mapping[str, Any]) -> tuple[Any, str]:
-    return import_public_jwk(jwk), jwk_thumbprint(jwk)
+    return import_jwk(jwk)
 
 
 def _verifiers_for(
