@@ -164,6 +164,7 @@ class Introspector:
         )
         self._client: httpx.Client | None = None
         self._async_client: httpx.AsyncClient | None = None
+        self._async_loop: object = None
 
     # -- drivers --------------------------------------------------------------------------
 
@@ -193,11 +194,10 @@ class Introspector:
         key, now, decided = self._before(token)
         if decided is not _ASK:
             return self._outcome(decided)
-        if self._async_client is None:
-            self._async_client = httpx.AsyncClient(timeout=self.timeout, follow_redirects=False)
+        client = self._aclient()
         try:
             url, headers, body = self._request(token)
-            response = await self._async_client.post(url, headers=headers, content=body)
+            response = await client.post(url, headers=headers, content=body)
         except httpx.HTTPError:
             return self._failed(now)
         return self._after(key, response, now)
@@ -209,11 +209,31 @@ class Introspector:
             self._client = None
 
     async def aclose(self) -> None:
-        """Close both HTTP clients."""
+        """Close both HTTP clients (the async one if it belongs to the running loop)."""
+        import asyncio
+
         self.close()
-        if self._async_client is not None:
-            await self._async_client.aclose()
-            self._async_client = None
+        client, self._async_client = self._async_client, None
+        if client is not None and self._async_loop is asyncio.get_running_loop():
+            await client.aclose()
+
+    def _aclient(self) -> httpx.AsyncClient:
+        import asyncio  # loaded already by the running loop; kept off `import jwkguard`
+
+        import httpx
+
+        loop = asyncio.get_running_loop()
+        if self._async_client is None or self._async_loop is not loop:
+            # A client's connections belong to the loop that opened them, and a loop may end
+            # with the request (Django runs an async view under WSGI in a loop of its own):
+            # each loop gets its own client, which keeps no idle connection behind.
+            self._async_loop = loop
+            self._async_client = httpx.AsyncClient(
+                timeout=self.timeout,
+                follow_redirects=False,
+                limits=httpx.Limits(max_keepalive_connections=0),
+            )
+        return self._async_client
 
     @property
     def breaker_open(self) -> bool:

@@ -10,18 +10,20 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from django.core.exceptions import ImproperlyConfigured
 from django.http import HttpRequest, HttpResponse
 from django.utils.functional import SimpleLazyObject
 
 from jwkguard import (
     Claims,
+    Credentials,
     ErrorResponse,
     InvalidRequest,
+    PresentedRequest,
+    SenderConstraints,
     TokenError,
     check_scopes,
-    error_response,
-    extract_bearer,
-    missing_token_response,
+    extract_credentials,
 )
 
 from .conf import AdapterOptions, State, get_state
@@ -30,6 +32,7 @@ from .users import UserSlot
 __all__ = [
     "Outcome",
     "aauthenticate",
+    "aroute_refusal",
     "attach_user",
     "authenticate",
     "begin",
@@ -39,6 +42,7 @@ __all__ = [
     "refusal",
     "refusal_answer",
     "respond",
+    "route_refusal",
 ]
 
 _OUTCOME = "_jwkguard_outcome"
@@ -49,18 +53,22 @@ class Outcome:
     """The result of reading a request's bearer token: claims, an error, or neither.
 
     ``user`` and ``auser`` are the lazy ``request.user`` and ``request.auser`` for valid claims.
+    ``credentials`` is the token and its scheme, for checks a view adds (introspection);
+    ``authorization`` the header, to answer a DPoP client with a DPoP challenge.
     """
 
     claims: Claims | None = None
     error: TokenError | None = None
     user: Any = None
     auser: Any = None
+    credentials: Credentials | None = None
+    authorization: tuple[str, ...] = ()
 
 
 _ANONYMOUS = Outcome()
 
 
-def _read_token(request: HttpRequest, options: AdapterOptions) -> str | None:
+def _read_token(request: HttpRequest, options: AdapterOptions) -> Credentials | None:
     header = request.META.get("HTTP_AUTHORIZATION")
     query_token: str | None = None
     # Parse the query string only when it may hold a token: most requests carry none.
@@ -71,11 +79,47 @@ def _read_token(request: HttpRequest, options: AdapterOptions) -> str | None:
                 "The access token was sent in more than one place", reason="multiple_tokens"
             )
         query_token = values[0] if values else None
-    return extract_bearer(
+    return extract_credentials(
         (header,) if header is not None else (),
         query_token=query_token,
         allow_query=options.allow_query_token,
     )
+
+
+def _presented(
+    request: HttpRequest, found: Credentials, options: AdapterOptions
+) -> PresentedRequest:
+    """What the sender constraints look at (RFC 9449 ``htm``/``htu``, RFC 8705 certificate)."""
+    meta = request.META
+    constraints = options.sender.constraints
+    # WSGI servers put a verified client certificate in the environ (Apache and werkzeug use
+    # SSL_CLIENT_CERT); ASGI servers may offer the TLS extension.
+    direct: str | None = meta.get("SSL_CLIENT_CERT") or None
+    scope = getattr(request, "scope", None)
+    if direct is None and isinstance(scope, dict):
+        chain = ((scope.get("extensions") or {}).get("tls") or {}).get("client_cert_chain")
+        direct = chain[0] if chain else None
+    forwarded: list[str] = []
+    if constraints.client_cert_header is not None:
+        key = "HTTP_" + constraints.client_cert_header.upper().replace("-", "_")
+        if key in meta:
+            forwarded.append(meta[key])
+    # Servers join repeated headers with commas, which a compact JWS never contains.
+    proofs = meta.get("HTTP_DPOP")
+    return PresentedRequest(
+        scheme=found.scheme,
+        token=found.token,
+        method=request.method or "GET",
+        url=request.build_absolute_uri(),
+        dpop_proofs=tuple(p.strip() for p in proofs.split(",")) if proofs is not None else (),
+        client_certificate=constraints.client_certificate(
+            direct, forwarded, meta.get("REMOTE_ADDR")
+        ),
+    )
+
+
+def _needs_sender_check(claims: Claims, found: Credentials, options: AdapterOptions) -> bool:
+    return "cnf" in claims or found.scheme != "Bearer" or not options.sender.constraints.inactive
 
 
 def recorded(request: HttpRequest) -> Outcome | None:
@@ -84,17 +128,17 @@ def recorded(request: HttpRequest) -> Outcome | None:
     return outcome
 
 
-def begin(request: HttpRequest, state: State) -> Outcome | str:
+def begin(request: HttpRequest, state: State) -> Outcome | Credentials:
     """The result already recorded on ``request``, or the token still to validate."""
     if (done := recorded(request)) is not None:
         return done
     try:
-        token = _read_token(request, state.options)
+        found = _read_token(request, state.options)
     except TokenError as exc:
         return finish(request, state, error=exc)
-    if token is None:
+    if found is None:
         return finish(request, state)
-    return token
+    return found
 
 
 def finish(
@@ -103,13 +147,25 @@ def finish(
     *,
     claims: Claims | None = None,
     error: TokenError | None = None,
+    credentials: Credentials | None = None,
 ) -> Outcome:
     """Record the result on ``request``; with claims, set the user and lift CSRF checks."""
-    if claims is None:
-        outcome = _ANONYMOUS if error is None else Outcome(error=error)
+    if claims is None and error is None:
+        outcome = _ANONYMOUS
     else:
-        slot = UserSlot(claims, state.options.user_loader)
-        outcome = Outcome(claims, user=SimpleLazyObject(slot.get), auser=slot.aget)
+        header = request.META.get("HTTP_AUTHORIZATION")
+        authorization = (header,) if header else ()
+        if claims is None:
+            outcome = Outcome(error=error, authorization=authorization)
+        else:
+            slot = UserSlot(claims, state.options.user_loader)
+            outcome = Outcome(
+                claims,
+                user=SimpleLazyObject(slot.get),
+                auser=slot.aget,
+                credentials=credentials,
+                authorization=authorization,
+            )
     # Plain attributes, set through __dict__ because HttpRequest does not declare them.
     request.__dict__.update({_OUTCOME: outcome, "jwt_claims": claims, "auth": claims})
     if claims is not None:
@@ -137,10 +193,13 @@ def authenticate(request: HttpRequest, state: State | None = None) -> Outcome:
     if isinstance(step, Outcome):
         return step
     try:
-        claims = state.validator.validate(step)
+        claims = state.validator.validate(step.token)
+        if _needs_sender_check(claims, step, state.options):
+            constraints = state.options.sender.constraints
+            constraints.check(claims, _presented(request, step, state.options))
     except TokenError as exc:
         return finish(request, state, error=exc)
-    return finish(request, state, claims=claims)
+    return finish(request, state, claims=claims, credentials=step)
 
 
 async def aauthenticate(request: HttpRequest, state: State | None = None) -> Outcome:
@@ -150,10 +209,13 @@ async def aauthenticate(request: HttpRequest, state: State | None = None) -> Out
     if isinstance(step, Outcome):
         return step
     try:
-        claims = await state.validator.avalidate(step)
+        claims = await state.validator.avalidate(step.token)
+        if _needs_sender_check(claims, step, state.options):
+            constraints = state.options.sender.constraints
+            await constraints.acheck(claims, _presented(request, step, state.options))
     except TokenError as exc:
         return finish(request, state, error=exc)
-    return finish(request, state, claims=claims)
+    return finish(request, state, claims=claims, credentials=step)
 
 
 def respond(answer: ErrorResponse) -> HttpResponse:
@@ -178,7 +240,9 @@ def refusal(
     A token that was sent but is not valid is always refused; a missing one only if
     ``required``; ``scopes`` must all be granted.
     """
-    answer = refusal_answer(outcome, options.realm, required=required, scopes=scopes)
+    answer = refusal_answer(
+        outcome, options.realm, required=required, scopes=scopes, options=options
+    )
     return None if answer is None else respond(answer)
 
 
@@ -188,15 +252,83 @@ def refusal_answer(
     *,
     required: bool,
     scopes: frozenset[str] = frozenset(),
+    options: AdapterOptions | None = None,
+    constraints: SenderConstraints | None = None,
 ) -> ErrorResponse | None:
-    """Like :func:`refusal`, framework-neutral (DRF builds its own response from it)."""
+    """Like :func:`refusal`, framework-neutral (DRF builds its own response from it).
+
+    The challenge is ``Bearer``, or ``DPoP`` where ``constraints`` (default: the settings')
+    require DPoP, the refusal is about the proof, or the client used the DPoP scheme.
+    """
+    if constraints is None:
+        constraints = (options or get_state().options).sender.constraints
     if outcome.error is not None:
-        return error_response(outcome.error, realm=realm, required_scopes=scopes)
+        return constraints.refusal(
+            outcome.error,
+            realm=realm,
+            required_scopes=scopes,
+            authorization=outcome.authorization,
+        )
     if outcome.claims is None:
-        return missing_token_response(realm) if required else None
+        return constraints.refusal(None, realm=realm) if required else None
     if scopes:
         try:
             check_scopes(outcome.claims.scopes, scopes)
         except TokenError as exc:
-            return error_response(exc, realm=realm, required_scopes=scopes)
+            return constraints.refusal(
+                exc, realm=realm, required_scopes=scopes, authorization=outcome.authorization
+            )
     return None
+
+
+# -- what a view adds: stricter binding, introspection (hybrid mode) -----------------------
+
+
+def _route_screen(
+    outcome: Outcome, state: State, constraints: SenderConstraints, introspect: bool
+) -> Credentials | None:
+    """Refuse a token the view demands more of; the credentials to introspect, if any."""
+    if outcome.claims is None:
+        return None
+    constraints.check_required(outcome.claims)
+    if not introspect:
+        return None
+    if state.options.sender.introspector is None:
+        raise ImproperlyConfigured(
+            "a view asks for introspection (introspect=True) but JWKGUARD has no INTROSPECTION"
+        )
+    return outcome.credentials
+
+
+def route_refusal(
+    outcome: Outcome,
+    state: State,
+    constraints: SenderConstraints,
+    *,
+    introspect: bool = False,
+) -> Outcome:
+    """``outcome``, or a refusal when the view's own demands are not met (sync views)."""
+    try:
+        found = _route_screen(outcome, state, constraints, introspect)
+        if found is not None and state.options.sender.introspector is not None:
+            state.options.sender.introspector.introspect(found.token)
+    except TokenError as exc:
+        return Outcome(error=exc, authorization=outcome.authorization)
+    return outcome
+
+
+async def aroute_refusal(
+    outcome: Outcome,
+    state: State,
+    constraints: SenderConstraints,
+    *,
+    introspect: bool = False,
+) -> Outcome:
+    """:func:`route_refusal` for async views: introspection does not block the loop."""
+    try:
+        found = _route_screen(outcome, state, constraints, introspect)
+        if found is not None and state.options.sender.introspector is not None:
+            await state.options.sender.introspector.aintrospect(found.token)
+    except TokenError as exc:
+        return Outcome(error=exc, authorization=outcome.authorization)
+    return outcome

@@ -9,14 +9,22 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.module_loading import import_string
 
-from jwkguard import Claims, ConfigurationError, Validator, build_validator
+from jwkguard import (
+    Claims,
+    ConfigurationError,
+    SenderConstraints,
+    SenderSettings,
+    Validator,
+    build_sender_settings,
+    build_validator,
+)
 
 __all__ = [
     "ADAPTER_SETTINGS",
@@ -30,8 +38,16 @@ __all__ = [
     "resolve_settings",
 ]
 
-ADAPTER_SETTINGS = frozenset({"mode", "exempt_paths", "realm", "user_loader", "allow_query_token"})
-"""Lower-case keys of ``JWKGUARD`` that configure the adapter rather than the validator."""
+ADAPTER_SETTINGS = (
+    frozenset({"mode", "exempt_paths", "realm", "user_loader", "allow_query_token"})
+    | SenderSettings.NAMES
+)
+"""Lower-case keys of ``JWKGUARD`` that configure the adapter rather than the validator.
+
+Besides the adapter's own, the sender-constraint keys (``DPOP``, ``REQUIRE_DPOP``,
+``REQUIRE_DPOP_ISSUERS``, ``REQUIRE_CLIENT_CERTIFICATE``, ``CLIENT_CERT_HEADER``,
+``TRUSTED_PROXIES``, ``INTROSPECTION``): see ``docs/sender-constrained.md``.
+"""
 
 MODES = ("protect", "optional")
 """``protect``: every view needs a token unless exempt. ``optional``: decorators decide."""
@@ -52,6 +68,7 @@ class AdapterOptions:
         realm: The ``realm`` of ``WWW-Authenticate`` challenges.
         user_loader: Maps verified claims to a Django user; None gives a ``TokenUser``.
         allow_query_token: Accept ``?access_token=`` (RFC 6750 section 2.3 advises against it).
+        sender: DPoP, certificate binding and the introspector for ``introspect=True`` views.
     """
 
     mode: str = "protect"
@@ -60,6 +77,9 @@ class AdapterOptions:
     realm: str = "api"
     user_loader: UserLoader | None = None
     allow_query_token: bool = False
+    sender: SenderSettings = field(
+        default_factory=lambda: SenderSettings(constraints=SenderConstraints())
+    )
 
     @property
     def protect(self) -> bool:
@@ -152,7 +172,22 @@ def parse_options(raw: Mapping[str, Any]) -> AdapterOptions:
         realm=realm,
         user_loader=loader,
         allow_query_token=allow_query,
+        sender=_sender_settings(options),
     )
+
+
+def _sender_settings(options: Mapping[str, Any]) -> SenderSettings:
+    """``DPOP``, ``INTROSPECTION`` and friends; their objects may be given as dotted paths."""
+    sender = {key: options[key] for key in SenderSettings.NAMES & options.keys()}
+    for key in ("dpop", "introspection"):
+        sender[key] = _import(sender.get(key), key)
+    dpop = sender.get("dpop")
+    if isinstance(dpop, Mapping):
+        dpop = _lowered(dpop)
+        if "replay" in dpop:
+            dpop["replay"] = _import(dpop["replay"], "dpop.replay")
+        sender["dpop"] = dpop
+    return build_sender_settings(sender)
 
 
 def _build(source: object) -> State:
@@ -184,7 +219,7 @@ class _Cache:
                     raise ImproperlyConfigured(f"JWKGUARD: {exc}") from exc
                 self._state = fresh
                 if state is not None:
-                    state.validator.close()
+                    _close(state)
                 state = fresh
             return state
 
@@ -194,7 +229,13 @@ class _Cache:
         if state is not None:
             # Closing is safe even if a request still holds the old validator: a later fetch
             # opens a new HTTP client.
-            state.validator.close()
+            _close(state)
+
+
+def _close(state: State) -> None:
+    state.validator.close()
+    if state.options.sender.introspector is not None:
+        state.options.sender.introspector.close()
 
 
 _cache = _Cache()

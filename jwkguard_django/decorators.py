@@ -18,8 +18,19 @@ from asgiref.sync import iscoroutinefunction
 from django.http import HttpRequest, HttpResponseBase
 from django.views import View
 
-from ._auth import aauthenticate, authenticate, refusal
-from .conf import get_state
+from jwkguard import SenderConstraints
+
+from ._auth import (
+    Outcome,
+    aauthenticate,
+    aroute_refusal,
+    authenticate,
+    refusal,
+    refusal_answer,
+    respond,
+    route_refusal,
+)
+from .conf import State, get_state
 
 __all__ = ["POLICY_ATTRIBUTE", "ViewPolicy", "token_exempt", "token_optional", "token_required"]
 
@@ -31,10 +42,22 @@ V = TypeVar("V", bound=Callable[..., Any] | type[View])
 
 @dataclass(frozen=True, slots=True)
 class ViewPolicy:
-    """What a decorated view demands of the request's token."""
+    """What a decorated view demands of the request's token.
+
+    ``dpop`` and ``certificate`` demand a token bound to a DPoP key or to the client
+    certificate; ``introspect`` asks ``JWKGUARD["INTROSPECTION"]`` whether it is still active.
+    """
 
     kind: Literal["required", "optional", "exempt"]
     scopes: frozenset[str] = frozenset()
+    dpop: bool = False
+    certificate: bool = False
+    introspect: bool = False
+
+    @property
+    def stricter(self) -> bool:
+        """True when the view demands more than the settings do of every token."""
+        return self.dpop or self.certificate or self.introspect
 
 
 def _request_of(args: tuple[Any, ...], position: int) -> HttpRequest:
@@ -49,6 +72,10 @@ def _check(request: HttpRequest, policy: ViewPolicy) -> HttpResponseBase | None:
         return None
     state = get_state()
     outcome = authenticate(request, state)
+    if policy.stricter:
+        constraints = _constraints(state, policy)
+        outcome = route_refusal(outcome, state, constraints, introspect=policy.introspect)
+        return _stricter_refusal(outcome, state, policy, constraints)
     return refusal(outcome, state.options, required=policy.kind == "required", scopes=policy.scopes)
 
 
@@ -57,7 +84,30 @@ async def _acheck(request: HttpRequest, policy: ViewPolicy) -> HttpResponseBase 
         return None
     state = get_state()
     outcome = await aauthenticate(request, state)
+    if policy.stricter:
+        constraints = _constraints(state, policy)
+        outcome = await aroute_refusal(outcome, state, constraints, introspect=policy.introspect)
+        return _stricter_refusal(outcome, state, policy, constraints)
     return refusal(outcome, state.options, required=policy.kind == "required", scopes=policy.scopes)
+
+
+def _constraints(state: State, policy: ViewPolicy) -> SenderConstraints:
+    return state.options.sender.constraints.requiring(
+        dpop=policy.dpop, certificate=policy.certificate
+    )
+
+
+def _stricter_refusal(
+    outcome: Outcome, state: State, policy: ViewPolicy, constraints: SenderConstraints
+) -> HttpResponseBase | None:
+    answer = refusal_answer(
+        outcome,
+        state.options.realm,
+        required=policy.kind == "required",
+        scopes=policy.scopes,
+        constraints=constraints,
+    )
+    return None if answer is None else respond(answer)
 
 
 def _guard(
@@ -115,16 +165,40 @@ def _scopes(scopes: Iterable[str]) -> frozenset[str]:
 @overload
 def token_required(view: V, /) -> V: ...
 @overload
-def token_required(*, scopes: Iterable[str] = ()) -> Callable[[V], V]: ...
-def token_required(view: Any = None, /, *, scopes: Iterable[str] = ()) -> Any:
+def token_required(
+    *,
+    scopes: Iterable[str] = (),
+    dpop: bool = False,
+    certificate: bool = False,
+    introspect: bool = False,
+) -> Callable[[V], V]: ...
+def token_required(
+    view: Any = None,
+    /,
+    *,
+    scopes: Iterable[str] = (),
+    dpop: bool = False,
+    certificate: bool = False,
+    introspect: bool = False,
+) -> Any:
     """Refuse the request unless it carries a valid bearer token granting ``scopes``.
 
     Use as ``@token_required`` or ``@token_required(scopes=["orders:read"])`` on a function
     view, an async view or a class-based view. No token gives 401 with a bare challenge, an
     invalid one 401 ``invalid_token``, missing scopes 403 ``insufficient_scope`` (RFC 6750
     section 3.1). Such views are CSRF-exempt: they accept bearer tokens only.
+
+    For high-value views: ``dpop=True`` demands a DPoP-bound token (RFC 9449; challenges
+    with ``DPoP``), ``certificate=True`` one bound to the client certificate (RFC 8705), and
+    ``introspect=True`` also asks ``JWKGUARD["INTROSPECTION"]`` whether the token is still
+    active (RFC 7662) after it passed every local check.
     """
-    policy = ViewPolicy("required", _scopes(scopes))
+    for name, flag in (("dpop", dpop), ("certificate", certificate), ("introspect", introspect)):
+        if not isinstance(flag, bool):
+            raise TypeError(f"{name} must be True or False")
+    policy = ViewPolicy(
+        "required", _scopes(scopes), dpop=dpop, certificate=certificate, introspect=introspect
+    )
     if view is not None:
         return _apply(view, policy)
     return lambda target: _apply(target, policy)

@@ -26,13 +26,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
         "jwkguard_django.rest_framework needs Django REST framework: pip install 'jwkguard[drf]'"
     ) from exc
 
-from jwkguard import (
-    Claims,
-    ErrorResponse,
-    InsufficientScope,
-    error_response,
-    missing_token_response,
-)
+from jwkguard import Claims, ErrorResponse, InsufficientScope
 
 from ._auth import Outcome, authenticate, recorded, refusal_answer
 from .conf import get_state
@@ -73,14 +67,21 @@ class JWKGuardAuthentication(BaseAuthentication):
         state = get_state()
         outcome = authenticate(request._request, state)
         if outcome.error is not None:
-            raise JWKGuardAPIError(error_response(outcome.error, realm=state.options.realm))
+            raise JWKGuardAPIError(
+                state.options.sender.constraints.refusal(
+                    outcome.error, realm=state.options.realm, authorization=outcome.authorization
+                )
+            )
         if outcome.claims is None:
             return None
         return outcome.user, outcome.claims
 
     def authenticate_header(self, request: Request) -> str:
         """The bare challenge, so that DRF answers 401 rather than 403 when no token is sent."""
-        return missing_token_response(get_state().options.realm).headers["WWW-Authenticate"]
+        options = get_state().options
+        return options.sender.constraints.refusal(None, realm=options.realm).headers[
+            "WWW-Authenticate"
+        ]
 
 
 def _required_scopes(request: Request, view: Any) -> frozenset[str] | None:
@@ -118,16 +119,17 @@ class HasScopes(BasePermission):
         scopes = _required_scopes(request, view)
         if isinstance(claims, Claims) and scopes is not None and claims.scopes >= scopes:
             return True
-        realm = get_state().options.realm
+        options = get_state().options
+        realm, constraints = options.realm, options.sender.constraints
         if isinstance(claims, Claims):
             outcome = Outcome(claims=claims)
         else:
             outcome = recorded(request._request) or Outcome()
         if scopes is None:
             if outcome.claims is None:
-                raise JWKGuardAPIError(missing_token_response(realm))
+                raise JWKGuardAPIError(constraints.refusal(None, realm=realm))
             exc = InsufficientScope("No scope grants this method", reason="method_not_covered")
-            raise JWKGuardAPIError(error_response(exc, realm=realm))
+            raise JWKGuardAPIError(constraints.refusal(exc, realm=realm))
         answer = refusal_answer(outcome, realm, required=True, scopes=scopes)
         if answer is not None:
             raise JWKGuardAPIError(answer)

@@ -6,11 +6,14 @@ RFC 9449 contract is checked to be identical everywhere.
 
 from __future__ import annotations
 
+import ssl
+import threading
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-from jwkguard.testing import SigningKey, generate_key, make_dpop_proof
+from jwkguard.testing import CertificateAuthority, SigningKey, generate_key, make_dpop_proof
 
 ALGS = "ES256 RS256 PS256 EdDSA"
 """The ``algs`` of a default ``DPoPVerifier``'s challenges."""
@@ -65,21 +68,105 @@ def dpop_headers(token: str, proof: str | None) -> dict[str, str]:
     return headers
 
 
-def dpop_challenge(error: str | None = None, realm: str = "api") -> str:
+def dpop_challenge(error: str | None = None, realm: str = "api", algs: str = ALGS) -> str:
     """The start of the ``WWW-Authenticate`` value of a DPoP challenge (RFC 9449 §7.1)."""
     if error is None:
-        return f'DPoP realm="{realm}", algs="{ALGS}"'
+        return f'DPoP realm="{realm}", algs="{algs}"'
     return f'DPoP realm="{realm}", error="{error}"'
 
 
 def assert_dpop_refusal(
-    status: int, headers: Any, body: Any, reason: str, *, error: str = "invalid_dpop_proof"
+    status: int,
+    headers: Any,
+    body: Any,
+    reason: str,
+    *,
+    error: str = "invalid_dpop_proof",
+    algs: str = ALGS,
 ) -> None:
     """The RFC 9449 refusal: 401, a DPoP challenge naming the error and algs, the JSON body."""
     assert status == 401, body
     challenge = headers["WWW-Authenticate"]
     assert challenge.startswith(dpop_challenge(error)), challenge
-    assert challenge.endswith(f'algs="{ALGS}"'), challenge
+    assert challenge.endswith(f'algs="{algs}"'), challenge
     assert body["error"] == error
     assert body["reason"] == reason
     assert body["error_description"]
+
+
+# -- TLS servers for real mTLS handshakes ---------------------------------------------------
+
+
+@dataclass
+class TLSFiles:
+    """A CA, a server certificate for 127.0.0.1 and two client certificates, on disk."""
+
+    ca: Path
+    server_cert: Path
+    server_key: Path
+    client: tuple[Path, Path]
+    other_client: tuple[Path, Path]
+    client_pem: bytes
+    other_client_pem: bytes
+
+    @classmethod
+    def create(cls, directory: Path) -> TLSFiles:
+        authority = CertificateAuthority()
+        ca = directory / "ca.crt"
+        ca.write_bytes(authority.certificate_pem)
+        server_cert, server_key = authority.issue("127.0.0.1", server=True).write(
+            directory, "server"
+        )
+        client = authority.issue("client-a")
+        other = authority.issue("client-b")
+        return cls(
+            ca=ca,
+            server_cert=server_cert,
+            server_key=server_key,
+            client=client.write(directory, "client-a"),
+            other_client=other.write(directory, "client-b"),
+            client_pem=client.certificate_pem,
+            other_client_pem=other.certificate_pem,
+        )
+
+    def server_context(self) -> ssl.SSLContext:
+        """A server context that demands a client certificate signed by the CA."""
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(self.server_cert, self.server_key)
+        context.load_verify_locations(self.ca)
+        context.verify_mode = ssl.CERT_REQUIRED
+        return context
+
+    def client_context(self, identity: tuple[Path, Path] | None = None) -> ssl.SSLContext:
+        """A client context trusting the CA, presenting ``identity`` if given."""
+        context = ssl.create_default_context(cafile=str(self.ca))
+        if identity is not None:
+            context.load_cert_chain(*identity)
+        return context
+
+
+class WSGITLSServer:
+    """werkzeug's WSGI server on 127.0.0.1 with TLS that requires client certificates.
+
+    werkzeug puts the verified client certificate in ``environ["SSL_CLIENT_CERT"]`` (PEM),
+    as Apache's mod_ssl does.
+    """
+
+    def __init__(self, app: Any, context: ssl.SSLContext) -> None:
+        from werkzeug.serving import make_server
+
+        self._server = make_server("127.0.0.1", 0, app, threaded=True, ssl_context=context)
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"https://127.0.0.1:{self._server.server_port}"
+
+    def __enter__(self) -> WSGITLSServer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._server.shutdown()
+        self._thread.join(timeout=10)
+        self._server.server_close()
