@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import threading
 from collections.abc import Callable, Collection, Iterable, MutableMapping
 from typing import Any
 
@@ -44,6 +45,8 @@ class _Endpoint:
         self.members: dict[str, EventHandler] = {}
         # Waiters give up a little after the longest a fetch may take.
         self.wait_bound = target.budget + 0.5
+        self._ahead: threading.Thread | None = None
+        self._ahead_lock = threading.Lock()
 
     def emit(self, events: Iterable[Event], issuer: str) -> None:
         """Send ``events`` to the issuers concerned; a failing handler never breaks a fetch."""
@@ -93,14 +96,34 @@ class _Endpoint:
     # -- single flight ----------------------------------------------------------------------
 
     def after_step(self, step: Step) -> bool:
-        """Do what ``step`` asks on this thread; True when a fetch completed meanwhile."""
+        """Do what ``step`` asks; True when a fetch completed meanwhile.
+
+        A refresh ahead of expiry runs on a background thread, so the caller, whose key is
+        cached, never waits for the network; a needed fetch runs (or is joined) on this thread.
+        """
         generation = step.generation
+        if step.action is Action.AHEAD:
+            self._refresh_in_background(generation)
+            return False
         return self.sync.single_flight(
             lambda: self.cache.generation != generation,
             wait=step.action is Action.WAIT,
             patience=self.wait_bound,
             fetch=self.fetch,
         )
+
+    def _refresh_in_background(self, generation: int) -> None:
+        with self._ahead_lock:
+            if self._ahead is not None and self._ahead.is_alive():
+                return
+            self._ahead = threading.Thread(
+                target=self.sync.single_flight,
+                args=(lambda: self.cache.generation != generation,),
+                kwargs={"wait": False, "patience": self.wait_bound, "fetch": self.fetch},
+                name=f"jwkguard-refresh-{self.target.issuer}",
+                daemon=True,
+            )
+            self._ahead.start()
 
     async def aafter_step(self, step: Step) -> bool:
         """Do what ``step`` asks on the event loop; True when a fetch completed meanwhile."""
