@@ -27,7 +27,8 @@ def main(argv: list[str]) -> int:
     if unknown:
         print(f"unknown suites: {', '.join(unknown)}; known: {', '.join(SUITES)}")
         return 2
-    print(f"# {platform.python_implementation()} {platform.python_version()} on {platform.machine()}")
+    python = f"{platform.python_implementation()} {platform.python_version()}"
+    print(f"# {python} on {platform.machine()}")
     for name in chosen:
         try:
             module = importlib.import_module(f"benchmarks.{name}")
