@@ -207,7 +207,7 @@ def check_settings(
     if errors:
         return errors
     try:
-        build_validator(resolve_settings(raw)).close()
+        build_validator(resolve_settings(raw), ignore=ADAPTER_SETTINGS).close()
     except ConfigurationError as exc:
         errors.append(
             Error(

@@ -114,8 +114,11 @@ def _import(value: Any, name: str) -> Any:
 
 
 def resolve_settings(raw: Mapping[str, Any]) -> dict[str, Any]:
-    """Validator settings from ``JWKGUARD``: adapter keys removed, dotted paths imported."""
-    options = {key: value for key, value in _lowered(raw).items() if key not in ADAPTER_SETTINGS}
+    """``JWKGUARD`` with lower-case keys and the validator's dotted paths imported.
+
+    The adapter's keys stay: :func:`build_validator` is told to ignore ``ADAPTER_SETTINGS``.
+    """
+    options = _lowered(raw)
     for key in _CALLABLE_SETTINGS & options.keys():
         options[key] = _import(options[key], key)
     if isinstance(options.get("claim_checks"), list | tuple):
@@ -194,7 +197,7 @@ def _build(source: object) -> State:
     if not isinstance(source, Mapping):
         raise ConfigurationError("the JWKGUARD setting must be a dict")
     options = parse_options(source)
-    validator = build_validator(resolve_settings(source))
+    validator = build_validator(resolve_settings(source), ignore=ADAPTER_SETTINGS)
     return State(source=source, validator=validator, options=options)
 
 
