@@ -3,18 +3,29 @@
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from jwkguard import ConfigurationError, Validator, build_validator, unknown_settings
+from jwkguard import (
+    ConfigurationError,
+    SenderConstraints,
+    SenderSettings,
+    Validator,
+    build_sender_settings,
+    build_validator,
+    unknown_settings,
+)
 
 __all__ = ["ADAPTER_SETTINGS", "PREFIX", "GuardState", "build_state", "prefixed_settings"]
 
 PREFIX = "JWKGUARD_"
 
 # Keys read by this adapter; every other JWKGUARD_* key is a core option (see build_validator).
-ADAPTER_SETTINGS = frozenset(
-    {"realm", "allow_query_token", "exempt", "exempt_methods", "warm_up", "require_keys"}
+# The sender-constraint keys (JWKGUARD_DPOP, JWKGUARD_INTROSPECTION...) are read by
+# jwkguard.build_sender_settings.
+ADAPTER_SETTINGS = (
+    frozenset({"realm", "allow_query_token", "exempt", "exempt_methods", "warm_up", "require_keys"})
+    | SenderSettings.NAMES
 )
 
 
@@ -35,6 +46,9 @@ class GuardState:
         require_keys: Make ``init_app`` fail when the warm-up gets no keys
             (``JWKGUARD_REQUIRE_KEYS``); otherwise the failure is logged and keys are fetched
             on demand.
+        sender: DPoP and certificate binding (``JWKGUARD_DPOP``, ``JWKGUARD_REQUIRE_DPOP``,
+            ``JWKGUARD_CLIENT_CERT_HEADER``...) and the introspector of
+            ``require(introspect=True)`` (``JWKGUARD_INTROSPECTION``).
     """
 
     validator: Validator
@@ -44,6 +58,9 @@ class GuardState:
     exempt_methods: frozenset[str] = frozenset({"OPTIONS"})
     warm_up: bool = False
     require_keys: bool = False
+    sender: SenderSettings = field(
+        default_factory=lambda: SenderSettings(constraints=SenderConstraints())
+    )
 
 
 def prefixed_settings(config: Mapping[str, Any]) -> dict[str, Any]:
@@ -111,6 +128,10 @@ def build_state(config: Mapping[str, Any], validator: Validator | None) -> Guard
     realm = settings.get("realm", "api")
     if not isinstance(realm, str) or not realm:
         raise ConfigurationError(f"{PREFIX}REALM must be a non-empty string")
+    try:
+        sender = build_sender_settings(settings)
+    except ConfigurationError as exc:
+        raise ConfigurationError(f"{PREFIX}* config: {exc}") from exc
     return GuardState(
         validator=validator,
         realm=realm,
@@ -121,4 +142,5 @@ def build_state(config: Mapping[str, Any], validator: Validator | None) -> Guard
         ),
         warm_up=_flag(settings.get("warm_up", False), "WARM_UP"),
         require_keys=_flag(settings.get("require_keys", False), "REQUIRE_KEYS"),
+        sender=sender,
     )

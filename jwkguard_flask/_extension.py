@@ -61,13 +61,20 @@ def _warm_up(state: GuardState) -> None:
         )
 
 
+def _flags(**flags: bool) -> dict[str, bool]:
+    for name, value in flags.items():
+        if not isinstance(value, bool):
+            raise ConfigurationError(f"{name} must be True or False")
+    return flags
+
+
 def _requiring(
-    required: frozenset[str], optional: bool
+    required: frozenset[str], optional: bool, demands: dict[str, bool]
 ) -> Callable[[Callable[P, R]], Callable[P, R]]:
     def decorator(view: Callable[P, R]) -> Callable[P, R]:
         @functools.wraps(view)
         def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-            authenticate(required, optional)
+            authenticate(required, optional, **demands)
             return cast(R, current_app.ensure_sync(view)(*args, **kwargs))
 
         return wrapper
@@ -134,7 +141,15 @@ class JWKGuard:
 
     @overload
     def require(
-        self, view: None = None, /, *, scopes: Iterable[str] = (), optional: bool = False
+        self,
+        view: None = None,
+        /,
+        *,
+        scopes: Iterable[str] = (),
+        optional: bool = False,
+        dpop: bool = False,
+        certificate: bool = False,
+        introspect: bool = False,
     ) -> Callable[[Callable[P, R]], Callable[P, R]]: ...
 
     def require(
@@ -144,6 +159,9 @@ class JWKGuard:
         *,
         scopes: Iterable[str] = (),
         optional: bool = False,
+        dpop: bool = False,
+        certificate: bool = False,
+        introspect: bool = False,
     ) -> Any:
         """Decorate a view so it runs only for a request with a valid bearer token.
 
@@ -156,8 +174,14 @@ class JWKGuard:
             scopes: Scopes the token must grant; missing ones answer 403 ``insufficient_scope``.
             optional: Run the view without a token too (``current_claims`` is then falsy);
                 a token that is sent must still be valid.
+            dpop: Demand a DPoP-bound token (RFC 9449); the challenge is then ``DPoP``.
+            certificate: Demand a token bound to the TLS client certificate (RFC 8705).
+            introspect: After every local check, also ask the authorization server
+                (``JWKGUARD_INTROSPECTION``) whether the token is still active (RFC 7662):
+                hybrid mode, for high-value views.
         """
-        decorator = _requiring(_scope_set(scopes), optional)
+        demands = _flags(dpop=dpop, certificate=certificate, introspect=introspect)
+        decorator = _requiring(_scope_set(scopes), optional, demands)
         return decorator if view is None else decorator(view)
 
     def exempt(self, view: Callable[P, R]) -> Callable[P, R]:
