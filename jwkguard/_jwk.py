@@ -16,7 +16,6 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.asymmetric.ed448 import Ed448PublicKey
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from joserfc.jwk import JWKRegistry, OctKey
 
 from ._parse import b64url_decode
 from .errors import MalformedToken
@@ -103,6 +102,9 @@ def _import_okp(jwk: Mapping[str, Any]) -> Any:
 
 
 def _joserfc_import(jwk: Mapping[str, Any]) -> Any:
+    # joserfc (and through it cryptography.x509) loads with the first key, not at import.
+    from joserfc.jwk import JWKRegistry
+
     try:
         return JWKRegistry.import_key(dict(jwk))
     except ValueError:
@@ -148,10 +150,14 @@ def jwk_thumbprint(jwk: Mapping[str, Any]) -> str:
         if not isinstance(value, str):
             raise ValueError(f"the JWK member {name!r} is missing")
         required[name] = value
+    from joserfc.jwk import JWKRegistry
+
     # Only the required members: thumbprints ignore the rest, and joserfc need not parse them.
     return str(JWKRegistry.import_key(required).thumbprint())
 
 
 def secret_thumbprint(secret: bytes) -> str:
     """The RFC 7638 thumbprint of a shared secret as an ``oct`` JWK."""
+    from joserfc.jwk import OctKey
+
     return str(OctKey.import_key(secret).thumbprint())
