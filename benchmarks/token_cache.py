@@ -10,6 +10,8 @@ microseconds.
 - ``jwkguard uncached`` / ``jwkguard cached``: ``Validator.validate`` without and with
   ``token_cache=True`` (a hit: digest, lookup, key source, time window, lifecycle hook);
 - ``jwkguard cached, scopes``: a hit that also checks a per-request scope;
+- ``jwkguard cached, remote keys``: a hit when the keys come from a ``jwks_uri`` (a local
+  issuer on 127.0.0.1): the hit also asks the remote key source for the key;
 - ``jwkguard miss + insert``: cache on, but every call a new token (the cost of a useless
   cache: distinct tokens cycling through a cache too small to keep them);
 - ``PyJWT``: ``jwt.decode`` with a preloaded ``PyJWK`` (PyJWT has no cache).
@@ -40,7 +42,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding
 
 from jwkguard import Issuer, TokenCache, Validator
-from jwkguard.testing import SigningKey, generate_key, mint_token, sign_compact
+from jwkguard.testing import LocalIssuer, SigningKey, generate_key, mint_token, sign_compact
 
 ISSUER = "https://id.example.com/"
 AUDIENCE = "https://api.example.com"
@@ -61,8 +63,11 @@ def _b64(segment: str) -> bytes:
     return a2b_base64(data + b"=" * (-len(data) % 4))
 
 
-def _validator(key: SigningKey, cache: TokenCache | bool) -> Validator:
-    issuer = Issuer(ISSUER, audiences=[AUDIENCE], jwks={"keys": [dict(key.public_jwk)]})
+def _validator(key: SigningKey, cache: TokenCache | bool, jwks_uri: str | None = None) -> Validator:
+    if jwks_uri is None:
+        issuer = Issuer(ISSUER, audiences=[AUDIENCE], jwks={"keys": [dict(key.public_jwk)]})
+    else:
+        issuer = Issuer(ISSUER, audiences=[AUDIENCE], jwks_uri=jwks_uri)
     return Validator(
         issuers=[issuer],
         algorithms=["RS256"],
@@ -71,7 +76,7 @@ def _validator(key: SigningKey, cache: TokenCache | bool) -> Validator:
     )
 
 
-def _calls(key: SigningKey, token: str, pool: list[str]) -> dict[str, Call]:
+def _calls(key: SigningKey, token: str, pool: list[str], jwks_uri: str) -> dict[str, Call]:
     public_key: Any = key.private_key.public_key()
     header, payload, signature = token.split(".")
     signing_input = f"{header}.{payload}".encode()
@@ -81,6 +86,8 @@ def _calls(key: SigningKey, token: str, pool: list[str]) -> dict[str, Call]:
     uncached = _validator(key, cache=False)
     cached = _validator(key, cache=True)
     missing = _validator(key, cache=TokenCache(max_entries=MISS_POOL // 4))
+    remote = _validator(key, cache=True, jwks_uri=jwks_uri)
+    remote.warm_up()
     jwk = pyjwt.PyJWK.from_dict(dict(key.public_jwk))
     options: Any = {"require": ["exp", "iat", "iss", "aud"]}
     scopes = frozenset({"orders:read"})
@@ -91,6 +98,7 @@ def _calls(key: SigningKey, token: str, pool: list[str]) -> dict[str, Call]:
         "jwkguard uncached": lambda: uncached.validate(token),
         "jwkguard cached": lambda: cached.validate(token),
         "jwkguard cached, scopes": lambda: cached.validate(token, scopes=scopes),
+        "jwkguard cached, remote keys": lambda: remote.validate(token),
         "jwkguard uncached, new tokens": lambda: uncached.validate(next_token()),
         "jwkguard miss + insert": lambda: missing.validate(next_token()),
         "PyJWT": lambda: pyjwt.decode(
@@ -225,7 +233,9 @@ def main() -> None:
         for _ in range(MISS_POOL)
     ]
     print(f"RS256 token of {len(token)} characters; {rounds} rounds of ~20 ms blocks")
-    results = interleaved(_calls(key, token, pool), rounds)
+    with LocalIssuer() as local:
+        local.extra_jwks.append(dict(key.public_jwk))  # the remote row fetches the same key
+        results = interleaved(_calls(key, token, pool, local.jwks_uri), rounds)
     floor = results["cryptography verify"]
     print()
     print("| path | us per token | x verify floor |")
