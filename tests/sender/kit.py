@@ -6,7 +6,9 @@ RFC 9449 contract is checked to be identical everywhere.
 
 from __future__ import annotations
 
+import socket
 import ssl
+import subprocess
 import threading
 import time
 from dataclasses import dataclass, field
@@ -170,3 +172,123 @@ class WSGITLSServer:
         self._server.shutdown()
         self._thread.join(timeout=10)
         self._server.server_close()
+
+
+class ASGIServer:
+    """uvicorn serving an ASGI app in a thread on 127.0.0.1, with any ``uvicorn.Config``
+    options (TLS with ``ssl_cert_reqs``, proxy headers...)."""
+
+    def __init__(self, app: Any, **options: Any) -> None:
+        import uvicorn
+
+        self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._socket.bind(("127.0.0.1", 0))
+        options.setdefault("proxy_headers", False)
+        config = uvicorn.Config(
+            app, log_level="warning", lifespan="off", access_log=False, **options
+        )
+        self._tls = config.is_ssl
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(
+            target=self._server.run, kwargs={"sockets": [self._socket]}, daemon=True
+        )
+
+    @property
+    def port(self) -> int:
+        return int(self._socket.getsockname()[1])
+
+    @property
+    def url(self) -> str:
+        return f"{'https' if self._tls else 'http'}://127.0.0.1:{self.port}"
+
+    def __enter__(self) -> ASGIServer:
+        self._thread.start()
+        deadline = time.monotonic() + 15
+        while not self._server.started:
+            if time.monotonic() > deadline or not self._thread.is_alive():
+                raise RuntimeError("uvicorn did not start")
+            time.sleep(0.02)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._server.should_exit = True
+        self._thread.join(timeout=10)
+        self._socket.close()
+
+
+class Nginx:
+    """nginx in the foreground with its own prefix, pid file and logs in ``workdir``."""
+
+    def __init__(self, binary: str, workdir: Path, server_block: str, port: int) -> None:
+        workdir.mkdir(parents=True, exist_ok=True)
+        self.workdir = workdir
+        self.port = port
+        temp = "\n".join(
+            f"    {kind}_temp_path {workdir / kind};"
+            for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+        )
+        (workdir / "nginx.conf").write_text(
+            f"""
+daemon off;
+master_process off;
+worker_processes 1;
+pid {workdir / "nginx.pid"};
+error_log {workdir / "error.log"} warn;
+events {{ worker_connections 64; }}
+http {{
+    access_log off;
+{temp}
+{server_block}
+}}
+""",
+            encoding="utf-8",
+        )
+        self.command = [
+            binary,
+            "-p",
+            str(workdir),
+            "-c",
+            str(workdir / "nginx.conf"),
+            "-e",
+            str(workdir / "error.log"),
+        ]
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def __enter__(self) -> Nginx:
+        self.process = subprocess.Popen(
+            self.command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        deadline = time.monotonic() + 15
+        while True:
+            if self.process.poll() is not None:
+                raise AssertionError(f"nginx exited:\n{self.error_log()}")
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+                    return self
+            except OSError:
+                if time.monotonic() > deadline:
+                    self.__exit__()
+                    raise AssertionError(f"nginx did not listen:\n{self.error_log()}") from None
+                time.sleep(0.05)
+
+    def __exit__(self, *exc_info: object) -> None:
+        process, self.process = self.process, None
+        if process is not None and process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=10)
+
+    def error_log(self) -> str:
+        path = self.workdir / "error.log"
+        return path.read_text(encoding="utf-8") if path.exists() else ""
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
