@@ -7,7 +7,9 @@ Four routes answer the same small JSON body:
 - ``none``: no authentication;
 - ``floor``: a decorator that only extracts the bearer header (what any auth decorator pays);
 - ``jwkguard``: ``@guard.require`` with default options;
-- ``pyjwt``: a hand-written decorator around ``jwt.decode`` with a preloaded ``PyJWKSet``.
+- ``pyjwt``: a hand-written decorator around ``jwt.decode`` with a preloaded ``PyJWKSet``;
+- ``cached``: the ``jwkguard`` route of a second instance of the app, mounted at ``/cached``,
+  configured with ``JWKGUARD_TOKEN_CACHE = True`` (the verified-token cache).
 
 The server is pinned to one CPU and the load to another (when there are two), and rounds
 interleave the routes so that drift on a shared machine hits them alike. Two figures per
@@ -35,7 +37,8 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 SERVER_CPU, LOAD_CPU = 0, 1
-ROUTES = ("none", "floor", "jwkguard", "pyjwt")
+ROUTES = ("none", "floor", "jwkguard", "pyjwt", "cached")
+PATHS = {"cached": "/cached/bench/jwkguard"}
 CONNECTIONS = 2
 WARM_UP = 200
 PER_ROUND = 400
@@ -128,7 +131,11 @@ def _bench_app() -> Any:
         return {"sub": g.claims["sub"]}
 
     app.register_blueprint(bench)
-    return app
+    from werkzeug.middleware.dispatcher import DispatcherMiddleware
+
+    cached = create_app({"JWKGUARD_TOKEN_CACHE": True})
+    cached.register_blueprint(bench)
+    return DispatcherMiddleware(app, {"/cached": cached})
 
 
 def serve() -> None:
@@ -216,7 +223,7 @@ def _cpu_seconds(pid: int) -> float:
 
 def _request(route: str, token: str) -> bytes:
     lines = [
-        f"GET /bench/{route} HTTP/1.1",
+        f"GET {PATHS.get(route, f'/bench/{route}')} HTTP/1.1",
         "Host: 127.0.0.1",
         "Accept: application/json",
         *([] if route == "none" else [f"Authorization: Bearer {token}"]),
@@ -293,6 +300,9 @@ def main() -> None:
             f"{label}: jwkguard = {figures['jwkguard'] / figures['pyjwt']:.2f}x PyJWT "
             f"(target >= 1.15x), {figures['jwkguard'] / figures['floor']:.2f}x floor "
             "(target >= 0.80x)"
+        )
+        print(
+            f"{label}: cached = {figures['cached'] / figures['floor']:.2f}x floor (target >= 0.95x)"
         )
 
 
