@@ -12,6 +12,11 @@ Endpoints:
 Answers: 200 with ``X-Auth-Subject``, ``X-Auth-Scopes`` and the configured claim headers, or the
 RFC 6750 401/403 with ``WWW-Authenticate``, 400 for a malformed request, 503 with ``Retry-After``
 when no keys can be had.
+
+Sender-constrained tokens: the gateway forwards the ``DPoP`` header with the original request's
+headers, and the scheme in ``X-Forwarded-Proto`` (``https`` when absent), so the proof is checked
+against the URL the client addressed; a client certificate comes in the ``[sender]``
+``client_cert_header`` from a trusted gateway (nginx ``$ssl_client_escaped_cert``).
 """
 
 from __future__ import annotations
@@ -28,12 +33,15 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from .._audit import AuditTrail, fan_out, token_hash
-from .._bearer import ErrorResponse, error_response, extract_bearer, missing_token_response
+from .._bearer import Credentials, ErrorResponse, error_response, extract_credentials
 from .._claims_result import Claims
 from .._events import EventHandler, log_event
 from .._lifecycle import Lifecycle
 from .._metrics import PrometheusMetrics, issuer_status
 from .._redis_store import RedisStore
+from .._replay_ledger import RedisReplayLedger
+from .._sender import PresentedRequest, SenderConstraints
+from .._sender_settings import build_sender_settings
 from .._settings import build_validator
 from .._validator import Validator
 from ..errors import InvalidRequest, JWKGuardError, TokenError
@@ -126,6 +134,7 @@ class ForwardAuthApp:
         self.metrics = metrics
         self.audit = AuditTrail() if config.audit else None
         self.store: RedisStore | None = None
+        handler: EventHandler = log_event
         if validator is None:
             handlers: list[EventHandler] = [log_event]
             if self.audit is not None:
@@ -146,6 +155,8 @@ class ForwardAuthApp:
             validator = build_validator(config.validator, on_event=handler, lifecycle=lifecycle)
             if lifecycle is not None:
                 lifecycle.attach(validator)
+        self.sender = build_sender_settings(self._sender_options(config, handler))
+        self._route_constraints: dict[tuple[bool, bool], SenderConstraints] = {}
         if metrics is not None:
             metrics.instrument(validator)
             self._responses = _responses_counter(metrics)
@@ -155,6 +166,35 @@ class ForwardAuthApp:
         self._realm = config.realm
         self._prefix = config.envoy_prefix
         self._last_health_retry = 0.0
+
+    def _sender_options(self, config: ServerConfig, handler: EventHandler) -> dict[str, Any]:
+        """``[sender]``, with DPoP proofs remembered in the fleet's Redis when there is one."""
+        options = dict(config.sender)
+        dpop = options.get("dpop")
+        if self.store is not None and config.lifecycle is not None and dpop:
+            dpop = {} if dpop is True else dict(dpop)
+            dpop.setdefault(
+                "replay",
+                RedisReplayLedger(
+                    self.store,
+                    on_unavailable=config.lifecycle["on_unavailable"],
+                    on_event=handler,
+                ),
+            )
+            options["dpop"] = dpop
+        return options
+
+    def constraints(self, route: Route) -> SenderConstraints:
+        """The sender constraints of ``route``: the server's, plus what the route demands."""
+        key = (route.dpop, route.certificate)
+        if key == (False, False):
+            return self.sender.constraints
+        found = self._route_constraints.get(key)
+        if found is None:
+            found = self._route_constraints[key] = self.sender.constraints.requiring(
+                dpop=route.dpop, certificate=route.certificate
+            )
+        return found
 
     # -- ASGI -----------------------------------------------------------------------------
 
@@ -193,6 +233,8 @@ class ForwardAuthApp:
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 await self.validator.aclose()
+                if self.sender.introspector is not None:
+                    await self.sender.introspector.aclose()
                 if self.store is not None:
                     await self.store.aclose()
                 await send({"type": "lifespan.shutdown.complete"})
@@ -265,26 +307,69 @@ class ForwardAuthApp:
             tokens = parse_qs(query).get("access_token")
             if tokens:
                 query_token = tokens[0]
+        constraints = self.constraints(route)
+        authorization = request.headers.getlist("authorization")
         try:
-            token = extract_bearer(
-                request.headers.getlist("authorization"),
+            found = extract_credentials(
+                authorization,
                 query_token=query_token,
                 allow_query=self.config.allow_query_token,
             )
         except InvalidRequest as exc:
-            return _error(error_response(exc, realm=self._realm))
-        if token is None:
+            return _error(constraints.refusal(exc, realm=self._realm))
+        if found is None:
             if route.anonymous:
                 return Response(status_code=200, headers=_NO_STORE)
-            return _error(missing_token_response(self._realm))
+            return _error(constraints.refusal(None, realm=self._realm))
+        token = found.token
         try:
             claims = await self.validator.avalidate(token, scopes=route.scopes)
+            if "cnf" in claims or found.scheme != "Bearer" or not constraints.inactive:
+                presented = self.presented(request, found, method, host, uri, constraints)
+                await constraints.acheck(claims, presented)
+            if route.introspect and self.sender.introspector is not None:
+                await self.sender.introspector.aintrospect(token)
         except TokenError as exc:
             logger.debug(
                 "refused %s %s%s: %s (token %s)", method, host, path, exc.reason, token_hash(token)
             )
-            return _error(error_response(exc, realm=self._realm, required_scopes=route.scopes))
+            return _error(
+                constraints.refusal(
+                    exc,
+                    realm=self._realm,
+                    required_scopes=route.scopes,
+                    authorization=authorization,
+                )
+            )
         return Response(status_code=200, headers=self.identity_headers(claims))
+
+    @staticmethod
+    def presented(
+        request: Request,
+        found: Credentials,
+        method: str,
+        host: str,
+        uri: str,
+        constraints: SenderConstraints,
+    ) -> PresentedRequest:
+        """The original request as the client sent it, for DPoP and certificate binding."""
+        headers = request.headers
+        scheme = (headers.get("x-forwarded-proto") or "https").split(",")[0].strip().lower()
+        forwarded = (
+            headers.getlist(constraints.client_cert_header)
+            if constraints.client_cert_header is not None
+            else []
+        )
+        return PresentedRequest(
+            scheme=found.scheme,
+            token=found.token,
+            method=method.upper(),
+            url=f"{scheme}://{host}{uri}",
+            dpop_proofs=tuple(headers.getlist("dpop")),
+            client_certificate=constraints.client_certificate(
+                None, forwarded, request.client.host if request.client else None
+            ),
+        )
 
     def identity_headers(self, claims: Claims) -> dict[str, str]:
         """``X-Auth-Subject``, ``X-Auth-Scopes`` and the configured claim headers."""

@@ -28,7 +28,16 @@ anonymous = true
 [lifecycle]                       # optional: revocations, cut-offs, distrust shared by Redis
 redis_url = "redis://127.0.0.1:6379/0"
 on_unavailable = "fail_open"      # or "fail_closed"
+
+[sender]                          # optional: DPoP, mTLS-bound tokens, introspection
+dpop = true                       # or { algorithms = ["ES256"], nonce_secret = "..." }
+client_cert_header = "X-SSL-Client-Cert"
+trusted_proxies = ["127.0.0.1"]   # the gateway's address
 ```
+
+Routes may add ``dpop = true``, ``certificate = true`` and ``introspect = true`` (the last
+needs ``[sender.introspection]``). With ``[lifecycle]``, DPoP proofs are remembered in its
+Redis, under its ``on_unavailable`` policy.
 
 An override ``JWKGUARD__SERVER__PORT=9000`` sets ``server.port``; list items are addressed by
 index (``JWKGUARD__VALIDATOR__ISSUERS__0__AUDIENCES='["https://api"]'``). Values are read as
@@ -44,6 +53,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .._sender_settings import SENDER_SETTINGS, build_sender_settings
 from ..errors import ConfigurationError
 from ._routes import Route, RouteTable
 
@@ -69,8 +79,10 @@ _SERVER_KEYS = frozenset(
         "audit",
     }
 )
-_ROUTE_KEYS = frozenset({"host", "path", "methods", "scopes", "anonymous"})
-_TOP_KEYS = frozenset({"server", "validator", "routes", "lifecycle"})
+_ROUTE_KEYS = frozenset(
+    {"host", "path", "methods", "scopes", "anonymous", "dpop", "certificate", "introspect"}
+)
+_TOP_KEYS = frozenset({"server", "validator", "routes", "lifecycle", "sender"})
 _LIFECYCLE_KEYS = frozenset({"redis_url", "prefix", "on_unavailable"})
 
 
@@ -94,6 +106,8 @@ class ServerConfig:
         audit: Write the audit trail (``jwkguard.audit`` logger).
         lifecycle: ``redis_url``, ``prefix`` and ``on_unavailable`` of the fleet's lifecycle
             store, or None for no lifecycle checks.
+        sender: The ``[sender]`` table (``jwkguard.build_sender_settings`` keys): DPoP,
+            certificate binding through the gateway's header, introspection.
     """
 
     validator: Mapping[str, Any]
@@ -110,6 +124,7 @@ class ServerConfig:
     envoy_prefix: str = "/envoy"
     audit: bool = True
     lifecycle: Mapping[str, Any] | None = None
+    sender: Mapping[str, Any] = field(default_factory=dict)
 
 
 def _toml_value(text: str) -> Any:
@@ -176,12 +191,17 @@ def _route(raw: Any, position: int) -> Route:
     scopes = _string_list(raw.get("scopes", []), f"{where}.scopes")
     _require(not (anonymous and scopes), f"{where}: an anonymous route cannot require scopes")
     methods = raw.get("methods")
+    demands = {name: raw.get(name, False) for name in ("dpop", "certificate", "introspect")}
+    for name, value in demands.items():
+        _require(isinstance(value, bool), f"{where}.{name} must be true or false")
+        _require(not (anonymous and value), f"{where}: an anonymous route cannot demand {name}")
     return Route(
         host=host,
         path=path,
         methods=None if methods is None else _string_list(methods, f"{where}.methods"),
         scopes=frozenset(scopes),
         anonymous=anonymous,
+        **demands,
     )
 
 
@@ -240,7 +260,25 @@ def parse_config(document: Mapping[str, Any]) -> ServerConfig:
     routes = RouteTable([_route(raw, position) for position, raw in enumerate(raw_routes)])
     if "lifecycle" in document:
         options["lifecycle"] = _lifecycle(document["lifecycle"])
+    options["sender"] = _sender(document.get("sender", {}), routes)
     return ServerConfig(validator=validator, routes=routes, **options)
+
+
+def _sender(raw: Any, routes: RouteTable) -> dict[str, Any]:
+    _require(isinstance(raw, dict), "[sender] must be a table")
+    unknown = sorted(set(raw) - SENDER_SETTINGS)
+    _require(not unknown, f"[sender]: unknown keys: {', '.join(unknown)}")
+    try:
+        built = build_sender_settings(raw)  # checked now, built again by the app
+    except ConfigurationError as exc:
+        raise ConfigurationError(f"[sender]: {exc}") from exc
+    if built.introspector is not None:
+        built.introspector.close()
+    elif any(route.introspect for route in routes.routes):
+        raise ConfigurationError("a route has introspect = true but [sender] has no introspection")
+    if built.constraints.dpop is None and any(route.dpop for route in routes.routes):
+        raise ConfigurationError("a route has dpop = true but [sender] has no dpop")
+    return dict(raw)
 
 
 def _lifecycle(raw: Any) -> dict[str, Any]:

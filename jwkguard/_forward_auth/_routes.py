@@ -34,6 +34,9 @@ class Route:
         methods: Upper-case methods the rule applies to, or None for all.
         scopes: Scopes the token must grant.
         anonymous: No token needed; a token that is sent must still be valid.
+        dpop: The token must be DPoP-bound (RFC 9449).
+        certificate: The token must be bound to the client certificate (RFC 8705).
+        introspect: Also ask the introspection endpoint whether the token is active.
     """
 
     host: str | None = None
@@ -41,6 +44,9 @@ class Route:
     methods: tuple[str, ...] | None = None
     scopes: frozenset[str] = frozenset()
     anonymous: bool = False
+    dpop: bool = False
+    certificate: bool = False
+    introspect: bool = False
 
     def __post_init__(self) -> None:
         host = self.host.lower().rstrip(".") if self.host and self.host != "*" else None
@@ -76,7 +82,10 @@ class Route:
         """A short text for logs."""
         methods = ",".join(self.methods) if self.methods else "*"
         what = "anonymous" if self.anonymous else f"scopes={' '.join(sorted(self.scopes)) or '-'}"
-        return f"methods={methods} host={self.host or '*'} path={self.path} {what}"
+        demands = "".join(
+            f" {name}" for name in ("dpop", "certificate", "introspect") if getattr(self, name)
+        )
+        return f"methods={methods} host={self.host or '*'} path={self.path} {what}{demands}"
 
 
 class RouteTable:
