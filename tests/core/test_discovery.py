@@ -160,9 +160,9 @@ def test_jwks_gone_runs_discovery_again(local_issuer: LocalIssuer, clock: FakeCl
         validator.validate(good)  # fails over to stale keys, forgets the jwks_uri
         clock.advance(2)  # past the first backoff
         validator.validate(good)  # stale keys serve; discovery runs again in the background
-        wait_until(lambda: local_issuer.requests["/keys/v2"] == 1)
-        assert local_issuer.requests[OIDC] == 2
         source = validator.key_source(local_issuer.url)
         assert isinstance(source, RemoteKeySource)
+        wait_until(lambda: not source.status().serving_stale)
+        assert local_issuer.requests[OIDC] == 2
+        assert local_issuer.requests["/keys/v2"] == 1
         assert source.status().jwks_uri == f"{local_issuer.url}/keys/v2"
-        assert not source.status().serving_stale
