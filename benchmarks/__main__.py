@@ -17,6 +17,7 @@ SUITES = (
     "http_flask",
     "http_django",
     "forward_auth",
+    "sender",
 )
 
 

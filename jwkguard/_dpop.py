@@ -7,6 +7,7 @@ remembers each proof's ``jti`` for the replay window.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import json
@@ -52,6 +53,7 @@ def access_token_hash(access_token: str) -> str:
     return _b64url(hashlib.sha256(access_token.encode("ascii")).digest())
 
 
+@functools.lru_cache(maxsize=1024)  # a service sees few distinct URLs; a pure function
 def normalise_htu(url: str) -> str:
     """A request URI as ``htu`` compares it (RFC 9449 §4.3, RFC 3986 §6.2.2-6.2.3).
 

@@ -253,6 +253,9 @@ class LocalIssuer:
 def _handler_for(issuer: LocalIssuer) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        # Headers and body go out in separate writes: without this, Nagle's algorithm holds the
+        # body until the client's delayed ACK (about 40 ms per kept-alive response).
+        disable_nagle_algorithm = True
 
         def log_message(self, format: str, *args: Any) -> None:
             """Silence the default stderr logging."""
