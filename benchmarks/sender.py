@@ -17,6 +17,7 @@ Run with ``python -m benchmarks sender``; ``JWKGUARD_BENCH_ROUNDS`` sets the rou
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import shutil
 import socket
@@ -114,8 +115,8 @@ def main() -> None:
         ) -> Iterator[Callable[[], object]]:
             while True:
                 proof = make_dpop_proof(key, method="GET", url=URL, access_token=bound)
-                yield lambda proof=proof: verifier.verify(
-                    proof, method="GET", url=URL, access_token=bound, claims=claims
+                yield functools.partial(
+                    verifier.verify, proof, method="GET", url=URL, access_token=bound, claims=claims
                 )
 
         rows.append((f"DPoP proof {alg}, memory ledger", _median_us(_timed(proofs()))))
@@ -175,8 +176,7 @@ def main() -> None:
 
         def misses() -> Iterator[Callable[[], object]]:
             while True:
-                name = f"opaque-{next(fresh)}"
-                yield lambda name=name: introspector.introspect(name)
+                yield functools.partial(introspector.introspect, f"opaque-{next(fresh)}")
 
         rows.append(("introspection, over loopback", _median_us(_timed(misses()))))
         introspector.close()
