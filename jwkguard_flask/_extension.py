@@ -197,6 +197,9 @@ class JWKGuard:
         scopes: Iterable[str] = (),
         optional: bool = False,
         exempt_methods: Iterable[str] | None = None,
+        dpop: bool = False,
+        certificate: bool = False,
+        introspect: bool = False,
     ) -> Target:
         """Require a valid token for every request to a blueprint or a whole app.
 
@@ -211,6 +214,9 @@ class JWKGuard:
             optional: Let requests without a token through (a bad token is still refused).
             exempt_methods: Methods left open; default ``JWKGUARD_EXEMPT_METHODS``
                 (``OPTIONS``, as CORS preflight requests carry no credentials).
+            dpop: Every request needs a DPoP-bound token (as :meth:`require`).
+            certificate: Every request needs a certificate-bound token.
+            introspect: Every request's token is also introspected (hybrid mode).
 
         Returns:
             ``target``, so ``bp = guard.protect(Blueprint(...))`` reads naturally.
@@ -224,6 +230,7 @@ class JWKGuard:
         if isinstance(exempt_methods, str):
             raise ConfigurationError("exempt_methods must be a list, e.g. ['OPTIONS']")
         methods = None if exempt_methods is None else frozenset(m.upper() for m in exempt_methods)
+        demands = _flags(dpop=dpop, certificate=certificate, introspect=introspect)
 
         def check_request() -> None:
             state = state_of(current_app)
@@ -236,7 +243,7 @@ class JWKGuard:
                 view = current_app.view_functions.get(endpoint)
                 if view is not None and _is_exempt_view(view, exempt_views):
                     return
-            authenticate(required, optional)
+            authenticate(required, optional, **demands)
 
         target.before_request(check_request)
         return target

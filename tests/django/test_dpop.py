@@ -371,3 +371,19 @@ def test_introspect_without_introspection_settings_is_a_configuration_error(
         client = Client(raise_request_exception=True)
         with pytest.raises(ImproperlyConfigured, match="INTROSPECTION"):
             client.get("/transfer", headers=headers)
+
+
+def test_require_dpop_in_the_settings_applies_to_every_view(
+    fetch: Fetch, issuer: LocalIssuer, proof_key: SigningKey
+) -> None:
+    settings = jwkguard_settings(issuer, DPOP=True, REQUIRE_DPOP=True)
+    with override_settings(JWKGUARD=settings, ROOT_URLCONF=URLS):
+        missing = fetch.get("/orders")
+        assert missing.status_code == 401
+        assert missing["WWW-Authenticate"] == dpop_challenge()
+        bearer_only = fetch.get("/orders", headers={"Authorization": f"Bearer {issuer.mint()}"})
+        assert bearer_only.status_code == 401
+        assert bearer_only.json()["reason"] == "dpop_required"
+        token = bound(issuer, proof_key)
+        headers = dpop_headers(token, proof(proof_key, token, "/aorders"))
+        assert fetch.get("/aorders", headers=headers).status_code == 200

@@ -478,3 +478,51 @@ def test_dpop_challenge_lists_the_configured_algorithms(
     with TestClient(app, base_url=BASE) as test_client:
         challenge = test_client.get("/strict").headers["www-authenticate"]
     assert challenge == 'DPoP realm="api", algs="ES256 EdDSA"'
+
+
+def test_the_starlette_middleware_and_backend_check_dpop_too(
+    static_validator: Validator, issuer: LocalIssuer, proof_key: SigningKey
+) -> None:
+    from starlette.applications import Starlette
+    from starlette.middleware import Middleware
+    from starlette.middleware.authentication import AuthenticationMiddleware
+    from starlette.requests import Request as StarletteRequest
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+
+    from jwkguard import SenderConstraints
+    from jwkguard_fastapi import JWKGuardBackend, JWKGuardMiddleware
+
+    async def whoami(request: StarletteRequest) -> JSONResponse:
+        return JSONResponse({"ok": True})
+
+    constraints = SenderConstraints(dpop=DPoPVerifier())
+    protected = Starlette(
+        routes=[Route("/orders", whoami)],
+        middleware=[
+            Middleware(
+                JWKGuardMiddleware, validator=static_validator, sender_constraints=constraints
+            )
+        ],
+    )
+    backed = Starlette(
+        routes=[Route("/orders", whoami)],
+        middleware=[
+            Middleware(
+                AuthenticationMiddleware,
+                backend=JWKGuardBackend(static_validator, sender_constraints=constraints),
+                on_error=JWKGuardBackend.on_error,
+            )
+        ],
+    )
+    for app in (protected, backed):
+        with TestClient(app, base_url=BASE) as test_client:
+            token = bound_token(issuer, proof_key)
+            ok = test_client.get(
+                "/orders", headers=dpop_headers(token, proof_for(proof_key, token))
+            )
+            assert ok.status_code == 200, ok.text
+            downgrade = test_client.get("/orders", headers=bearer(token))
+            assert_dpop_refusal(
+                downgrade.status_code, downgrade.headers, downgrade.json(), "dpop_required"
+            )

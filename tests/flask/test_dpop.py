@@ -387,3 +387,28 @@ def test_an_unreachable_endpoint_gives_503_when_fail_closed(
     assert response.status_code == 503
     assert response.get_json()["reason"] == "introspection_unavailable"
     assert int(response.headers["Retry-After"]) > 0
+
+
+def test_protect_can_demand_dpop_for_a_whole_blueprint(
+    issuer: LocalIssuer, proof_key: SigningKey
+) -> None:
+    from flask import Blueprint
+
+    app = Flask(__name__)
+    app.config.update(static_settings(issuer, JWKGUARD_DPOP=True), TESTING=True)
+    guard = JWKGuard(app)
+    payments = guard.protect(Blueprint("payments", __name__), dpop=True)
+
+    @payments.get("/payments/<int:number>")
+    def payment(number: int) -> dict[str, Any]:
+        return {"number": number, "sub": current_claims.subject}
+
+    app.register_blueprint(payments)
+    client = app.test_client()
+    assert client.get("/payments/1").headers["WWW-Authenticate"] == dpop_challenge()
+    refused(client.get("/payments/1", headers=bearer(issuer.mint())), "dpop_required")
+    token = bound(issuer, proof_key)
+    ok = client.get(
+        "/payments/1", headers=dpop_headers(token, proof(proof_key, token, "/payments/1"))
+    )
+    assert ok.get_json() == {"number": 1, "sub": "user-123"}
