@@ -120,7 +120,10 @@ def test_the_flask_example(issuer: LocalIssuer) -> None:
 
 
 def test_the_django_settings_and_the_toml_table_are_accepted() -> None:
-    settings_source, _ = blocks("Django")
+    settings_source, views_source = blocks("Django")
+    views = run(views_source)
+    assert views["create_order"].jwkguard_policy.dpop
+    assert views["refund"].jwkguard_policy.introspect
     namespace = run(settings_source)
     settings = dict(namespace["JWKGUARD"])
     settings["DPOP"] = {**settings["DPOP"], "REPLAY": None}  # the dotted path is the reader's
