@@ -72,6 +72,7 @@ class SenderConstraints:
     """
 
     __slots__ = (
+        "_derived",
         "_networks",
         "client_cert_header",
         "dpop",
@@ -118,20 +119,26 @@ class SenderConstraints:
         self.client_cert_header = client_cert_header.strip() if client_cert_header else None
         self.trusted_proxies = tuple(trusted_proxies)
         self._networks = tuple(networks)
+        self._derived: dict[tuple[bool, bool], SenderConstraints] = {}
 
     def requiring(self, *, dpop: bool = False, certificate: bool = False) -> SenderConstraints:
         """A copy that also requires DPoP and/or certificate binding (for one route).
 
-        The copy shares the verifier, so proofs spent on one route count on every route.
+        The copy shares the verifier, so proofs spent on one route count on every route; it is
+        built once per combination, so adapters may ask on every request.
         """
-        return SenderConstraints(
-            dpop=self.dpop,
-            require_dpop=self.require_dpop or dpop,
-            require_dpop_issuers=self.require_dpop_issuers,
-            require_certificate=self.require_certificate or certificate,
-            client_cert_header=self.client_cert_header,
-            trusted_proxies=self.trusted_proxies,
-        )
+        key = (dpop, certificate)
+        derived = self._derived.get(key)
+        if derived is None:
+            derived = self._derived[key] = SenderConstraints(
+                dpop=self.dpop,
+                require_dpop=self.require_dpop or dpop,
+                require_dpop_issuers=self.require_dpop_issuers,
+                require_certificate=self.require_certificate or certificate,
+                client_cert_header=self.client_cert_header,
+                trusted_proxies=self.trusted_proxies,
+            )
+        return derived
 
     @property
     def inactive(self) -> bool:

@@ -156,7 +156,6 @@ class ForwardAuthApp:
             if lifecycle is not None:
                 lifecycle.attach(validator)
         self.sender = build_sender_settings(self._sender_options(config, handler))
-        self._route_constraints: dict[tuple[bool, bool], SenderConstraints] = {}
         if metrics is not None:
             metrics.instrument(validator)
             self._responses = _responses_counter(metrics)
@@ -186,15 +185,9 @@ class ForwardAuthApp:
 
     def constraints(self, route: Route) -> SenderConstraints:
         """The sender constraints of ``route``: the server's, plus what the route demands."""
-        key = (route.dpop, route.certificate)
-        if key == (False, False):
+        if not (route.dpop or route.certificate):
             return self.sender.constraints
-        found = self._route_constraints.get(key)
-        if found is None:
-            found = self._route_constraints[key] = self.sender.constraints.requiring(
-                dpop=route.dpop, certificate=route.certificate
-            )
-        return found
+        return self.sender.constraints.requiring(dpop=route.dpop, certificate=route.certificate)
 
     # -- ASGI -----------------------------------------------------------------------------
 

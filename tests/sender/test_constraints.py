@@ -179,6 +179,7 @@ def test_requiring_shares_the_verifier_and_checks_only_what_is_left(
     base = SenderConstraints(dpop=DPoPVerifier(clock=clock))
     strict = base.requiring(dpop=True)
     assert strict.dpop is base.dpop
+    assert base.requiring(dpop=True) is strict, "built once, asked per request"
     assert strict.require_dpop
     assert not base.require_dpop
     _, unbound = claims_of(validator, rsa_key, clock)
