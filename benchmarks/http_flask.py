@@ -24,18 +24,13 @@ from __future__ import annotations
 import functools
 import json
 import os
-import socket
-import statistics
-import subprocess
 import sys
-import threading
-import time
 from collections.abc import Callable
-from contextlib import suppress
-from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
+from benchmarks._http_load import api_request, load_threads, pin, start_serve, stop
+from benchmarks._timing import medians, process_cpu_seconds
+
 SERVER_CPU, LOAD_CPU = 0, 1
 ROUTES = ("none", "floor", "jwkguard", "pyjwt", "cached")
 PATHS = {"cached": "/cached/bench/jwkguard"}
@@ -43,14 +38,6 @@ CONNECTIONS = 2
 WARM_UP = 200
 PER_ROUND = 400
 ROUNDS = 20
-_TIMEOUT = 30.0
-
-
-def _pin(cpu: int) -> None:
-    """Keep this process (and the threads it starts later) on ``cpu``, if it may use two."""
-    allowed = sorted(os.sched_getaffinity(0))
-    if len(allowed) >= 2:
-        os.sched_setaffinity(0, {allowed[cpu]})
 
 
 # -- the server (child process) -----------------------------------------------------------
@@ -146,7 +133,7 @@ def serve() -> None:
 
     # A single worker thread always has a queue under load: that is the point, not news.
     logging.getLogger("waitress.queue").setLevel(logging.ERROR)
-    _pin(SERVER_CPU)  # before waitress starts its threads, so that they inherit it
+    pin(SERVER_CPU)  # before waitress starts its threads, so that they inherit it
 
     server = create_server(_bench_app(), host="127.0.0.1", port=0, threads=1)
     print(server.effective_port, flush=True)
@@ -156,96 +143,12 @@ def serve() -> None:
 # -- the load (this process) --------------------------------------------------------------
 
 
-def _read_response(sock: socket.socket, buffer: bytearray) -> int:
-    """Read one HTTP/1.1 response with Content-Length; return its status."""
-    while b"\r\n\r\n" not in buffer:
-        chunk = sock.recv(65536)
-        if not chunk:
-            raise ConnectionError("server closed the connection")
-        buffer += chunk
-    head, _, rest = bytes(buffer).partition(b"\r\n\r\n")
-    lines = head.split(b"\r\n")
-    status = int(lines[0].split()[1])
-    length = next(
-        int(line.split(b":", 1)[1]) for line in lines if line.lower().startswith(b"content-length:")
-    )
-    while len(rest) < length:
-        chunk = sock.recv(65536)
-        if not chunk:
-            raise ConnectionError("server closed the connection")
-        rest += chunk
-    buffer[:] = rest[length:]
-    return status
+def _request(route: str, token: str) -> bytes:
+    return api_request(PATHS.get(route, f"/bench/{route}"), None if route == "none" else token)
 
 
 def _load(port: int, request: bytes, total: int) -> float:
-    """Send ``total`` requests over CONNECTIONS keep-alive connections; return seconds taken."""
-    per_connection = total // CONNECTIONS
-    start = threading.Barrier(CONNECTIONS + 1)
-    failures: list[str] = []
-
-    def worker() -> None:
-        with socket.create_connection(("127.0.0.1", port), timeout=_TIMEOUT) as sock:
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            buffer = bytearray()
-            start.wait(_TIMEOUT)
-            for _ in range(per_connection):
-                sock.sendall(request)
-                status = _read_response(sock, buffer)
-                if status != 200:
-                    failures.append(f"status {status}")
-                    return
-
-    threads = [threading.Thread(target=worker) for _ in range(CONNECTIONS)]
-    for thread in threads:
-        thread.start()
-    start.wait(_TIMEOUT)
-    began = time.perf_counter()
-    for thread in threads:
-        thread.join(_TIMEOUT * 4)
-    elapsed = time.perf_counter() - began
-    if failures:
-        raise RuntimeError(f"the benchmark route did not answer 200: {failures[0]}")
-    return elapsed
-
-
-def _cpu_seconds(pid: int) -> float:
-    """CPU time of process ``pid``: the sum of its threads' time on a CPU (Linux ``/proc``).
-
-    ``schedstat`` counts nanoseconds, where ``stat`` counts 10 ms ticks.
-    """
-    total = 0
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        with suppress(FileNotFoundError):  # a thread that ended meanwhile
-            total += int((task / "schedstat").read_text().split()[0])
-    return total / 1e9
-
-
-def _request(route: str, token: str) -> bytes:
-    lines = [
-        f"GET {PATHS.get(route, f'/bench/{route}')} HTTP/1.1",
-        "Host: 127.0.0.1",
-        "Accept: application/json",
-        *([] if route == "none" else [f"Authorization: Bearer {token}"]),
-        "",
-        "",
-    ]
-    return "\r\n".join(lines).encode()
-
-
-def _start_server(environment: dict[str, str]) -> tuple[subprocess.Popen[str], int]:
-    process = subprocess.Popen(
-        [sys.executable, "-m", "benchmarks.http_flask", "serve"],
-        cwd=ROOT,
-        env={**os.environ, **environment},
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    line = process.stdout.readline() if process.stdout is not None else ""
-    if not line.strip().isdigit():
-        process.kill()
-        raise RuntimeError("the benchmark server did not start")
-    return process, int(line)
+    return load_threads(port, request, total, connections=CONNECTIONS)
 
 
 def main() -> None:
@@ -259,9 +162,9 @@ def main() -> None:
             "FLASK_JWKGUARD_ALGORITHMS": json.dumps([issuer.alg]),
         }
         token = issuer.mint(scopes=["orders:read"])
-        process, port = _start_server(environment)
+        process, port = start_serve("benchmarks.http_flask", environment)
         affinity = os.sched_getaffinity(0)
-        _pin(LOAD_CPU)
+        pin(LOAD_CPU)
         try:
             requests = {route: _request(route, token) for route in ROUTES}
             for route in ROUTES:
@@ -272,16 +175,14 @@ def main() -> None:
                 # Rotate the order each round so no route always follows the same neighbour.
                 shift = round_number % len(ROUTES)
                 for route in ROUTES[shift:] + ROUTES[:shift]:
-                    before = _cpu_seconds(process.pid)
+                    before = process_cpu_seconds(process.pid)
                     rates[route].append(PER_ROUND / _load(port, requests[route], PER_ROUND))
-                    spent = _cpu_seconds(process.pid) - before
+                    spent = process_cpu_seconds(process.pid) - before
                     cpu_rates[route].append(PER_ROUND / max(spent, 1e-9))
         finally:
             os.sched_setaffinity(0, affinity)
-            process.terminate()
-            process.wait(timeout=10)
-    wall = {route: statistics.median(values) for route, values in rates.items()}
-    per_cpu = {route: statistics.median(values) for route, values in cpu_rates.items()}
+            stop([process])
+    wall, per_cpu = medians(rates), medians(cpu_rates)
     print(f"{CONNECTIONS} keep-alive connections, {ROUNDS} rounds x {PER_ROUND} requests/route")
     print(
         f"{'route':<9} {'req/s':>7} {'/floor':>7} {'/pyjwt':>7}"
