@@ -21,7 +21,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route as StarletteRoute
 
-from jwkguard import ConfigurationError, DPoPNonces, certificate_thumbprint
+from jwkguard import ConfigurationError, DPoPNonces, RedisReplayLedger, certificate_thumbprint
 from jwkguard._forward_auth import ForwardAuthApp, parse_config
 from jwkguard.testing import (
     CertificateAuthority,
@@ -33,6 +33,7 @@ from jwkguard.testing import (
 )
 
 from ..conftest import require_binary
+from .conftest import RedisServer
 from .kit import (
     BROKEN_PROOFS,
     ASGIServer,
@@ -430,3 +431,31 @@ def test_behind_nginx_dpop_proofs_are_checked_against_the_url_the_client_used(
         unbound = client.post(url, headers={"Authorization": f"Bearer {issuer.mint()}"})
         assert unbound.status_code == 401
         assert unbound.headers["WWW-Authenticate"].startswith("DPoP ")
+
+
+@pytest.mark.anyio
+async def test_with_a_lifecycle_redis_two_servers_share_the_replay_ledger(
+    issuer: LocalIssuer, proof_key: SigningKey, redis_server: RedisServer
+) -> None:
+    config = document(issuer)
+    config["lifecycle"] = {
+        "redis_url": redis_server.url,
+        "prefix": f"fa{time.monotonic_ns()}:",
+        "on_unavailable": "fail_closed",
+    }
+    first, second = (ForwardAuthApp(parse_config(config)) for _ in range(2))
+    token = bound(issuer, proof_key)
+    proof = proof_for(proof_key, token, "/orders")
+    try:
+        for app in (first, second):
+            await app.start()
+            assert app.sender.constraints.dpop is not None
+            assert isinstance(app.sender.constraints.dpop.replay, RedisReplayLedger)
+        async with gateway(first) as one, gateway(second) as two:
+            assert (await ask(one, "/orders", token, proof=proof)).status_code == 200
+            check(await ask(two, "/orders", token, proof=proof), "dpop_replayed")
+    finally:
+        for app in (first, second):
+            assert app.store is not None
+            await app.store.aclose()
+            await app.validator.aclose()
