@@ -11,13 +11,7 @@ from pathlib import Path
 import pytest
 
 from ..conftest import require_binary
-
-
-def free_port() -> int:
-    """A loopback port nobody listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from .kit import free_port
 
 
 class RedisServer:
