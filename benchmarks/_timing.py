@@ -11,7 +11,7 @@ from __future__ import annotations
 import gc
 import statistics
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import suppress
 from pathlib import Path
 
@@ -23,6 +23,16 @@ Clock = Callable[[], float]
 CPU: Clock = time.thread_time
 WALL: Clock = time.perf_counter
 BLOCK_SECONDS = 0.02
+
+
+def in_turns(names: Sequence[str], rounds: int) -> Iterator[str]:
+    """Each name once per round for ``rounds`` rounds, the order rotating by one every round.
+
+    No name always follows the same neighbour, so drift on a shared machine hits all alike.
+    """
+    for round_number in range(rounds):
+        shift = round_number % len(names)
+        yield from [*names[shift:], *names[:shift]]
 
 
 def block_size(call: Call, *, seconds: float = BLOCK_SECONDS, clock: Clock = CPU) -> int:
@@ -67,10 +77,8 @@ def interleaved_samples(
     samples: dict[str, list[float]] = {name: [] for name in names}
     gc.disable()
     try:
-        for round_number in range(rounds):
-            shift = round_number % len(names)
-            for name in names[shift:] + names[:shift]:
-                samples[name].append(time_block(calls[name], sizes[name], clock))
+        for name in in_turns(names, rounds):
+            samples[name].append(time_block(calls[name], sizes[name], clock))
     finally:
         gc.enable()
     return samples

@@ -27,17 +27,13 @@ from __future__ import annotations
 
 import logging
 import os
-import socket
-import statistics
-import subprocess
 import sys
-import threading
-import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
+from benchmarks._http_load import ROOT, api_request, load_threads, start_serve, stop
+from benchmarks._timing import in_turns, medians, paired_ratio, percentile, process_cpu_seconds
+
 EXAMPLE = ROOT / "examples" / "django_project"
 ROUTES = ("none", "floor", "jwkguard", "simplejwt", "jwkguard+cache")
 PATHS = {
@@ -52,7 +48,6 @@ CONNECTIONS = 4
 WARM_UP = 200
 PER_ROUND = 300
 ROUNDS = 9
-_TIMEOUT = 30.0
 
 
 # -- the server (child process) -----------------------------------------------------------
@@ -151,99 +146,6 @@ def serve() -> None:
 # -- the load (this process) --------------------------------------------------------------
 
 
-def _read_response(sock: socket.socket, buffer: bytearray) -> int:
-    """Read one HTTP/1.1 response with Content-Length; return its status."""
-    while b"\r\n\r\n" not in buffer:
-        chunk = sock.recv(65536)
-        if not chunk:
-            raise ConnectionError("server closed the connection")
-        buffer += chunk
-    head, _, rest = bytes(buffer).partition(b"\r\n\r\n")
-    lines = head.split(b"\r\n")
-    status = int(lines[0].split()[1])
-    length = next(
-        int(line.split(b":", 1)[1]) for line in lines if line.lower().startswith(b"content-length:")
-    )
-    while len(rest) < length:
-        chunk = sock.recv(65536)
-        if not chunk:
-            raise ConnectionError("server closed the connection")
-        rest += chunk
-    buffer[:] = rest[length:]
-    return status
-
-
-def _load(port: int, request: bytes, total: int, latencies: list[float] | None = None) -> float:
-    """Send ``total`` requests over CONNECTIONS keep-alive connections; return seconds taken.
-
-    Each request's latency (send to full response) is appended to ``latencies`` if given.
-    """
-    per_connection = total // CONNECTIONS
-    start = threading.Barrier(CONNECTIONS + 1)
-    failures: list[str] = []
-
-    def worker() -> None:
-        with socket.create_connection(("127.0.0.1", port), timeout=_TIMEOUT) as sock:
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            buffer = bytearray()
-            start.wait(_TIMEOUT)
-            for _ in range(per_connection):
-                began = time.perf_counter()
-                sock.sendall(request)
-                status = _read_response(sock, buffer)
-                if latencies is not None:
-                    latencies.append(time.perf_counter() - began)
-                if status != 200:
-                    failures.append(f"status {status}")
-                    return
-
-    threads = [threading.Thread(target=worker) for _ in range(CONNECTIONS)]
-    for thread in threads:
-        thread.start()
-    start.wait(_TIMEOUT)
-    began = time.perf_counter()
-    for thread in threads:
-        thread.join(_TIMEOUT * 4)
-    elapsed = time.perf_counter() - began
-    if failures:
-        raise RuntimeError(f"the benchmark route did not answer 200: {failures[0]}")
-    return elapsed
-
-
-def _cpu_seconds(pid: int) -> float:
-    """User plus system CPU time of process ``pid`` so far (Linux ``/proc``)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def _request(route: str, token: str) -> bytes:
-    lines = [
-        f"GET {PATHS[route]} HTTP/1.1",
-        "Host: 127.0.0.1",
-        "Accept: application/json",
-        *([] if route == "none" else [f"Authorization: Bearer {token}"]),
-        "",
-        "",
-    ]
-    return "\r\n".join(lines).encode()
-
-
-def _start_server(environment: dict[str, str]) -> tuple[subprocess.Popen[str], int]:
-    process = subprocess.Popen(
-        [sys.executable, "-m", "benchmarks.http_django", "serve"],
-        cwd=ROOT,
-        env={**os.environ, **environment},
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert process.stdout is not None
-    line = process.stdout.readline()
-    if not line.strip().isdigit():
-        process.kill()
-        raise RuntimeError("the benchmark server did not start")
-    return process, int(line)
-
-
 def main() -> None:
     """Run the routes in interleaved rounds and print requests/s and ratios."""
     from jwkguard.testing import LocalIssuer
@@ -256,13 +158,18 @@ def main() -> None:
         }
         # drf-simplejwt insists on its own token_type claim; jwkguard ignores it.
         token = issuer.mint(scopes=["orders:read"], token_type="access")
-        process, port = _start_server(environment)
-        cached_process, cached_port = _start_server({**environment, _CACHED: "1"})
+        process, port = start_serve("benchmarks.http_django", environment)
+        cached_process, cached_port = start_serve(
+            "benchmarks.http_django", {**environment, _CACHED: "1"}
+        )
         ports = {route: cached_port if route == "jwkguard+cache" else port for route in ROUTES}
         try:
-            requests = {route: _request(route, token) for route in ROUTES}
+            requests = {
+                route: api_request(PATHS[route], None if route == "none" else token)
+                for route in ROUTES
+            }
             for route in ROUTES:
-                _load(ports[route], requests[route], WARM_UP)
+                load_threads(ports[route], requests[route], WARM_UP, connections=CONNECTIONS)
             rates: dict[str, list[float]] = {route: [] for route in ROUTES}
             latencies: dict[str, list[float]] = {route: [] for route in ROUTES}
             cpu = dict.fromkeys(ROUTES, 0.0)
@@ -270,22 +177,21 @@ def main() -> None:
                 route: (cached_process if port == cached_port else process).pid
                 for route, port in ports.items()
             }
-            for round_number in range(ROUNDS):
-                # Rotate the order each round so no route always follows the same neighbour.
-                shift = round_number % len(ROUTES)
-                for route in ROUTES[shift:] + ROUTES[:shift]:
-                    before = _cpu_seconds(pids[route])
-                    seconds = _load(ports[route], requests[route], PER_ROUND, latencies[route])
-                    cpu[route] += _cpu_seconds(pids[route]) - before
-                    rates[route].append(PER_ROUND / seconds)
+            for route in in_turns(ROUTES, ROUNDS):
+                before = process_cpu_seconds(pids[route])
+                seconds = load_threads(
+                    ports[route],
+                    requests[route],
+                    PER_ROUND,
+                    connections=CONNECTIONS,
+                    latencies=latencies[route],
+                )
+                cpu[route] += process_cpu_seconds(pids[route]) - before
+                rates[route].append(PER_ROUND / seconds)
         finally:
-            for child in (process, cached_process):
-                child.terminate()
-                child.wait(timeout=10)
-                if child.stdout:
-                    child.stdout.close()
+            stop([process, cached_process])
         jwks_fetches = issuer.requests["/jwks.json"]
-    median = {route: statistics.median(values) for route, values in rates.items()}
+    median = medians(rates)
     per_cpu = {route: ROUNDS * PER_ROUND / max(cpu[route], 1e-9) for route in ROUTES}
     print(f"{CONNECTIONS} keep-alive connections, {ROUNDS} rounds x {PER_ROUND} requests/route")
     print(
@@ -295,8 +201,7 @@ def main() -> None:
     )
     for route in ROUTES:
         spread = " ".join(f"{value:.0f}" for value in rates[route])
-        ordered = sorted(latencies[route])
-        p50, p99 = (ordered[int(q * (len(ordered) - 1))] * 1e3 for q in (0.5, 0.99))
+        p50, p99 = (percentile(latencies[route], q) * 1e3 for q in (0.5, 0.99))
         print(
             f"{route:<14} {median[route]:>8.0f} {median[route] / median['floor']:>8.2f}x"
             f" {median[route] / median['simplejwt']:>12.2f}x"
@@ -307,17 +212,13 @@ def main() -> None:
     print(f"JWK Set fetches during the run: {jwks_fetches} (one per implementation and server)")
     # Neighbours on a shared machine make whole rounds slow or fast; a ratio taken within
     # each round cancels most of that, so the targets are judged on the median of those.
-    peer = statistics.median(
-        j / s for j, s in zip(rates["jwkguard"], rates["simplejwt"], strict=True)
-    )
-    floor = statistics.median(j / f for j, f in zip(rates["jwkguard"], rates["floor"], strict=True))
+    peer = paired_ratio(rates["jwkguard"], rates["simplejwt"])
+    floor = paired_ratio(rates["jwkguard"], rates["floor"])
     print(
         f"jwkguard, median of per-round ratios: {peer:.2f}x drf-simplejwt (target >= 1.20x), "
         f"{floor:.2f}x floor (target >= 0.80x)"
     )
-    cached = statistics.median(
-        c / f for c, f in zip(rates["jwkguard+cache"], rates["floor"], strict=True)
-    )
+    cached = paired_ratio(rates["jwkguard+cache"], rates["floor"])
     print(f"jwkguard+cache, median of per-round ratios: {cached:.2f}x floor (target >= 0.95x)")
     # Requests per second of the server's own CPU hold up when other work shares the cores.
     print(

@@ -26,14 +26,13 @@ import asyncio
 import json
 import os
 import socket
-import statistics
 import subprocess
 import sys
-import time
-from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
+from benchmarks._http_load import ROOT, api_request, load_async, stop, wait_ready
+from benchmarks._timing import in_turns, medians, percentile, process_cpu_seconds
+
 ROUTES = ("none", "httpbearer", "jwkguard", "pyjwt", "jwkguard+cache")
 PATHS = {
     "none": "/bench/none",
@@ -144,64 +143,14 @@ def serve(fd: int) -> None:
 # -- the load (this process) --------------------------------------------------------------
 
 
-async def _connection(
-    port: int, request: bytes, count: int, latencies: list[float], failures: list[str]
-) -> None:
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    writer.get_extra_info("socket").setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    try:
-        for _ in range(count):
-            began = time.perf_counter()
-            writer.write(request)
-            head = await reader.readuntil(b"\r\n\r\n")
-            lines = head.split(b"\r\n")
-            status = int(lines[0].split()[1])
-            length = next(
-                int(line.split(b":", 1)[1])
-                for line in lines
-                if line.lower().startswith(b"content-length:")
-            )
-            await reader.readexactly(length)
-            latencies.append(time.perf_counter() - began)
-            if status != 200:
-                failures.append(f"status {status}")
-                return
-    finally:
-        writer.close()
-
-
 async def _load(port: int, request: bytes, total: int) -> tuple[float, list[float]]:
     """``total`` requests over CONNECTIONS keep-alive connections: (seconds, latencies)."""
-    latencies: list[float] = []
-    failures: list[str] = []
-    began = time.perf_counter()
-    jobs = [
-        _connection(port, request, total // CONNECTIONS, latencies, failures)
-        for _ in range(CONNECTIONS)
-    ]
-    await asyncio.wait_for(asyncio.gather(*jobs), TIMEOUT * 4)
-    elapsed = time.perf_counter() - began
-    if failures:
-        raise RuntimeError(f"the benchmark route did not answer 200: {failures[0]}")
-    return elapsed, latencies
-
-
-def _cpu_seconds(pid: int) -> float:
-    """User plus system CPU time of process ``pid`` (Linux ``/proc``)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def _request(route: str, token: str) -> bytes:
-    lines = [
-        f"GET {PATHS[route]} HTTP/1.1",
-        "Host: 127.0.0.1",
-        "Accept: application/json",
-        *([] if route == "none" else [f"Authorization: Bearer {token}"]),
-        "",
-        "",
-    ]
-    return "\r\n".join(lines).encode()
+    elapsed, tally = await load_async(
+        port, [(request, 200)], connections=CONNECTIONS, total=total, limit=TIMEOUT * 4
+    )
+    if tally.errors:
+        raise RuntimeError(f"the benchmark route did not answer 200: {tally.errors[0]}")
+    return elapsed, tally.latencies
 
 
 def _start_server(environment: dict[str, str]) -> tuple[subprocess.Popen[bytes], int]:
@@ -216,24 +165,8 @@ def _start_server(environment: dict[str, str]) -> tuple[subprocess.Popen[bytes],
         pass_fds=[listener.fileno()],
     )
     listener.close()
-    deadline = time.monotonic() + TIMEOUT
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError("the benchmark server exited")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1) as probe:
-                probe.sendall(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
-                if probe.recv(64).startswith(b"HTTP/1.1 200"):
-                    return process, port
-        except OSError:
-            time.sleep(0.1)
-    process.kill()
-    raise RuntimeError("the benchmark server did not start")
-
-
-def _percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+    wait_ready(process, port, "/health", name="the benchmark server")
+    return process, port
 
 
 def main() -> None:
@@ -251,7 +184,10 @@ def main() -> None:
         token = issuer.mint(scopes=[SCOPE], lifetime=3600)
         process, port = _start_server(environment)
         try:
-            requests = {route: _request(route, token) for route in ROUTES}
+            requests = {
+                route: api_request(PATHS[route], None if route == "none" else token)
+                for route in ROUTES
+            }
             rates: dict[str, list[float]] = {route: [] for route in ROUTES}
             latencies: dict[str, list[float]] = {route: [] for route in ROUTES}
             cpu = dict.fromkeys(ROUTES, 0.0)
@@ -259,26 +195,23 @@ def main() -> None:
             async def run() -> None:
                 for route in ROUTES:
                     await _load(port, requests[route], WARM_UP)
-                for round_number in range(ROUNDS):
-                    shift = round_number % len(ROUTES)
-                    for route in ROUTES[shift:] + ROUTES[:shift]:
-                        before = _cpu_seconds(process.pid)
-                        elapsed, taken = await _load(port, requests[route], PER_ROUND)
-                        cpu[route] += _cpu_seconds(process.pid) - before
-                        rates[route].append(PER_ROUND / elapsed)
-                        latencies[route].extend(taken)
+                for route in in_turns(ROUTES, ROUNDS):
+                    before = process_cpu_seconds(process.pid)
+                    elapsed, taken = await _load(port, requests[route], PER_ROUND)
+                    cpu[route] += process_cpu_seconds(process.pid) - before
+                    rates[route].append(PER_ROUND / elapsed)
+                    latencies[route].extend(taken)
 
             asyncio.run(run())
         finally:
-            process.terminate()
-            process.wait(timeout=10)
+            stop([process])
     _report(rates, latencies, cpu)
 
 
 def _report(
     rates: dict[str, list[float]], latencies: dict[str, list[float]], cpu: dict[str, float]
 ) -> None:
-    wall = {route: statistics.median(values) for route, values in rates.items()}
+    wall = medians(rates)
     per_cpu = {route: ROUNDS * PER_ROUND / max(cpu[route], 1e-9) for route in ROUTES}
     print(
         f"uvicorn, 1 worker; {CONNECTIONS} keep-alive connections; "
@@ -294,8 +227,8 @@ def _report(
             f" {wall[route] / wall['httpbearer']:>6.2f}x {wall[route] / wall['pyjwt']:>5.2f}x"
             f" {per_cpu[route]:>9.0f} {per_cpu[route] / per_cpu['httpbearer']:>6.2f}x"
             f" {per_cpu[route] / per_cpu['pyjwt']:>5.2f}x"
-            f" {_percentile(latencies[route], 0.5) * 1e3:>7.2f}"
-            f" {_percentile(latencies[route], 0.99) * 1e3:>7.2f}"
+            f" {percentile(latencies[route], 0.5) * 1e3:>7.2f}"
+            f" {percentile(latencies[route], 0.99) * 1e3:>7.2f}"
         )
     for label, figures in (("wall clock", wall), ("server CPU", per_cpu)):
         versus_pyjwt = figures["jwkguard"] / figures["pyjwt"]

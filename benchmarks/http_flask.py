@@ -29,7 +29,7 @@ from collections.abc import Callable
 from typing import Any
 
 from benchmarks._http_load import api_request, load_threads, pin, start_serve, stop
-from benchmarks._timing import medians, process_cpu_seconds
+from benchmarks._timing import in_turns, medians, process_cpu_seconds
 
 SERVER_CPU, LOAD_CPU = 0, 1
 ROUTES = ("none", "floor", "jwkguard", "pyjwt", "cached")
@@ -171,14 +171,11 @@ def main() -> None:
                 _load(port, requests[route], WARM_UP)
             rates: dict[str, list[float]] = {route: [] for route in ROUTES}
             cpu_rates: dict[str, list[float]] = {route: [] for route in ROUTES}
-            for round_number in range(ROUNDS):
-                # Rotate the order each round so no route always follows the same neighbour.
-                shift = round_number % len(ROUTES)
-                for route in ROUTES[shift:] + ROUTES[:shift]:
-                    before = process_cpu_seconds(process.pid)
-                    rates[route].append(PER_ROUND / _load(port, requests[route], PER_ROUND))
-                    spent = process_cpu_seconds(process.pid) - before
-                    cpu_rates[route].append(PER_ROUND / max(spent, 1e-9))
+            for route in in_turns(ROUTES, ROUNDS):
+                before = process_cpu_seconds(process.pid)
+                rates[route].append(PER_ROUND / _load(port, requests[route], PER_ROUND))
+                spent = process_cpu_seconds(process.pid) - before
+                cpu_rates[route].append(PER_ROUND / max(spent, 1e-9))
         finally:
             os.sched_setaffinity(0, affinity)
             stop([process])
