@@ -23,13 +23,14 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
+
+from benchmarks._http_load import Mix, Tally, free_port, get_request, load_async, stop, wait_ready
+from benchmarks._timing import percentile, process_cpu_seconds
 
 SECONDS = float(os.environ.get("JWKGUARD_BENCH_SECONDS", "10"))
 MIXED_SECONDS = SECONDS / 2
@@ -38,87 +39,18 @@ CONNECTIONS = 8
 SCOPE = "orders:read"
 
 
-@dataclass
-class Tally:
-    """What the client saw."""
-
-    latencies: list[float] = field(default_factory=list)
-    errors: list[str] = field(default_factory=list)
-    statuses: dict[int, int] = field(default_factory=dict)
-
-
 def _request(token: str | None, method: str = "GET", uri: str = "/orders") -> bytes:
-    lines = [
-        "GET /auth HTTP/1.1",
-        "Host: 127.0.0.1",
+    headers = [
         f"X-Original-URI: {uri}",
         f"X-Original-Method: {method}",
         "X-Forwarded-Host: api.example.com",
         *([] if token is None else [f"Authorization: Bearer {token}"]),
-        "",
-        "",
     ]
-    return "\r\n".join(lines).encode()
+    return get_request("/auth", headers)
 
 
-async def _connection(
-    port: int, mix: list[tuple[bytes, int]], offset: int, until: float, tally: Tally
-) -> None:
-    try:
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    except OSError as exc:
-        tally.errors.append(f"connect: {exc}")
-        return
-    writer.get_extra_info("socket").setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    index = offset
-    try:
-        while time.perf_counter() < until:
-            request, expected = mix[index % len(mix)]
-            index += 1
-            began = time.perf_counter()
-            writer.write(request)
-            head = await reader.readuntil(b"\r\n\r\n")
-            lines = head.split(b"\r\n")
-            status = int(lines[0].split()[1])
-            length = next(
-                (
-                    int(line.split(b":", 1)[1])
-                    for line in lines
-                    if line.lower().startswith(b"content-length:")
-                ),
-                0,
-            )
-            if length:
-                await reader.readexactly(length)
-            tally.latencies.append(time.perf_counter() - began)
-            tally.statuses[status] = tally.statuses.get(status, 0) + 1
-            if status != expected:
-                tally.errors.append(f"expected {expected}, got {status}")
-    except (OSError, asyncio.IncompleteReadError, ValueError) as exc:
-        tally.errors.append(f"connection: {type(exc).__name__}: {exc}")
-    finally:
-        writer.close()
-
-
-async def _load(port: int, mix: list[tuple[bytes, int]], seconds: float) -> tuple[float, Tally]:
-    tally = Tally()
-    began = time.perf_counter()
-    until = began + seconds
-    jobs = [_connection(port, mix, n, until, tally) for n in range(CONNECTIONS)]
-    await asyncio.wait_for(asyncio.gather(*jobs), seconds + 30)
-    return time.perf_counter() - began, tally
-
-
-def _cpu_seconds(pid: int) -> float:
-    """User plus system CPU time of process ``pid`` (Linux ``/proc``)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+async def _load(port: int, mix: Mix, seconds: float) -> tuple[float, Tally]:
+    return await load_async(port, mix, connections=CONNECTIONS, seconds=seconds, limit=seconds + 30)
 
 
 def _config(issuer_url: str, audience: str, port: int, *, cached: bool = False) -> str:
@@ -151,24 +83,8 @@ scopes = ["orders:write"]
 def _start(config: Path, port: int) -> subprocess.Popen[bytes]:
     command = [str(Path(sys.executable).with_name("jwkguard")), "serve", "--config", str(config)]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError("jwkguard serve exited")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1) as probe:
-                probe.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
-                if probe.recv(64).startswith(b"HTTP/1.1 200"):
-                    return process
-        except OSError:
-            time.sleep(0.1)
-    process.kill()
-    raise RuntimeError("jwkguard serve did not become ready")
-
-
-def _percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+    wait_ready(process, port, "/healthz", name="jwkguard serve")
+    return process
 
 
 def main() -> None:
@@ -176,7 +92,7 @@ def main() -> None:
     from jwkguard.testing import LocalIssuer, sign_compact
 
     with LocalIssuer() as issuer, tempfile.TemporaryDirectory() as workdir:
-        port, cached_port = _free_port(), _free_port()
+        port, cached_port = free_port(), free_port()
         config = Path(workdir) / "jwkguard.toml"
         config.write_text(_config(issuer.url, issuer.audience, port), encoding="utf-8")
         cached_config = Path(workdir) / "jwkguard-cached.toml"
@@ -214,15 +130,13 @@ def main() -> None:
                     ("mixed", MIXED_SECONDS, process, port),
                     ("cached", SECONDS, cached_process, cached_port),
                 ):
-                    before = _cpu_seconds(server.pid)
+                    before = process_cpu_seconds(server.pid)
                     elapsed, tally = await _load(target, scenarios[name], seconds)
-                    results[name] = (elapsed, tally, _cpu_seconds(server.pid) - before)
+                    results[name] = (elapsed, tally, process_cpu_seconds(server.pid) - before)
 
             asyncio.run(run())
         finally:
-            for child in (process, cached_process):
-                child.terminate()
-                child.wait(timeout=10)
+            stop([process, cached_process])
     _report(results)
 
 
@@ -242,9 +156,9 @@ def _report(results: dict[str, tuple[float, Tally, float]]) -> None:
         print(
             f"{name:<9} {count:>8} {len(tally.errors):>6} {count / elapsed:>7.0f}"
             f" {count / max(cpu, 1e-9):>9.0f}"
-            f" {_percentile(tally.latencies, 0.5) * 1e3:>7.2f}"
-            f" {_percentile(tally.latencies, 0.99) * 1e3:>7.2f}"
-            f" {_percentile(tally.latencies, 0.999) * 1e3:>8.2f}  {statuses}"
+            f" {percentile(tally.latencies, 0.5) * 1e3:>7.2f}"
+            f" {percentile(tally.latencies, 0.99) * 1e3:>7.2f}"
+            f" {percentile(tally.latencies, 0.999) * 1e3:>8.2f}  {statuses}"
         )
         if tally.errors:
             failed = True
