@@ -20,14 +20,14 @@ Figures are median microseconds of CPU time per call over interleaved ~20 ms blo
 from __future__ import annotations
 
 import asyncio
-import gc
 import itertools
 import json
 import os
 import statistics
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
+from benchmarks._timing import CPU, Call, interleaved_samples, paired_ratio
 from jwkguard import Issuer, KeySource, TokenError, Validator
 from jwkguard.testing import LocalIssuer, b64url, sign_compact
 
@@ -36,51 +36,16 @@ WARM_TARGET = 1.05
 FLOOD_TARGET = 1.05  # "no more costly", with room for timer noise
 ALGORITHMS = ("RS256", "ES256")
 
-Call = Callable[[], object]
-
-
-# CPU time of this thread, not wall time: on a shared machine the wall clock also counts the
-# time other processes hold the CPU, which has nothing to do with the code measured. Nothing
-# else runs on this thread while a block is timed (the local issuer serves on its own thread
-# and is idle: the keys are cached).
-_clock = time.thread_time
-
-
-def _block_size(call: Call) -> int:
-    start = _clock()
-    calls = 0
-    while _clock() - start < BLOCK_SECONDS / 2:
-        call()
-        calls += 1
-    return max(5, calls * 2)
-
-
-def _time_block(call: Call, calls: int) -> float:
-    start = _clock()
-    for _ in range(calls):
-        call()
-    return (_clock() - start) / calls * 1e6
-
 
 def compare(calls: dict[str, Call], rounds: int) -> dict[str, list[float]]:
-    """Microseconds per call of each named callable, one sample per round, timed in turns."""
-    sizes = {name: _block_size(call) for name, call in calls.items()}
-    samples: dict[str, list[float]] = {name: [] for name in calls}
-    names = list(calls)
-    gc.disable()
-    try:
-        for round_number in range(rounds):
-            shift = round_number % len(names)
-            for name in names[shift:] + names[:shift]:
-                samples[name].append(_time_block(calls[name], sizes[name]))
-    finally:
-        gc.enable()
-    return samples
+    """Microseconds per call of each named callable, one sample per round, timed in turns.
 
-
-def paired_ratio(numerator: list[float], denominator: list[float]) -> float:
-    """Median of the per-round ratios: blocks timed side by side share the machine's mood."""
-    return statistics.median(a / b for a, b in zip(numerator, denominator, strict=True))
+    CPU time of this thread, not wall time: on a shared machine the wall clock also counts the
+    time other processes hold the CPU, which has nothing to do with the code measured. Nothing
+    else runs on this thread while a block is timed (the local issuer serves on its own thread
+    and is idle: the keys are cached).
+    """
+    return interleaved_samples(calls, rounds, clock=CPU, block_seconds=BLOCK_SECONDS)
 
 
 def _refused(validator: Validator, tokens: Iterator[str]) -> Call:
