@@ -29,18 +29,17 @@ import hashlib
 import itertools
 import json
 import os
-import statistics
 import subprocess
 import sys
 import time
 from binascii import a2b_base64
-from collections.abc import Callable
 from typing import Any
 
 import jwt as pyjwt
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding
 
+from benchmarks._timing import CPU, Call, interleaved_samples, medians
 from jwkguard import Issuer, TokenCache, Validator
 from jwkguard.testing import LocalIssuer, SigningKey, generate_key, mint_token, sign_compact
 
@@ -54,8 +53,6 @@ MEMORY_ENTRIES = 100_000
 # The documented bound for 100,000 entries of tokens like this one (docs/performance.md).
 MEMORY_BOUND_MB = 256
 MISS_POOL = 400
-
-Call = Callable[[], object]
 
 
 def _b64(segment: str) -> bytes:
@@ -107,43 +104,13 @@ def _calls(key: SigningKey, token: str, pool: list[str], jwks_uri: str) -> dict[
     }
 
 
-# CPU time of this thread, not wall time: on a shared machine a block that loses the CPU to a
-# neighbour is not charged for the wait.
-_clock = time.thread_time
-
-
-def _block_size(call: Call) -> int:
-    start = _clock()
-    count = 0
-    while _clock() - start < BLOCK_SECONDS / 2:
-        call()
-        count += 1
-    return max(5, count * 2)
-
-
-def _time_block(call: Call, count: int) -> float:
-    start = _clock()
-    for _ in range(count):
-        call()
-    return (_clock() - start) / count * 1e6
-
-
 def interleaved(calls: dict[str, Call], rounds: int) -> dict[str, float]:
-    """Median microseconds per call, the calls taking turns block by block."""
-    for call in calls.values():
-        call()  # each must succeed before it is timed
-    sizes = {name: _block_size(call) for name, call in calls.items()}
-    names = list(calls)
-    samples: dict[str, list[float]] = {name: [] for name in names}
-    gc.disable()
-    try:
-        for round_number in range(rounds):
-            shift = round_number % len(names)
-            for name in names[shift:] + names[:shift]:
-                samples[name].append(_time_block(calls[name], sizes[name]))
-    finally:
-        gc.enable()
-    return {name: statistics.median(values) for name, values in samples.items()}
+    """Median microseconds per call, the calls taking turns block by block.
+
+    CPU time of this thread, not wall time: on a shared machine a block that loses the CPU to
+    a neighbour is not charged for the wait.
+    """
+    return medians(interleaved_samples(calls, rounds, clock=CPU, block_seconds=BLOCK_SECONDS))
 
 
 def measure_digests(token: str, rounds: int) -> dict[str, float]:
