@@ -24,23 +24,24 @@ Run with ``python -m benchmarks lifecycle``; ``JWKGUARD_BENCH_ROUNDS`` sets the 
 from __future__ import annotations
 
 import asyncio
-import gc
 import itertools
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import partial
 from typing import Any
 
 import redis
 
+from benchmarks import _timing
+from benchmarks._http_load import free_port
+from benchmarks._timing import CPU, WALL, Call, Clock, medians, paired_ratio
 from jwkguard import (
     Issuer,
     Lifecycle,
@@ -62,68 +63,29 @@ BLOCK_SECONDS = 0.02
 TARGET = 1.1
 STATE = {"revocations": 10_000, "subject_cutoffs": 1_000, "client_cutoffs": 1_000, "keys": 10}
 
-Call = Callable[[], object]
 
-
-# -- timing (as in benchmarks.token_cache) -----------------------------------------------------
-
-
-Clock = Callable[[], float]
-# CPU time of this thread: what a call costs, unaffected by the other work sharing the cores
-# (time spent descheduled is not counted). Wall-clock time is shown only for network calls.
-CPU: Clock = time.thread_time
-WALL: Clock = time.perf_counter
-
-
-def _block_size(call: Call) -> int:
-    start = time.perf_counter()
-    count = 0
-    while time.perf_counter() - start < BLOCK_SECONDS / 2:
-        call()
-        count += 1
-    return max(5, count * 2)
-
-
-def _time_block(call: Call, count: int, clock: Clock) -> float:
-    start = clock()
-    for _ in range(count):
-        call()
-    return (clock() - start) / count * 1e6
+# -- timing ------------------------------------------------------------------------------------
 
 
 def interleaved(calls: dict[str, Call], rounds: int, clock: Clock = CPU) -> dict[str, float]:
     """Median microseconds per call on ``clock``, the calls taking turns block by block."""
-    samples = interleaved_samples(calls, rounds, clock)
-    return {name: statistics.median(values) for name, values in samples.items()}
+    return medians(interleaved_samples(calls, rounds, clock))
 
 
 def interleaved_samples(
     calls: dict[str, Call], rounds: int, clock: Clock = CPU
 ) -> dict[str, list[float]]:
-    """Microseconds per call of every block, round by round, the calls taking turns."""
-    for call in calls.values():
-        call()  # each must succeed before it is timed
-    sizes = {name: _block_size(call) for name, call in calls.items()}
-    names = list(calls)
-    samples: dict[str, list[float]] = {name: [] for name in names}
-    gc.disable()
-    try:
-        for round_number in range(rounds):
-            shift = round_number % len(names)
-            for name in names[shift:] + names[:shift]:
-                samples[name].append(_time_block(calls[name], sizes[name], clock))
-    finally:
-        gc.enable()
-    return samples
+    """Microseconds per call of every block, round by round, the calls taking turns.
+
+    Blocks are sized on the wall clock whatever ``clock`` times them: a network round trip
+    costs little CPU, and a block sized on it would take far longer than intended.
+    """
+    return _timing.interleaved_samples(
+        calls, rounds, clock=clock, size_clock=WALL, block_seconds=BLOCK_SECONDS
+    )
 
 
 # -- a local redis-server ----------------------------------------------------------------------
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @contextmanager
@@ -135,7 +97,7 @@ def local_redis() -> Iterator[str | None]:
     if binary is None:
         yield None
         return
-    port = _free_port()
+    port = free_port()
     with tempfile.TemporaryDirectory() as workdir:
         command = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", ""]
         command += ["--appendonly", "no", "--dir", workdir, "--loglevel", "warning"]
@@ -230,7 +192,7 @@ def _row(calls: dict[str, Call], rounds: int) -> Row:
     return {
         name: (
             statistics.median(values),
-            statistics.median(value / plain for value, plain in zip(values, base, strict=True)),
+            paired_ratio(values, base),
         )
         for name, values in samples.items()
     }
