@@ -20,7 +20,7 @@ import pytest
 from jwkguard.testing import SigningKey, mint_token
 
 from ..conftest import AUDIENCE, ISSUER
-from .conftest import RedisServer
+from ..servers import RedisServer
 
 ROOT = Path(__file__).resolve().parents[2]
 # Generous for a loaded 2-core machine; a healthy command answers in milliseconds.

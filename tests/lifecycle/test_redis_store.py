@@ -23,7 +23,8 @@ from jwkguard.errors import StoreUnavailable
 from jwkguard.testing import SigningKey
 
 from ..conftest import ISSUER, FakeClock
-from .conftest import RedisServer, free_port, make_redis_store, make_validator, wait_until
+from ..servers import RedisServer, free_port
+from .conftest import make_redis_store, make_validator, wait_until
 from .test_checks import mint
 
 

@@ -20,7 +20,8 @@ from jwkguard.errors import ConfigurationError, InvalidClaim, LifecycleError
 from jwkguard.testing import SigningKey, mint_token
 
 from ..conftest import AUDIENCE, ISSUER, FakeClock
-from .conftest import RedisServer, make_redis_store, make_validator
+from ..servers import RedisServer
+from .conftest import make_redis_store, make_validator
 from .test_checks import arefusal, close_async, mint, refusal
 
 # -- one-time tokens (flag in the token) ------------------------------------------------
