@@ -24,7 +24,8 @@ from jwkguard.testing import LocalIssuer, generate_key, make_dpop_proof
 from jwkguard_fastapi import JWTBearer, install
 
 from ..conftest import require_binary
-from ..sender.kit import ASGIServer, Nginx, TLSFiles, dpop_headers, free_port
+from ..sender.kit import TLSFiles, dpop_headers
+from ..servers import ASGIServer, Nginx, free_port
 from .conftest import bearer
 
 pytestmark = pytest.mark.slow

@@ -16,7 +16,7 @@ import pytest
 from jwkguard import DPoPNonces, DPoPVerifier, Issuer, Validator, build_sender_settings
 from jwkguard.testing import LocalIssuer
 
-from .kit import ASGIServer
+from ..servers import ASGIServer
 
 PAGE = Path(__file__).resolve().parents[2] / "docs" / "sender-constrained.md"
 PLACEHOLDER = "https://id.example.com/"

@@ -33,16 +33,13 @@ from jwkguard.testing import (
 )
 
 from ..conftest import require_binary
-from .conftest import RedisServer
+from ..servers import ASGIServer, Nginx, RedisServer, free_port
 from .kit import (
     BROKEN_PROOFS,
-    ASGIServer,
     BrokenProof,
-    Nginx,
     TLSFiles,
     assert_dpop_refusal,
     dpop_challenge,
-    free_port,
 )
 
 HOST = "api.example.com"

@@ -26,7 +26,8 @@ from jwkguard.errors import StoreUnavailable
 from jwkguard.testing import SigningKey, generate_key, make_dpop_proof, mint_token
 
 from ..conftest import AUDIENCE, ISSUER
-from .conftest import RedisServer, wait_until
+from ..servers import RedisServer
+from .conftest import wait_until
 
 URL = "https://api.example.com/orders"
 
