@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -21,44 +19,9 @@ import pytest
 from jwkguard.testing import LocalIssuer
 
 from ..conftest import require_binary
+from ..servers import RedisServer, stop_process, wait_until_listening
 
 JWKGUARD = str(Path(sys.executable).with_name("jwkguard"))
-
-
-def free_port() -> int:
-    """A TCP port free on 127.0.0.1 right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_until_listening(port: int, process: subprocess.Popen[str] | None, timeout: float) -> None:
-    """Block until something accepts connections on ``port`` (or fail with the process log)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process is not None and process.poll() is not None:
-            raise AssertionError(f"process exited with {process.returncode}:\n{stop(process)}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise AssertionError(f"nothing listens on port {port} after {timeout} s")
-
-
-def stop(process: subprocess.Popen[str], timeout: float = 10) -> str:
-    """Terminate ``process`` (only this one) and return what it printed."""
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=timeout)
-    if process.stdout is None:
-        return ""
-    with process.stdout:
-        return process.stdout.read()
 
 
 class EchoUpstream:
@@ -179,13 +142,13 @@ def jwkguard_serve(
             try:
                 wait_until_listening(port, process, timeout=30)
             except AssertionError as exc:
-                stop(process)
+                stop_process(process)
                 log.flush()
                 text = (tmp_path / f"serve-{port}.log").read_text(encoding="utf-8")
                 raise AssertionError(f"{exc}\n{text}") from None
             yield process
         finally:
-            stop(process)
+            stop_process(process)
 
 
 @pytest.fixture(scope="module")
@@ -201,45 +164,8 @@ def http() -> Iterator[httpx.Client]:
         yield client
 
 
-class RedisServer:
-    """A real redis-server on a loopback port, without persistence."""
-
-    def __init__(self, binary: str, workdir: Path) -> None:
-        self.port = free_port()
-        self.process = subprocess.Popen(
-            [
-                binary,
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                str(workdir),
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            text=True,
-        )
-        wait_until_listening(self.port, None, timeout=10)
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def stop(self) -> None:
-        stop(self.process)
-
-
 @pytest.fixture(scope="module")
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
     """A redis-server for the module (skipped locally without the binary, fails in CI)."""
-    binary = require_binary("redis-server")
-    server = RedisServer(binary, tmp_path_factory.mktemp("redis"))
-    try:
+    with RedisServer(require_binary("redis-server"), tmp_path_factory.mktemp("redis")) as server:
         yield server
-    finally:
-        server.stop()

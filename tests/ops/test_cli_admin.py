@@ -13,7 +13,7 @@ from jwkguard import Issuer, Lifecycle, RedisStore, TokenError, Validator
 from jwkguard._cli import cli
 from jwkguard.testing import SigningKey, generate_key, mint_token
 
-from .conftest import RedisServer, free_port
+from ..servers import RedisServer, free_port
 
 ISSUER = "https://id.example.com/"
 AUDIENCE = "https://api.example.com"

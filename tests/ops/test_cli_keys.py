@@ -9,7 +9,7 @@ from click.testing import CliRunner, Result
 from jwkguard._cli import cli
 from jwkguard.testing import LocalIssuer, generate_key
 
-from .conftest import free_port
+from ..servers import free_port
 
 
 def run(*args: str) -> Result:

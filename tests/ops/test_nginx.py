@@ -18,16 +18,8 @@ import pytest
 from jwkguard.testing import LocalIssuer, sign_compact
 
 from ..conftest import require_binary
-from .conftest import (
-    JWKGUARD,
-    EchoUpstream,
-    RedisServer,
-    forward_auth_toml,
-    free_port,
-    jwkguard_serve,
-    stop,
-    wait_until_listening,
-)
+from ..servers import Nginx, RedisServer, free_port
+from .conftest import JWKGUARD, EchoUpstream, forward_auth_toml, jwkguard_serve
 
 pytestmark = pytest.mark.slow
 
@@ -49,66 +41,19 @@ def documented_config(*, jwkguard_port: int, upstream_port: int, listen_port: in
     return text
 
 
-class Nginx:
-    """nginx in the foreground, confined to ``workdir``."""
-
-    def __init__(self, binary: str, workdir: Path, http_block: str, port: int) -> None:
-        workdir.mkdir(parents=True, exist_ok=True)
-        self.workdir = workdir
-        self.port = port
-        temp = "\n".join(
-            f"    {kind}_temp_path {workdir / kind};"
-            for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
-        )
-        (workdir / "nginx.conf").write_text(
-            f"""
-daemon off;
-master_process off;
-worker_processes 1;
-pid {workdir / "nginx.pid"};
-error_log {workdir / "error.log"} warn;
-events {{ worker_connections 256; }}
-http {{
-    access_log off;
-{temp}
-{http_block}
-}}
-""",
-            encoding="utf-8",
-        )
-        self.command = [
-            binary,
-            "-p",
-            str(workdir),
-            "-c",
-            str(workdir / "nginx.conf"),
-            "-e",
-            str(workdir / "error.log"),
-        ]
-        self.process: subprocess.Popen[str] | None = None
-        self.auth_port = 0
-
-    def __enter__(self) -> Nginx:
-        self.process = subprocess.Popen(
-            self.command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-        )
-        try:
-            wait_until_listening(self.port, self.process, timeout=15)
-        except AssertionError as exc:
-            raise AssertionError(f"{exc}\n{self.error_log()}") from None
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self.process is not None:
-            stop(self.process)
-
-    def error_log(self) -> str:
-        path = self.workdir / "error.log"
-        return path.read_text(encoding="utf-8") if path.exists() else ""
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+def gateway_nginx(
+    binary: str, workdir: Path, block: str, listen_port: int, auth_port: int = 0
+) -> Nginx:
+    """nginx for these tests: 256 connections, its output kept for a failure message."""
+    return Nginx(
+        binary,
+        workdir,
+        block,
+        listen_port,
+        worker_connections=256,
+        capture_output=True,
+        auth_port=auth_port,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -151,9 +96,8 @@ def gateway(
     )
     with (
         jwkguard_serve(config, workdir, auth_port),
-        Nginx(nginx_binary, workdir / "nginx", block, listen_port) as nginx,
+        gateway_nginx(nginx_binary, workdir / "nginx", block, listen_port, auth_port) as nginx,
     ):
-        nginx.auth_port = auth_port
         yield nginx
 
 
@@ -271,7 +215,7 @@ def test_no_keys_at_all_gives_503_with_retry_after(
         )
         with (
             jwkguard_serve(config, tmp_path, auth_port),
-            Nginx(nginx_binary, tmp_path / "nginx", block, listen_port) as nginx,
+            gateway_nginx(nginx_binary, tmp_path / "nginx", block, listen_port) as nginx,
         ):
             response = get(nginx, "/orders", token)
             direct = httpx.get(
@@ -296,7 +240,7 @@ def test_gateway_fails_closed_when_jwkguard_is_down(
     block = documented_config(
         jwkguard_port=free_port(), upstream_port=upstream.port, listen_port=listen_port
     )
-    with Nginx(nginx_binary, tmp_path / "nginx", block, listen_port) as nginx:
+    with gateway_nginx(nginx_binary, tmp_path / "nginx", block, listen_port) as nginx:
         response = get(nginx, "/orders", issuer.mint(scopes=["orders:read"]))
     assert response.status_code == 503
     assert response.headers["Retry-After"] == "5"
@@ -319,7 +263,7 @@ def test_revoked_subject_is_refused_through_nginx(
     token = issuer.mint(subject="mallory", scopes=["orders:read"], now=time.time() - 5)
     with (
         jwkguard_serve(config, tmp_path, auth_port),
-        Nginx(nginx_binary, tmp_path / "nginx", block, listen_port) as nginx,
+        gateway_nginx(nginx_binary, tmp_path / "nginx", block, listen_port) as nginx,
     ):
         assert get(nginx, "/orders", token).status_code == 200
         command = [JWKGUARD, "cut-off", "subject", "mallory", "--issuer", issuer.url]
