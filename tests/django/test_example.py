@@ -8,7 +8,6 @@ real local issuer.
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -20,14 +19,10 @@ import pytest
 
 from jwkguard.testing import LocalIssuer
 
+from ..servers import free_port
+
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "django_project"
 STARTUP_TIMEOUT = 30.0
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def command(kind: str, port: int) -> list[str]:

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-import uvicorn
 
 from jwkguard import Issuer, Validator
 from jwkguard.testing import LocalIssuer
+
+from ..servers import ASGIServer
 
 
 @pytest.fixture(scope="module")
@@ -44,36 +42,9 @@ def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
-class ServedApp:
-    """An ASGI app served by uvicorn in a background thread on 127.0.0.1."""
+class ServedApp(ASGIServer):
+    """An ASGI app served by uvicorn in a background thread on 127.0.0.1, with WebSockets,
+    its lifespan run, and uvicorn's default trust of proxy headers from 127.0.0.1."""
 
     def __init__(self, app: Any) -> None:
-        self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._socket.bind(("127.0.0.1", 0))
-        config = uvicorn.Config(
-            app, log_level="warning", ws="websockets-sansio", lifespan="on", access_log=False
-        )
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(
-            target=self._server.run, kwargs={"sockets": [self._socket]}, daemon=True
-        )
-
-    @property
-    def url(self) -> str:
-        host, port = self._socket.getsockname()[:2]
-        return f"http://{host}:{port}"
-
-    def __enter__(self) -> ServedApp:
-        self._thread.start()
-        deadline = time.monotonic() + 15
-        while not self._server.started:
-            if time.monotonic() > deadline or not self._thread.is_alive():
-                raise RuntimeError("uvicorn did not start")
-            time.sleep(0.02)
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self._server.should_exit = True
-        self._thread.join(timeout=10)
-        self._socket.close()
+        super().__init__(app, ws="websockets-sansio", lifespan="on", proxy_headers=True)
