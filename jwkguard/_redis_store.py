@@ -128,6 +128,7 @@ def _import_redis() -> tuple[Any, Any]:
     try:
         import redis
         import redis.asyncio
+        import redis.asyncio.retry
     except ImportError:  # pragma: no cover - the extra is installed in development
         raise ConfigurationError(
             "RedisStore needs the redis package: pip install 'jwkguard[redis]'"
@@ -233,7 +234,9 @@ class RedisStore:
         self._keys = {name: prefix + name for name in ("meta", *_DATA_KEYS)}
         self._prefix = prefix
         self._channel = prefix + "changes"
-        self._client: redis.Redis = self._redis.Redis.from_url(url, **self._client_options())
+        self._client: redis.Redis = self._redis.Redis.from_url(
+            url, **self._client_options(asynchronous=False)
+        )
         self._write = self._client.register_script(_WRITE)
         self._restore_script = self._client.register_script(_RESTORE)
         self._use_script = self._client.register_script(_RECORD_USE)
@@ -256,12 +259,15 @@ class RedisStore:
         self._resync_wanted = threading.Event()
         self._sessions = 0
 
-    def _client_options(self) -> dict[str, Any]:
+    def _client_options(self, *, asynchronous: bool) -> dict[str, Any]:
         # No retries inside redis-py: one bounded attempt, and the store decides what next.
+        # The asyncio client takes the asyncio policy: redis-py 8.2 warns when it is handed
+        # the synchronous one (and converts it), redis 5..8.1 accept either.
+        retry = (self._redis_asyncio.retry if asynchronous else self._redis.retry).Retry
         return {
             **self._timeouts,
             "decode_responses": True,
-            "retry": self._redis.retry.Retry(self._redis.backoff.NoBackoff(), 0),
+            "retry": retry(self._redis.backoff.NoBackoff(), 0),
         }
 
     # -- what the hot path reads ----------------------------------------------------------
@@ -486,7 +492,7 @@ class RedisStore:
         if self._async is None or self._async_scripts is None or self._async_loop is not loop:
             # A client belongs to the loop that made it; a new loop gets a new client.
             client: redis.asyncio.Redis = self._redis_asyncio.Redis.from_url(
-                self._url, **self._client_options()
+                self._url, **self._client_options(asynchronous=True)
             )
             self._async, self._async_loop = client, loop
             self._async_scripts = (
@@ -637,7 +643,11 @@ class RedisStore:
             delay = min(delay * 2, _MAX_BACKOFF)
 
     def _session(self) -> None:
-        pubsub = self._client.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
+        # redis < 8 leaves pubsub() unannotated, newer releases annotate it: the ignore holds
+        # for either without tripping warn_unused_ignores.
+        pubsub = self._client.pubsub(  # type: ignore[no-untyped-call,unused-ignore]
+            ignore_subscribe_messages=True
+        )
         try:
             # Subscribe before loading, so nothing published after the load is missed.
             pubsub.subscribe(self._channel)
