@@ -7,7 +7,16 @@ from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Any
 
-__all__ = ["Claims", "read_scopes"]
+__all__ = ["Claims", "read_scopes", "split_scopes"]
+
+
+def split_scopes(value: str) -> frozenset[str]:
+    """The scope tokens of a ``scope`` string, separated by single spaces (RFC 6749 §3.3).
+
+    Only SP (U+0020) separates: a TAB, a newline or a no-break space is part of a token, so
+    ``"read\tadmin"`` grants neither ``read`` nor ``admin``. Runs of spaces are tolerated.
+    """
+    return frozenset(token for token in value.split(" ") if token)
 
 
 def read_scopes(payload: Mapping[str, Any], claim_path: str | None = None) -> frozenset[str]:
@@ -30,7 +39,7 @@ def read_scopes(payload: Mapping[str, Any], claim_path: str | None = None) -> fr
 
 def _as_scope_set(value: Any) -> frozenset[str]:
     if isinstance(value, str):
-        return frozenset(value.split())
+        return split_scopes(value)
     if isinstance(value, list):
         return frozenset(item for item in value if isinstance(item, str))
     return frozenset()

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from ._claims_result import Claims, read_scopes
 from ._issuer import is_loopback_host
+from ._policy import check_confirmation
 from .errors import ConfigurationError, InvalidClaim, KeysUnavailable, LifecycleError
 
 if TYPE_CHECKING:
@@ -305,6 +306,10 @@ class Introspector:
                     reason="audience_mismatch",
                     claim="aud",
                 )
+        if "cnf" in document:
+            # RFC 7662 section 2.2 / RFC 8705 section 3.2 / RFC 9449 section 6.2: the binding
+            # is reported here; one the sender constraints cannot enforce is refused.
+            check_confirmation(document["cnf"])
         return Claims(document, header={}, key_id=None, thumbprint="", scopes=read_scopes(document))
 
 

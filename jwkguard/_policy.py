@@ -19,7 +19,7 @@ from .errors import (
     TokenError,
 )
 
-__all__ = ["ClaimsPolicy", "check_scopes"]
+__all__ = ["ClaimsPolicy", "check_confirmation", "check_scopes"]
 
 logger = logging.getLogger("jwkguard.claims")
 
@@ -48,6 +48,41 @@ def check_scopes(granted: frozenset[str], required: Collection[str]) -> None:
             required_scopes=frozenset(required),
             claim="scope",
         )
+
+
+# The confirmation methods a sender constraint can enforce, each a string:
+# ``jkt`` (DPoP, RFC 9449 section 6.1) and ``x5t#S256`` (mTLS, RFC 8705 section 3.1).
+_ENFORCEABLE_CONFIRMATIONS = frozenset({"jkt", "x5t#S256"})
+
+
+def check_confirmation(cnf: Any) -> None:
+    """Refuse a ``cnf`` claim (RFC 7800) that a sender constraint could not enforce.
+
+    A confirmation claim means the issuer bound the token to a key the sender must prove it
+    holds; a binding that cannot be checked must not fall back to a plain bearer token. Only
+    a JSON object whose members are all enforceable (a non-empty string ``jkt`` or
+    ``x5t#S256``) passes; ``cnf.jwk``, ``cnf.jwe``, ``cnf.kid``, ``cnf.jku``, unknown members,
+    non-string values and an empty ``cnf`` are refused with reason ``cnf_unsupported``.
+    """
+    if type(cnf) is not dict or not cnf:
+        raise InvalidClaim(
+            "The access token's confirmation claim is malformed",
+            reason="cnf_unsupported",
+            claim="cnf",
+        )
+    for name, value in cnf.items():
+        if name not in _ENFORCEABLE_CONFIRMATIONS:
+            raise InvalidClaim(
+                "The access token is bound by a confirmation method this server cannot check",
+                reason="cnf_unsupported",
+                claim="cnf",
+            )
+        if type(value) is not str or not value:
+            raise InvalidClaim(
+                "The access token's confirmation claim is malformed",
+                reason="cnf_unsupported",
+                claim="cnf",
+            )
 
 
 def _check_audience(audiences: frozenset[str], aud: Any) -> None:
@@ -99,6 +134,8 @@ class ClaimsPolicy:
                 _check_audience(audiences, aud)
         if self.allowed_client_ids is not None:
             self._check_client(payload)
+        if "cnf" in payload:
+            check_confirmation(payload["cnf"])
         for check in self.claim_checks:
             self._run_custom_check(check, payload)
         scopes = read_scopes(payload, self.scope_claim)

@@ -23,6 +23,7 @@ from sys import getsizeof
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Protocol
 
+from ._claims_result import split_scopes
 from ._keysource import StaticKeySource
 from ._policy import check_scopes
 from .errors import ConfigurationError, InsufficientScope, InvalidSignature, TokenError
@@ -168,11 +169,11 @@ def validity_window(policy: ClaimsPolicy, payload: Mapping[str, Any]) -> tuple[f
 
 
 def requested_scopes(scopes: Iterable[str]) -> frozenset[str]:
-    """The scopes a request asks for, as a set (a string is split on spaces)."""
+    """The scopes a request asks for, as a set (a string is split on SP, as a token's is)."""
     if isinstance(scopes, frozenset):
         return scopes
     if isinstance(scopes, str):
-        return frozenset(scopes.split())
+        return split_scopes(scopes)
     return frozenset(scopes or ())
 
 

@@ -312,6 +312,11 @@ def test_allowed_client_ids_read_client_id_then_azp(
     ("claims", "scope_claim", "granted"),
     [
         ({"scope": "a b  c"}, None, {"a", "b", "c"}),
+        # RFC 6749 section 3.3: only SP separates; other whitespace is part of a scope token.
+        ({"scope": "read\tadmin"}, None, {"read\tadmin"}),
+        ({"scope": "read\u00a0admin"}, None, {"read\u00a0admin"}),
+        ({"scope": "read\nadmin "}, None, {"read\nadmin"}),
+        ({"scp": "read\u2003admin"}, None, {"read\u2003admin"}),
         ({"scp": ["a", "b"]}, None, {"a", "b"}),
         ({"scp": "a b"}, None, {"a", "b"}),
         ({"scope": "a", "scp": ["b"]}, None, {"a", "b"}),
@@ -330,6 +335,28 @@ def test_scopes_are_read_where_the_issuer_publishes_them(
 ) -> None:
     validator = make({"scope_claim": scope_claim})
     assert validator.validate(mint(**claims)).scopes == frozenset(granted)
+
+
+@pytest.mark.parametrize(
+    "separator", ["\t", "\n", "\r", "\x0b", "\x0c", "\u00a0", "\u2003", "\u3000"]
+)
+def test_a_scope_glued_by_whitespace_other_than_sp_grants_neither_scope(
+    make: Make, mint: Mint, separator: str
+) -> None:
+    """RFC 6749 section 3.3: ``read<TAB>admin`` is one (odd) scope, not ``read`` and ``admin``."""
+    validator = make()
+    token = mint(scopes=f"read{separator}admin")
+    for wanted in ("admin", "read"):
+        error = _refusal(validator, token, scopes=[wanted])
+        assert (error.status_code, error.error) == (403, "insufficient_scope")
+    assert validator.validate(token).scopes == frozenset({f"read{separator}admin"})
+
+
+def test_required_scopes_given_as_a_string_split_on_sp_alone(make: Make, mint: Mint) -> None:
+    validator = make()
+    assert validator.validate(mint(scopes="read write"), scopes="read  write").scopes
+    error = _refusal(validator, mint(scopes="read write"), scopes="read\twrite")
+    assert error.error == "insufficient_scope"
 
 
 def test_validator_required_scopes_refuse_with_403_insufficient_scope(
@@ -441,3 +468,80 @@ async def test_lifecycle_checks_run_after_the_claims_in_both_drivers(
 
 def test_a_lifecycle_refusal_is_a_token_error(make: Make, mint: Mint) -> None:
     assert _refusal(make(lifecycle=_Recorder(refuse=True)), mint()).reason == "revoked"
+
+
+# -- confirmation (cnf, RFC 7800) ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "cnf",
+    [
+        {
+            "jwk": {
+                "kty": "EC",
+                "crv": "P-256",
+                "x": "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU",
+                "y": "x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0",
+            }
+        },  # RFC 7800 section 3.2
+        {"jwe": "eyJhbGciOiJSU0EtT0FFUCIsImVuYyI6IkExMjhDQkMtSFMyNTYifQ.x.y.z.w"},
+        {"kid": "dfd1aa97-6d8d-4575-a0fe-34b96de2bfad"},
+        {"jku": "https://keys.example.com/jwks", "kid": "k1"},
+        {"jkt": "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I", "jwk": {"kty": "EC"}},
+        {"x5t#S256": "bwcK0esc3ACC3DB2Y5_lESsXE8o9ltc05O89jdN-dg2", "osc": "x"},
+        {"future-method": "x"},
+        {"jkt": {"value": "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"}},
+        {"jkt": ["0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"]},
+        {"jkt": 1},
+        {"jkt": None},
+        {"jkt": ""},
+        {"x5t#S256": ["bwcK0esc3ACC3DB2Y5_lESsXE8o9ltc05O89jdN-dg2"]},
+        {"x5t#S256": None},
+        {},
+        "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I",
+        ["jkt"],
+        None,
+        True,
+        0,
+    ],
+    ids=repr,
+)
+def test_a_confirmation_that_cannot_be_enforced_refuses_the_token(
+    make: Make, mint: Mint, cnf: Any
+) -> None:
+    """A ``cnf`` means the issuer bound the token: one we cannot check is never a bearer token."""
+    error = _refusal(make(), mint(cnf=cnf))
+    assert isinstance(error, errors.InvalidClaim)
+    assert (error.status_code, error.error, error.reason, error.claim) == (
+        401,
+        "invalid_token",
+        "cnf_unsupported",
+        "cnf",
+    )
+
+
+@pytest.mark.parametrize(
+    "cnf",
+    [
+        {"jkt": "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"},
+        {"x5t#S256": "bwcK0esc3ACC3DB2Y5_lESsXE8o9ltc05O89jdN-dg2"},
+        {
+            "jkt": "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I",
+            "x5t#S256": "bwcK0esc3ACC3DB2Y5_lESsXE8o9ltc05O89jdN-dg2",
+        },
+    ],
+)
+def test_an_enforceable_confirmation_passes_validation_for_the_sender_check(
+    make: Make, mint: Mint, cnf: dict[str, str]
+) -> None:
+    """``jkt`` and ``x5t#S256`` pass the validator; ``SenderConstraints`` then enforces them."""
+    assert make().validate(mint(cnf=cnf))["cnf"] == cnf
+
+
+def test_a_refused_confirmation_is_refused_again_and_never_cached_as_valid(
+    make: Make, mint: Mint
+) -> None:
+    validator = make(token_cache=True)
+    token = mint(cnf={"jwk": {"kty": "EC"}})
+    for _ in range(2):
+        assert _refusal(validator, token).reason == "cnf_unsupported"

@@ -179,3 +179,31 @@ async def test_the_async_driver_gives_the_same_answers(
     with pytest.raises(TokenError):
         await introspector.aintrospect("nope")
     await introspector.aclose()
+
+
+@pytest.mark.parametrize(
+    "cnf",
+    [{"jwk": {"kty": "EC", "crv": "P-256"}}, {"jkt": ["x"]}, {"x5t#S256": 7}, "x", {}],
+    ids=repr,
+)
+def test_an_introspected_binding_that_cannot_be_enforced_refuses_the_token(
+    endpoint: IntrospectionEndpoint, clock: FakeClock, cnf: Any
+) -> None:
+    """RFC 8705 section 3.2 / RFC 9449 section 6.2: the ``cnf`` an endpoint reports counts."""
+    endpoint.opaque_tokens["bound"] = {"sub": "svc", "exp": clock.now + 60, "cnf": cnf}
+    with pytest.raises(TokenError) as caught:
+        _introspector(endpoint, clock).introspect("bound")
+    assert (caught.value.status_code, caught.value.error, caught.value.reason) == (
+        401,
+        "invalid_token",
+        "cnf_unsupported",
+    )
+
+
+def test_introspected_scopes_split_on_sp_alone(
+    endpoint: IntrospectionEndpoint, clock: FakeClock
+) -> None:
+    endpoint.opaque_tokens["tabbed"] = {"sub": "svc", "scope": "read\tadmin orders"}
+    claims = _introspector(endpoint, clock).introspect("tabbed")
+    assert claims is not None
+    assert claims.scopes == frozenset({"read\tadmin", "orders"})
