@@ -27,12 +27,15 @@ from jwkguard.testing import (
 
 from ..sender.kit import (
     BROKEN_PROOFS,
+    UNENFORCEABLE_NAMES,
     BrokenProof,
     TLSFiles,
     WSGITLSServer,
+    assert_cnf_refusal,
     assert_dpop_refusal,
     dpop_challenge,
     dpop_headers,
+    unenforceable_binding,
 )
 from .conftest import Fetch, jwkguard_settings
 
@@ -81,6 +84,18 @@ class TestDPoP:
         assert response.status_code == 200, response.content
         assert response.json()["sub"] == "user-123"
         refused(fetch.get(path, headers=headers), "dpop_replayed")
+
+    @pytest.mark.parametrize("name", UNENFORCEABLE_NAMES)
+    @pytest.mark.parametrize("path", ["/orders", "/aorders", "/strict", "/drf/orders"])
+    def test_a_binding_that_cannot_be_enforced_is_refused_not_read_as_bearer(
+        self, fetch: Fetch, issuer: LocalIssuer, proof_key: SigningKey, path: str, name: str
+    ) -> None:
+        """A ``cnf`` we cannot check is 401 ``cnf_unsupported``, with or without a valid proof."""
+        case = unenforceable_binding(proof_key, name)
+        token = issuer.mint(cnf=case.cnf, scopes=["orders:read"])
+        for headers in case.presentations(proof_key, method="GET", url=BASE + path, token=token):
+            response = fetch.get(path, headers=headers)
+            assert_cnf_refusal(response.status_code, response, response.json())
 
     def test_post_needs_a_proof_for_post(
         self, fetch: Fetch, issuer: LocalIssuer, proof_key: SigningKey

@@ -32,10 +32,13 @@ from jwkguard_fastapi import JWTBearer, install
 
 from ..sender.kit import (
     BROKEN_PROOFS,
+    UNENFORCEABLE_NAMES,
     BrokenProof,
+    assert_cnf_refusal,
     assert_dpop_refusal,
     dpop_challenge,
     dpop_headers,
+    unenforceable_binding,
 )
 from .conftest import ServedApp, bearer
 
@@ -105,6 +108,19 @@ def test_a_bound_token_with_a_valid_proof_is_accepted(
         response = client.request(method, "/orders", headers=dpop_headers(token, proof))
         assert response.status_code == 200, response.text
         assert response.json()["sub"] == "user-123"
+
+
+@pytest.mark.parametrize("name", UNENFORCEABLE_NAMES)
+def test_a_binding_that_cannot_be_enforced_is_refused_not_read_as_bearer(
+    client: TestClient, issuer: LocalIssuer, proof_key: SigningKey, name: str
+) -> None:
+    """A ``cnf`` we cannot check is 401 ``cnf_unsupported``, with or without a valid proof."""
+    case = unenforceable_binding(proof_key, name)
+    token = issuer.mint(cnf=case.cnf)
+    for path in ("/orders", "/strict"):
+        for headers in case.presentations(proof_key, method="GET", url=BASE + path, token=token):
+            response = client.get(path, headers=headers)
+            assert_cnf_refusal(response.status_code, response.headers, response.json())
 
 
 def test_the_dpop_scheme_is_matched_case_insensitively(

@@ -17,9 +17,10 @@ from starlette.testclient import TestClient
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from jwkguard import Validator
-from jwkguard.testing import LocalIssuer
+from jwkguard.testing import LocalIssuer, generate_key
 from jwkguard_fastapi import ClaimsUser, JWKGuardBackend, JWKGuardMiddleware
 
+from ..sender.kit import UNENFORCEABLE_NAMES, assert_cnf_refusal, unenforceable_binding
 from .conftest import bearer
 
 
@@ -51,6 +52,8 @@ async def feed(websocket: WebSocket) -> None:
     await websocket.send_json({"sub": websocket.state.claims.subject})
     await websocket.close()
 
+
+KEY = generate_key("ES256")
 
 ROUTES = [
     Route("/whoami", whoami),
@@ -184,6 +187,30 @@ def test_middleware_answers_401_for_a_bad_token(
     response = middleware_client.get("/whoami", headers=bearer(token))
     assert response.status_code == 401
     assert body(response)["reason"] == "expired"
+
+
+@pytest.mark.parametrize("name", UNENFORCEABLE_NAMES)
+def test_backend_and_middleware_refuse_a_binding_they_cannot_enforce(
+    backend_client: TestClient, middleware_client: TestClient, issuer: LocalIssuer, name: str
+) -> None:
+    """A ``cnf`` we cannot check is 401 ``cnf_unsupported``, never a plain bearer token."""
+    token = issuer.mint(scopes=["api", "orders:read"], cnf=unenforceable_binding(KEY, name).cnf)
+    for client in (backend_client, middleware_client):
+        response = client.get("/whoami", headers=bearer(token))
+        assert_cnf_refusal(response.status_code, response.headers, body(response))
+
+
+@pytest.mark.parametrize("glue", ["\t", "\u00a0", "\n"])
+def test_a_scope_glued_by_other_whitespace_is_not_granted(
+    backend_client: TestClient, middleware_client: TestClient, issuer: LocalIssuer, glue: str
+) -> None:
+    """RFC 6749 section 3.3: only SP separates scopes."""
+    spaced = issuer.mint(scope="orders:read api")
+    assert backend_client.get("/orders", headers=bearer(spaced)).status_code == 200
+    assert middleware_client.get("/whoami", headers=bearer(spaced)).status_code == 200
+    token = issuer.mint(scope=f"orders:read{glue}api")
+    assert backend_client.get("/orders", headers=bearer(token)).status_code == 403
+    assert middleware_client.get("/whoami", headers=bearer(token)).status_code == 403
 
 
 def test_middleware_serves_exempt_paths_prefixes_and_methods_without_token(

@@ -28,12 +28,15 @@ from jwkguard_flask import JWKGuard, current_claims
 
 from ..sender.kit import (
     BROKEN_PROOFS,
+    UNENFORCEABLE_NAMES,
     BrokenProof,
     TLSFiles,
     WSGITLSServer,
+    assert_cnf_refusal,
     assert_dpop_refusal,
     dpop_challenge,
     dpop_headers,
+    unenforceable_binding,
 )
 from .conftest import bearer, static_settings
 
@@ -100,6 +103,23 @@ def refused(response: Any, reason: str, error: str = "invalid_dpop_proof") -> No
     assert_dpop_refusal(
         response.status_code, response.headers, response.get_json(), reason, error=error
     )
+
+
+@pytest.mark.parametrize("name", UNENFORCEABLE_NAMES)
+def test_a_binding_that_cannot_be_enforced_is_refused_not_read_as_bearer(
+    issuer: LocalIssuer, proof_key: SigningKey, name: str
+) -> None:
+    """A ``cnf`` we cannot check is 401 ``cnf_unsupported``, with or without a valid proof."""
+    case = unenforceable_binding(proof_key, name)
+    token = issuer.mint(cnf=case.cnf)
+    plain, dpop = make_app(issuer).test_client(), make_app(issuer, JWKGUARD_DPOP=True).test_client()
+    for client, paths in ((plain, ["/orders"]), (dpop, ["/orders", "/strict", "/astrict"])):
+        for path in paths:
+            for headers in case.presentations(
+                proof_key, method="GET", url=BASE + path, token=token
+            ):
+                response = client.get(path, headers=headers)
+                assert_cnf_refusal(response.status_code, response.headers, response.get_json())
 
 
 def test_a_bound_token_with_its_proof_is_accepted_once(

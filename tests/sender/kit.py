@@ -94,6 +94,54 @@ def assert_dpop_refusal(
     assert body["error_description"]
 
 
+@dataclass(frozen=True)
+class UnenforceableBinding:
+    """A ``cnf`` (RFC 7800) no sender constraint can enforce, for a proof key."""
+
+    name: str
+    cnf: Any
+
+    def presentations(
+        self, key: SigningKey, *, method: str, url: str, token: str
+    ) -> list[dict[str, str]]:
+        """The token as a Bearer token, and with the DPoP scheme and a valid proof by ``key``."""
+        proof = make_dpop_proof(key, method=method, url=url, access_token=token)
+        return [{"Authorization": f"Bearer {token}"}, dpop_headers(token, proof)]
+
+
+def unenforceable_bindings(key: SigningKey) -> list[UnenforceableBinding]:
+    """The ``cnf`` shapes every adapter must refuse; ``key`` signs the proofs sent with them."""
+    jwk = dict(key.public_jwk)
+    return [
+        UnenforceableBinding("jwk", {"jwk": jwk}),  # RFC 7800 section 3.2
+        UnenforceableBinding("jkt-and-jwk", {"jkt": key.thumbprint, "jwk": jwk}),
+        UnenforceableBinding("jkt-list", {"jkt": [key.thumbprint]}),
+        UnenforceableBinding("jkt-number", {"jkt": 7}),
+        UnenforceableBinding("x5t-list", {"x5t#S256": ["bwcK0esc3ACC3DB2Y5_lESsXE8o9ltc05O89jd"]}),
+        UnenforceableBinding("kid", {"kid": "holder-key-1"}),  # RFC 7800 section 3.4
+        UnenforceableBinding("unknown-member", {"jkt": key.thumbprint, "future": "x"}),
+        UnenforceableBinding("string", key.thumbprint),
+        UnenforceableBinding("empty", {}),
+    ]
+
+
+UNENFORCEABLE_NAMES = [case.name for case in unenforceable_bindings(generate_key("ES256"))]
+"""The names of the ``unenforceable_bindings`` cases, to parametrize tests with."""
+
+
+def unenforceable_binding(key: SigningKey, name: str) -> UnenforceableBinding:
+    """The ``unenforceable_bindings`` case called ``name``."""
+    return next(case for case in unenforceable_bindings(key) if case.name == name)
+
+
+def assert_cnf_refusal(status: int, headers: Any, body: Any) -> None:
+    """401 ``invalid_token`` with the stable reason ``cnf_unsupported``, never a pass."""
+    assert status == 401, body
+    assert 'error="invalid_token"' in headers["WWW-Authenticate"]
+    assert body["error"] == "invalid_token"
+    assert body["reason"] == "cnf_unsupported"
+
+
 # -- TLS servers for real mTLS handshakes ---------------------------------------------------
 
 
