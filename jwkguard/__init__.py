@@ -24,6 +24,7 @@ from ._dpop import (
     normalise_htu,
 )
 from ._events import Event, EventHandler, log_event
+from ._exemptions import Exemptions
 from ._introspection import IntrospectionUnavailable, Introspector
 from ._issuer import ClaimCheck, Issuer
 from ._keyset import KeySet, VerificationKey
@@ -31,10 +32,19 @@ from ._keysource import KeySource, StaticKeySource
 from ._lifecycle import Lifecycle, ReuseWatch
 from ._metrics import IssuerStatus, PrometheusMetrics, issuer_status
 from ._mtls import certificate_from_proxy_header, certificate_thumbprint
+from ._pipeline import Decision, QueryPolicy, RequestPipeline, RoutePolicy, TokenSource
 from ._policy import check_scopes
 from ._redis_store import RedisStore
 from ._replay_ledger import RedisReplayLedger
 from ._replica import LifecycleChange
+from ._request_view import (
+    ASGIHeaders,
+    EnvironHeaders,
+    HeaderReader,
+    RequestView,
+    view_from_asgi,
+    view_from_environ,
+)
 from ._sender import PresentedRequest, SenderConstraints
 from ._sender_settings import SenderSettings, build_sender_settings
 from ._settings import build_validator, unknown_settings
@@ -52,6 +62,7 @@ from .errors import (
 )
 
 __all__ = [
+    "ASGIHeaders",
     "AuditTrail",
     "ClaimCheck",
     "Claims",
@@ -60,9 +71,13 @@ __all__ = [
     "DPoPNonces",
     "DPoPProof",
     "DPoPVerifier",
+    "Decision",
+    "EnvironHeaders",
     "ErrorResponse",
     "Event",
     "EventHandler",
+    "Exemptions",
+    "HeaderReader",
     "InsufficientScope",
     "IntrospectionUnavailable",
     "Introspector",
@@ -82,16 +97,21 @@ __all__ = [
     "MemoryStore",
     "PresentedRequest",
     "PrometheusMetrics",
+    "QueryPolicy",
     "RedisReplayLedger",
     "RedisStore",
     "ReplayLedger",
+    "RequestPipeline",
+    "RequestView",
     "ReuseWatch",
+    "RoutePolicy",
     "SenderConstraints",
     "SenderSettings",
     "StaticKeySource",
     "StoreUnavailable",
     "TokenCache",
     "TokenError",
+    "TokenSource",
     "TokenUsage",
     "Validator",
     "VerificationKey",
@@ -113,6 +133,8 @@ __all__ = [
     "read_scopes",
     "token_hash",
     "unknown_settings",
+    "view_from_asgi",
+    "view_from_environ",
 ]
 
 __version__ = "0.1.0"

@@ -32,6 +32,15 @@ class ErrorResponse:
         """The JSON body, encoded."""
         return json.dumps(self.body, separators=(",", ":")).encode()
 
+    def wire_headers(self, body: bytes) -> list[tuple[str, str]]:
+        """Every header of the answer on the wire: its own, JSON type, length, ``no-store``."""
+        return [
+            *self.headers.items(),
+            ("Content-Type", "application/json"),
+            ("Content-Length", str(len(body))),
+            ("Cache-Control", "no-store"),
+        ]
+
 
 @dataclass(frozen=True, slots=True)
 class Credentials:

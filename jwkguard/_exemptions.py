@@ -1,0 +1,71 @@
+"""Which requests an adapter lets through without a token: one syntax in every adapter.
+
+``exempt_paths`` are path prefixes on whole segments: ``"/health"`` exempts ``/health`` and
+``/health/live``, never ``/healthz``; ``"/"`` alone is refused (it would exempt everything).
+A path is exempt only in its canonical spelling: one with a dot segment, a ``;`` parameter,
+a backslash, an empty segment or a control character is never exempt, so that
+``/health/../admin`` or ``/health;/../admin`` cannot reach a protected route through an
+exemption, whatever the framework behind does with such a path (it then needs a token).
+
+``exempt_methods`` default to ``OPTIONS`` (CORS preflights carry no credentials, Fetch
+standard section 4.8); pass ``()`` to protect them too.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+from .errors import ConfigurationError
+
+__all__ = ["DEFAULT_EXEMPT_METHODS", "Exemptions"]
+
+DEFAULT_EXEMPT_METHODS: tuple[str, ...] = ("OPTIONS",)
+
+_NOT_CANONICAL = re.compile(r"//|/\.\.?(?:/|$)|[;\\\x00-\x1f\x7f]")
+
+
+class Exemptions:
+    """Decides whether a request is served without a token.
+
+    Args:
+        paths: Path prefixes (whole segments) served without a token.
+        methods: Methods served without a token (default ``OPTIONS``).
+    """
+
+    __slots__ = ("_exact", "_methods", "_prefixes", "methods", "paths")
+
+    def __init__(
+        self, paths: Iterable[str] = (), methods: Iterable[str] = DEFAULT_EXEMPT_METHODS
+    ) -> None:
+        if isinstance(paths, str) or isinstance(methods, str):
+            raise ConfigurationError("exempt_paths and exempt_methods must be lists of strings")
+        cleaned: list[str] = []
+        for path in paths:
+            if not isinstance(path, str) or not path.startswith("/"):
+                raise ConfigurationError(f"exempt path {path!r} must start with '/'")
+            trimmed = path.rstrip("/")
+            if not trimmed or _NOT_CANONICAL.search(trimmed):
+                raise ConfigurationError(f"exempt path {path!r} must be a canonical path below '/'")
+            cleaned.append(trimmed)
+        method_list = list(methods)
+        if not all(isinstance(method, str) and method.strip() for method in method_list):
+            raise ConfigurationError("exempt_methods must be a list of method names")
+        self.paths = tuple(cleaned)
+        self.methods = frozenset(method.strip().upper() for method in method_list)
+        self._exact = frozenset(cleaned)
+        self._prefixes = tuple(path + "/" for path in cleaned)
+        self._methods = self.methods
+
+    def __call__(self, method: str, path: str) -> bool:
+        """True when ``method path`` is served without a token."""
+        if method in self._methods:
+            return True
+        if not self._exact:
+            return False
+        if path not in self._exact and not path.startswith(self._prefixes):
+            return False
+        return not _NOT_CANONICAL.search(path)
+
+    def __bool__(self) -> bool:
+        return bool(self._exact or self._methods)

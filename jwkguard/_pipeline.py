@@ -1,0 +1,483 @@
+"""The request pipeline: one ordered judgement of a request, for every adapter.
+
+Every entry point (FastAPI, Starlette, Django, DRF, Flask, the ASGI and WSGI middlewares and
+``jwkguard serve``) builds a :class:`~jwkguard.RequestView` and a :class:`RoutePolicy`, calls
+:meth:`RequestPipeline.run` or :meth:`RequestPipeline.arun`, and renders the
+:class:`Decision`. The checks run in one order, everywhere:
+
+1. **credentials**: exactly one ``Authorization`` header (``Bearer`` or ``DPoP``), or the
+   ``access_token`` query parameter where allowed (at most one, never beside a header), or a
+   WebSocket subprotocol token; none: anonymous if the route is optional, else 401;
+2. **token**: :meth:`Validator.validate` (signature, claims, lifecycle); an opaque token
+   (not a compact JWS or JWE) goes to the introspector instead, when one is configured;
+3. **sender binding**: DPoP proof (RFC 9449) and certificate (RFC 8705) for bound tokens, the
+   DPoP scheme, or routes that require either;
+4. **introspection** (hybrid mode, RFC 7662) on routes that ask for it;
+5. **route policy**: scopes;
+6. **usage**: ``Lifecycle.observe`` with the client address, for reuse alerts.
+
+The flow is one generator (:meth:`RequestPipeline._flow`) that yields the steps needing IO;
+:meth:`run` and :meth:`arun` only differ in how they perform those steps (the httpx
+``Auth.auth_flow`` pattern), so sync and async adapters share every decision.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Generator, Iterable
+from dataclasses import dataclass
+from typing import Any, Literal
+from urllib.parse import parse_qsl
+
+from ._bearer import Credentials, ErrorResponse, extract_credentials
+from ._claims_result import Claims
+from ._introspection import IntrospectionUnavailable, Introspector
+from ._lifecycle import Lifecycle
+from ._policy import check_scopes
+from ._request_view import RequestView
+from ._sender import PresentedRequest, SenderConstraints
+from ._validator import Validator
+from .errors import ConfigurationError, InvalidRequest, TokenError
+
+__all__ = ["Decision", "QueryPolicy", "RequestPipeline", "RoutePolicy", "TokenSource"]
+
+QueryPolicy = Literal["never", "websocket", "always"]
+"""Where ``?access_token=`` is accepted: nowhere, on WebSocket handshakes only, everywhere."""
+
+TokenSource = Literal["header", "query", "subprotocol"]
+"""Where the request's access token came from."""
+
+_QUERY_POLICIES = ("never", "websocket", "always")
+
+# The steps of the flow that need IO, performed by the sync or async driver.
+_VALIDATE = 0
+_BIND = 1
+_INTROSPECT = 2
+_OBSERVE = 3
+
+_Step = tuple[int, Any]
+_Flow = Generator[_Step, Any, "Decision"]
+
+
+def scope_set(scopes: Iterable[str], what: str) -> frozenset[str]:
+    if isinstance(scopes, str) or not all(isinstance(scope, str) for scope in scopes):
+        raise ConfigurationError(f"{what} must be a list of strings")
+    return frozenset(scopes)
+
+
+@dataclass(frozen=True, slots=True)
+class RoutePolicy:
+    """What one route (or a whole app) demands of a request.
+
+    Attributes:
+        scopes: Scopes the token must grant (all of them), checked after every other check.
+        optional: A request without a token passes with no claims; a bad token is refused.
+        dpop: The token must be DPoP-bound (RFC 9449); refusals challenge with ``DPoP``.
+        certificate: The token must be bound to the client certificate (RFC 8705).
+        introspect: Also ask the introspector whether the token is active (RFC 7662 hybrid
+            mode), after every local check.
+    """
+
+    scopes: frozenset[str] = frozenset()
+    optional: bool = False
+    dpop: bool = False
+    certificate: bool = False
+    introspect: bool = False
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "scopes", scope_set(self.scopes, "scopes"))
+        for name in ("optional", "dpop", "certificate", "introspect"):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigurationError(f"{name} must be True or False")
+
+    def with_scopes(self, scopes: Collection[str]) -> RoutePolicy:
+        """This policy, also requiring ``scopes``."""
+        if not scopes:
+            return self
+        return RoutePolicy(
+            scopes=self.scopes | scope_set(scopes, "scopes"),
+            optional=self.optional,
+            dpop=self.dpop,
+            certificate=self.certificate,
+            introspect=self.introspect,
+        )
+
+
+DEFAULT_POLICY = RoutePolicy()
+OPTIONAL_POLICY = RoutePolicy(optional=True)
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """The pipeline's answer: the verified claims, or the refusal to send.
+
+    Attributes:
+        claims: The verified claims; None for a refusal or an anonymous optional request.
+        response: The RFC 6750 / RFC 9449 answer of a refusal; None when the request passes.
+        error: The refusal's exception (None for a missing token or a passing request).
+        credentials: The token and its scheme, when the request carried one.
+        source: Where the token came from (``header``, ``query`` or ``subprotocol``).
+        introspected: The introspector vouched for the token in this request.
+    """
+
+    claims: Claims | None = None
+    response: ErrorResponse | None = None
+    error: TokenError | None = None
+    credentials: Credentials | None = None
+    source: TokenSource | None = None
+    introspected: bool = False
+
+    @property
+    def allowed(self) -> bool:
+        """True when the request may proceed (with claims, or anonymous where optional)."""
+        return self.response is None
+
+
+ANONYMOUS = Decision()
+
+
+class RequestPipeline:
+    """Judges requests for one validator, the same way in every adapter.
+
+    Args:
+        validator: The validator. Its ``Lifecycle``, if any, is attached so fleet
+            ``force_refresh`` broadcasts refetch its keys, and observes token use when it
+            has a reuse watch.
+        realm: The ``realm`` of ``WWW-Authenticate`` challenges.
+        allow_query: Where ``?access_token=`` is accepted (RFC 6750 section 2.3 advises
+            against it): ``"never"`` (default), ``"websocket"`` or ``"always"``.
+        websocket_subprotocol: A marker such as ``"bearer"``: a WebSocket client may offer
+            the subprotocols ``[marker, token]``.
+        sender: DPoP and certificate binding; by default tokens bound to a key or a
+            certificate are refused, since nothing can check the binding.
+        introspector: Asks the authorization server (RFC 7662): for opaque tokens, and for
+            JWTs on routes whose policy says ``introspect``.
+        introspect_opaque: Send tokens that are not JWTs to the introspector (default when
+            one is configured); False refuses them as malformed.
+    """
+
+    __slots__ = (
+        "_allow_query",
+        "_lifecycle",
+        "_opaque",
+        "_ws_allow_query",
+        "introspector",
+        "realm",
+        "sender",
+        "subprotocol",
+        "validator",
+    )
+
+    def __init__(
+        self,
+        validator: Validator,
+        *,
+        realm: str = "api",
+        allow_query: QueryPolicy = "never",
+        websocket_subprotocol: str | None = None,
+        sender: SenderConstraints | None = None,
+        introspector: Introspector | None = None,
+        introspect_opaque: bool = True,
+    ) -> None:
+        if not isinstance(validator, Validator):
+            raise ConfigurationError("the request pipeline needs a jwkguard.Validator")
+        if allow_query not in _QUERY_POLICIES:
+            raise ConfigurationError(f"allow_query must be one of {', '.join(_QUERY_POLICIES)}")
+        if websocket_subprotocol is not None and (
+            not isinstance(websocket_subprotocol, str) or not websocket_subprotocol.strip()
+        ):
+            raise ConfigurationError("websocket_subprotocol must be a non-empty string or None")
+        if not isinstance(realm, str):
+            raise ConfigurationError("realm must be a string")
+        if sender is not None and not isinstance(sender, SenderConstraints):
+            raise ConfigurationError("sender must be a jwkguard.SenderConstraints")
+        if introspector is not None and not isinstance(introspector, Introspector):
+            raise ConfigurationError("introspector must be a jwkguard.Introspector")
+        self.validator = validator
+        self.realm = realm
+        self.subprotocol = websocket_subprotocol
+        self.sender = sender if sender is not None else SenderConstraints()
+        self.introspector = introspector
+        self._opaque = introspector is not None and introspect_opaque
+        self._allow_query = allow_query == "always"
+        self._ws_allow_query = allow_query != "never"
+        lifecycle = validator.lifecycle
+        if isinstance(lifecycle, Lifecycle):
+            lifecycle.attach(validator)
+            self._lifecycle: Lifecycle | None = lifecycle if lifecycle.reuse else None
+        else:
+            self._lifecycle = None
+
+    # -- configuration --------------------------------------------------------------------
+
+    def check_policy(self, policy: RoutePolicy) -> None:
+        """Raise ``ConfigurationError`` if this pipeline cannot enforce ``policy``.
+
+        Adapters call it when a route is declared, so a route that asks for introspection
+        or DPoP without the means fails at start-up, not on its first request.
+        """
+        if policy.introspect and self.introspector is None:
+            raise ConfigurationError("this route asks for introspection but none is configured")
+        self.constraints(policy)
+
+    def constraints(self, policy: RoutePolicy) -> SenderConstraints:
+        """The sender constraints of ``policy``: the pipeline's, plus what the route demands."""
+        if policy.dpop or policy.certificate:
+            return self.sender.requiring(dpop=policy.dpop, certificate=policy.certificate)
+        return self.sender
+
+    # -- drivers --------------------------------------------------------------------------
+
+    def run(self, request: RequestView, policy: RoutePolicy = DEFAULT_POLICY) -> Decision:
+        """Judge ``request`` under ``policy`` (blocking IO: sync adapters)."""
+        return self._drive(self._flow(request, policy))
+
+    async def arun(self, request: RequestView, policy: RoutePolicy = DEFAULT_POLICY) -> Decision:
+        """Judge ``request`` under ``policy`` without blocking the event loop."""
+        return await self._adrive(self._flow(request, policy))
+
+    def authorize(self, decision: Decision, request: RequestView, policy: RoutePolicy) -> Decision:
+        """Apply one more route policy to a request already judged by :meth:`run`.
+
+        For stacked decorators and dependencies: the token is not validated again and its
+        DPoP proof is not spent twice; only what ``policy`` adds is checked.
+        """
+        return self._drive(self._reauthorize(decision, request, policy))
+
+    async def aauthorize(
+        self, decision: Decision, request: RequestView, policy: RoutePolicy
+    ) -> Decision:
+        """:meth:`authorize` without blocking the event loop."""
+        return await self._adrive(self._reauthorize(decision, request, policy))
+
+    def _perform(self, step: _Step) -> Any:
+        kind, argument = step
+        if kind == _VALIDATE:
+            return self.validator.validate(argument)
+        if kind == _BIND:
+            constraints, claims, presented = argument
+            return constraints.check(claims, presented)
+        if kind == _INTROSPECT:
+            return self._introspector().introspect(argument)
+        claims, address = argument
+        lifecycle = self._lifecycle
+        return lifecycle.observe(claims, address) if lifecycle is not None else None
+
+    async def _aperform(self, step: _Step) -> Any:
+        kind, argument = step
+        if kind == _VALIDATE:
+            return await self.validator.avalidate(argument)
+        if kind == _BIND:
+            constraints, claims, presented = argument
+            return await constraints.acheck(claims, presented)
+        if kind == _INTROSPECT:
+            return await self._introspector().aintrospect(argument)
+        claims, address = argument
+        lifecycle = self._lifecycle
+        return await lifecycle.aobserve(claims, address) if lifecycle is not None else None
+
+    def _drive(self, flow: _Flow) -> Decision:
+        try:
+            step = next(flow)
+            while True:
+                try:
+                    result = self._perform(step)
+                except TokenError as exc:
+                    step = flow.throw(exc)
+                else:
+                    step = flow.send(result)
+        except StopIteration as done:
+            decision: Decision = done.value
+            return decision
+
+    async def _adrive(self, flow: _Flow) -> Decision:
+        try:
+            step = next(flow)
+            while True:
+                try:
+                    result = await self._aperform(step)
+                except TokenError as exc:
+                    step = flow.throw(exc)
+                else:
+                    step = flow.send(result)
+        except StopIteration as done:
+            decision: Decision = done.value
+            return decision
+
+    def _introspector(self) -> Introspector:
+        if self.introspector is None:
+            raise ConfigurationError("this route asks for introspection but none is configured")
+        return self.introspector
+
+    # -- the one logic --------------------------------------------------------------------
+
+    def _flow(self, request: RequestView, policy: RoutePolicy) -> _Flow:
+        """Every check of the documented order; yields the steps that need IO."""
+        authorization = request.headers.getlist("authorization")
+        try:
+            found, source = self.credentials(request, authorization)
+        except InvalidRequest as exc:
+            return self._refusal(exc, policy, authorization)
+        if found is None:
+            if policy.optional:
+                return ANONYMOUS
+            return Decision(response=self.constraints(policy).refusal(None, realm=self.realm))
+        token = found.token
+        introspected = False
+        try:
+            if self._opaque and token.count(".") not in (2, 4):
+                claims = yield (_INTROSPECT, token)
+                if claims is None:  # fail-open cannot vouch for a token nothing else checked
+                    raise IntrospectionUnavailable("Token introspection is temporarily unavailable")
+                introspected = True
+            else:
+                claims = yield (_VALIDATE, token)
+            sender = self.sender
+            if "cnf" in claims or found.scheme != "Bearer" or not sender.inactive:
+                yield (_BIND, (sender, claims, self._presented(request, found)))
+        except TokenError as exc:
+            return self._refusal(exc, policy, authorization)
+        decision = Decision(
+            claims=claims, credentials=found, source=source, introspected=introspected
+        )
+        decision = yield from self._reauthorize(decision, request, policy)
+        if decision.claims is not None and self._lifecycle is not None and request.client:
+            yield (_OBSERVE, (decision.claims, request.client))
+        return decision
+
+    def _reauthorize(self, decision: Decision, request: RequestView, policy: RoutePolicy) -> _Flow:
+        """The route's own demands on a request whose token passed: binding, introspection,
+        scopes."""
+        claims = decision.claims
+        if claims is None:
+            if decision.response is not None or policy.optional:
+                return decision
+            return Decision(response=self.constraints(policy).refusal(None, realm=self.realm))
+        introspected = decision.introspected
+        try:
+            if policy.dpop or policy.certificate:
+                self.constraints(policy).check_required(claims)
+            if policy.introspect and not introspected:
+                # None: the endpoint is down and the introspector is fail-open (hybrid mode).
+                yield (_INTROSPECT, decision.credentials.token if decision.credentials else "")
+                introspected = True
+            if policy.scopes:
+                check_scopes(claims.scopes, policy.scopes)
+        except TokenError as exc:
+            return self._refusal(exc, policy, request.headers.getlist("authorization"))
+        if introspected == decision.introspected:
+            return decision
+        return Decision(
+            claims=claims,
+            credentials=decision.credentials,
+            source=decision.source,
+            introspected=introspected,
+        )
+
+    def _refusal(
+        self, exc: TokenError, policy: RoutePolicy, authorization: Collection[str]
+    ) -> Decision:
+        response = self.constraints(policy).refusal(
+            exc,
+            realm=self.realm,
+            required_scopes=policy.scopes,
+            authorization=tuple(authorization),
+        )
+        return Decision(response=response, error=exc)
+
+    # -- reading the request --------------------------------------------------------------
+
+    def credentials(
+        self, request: RequestView, authorization: Collection[str] | None = None
+    ) -> tuple[Credentials | None, TokenSource | None]:
+        """The request's token, its scheme and where it came from; (None, None) if none.
+
+        Raises:
+            InvalidRequest: Several Authorization headers, a malformed one, a token in two
+                places, several query tokens, or a query token where none is accepted.
+        """
+        if authorization is None:
+            authorization = request.headers.getlist("authorization")
+        query_token = _query_token(request.query)
+        allow_query = self._ws_allow_query if request.websocket else self._allow_query
+        found = extract_credentials(
+            tuple(authorization), query_token=query_token, allow_query=allow_query
+        )
+        source: TokenSource | None = None
+        if found is not None:
+            source = "query" if query_token is not None else "header"
+        if request.websocket and self.subprotocol is not None:
+            offered = _subprotocol_token(request.subprotocols, self.subprotocol)
+            if offered is not None:
+                if found is not None:
+                    raise InvalidRequest(
+                        "The access token was sent in more than one place", reason="multiple_tokens"
+                    )
+                # The same b64token syntax check as for the header.
+                found = extract_credentials([f"Bearer {offered}"], schemes=("Bearer",))
+                source = "subprotocol"
+        return found, source
+
+    def _presented(self, request: RequestView, found: Credentials) -> PresentedRequest:
+        """What the sender constraints look at: scheme, method, URL, proofs, certificate."""
+        sender = self.sender
+        forwarded: Collection[str] = ()
+        if sender.client_cert_header is not None:
+            forwarded = request.headers.getlist(sender.client_cert_header.lower())
+        return PresentedRequest(
+            scheme=found.scheme,
+            token=found.token,
+            method=request.method,
+            url=request.url(),
+            dpop_proofs=tuple(request.headers.getlist("dpop")),
+            client_certificate=sender.client_certificate(
+                request.certificate, tuple(forwarded), request.client
+            ),
+        )
+
+    def offered_subprotocol(self, request: RequestView) -> str | None:
+        """The marker subprotocol to select when accepting a WebSocket, if offered."""
+        if self.subprotocol is not None and self.subprotocol in request.subprotocols:
+            return self.subprotocol
+        return None
+
+    def missing(self, policy: RoutePolicy = DEFAULT_POLICY) -> ErrorResponse:
+        """The 401 for a request without a token (RFC 6750 section 3.1: no error code)."""
+        return self.constraints(policy).refusal(None, realm=self.realm)
+
+
+def _query_token(query: str) -> str | None:
+    if "access_token" not in query:
+        return None
+    values = [
+        value for name, value in parse_qsl(query, keep_blank_values=True) if name == "access_token"
+    ]
+    if len(values) > 1:
+        raise InvalidRequest(
+            "The access token was sent in more than one place", reason="multiple_tokens"
+        )
+    return values[0] if values else None
+
+
+def _subprotocol_token(offered: Collection[str], marker: str) -> str | None:
+    protocols = list(offered)
+    if marker not in protocols:
+        return None
+    position = protocols.index(marker)
+    if protocols.count(marker) > 1 or position + 1 >= len(protocols):
+        raise InvalidRequest(
+            f"The WebSocket subprotocols must be [{marker!r}, <token>]",
+            reason="malformed_subprotocol",
+        )
+    return protocols[position + 1]
+
+
+def query_policy(value: QueryPolicy | bool) -> QueryPolicy:
+    """A query-token setting in either spelling: True means ``"always"``, False ``"never"``."""
+    if value is True:
+        return "always"
+    if value is False:
+        return "never"
+    return value
+
+
+ExemptCheck = Callable[[str, str], bool]

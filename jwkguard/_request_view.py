@@ -1,0 +1,184 @@
+"""A framework-neutral view of the request the pipeline judges.
+
+Adapters translate their framework's request into a :class:`RequestView` and nothing else:
+the view reads headers lazily, so a request costs only the few look-ups the pipeline makes
+(``Authorization``, and ``DPoP`` or a certificate header only for bound tokens).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+from urllib.parse import quote
+
+__all__ = [
+    "ASGIHeaders",
+    "EnvironHeaders",
+    "HeaderReader",
+    "RequestView",
+    "asgi_url",
+    "environ_url",
+    "view_from_asgi",
+    "view_from_environ",
+]
+
+
+_PATH_SAFE = "/:@!$&'()*+,;=-._~"
+
+
+class HeaderReader(Protocol):
+    """Every value of a header, by lower-case name."""
+
+    def getlist(self, name: str) -> Sequence[str]:
+        """The values of header ``name`` (lower-case), in order; empty if absent."""
+        ...
+
+
+class ASGIHeaders:
+    """An ASGI scope's raw header list, read as latin-1 (RFC 9110 section 5.5)."""
+
+    __slots__ = ("_raw",)
+
+    def __init__(self, raw: Sequence[tuple[bytes, bytes]]) -> None:
+        self._raw = raw
+
+    def getlist(self, name: str) -> list[str]:
+        wanted = name.encode("latin-1")
+        return [value.decode("latin-1") for key, value in self._raw if key == wanted]
+
+
+class EnvironHeaders:
+    """A WSGI environ's (or Django ``META``'s) ``HTTP_*`` keys.
+
+    WSGI keeps one value per header: servers join repeated headers with ``", "``. A joined
+    ``Authorization`` is then malformed and refused; joined ``DPoP`` proofs are split again
+    on commas, which a compact JWS never contains, so that two proofs stay two.
+    """
+
+    __slots__ = ("_environ",)
+
+    _SPLIT = frozenset({"dpop"})
+
+    def __init__(self, environ: Mapping[str, Any]) -> None:
+        self._environ = environ
+
+    def getlist(self, name: str) -> list[str]:
+        value = self._environ.get("HTTP_" + name.upper().replace("-", "_"))
+        if value is None:
+            return []
+        if name in self._SPLIT:
+            return [part.strip() for part in str(value).split(",")]
+        return [str(value)]
+
+
+def _no_url() -> str:
+    return ""
+
+
+@dataclass(frozen=True, slots=True)
+class RequestView:
+    """What the pipeline knows of a request.
+
+    Attributes:
+        method: The HTTP method, upper-case (``GET`` for a WebSocket handshake).
+        headers: The request headers.
+        query: The raw query string (without ``?``).
+        url: Builds the full URL as the client addressed it (the DPoP ``htu``); only called
+            for DPoP-bound tokens.
+        client: The address of the connection's peer, if known.
+        certificate: The client certificate of this server's own TLS connection, if any.
+        websocket: True for a WebSocket handshake.
+        subprotocols: The WebSocket subprotocols the client offered.
+    """
+
+    method: str
+    headers: HeaderReader
+    query: str = ""
+    url: Callable[[], str] = field(default=_no_url)
+    client: str | None = None
+    certificate: bytes | str | None = None
+    websocket: bool = False
+    subprotocols: tuple[str, ...] = ()
+
+
+def asgi_url(scope: Mapping[str, Any]) -> str:
+    """The URL of an ASGI connection as the client addressed it (``Host`` header first)."""
+    scheme = scope.get("scheme", "http")
+    websocket = scope["type"] == "websocket"
+    if websocket:
+        scheme = {"http": "ws", "https": "wss"}.get(scheme, scheme)
+    host = ""
+    for key, value in scope.get("headers", ()):
+        if key == b"host":
+            host = value.decode("latin-1")
+            break
+    if not host:
+        server = scope.get("server")
+        if server:
+            name, port = server[0], server[1]
+            default = {"http": 80, "ws": 80, "https": 443, "wss": 443}.get(scheme)
+            host = name if port == default or port is None else f"{name}:{port}"
+    path = scope.get("root_path", "") + scope["path"]
+    raw = scope.get("raw_path")
+    if raw:
+        path = raw.decode("latin-1")
+        root = scope.get("root_path", "")
+        if root and not path.startswith(root):
+            path = root + path
+    query = scope.get("query_string", b"")
+    url = f"{scheme}://{host}{path}"
+    return f"{url}?{query.decode('latin-1')}" if query else url
+
+
+def view_from_asgi(scope: Mapping[str, Any]) -> RequestView:
+    """The view of an ASGI ``http`` or ``websocket`` connection.
+
+    The client certificate comes from the ASGI TLS extension where the server offers it.
+    """
+    websocket = scope["type"] == "websocket"
+    tls = (scope.get("extensions") or {}).get("tls") or {}
+    chain = tls.get("client_cert_chain") or ()
+    client = scope.get("client")
+    return RequestView(
+        method="GET" if websocket else scope["method"],
+        headers=ASGIHeaders(scope["headers"]),
+        query=scope.get("query_string", b"").decode("latin-1"),
+        url=lambda: asgi_url(scope),
+        client=client[0] if client else None,
+        certificate=chain[0] if chain else None,
+        websocket=websocket,
+        subprotocols=tuple(scope.get("subprotocols") or ()),
+    )
+
+
+def environ_url(environ: Mapping[str, Any]) -> str:
+    """The URL of a WSGI request (PEP 3333's reconstruction, ``Host`` header first)."""
+    scheme = environ.get("wsgi.url_scheme", "http")
+    host = environ.get("HTTP_HOST")
+    if not host:
+        host = environ.get("SERVER_NAME", "")
+        port = str(environ.get("SERVER_PORT", ""))
+        if port and port != {"http": "80", "https": "443"}.get(scheme):
+            host = f"{host}:{port}"
+    path = environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")
+    # PATH_INFO holds the decoded bytes as latin-1: back to the percent-encoded form.
+    url = f"{scheme}://{host}{quote(path.encode('latin-1'), safe=_PATH_SAFE)}"
+    query = environ.get("QUERY_STRING", "")
+    return f"{url}?{query}" if query else url
+
+
+def view_from_environ(environ: Mapping[str, Any]) -> RequestView:
+    """The view of a WSGI request (also Django's ``request.META``).
+
+    The client certificate comes from ``SSL_CLIENT_CERT``, where WSGI servers (werkzeug,
+    Apache mod_ssl) put a verified one.
+    """
+    return RequestView(
+        method=str(environ.get("REQUEST_METHOD", "GET")).upper(),
+        headers=EnvironHeaders(environ),
+        query=environ.get("QUERY_STRING", ""),
+        url=lambda: environ_url(environ),
+        client=environ.get("REMOTE_ADDR"),
+        certificate=environ.get("SSL_CLIENT_CERT") or None,
+    )

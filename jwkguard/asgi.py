@@ -1,0 +1,163 @@
+"""Protect any ASGI 3 application (Litestar, Quart, Starlette, raw ASGI, ...).
+
+Example:
+    from jwkguard.asgi import JWKGuardMiddleware
+
+    app = JWKGuardMiddleware(app, validator, exempt_paths=["/health"])
+
+The verified claims are in ``scope["jwkguard.claims"]`` (a :class:`jwkguard.Claims`; None on
+an optional request without a token). Refusals are the RFC 6750 answers every jwkguard
+adapter gives (JSON body, ``WWW-Authenticate``). A WebSocket handshake without a valid token
+is refused: with that HTTP answer where the server supports the ASGI
+``websocket.http.response`` extension, else by closing with 1008 (1013 when no signing keys
+can be had). ``lifespan`` and any other scope type pass through untouched. No web framework
+is imported.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Collection, Iterable, MutableMapping
+from typing import Any
+
+from ._bearer import ErrorResponse
+from ._exemptions import DEFAULT_EXEMPT_METHODS
+from ._introspection import Introspector
+from ._middleware import CLAIMS_KEY, MiddlewareCore
+from ._pipeline import Decision, QueryPolicy, RequestPipeline
+from ._request_view import view_from_asgi
+from ._sender import SenderConstraints
+from ._validator import Validator
+from .errors import KeysUnavailable, TokenError
+
+__all__ = ["CLAIMS_KEY", "JWKGuardMiddleware", "close_reason"]
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+WS_POLICY_VIOLATION = 1008
+WS_TRY_AGAIN_LATER = 1013
+# RFC 6455 section 5.5: a close frame's reason fits in 123 bytes.
+_MAX_CLOSE_REASON = 123
+
+
+def close_reason(exc: TokenError | None) -> tuple[int, str]:
+    """WebSocket close code and reason: 1008 for a refused token, 1013 for a key outage."""
+    if exc is None:
+        return WS_POLICY_VIOLATION, "An access token is required"
+    code = WS_TRY_AGAIN_LATER if isinstance(exc, KeysUnavailable) else WS_POLICY_VIOLATION
+    reason = exc.description.encode()[:_MAX_CLOSE_REASON].decode("utf-8", "ignore")
+    return code, reason
+
+
+class JWKGuardMiddleware:
+    """ASGI middleware: every HTTP request and WebSocket handshake needs a valid token.
+
+    Args:
+        app: The ASGI application to protect.
+        validator: The validator (or give ``pipeline``).
+        exempt_paths: Path prefixes served without a token, on whole segments (``"/health"``
+            covers ``/health/live``, not ``/healthz``); only canonical spellings are exempt.
+        exempt_methods: Methods served without a token; default ``OPTIONS`` (CORS preflight).
+        optional: Let requests without a token through with ``None`` claims; a bad token is
+            still refused.
+        scopes: Scopes every request's token must grant.
+        realm: The ``realm`` of the ``WWW-Authenticate`` challenge.
+        allow_query: Where ``?access_token=`` is accepted (``"never"``, ``"websocket"``,
+            ``"always"``).
+        websocket_subprotocol: Accept a WebSocket token offered as ``[marker, token]``.
+        sender: DPoP and certificate binding; bound tokens are refused by default.
+        introspector: Introspection for opaque tokens, and for every token with
+            ``introspect=True`` (RFC 7662).
+        introspect: Ask the introspector about every token (hybrid mode).
+        pipeline: A ready :class:`jwkguard.RequestPipeline` instead of the options above.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        validator: Validator | None = None,
+        *,
+        exempt_paths: Iterable[str] = (),
+        exempt_methods: Iterable[str] = DEFAULT_EXEMPT_METHODS,
+        optional: bool = False,
+        scopes: Collection[str] = (),
+        realm: str = "api",
+        allow_query: QueryPolicy = "never",
+        websocket_subprotocol: str | None = None,
+        sender: SenderConstraints | None = None,
+        introspector: Introspector | None = None,
+        introspect: bool = False,
+        pipeline: RequestPipeline | None = None,
+    ) -> None:
+        self.app = app
+        core = MiddlewareCore(
+            validator,
+            pipeline=pipeline,
+            exempt_paths=exempt_paths,
+            exempt_methods=exempt_methods,
+            optional=optional,
+            scopes=scopes,
+            realm=realm,
+            allow_query=allow_query,
+            websocket_subprotocol=websocket_subprotocol,
+            sender=sender,
+            introspector=introspector,
+            introspect=introspect,
+        )
+        self.pipeline = core.pipeline
+        self.policy = core.policy
+        self.exemptions = core.exemptions
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind not in ("http", "websocket") or self.exemptions(
+            scope.get("method", "GET") if kind == "http" else "", scope["path"]
+        ):
+            await self.app(scope, receive, send)
+            return
+        decision = await self.pipeline.arun(view_from_asgi(scope), self.policy)
+        if decision.response is None:
+            self.attach(scope, decision)
+            await self.app(scope, receive, send)
+        elif kind == "websocket":
+            await self.refuse_websocket(scope, receive, send, decision)
+        else:
+            await send_error(send, decision.response)
+
+    def attach(self, scope: Scope, decision: Decision) -> None:
+        """Put the verified claims (None: optional, no token) where the app reads them."""
+        scope[CLAIMS_KEY] = decision.claims
+
+    @staticmethod
+    async def refuse_websocket(
+        scope: Scope, receive: Receive, send: Send, decision: Decision
+    ) -> None:
+        """Refuse the handshake: an HTTP answer where the server can send one, else close."""
+        message = await receive()
+        if message["type"] != "websocket.connect":
+            return
+        extensions = scope.get("extensions") or {}
+        if "websocket.http.response" in extensions and decision.response is not None:
+            await send_error(send, decision.response, prefix="websocket.http.response")
+            return
+        code, reason = close_reason(decision.error)
+        await send({"type": "websocket.close", "code": code, "reason": reason})
+
+
+async def send_error(send: Send, response: ErrorResponse, *, prefix: str = "http.response") -> None:
+    """Send ``response`` as an ASGI HTTP answer (JSON body, challenge, ``no-store``)."""
+    body = response.body_bytes()
+    await send(
+        {
+            "type": f"{prefix}.start",
+            "status": response.status_code,
+            "headers": [
+                (name.lower().encode("latin-1"), value.encode("latin-1"))
+                for name, value in response.wire_headers(body)
+            ],
+        }
+    )
+    await send({"type": f"{prefix}.body", "body": body})
