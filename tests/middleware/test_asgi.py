@@ -1,0 +1,208 @@
+"""``jwkguard.asgi.JWKGuardMiddleware`` over real HTTP, in front of frameworks with no adapter.
+
+Litestar, Quart and a raw ASGI callable, each under uvicorn and hypercorn: the same RFC 6750
+answers as every adapter, exemptions only in canonical spelling, lifespan passed through,
+WebSocket handshakes without a valid token refused.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import http.client
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+import websockets
+from websockets.exceptions import InvalidStatus
+
+from jwkguard import Validator
+from jwkguard.asgi import JWKGuardMiddleware
+
+from .apps import ASGI_APPS, raw_asgi_app
+from .conftest import serve_asgi
+
+COMBINATIONS = [(name, server) for name in ASGI_APPS for server in ("uvicorn", "hypercorn")]
+
+
+@pytest.fixture(scope="module", params=COMBINATIONS, ids=[f"{a}-{s}" for a, s in COMBINATIONS])
+def base_url(request: pytest.FixtureRequest, validator: Validator) -> Iterator[str]:
+    name, server = request.param
+    with serve_asgi(server, ASGI_APPS[name](validator)) as running:
+        yield running.url
+
+
+def raw_get(base_url: str, target: str, headers: dict[str, str] | None = None) -> int:
+    """Send ``target`` exactly as written (no client-side normalisation of dot segments)."""
+    parts = urlsplit(base_url)
+    connection = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=10)
+    try:
+        connection.request("GET", target, headers=headers or {})
+        return connection.getresponse().status
+    finally:
+        connection.close()
+
+
+def test_a_valid_token_reaches_the_app_with_its_claims(base_url: str, mint: Any) -> None:
+    answer = httpx.get(f"{base_url}/whoami", headers={"Authorization": f"Bearer {mint()}"})
+    assert answer.status_code == 200
+    assert answer.json() == {"subject": "user-123"}
+
+
+def test_no_token_is_the_rfc6750_challenge(base_url: str) -> None:
+    answer = httpx.get(f"{base_url}/whoami")
+    assert answer.status_code == 401
+    assert answer.headers["www-authenticate"] == 'Bearer realm="api"'
+    assert answer.headers["content-type"] == "application/json"
+    assert answer.headers["cache-control"] == "no-store"
+    assert answer.json()["reason"] == "missing_token"
+
+
+def test_a_bad_token_is_invalid_token(base_url: str, mint: Any) -> None:
+    forged = mint()[:-4] + "AAAA"
+    answer = httpx.get(f"{base_url}/whoami", headers={"Authorization": f"Bearer {forged}"})
+    assert answer.status_code == 401
+    assert 'error="invalid_token"' in answer.headers["www-authenticate"]
+
+
+def test_two_authorization_headers_are_a_400(base_url: str, mint: Any) -> None:
+    token = mint()
+    answer = httpx.get(
+        f"{base_url}/whoami",
+        headers=[("Authorization", f"Bearer {token}"), ("Authorization", f"Bearer {token}")],
+    )
+    assert answer.status_code == 400
+    assert answer.json()["reason"] == "multiple_authorization_headers"
+
+
+def test_a_query_token_is_refused_by_default(base_url: str, mint: Any) -> None:
+    answer = httpx.get(f"{base_url}/whoami", params={"access_token": mint()})
+    assert answer.status_code == 400
+    assert answer.json()["reason"] == "token_in_query"
+
+
+def test_exempt_paths_are_public_on_whole_segments(base_url: str) -> None:
+    assert httpx.get(f"{base_url}/health").status_code == 200
+    assert httpx.get(f"{base_url}/health/live").status_code == 200
+    assert httpx.get(f"{base_url}/healthz").status_code == 401
+
+
+@pytest.mark.parametrize(
+    "target",
+    ["/health/../admin", "/health/./../admin", "/health;x=1/../admin", "//health/../admin"],
+)
+def test_an_exemption_cannot_be_stretched_to_a_protected_path(base_url: str, target: str) -> None:
+    assert raw_get(base_url, target) == 401
+
+
+def test_a_cors_preflight_reaches_the_app(base_url: str) -> None:
+    answer = httpx.options(
+        f"{base_url}/whoami",
+        headers={
+            "Origin": "https://app.example.com",
+            "Access-Control-Request-Method": "GET",
+        },
+    )
+    assert answer.status_code in (200, 204)
+
+
+def test_lifespan_passes_through_to_the_app(base_url: str, mint: Any) -> None:
+    answer = httpx.get(f"{base_url}/started", headers={"Authorization": f"Bearer {mint()}"})
+    assert answer.json() == {"started": True}
+
+
+def _ws_url(base_url: str) -> str:
+    return base_url.replace("http://", "ws://") + "/ws"
+
+
+def test_a_websocket_with_a_valid_token_is_accepted(base_url: str, mint: Any) -> None:
+    async def talk() -> str:
+        async with websockets.connect(
+            _ws_url(base_url), additional_headers={"Authorization": f"Bearer {mint()}"}
+        ) as socket:
+            return str(await asyncio.wait_for(socket.recv(), 10))
+
+    assert asyncio.run(talk()) == "user-123"
+
+
+@pytest.mark.parametrize("authorization", [None, "Bearer not.a.token"])
+def test_a_websocket_without_a_valid_token_is_refused(
+    base_url: str, authorization: str | None
+) -> None:
+    headers = {"Authorization": authorization} if authorization else {}
+
+    async def talk() -> int:
+        try:
+            async with websockets.connect(_ws_url(base_url), additional_headers=headers) as socket:
+                await asyncio.wait_for(socket.recv(), 10)
+        except InvalidStatus as exc:
+            return exc.response.status_code
+        except websockets.ConnectionClosed as exc:
+            return exc.rcvd.code if exc.rcvd is not None else 0
+        return 200
+
+    status = asyncio.run(talk())
+    # An HTTP refusal where the server can send one (RFC 6750), else close 1008, or the
+    # server's 403 for a handshake closed before it was accepted.
+    assert status in (401, 403, 1008)
+
+
+# -- options, on the raw app ----------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def optional_url(validator: Validator) -> Iterator[str]:
+    with serve_asgi("uvicorn", raw_asgi_app(validator, optional=True)) as running:
+        yield running.url
+
+
+def test_optional_lets_anonymous_requests_through_but_refuses_bad_tokens(
+    optional_url: str,
+) -> None:
+    assert httpx.get(f"{optional_url}/whoami").json() == {"subject": "anonymous"}
+    answer = httpx.get(f"{optional_url}/whoami", headers={"Authorization": "Bearer x.y.z"})
+    assert answer.status_code == 401
+
+
+def test_scopes_are_a_403_with_the_scope_named(validator: Validator, mint: Any) -> None:
+    with serve_asgi("uvicorn", raw_asgi_app(validator, scopes=["orders:read"])) as running:
+        weak = httpx.get(
+            f"{running.url}/whoami", headers={"Authorization": f"Bearer {mint(scopes='a')}"}
+        )
+        strong = httpx.get(
+            f"{running.url}/whoami",
+            headers={"Authorization": f"Bearer {mint(scopes='orders:read')}"},
+        )
+    assert weak.status_code == 403
+    assert 'scope="orders:read"' in weak.headers["www-authenticate"]
+    assert strong.status_code == 200
+
+
+def test_the_middleware_imports_no_web_framework() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, jwkguard.asgi, jwkguard.wsgi; "
+        "bad = [m for m in ('starlette', 'fastapi', 'django', 'flask', 'werkzeug') "
+        "if m in sys.modules]; print(bad); sys.exit(1 if bad else 0)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_a_bad_configuration_fails_at_construction(validator: Validator) -> None:
+    from jwkguard.errors import ConfigurationError
+
+    async def app(scope: Any, receive: Any, send: Any) -> None: ...
+
+    with pytest.raises(ConfigurationError):
+        JWKGuardMiddleware(app, validator, exempt_paths=["health"])
+    with pytest.raises(ConfigurationError):
+        JWKGuardMiddleware(app, validator, exempt_paths=["/"])
+    with pytest.raises(ConfigurationError):
+        JWKGuardMiddleware(app, validator, scopes="orders:read")
+    with pytest.raises(ConfigurationError):
+        JWKGuardMiddleware(app, validator, introspect=True)
