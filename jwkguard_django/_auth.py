@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseBase
+from django.middleware.csrf import CsrfViewMiddleware
 from django.utils.functional import SimpleLazyObject
 
 from jwkguard import (
@@ -36,6 +37,8 @@ __all__ = [
     "attach_user",
     "authenticate",
     "begin",
+    "csrf_applies",
+    "csrf_refusal",
     "finish",
     "mark_unauthenticated",
     "recorded",
@@ -46,6 +49,8 @@ __all__ = [
 ]
 
 _OUTCOME = "_jwkguard_outcome"
+_FROM_QUERY = "_jwkguard_token_from_query"
+_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})  # RFC 9110 §9.2.1, as Django
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +60,8 @@ class Outcome:
     ``user`` and ``auser`` are the lazy ``request.user`` and ``request.auser`` for valid claims.
     ``credentials`` is the token and its scheme, for checks a view adds (introspection);
     ``authorization`` the header, to answer a DPoP client with a DPoP challenge.
+    ``csrf_exempt`` is True only for valid claims from the ``Authorization`` header: a token
+    from the query string (``ALLOW_QUERY_TOKEN``) never lifts CSRF checks.
     """
 
     claims: Claims | None = None
@@ -63,6 +70,7 @@ class Outcome:
     auser: Any = None
     credentials: Credentials | None = None
     authorization: tuple[str, ...] = ()
+    csrf_exempt: bool = False
 
 
 _ANONYMOUS = Outcome()
@@ -79,11 +87,15 @@ def _read_token(request: HttpRequest, options: AdapterOptions) -> Credentials | 
                 "The access token was sent in more than one place", reason="multiple_tokens"
             )
         query_token = values[0] if values else None
-    return extract_credentials(
+    found = extract_credentials(
         (header,) if header is not None else (),
         query_token=query_token,
         allow_query=options.allow_query_token,
     )
+    if found is not None and query_token is not None:
+        # extract_credentials refuses a token in two places, so this one is the query's.
+        request.__dict__[_FROM_QUERY] = True
+    return found
 
 
 def _presented(
@@ -165,15 +177,51 @@ def finish(
                 auser=slot.aget,
                 credentials=credentials,
                 authorization=authorization,
+                csrf_exempt=not request.__dict__.get(_FROM_QUERY, False),
             )
     # Plain attributes, set through __dict__ because HttpRequest does not declare them.
     request.__dict__.update({_OUTCOME: outcome, "jwt_claims": claims, "auth": claims})
     if claims is not None:
         attach_user(request, outcome)
-        # A bearer token is never attached by the browser on its own, so a request that
-        # carries a valid one cannot be a cross-site forgery (see docs/django.md).
-        request.__dict__["_dont_enforce_csrf_checks"] = True
+        if outcome.csrf_exempt:
+            # A browser never attaches an Authorization header on its own, so a request that
+            # carries a valid token there cannot be a cross-site forgery. A token in the URL
+            # can be planted by any page (a form's action), so it lifts nothing: see
+            # docs/django.md.
+            request.__dict__["_dont_enforce_csrf_checks"] = True
     return outcome
+
+
+def csrf_applies(request: HttpRequest) -> bool:
+    """True when a valid token came from the query string and the method is not safe."""
+    outcome = recorded(request)
+    return (
+        outcome is not None
+        and outcome.claims is not None
+        and not outcome.csrf_exempt
+        and request.method not in _SAFE_METHODS
+    )
+
+
+def csrf_refusal(request: HttpRequest) -> HttpResponseBase | None:
+    """``CsrfViewMiddleware``'s answer for a request whose token does not exempt it from CSRF.
+
+    For a CSRF-exempt view (``token_required``, DRF) authenticated by a query-string token:
+    the check that view skipped is run as if it were not exempt. None lets the request on.
+    """
+    if not csrf_applies(request):
+        return None
+    check = CsrfViewMiddleware(_no_response)
+    check.process_request(request)
+    return check.process_view(request, _not_exempt_view, (), {})
+
+
+def _no_response(request: HttpRequest) -> HttpResponse:  # pragma: no cover - never called
+    return HttpResponse()
+
+
+def _not_exempt_view(request: HttpRequest) -> HttpResponse:  # pragma: no cover - never called
+    return HttpResponse()
 
 
 def attach_user(request: HttpRequest, outcome: Outcome) -> None:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from functools import wraps
 from typing import Any, Literal, TypeVar, overload
 
-from asgiref.sync import iscoroutinefunction
+from asgiref.sync import iscoroutinefunction, sync_to_async
 from django.http import HttpRequest, HttpResponseBase
 from django.views import View
 
@@ -25,6 +25,8 @@ from ._auth import (
     aauthenticate,
     aroute_refusal,
     authenticate,
+    csrf_applies,
+    csrf_refusal,
     refusal,
     refusal_answer,
     respond,
@@ -115,10 +117,17 @@ def _guard(
 ) -> Callable[..., Any]:
     """Wrap ``view`` (a function, or ``dispatch`` when ``position`` is 1) with the policy."""
     guarded: Callable[..., Any]
+    # A required view is CSRF-exempt for requests that carry a token in the Authorization
+    # header; one whose token came from the query string gets the CSRF check it skipped.
+    exempt = policy.kind == "required"
     if is_async:
 
         async def guarded(*args: Any, **kwargs: Any) -> Any:
-            denied = await _acheck(_request_of(args, position), policy)
+            request = _request_of(args, position)
+            denied = await _acheck(request, policy)
+            if denied is None and exempt and csrf_applies(request):
+                # The CSRF check may read the session: a database query, so off the loop.
+                denied = await sync_to_async(csrf_refusal)(request)
             if denied is not None:
                 return denied
             response = view(*args, **kwargs)
@@ -128,14 +137,18 @@ def _guard(
     else:
 
         def guarded(*args: Any, **kwargs: Any) -> Any:
-            denied = _check(_request_of(args, position), policy)
+            request = _request_of(args, position)
+            denied = _check(request, policy)
+            if denied is None and exempt:
+                denied = csrf_refusal(request)
             return denied if denied is not None else view(*args, **kwargs)
 
     guarded = wraps(view)(guarded)
     guarded.__dict__[POLICY_ATTRIBUTE] = policy
-    if policy.kind == "required":
-        # Only requests with a valid bearer token reach the view, and a browser never sends
-        # one on its own: there is nothing for a cross-site request to forge.
+    if exempt:
+        # Only requests with a valid token reach the view, and a browser never sends an
+        # Authorization header on its own: there is nothing for a cross-site request to forge.
+        # A query-string token is the exception, checked in ``guarded`` (docs/django.md).
         guarded.__dict__["csrf_exempt"] = True
     return guarded
 
@@ -186,7 +199,8 @@ def token_required(
     Use as ``@token_required`` or ``@token_required(scopes=["orders:read"])`` on a function
     view, an async view or a class-based view. No token gives 401 with a bare challenge, an
     invalid one 401 ``invalid_token``, missing scopes 403 ``insufficient_scope`` (RFC 6750
-    section 3.1). Such views are CSRF-exempt: they accept bearer tokens only.
+    section 3.1). Such views are CSRF-exempt for a token in the ``Authorization`` header; a
+    token from the query string (``ALLOW_QUERY_TOKEN``) leaves the CSRF check in force.
 
     For high-value views: ``dpop=True`` demands a DPoP-bound token (RFC 9449; challenges
     with ``DPoP``), ``certificate=True`` one bound to the client certificate (RFC 8705), and

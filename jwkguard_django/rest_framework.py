@@ -28,7 +28,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 
 from jwkguard import Claims, ErrorResponse, InsufficientScope
 
-from ._auth import Outcome, authenticate, recorded, refusal_answer
+from ._auth import Outcome, authenticate, csrf_refusal, recorded, refusal_answer
 from .conf import get_state
 
 __all__ = ["HasScopes", "JWKGuardAPIError", "JWKGuardAuthentication"]
@@ -55,7 +55,9 @@ class JWKGuardAuthentication(BaseAuthentication):
     """Authenticates DRF requests with bearer tokens; ``request.auth`` is the ``Claims``.
 
     Reuses the result of ``JWKGuardMiddleware`` when it ran; validates otherwise. A request
-    without a token is anonymous (permissions decide); an invalid token is refused.
+    without a token is anonymous (permissions decide); an invalid token is refused. A token
+    from the query string (``ALLOW_QUERY_TOKEN``) authenticates only a request that also
+    passes Django's CSRF check, as ``SessionAuthentication`` would demand.
     """
 
     def authenticate(self, request: Request) -> tuple[Any, Claims] | None:
@@ -74,6 +76,11 @@ class JWKGuardAuthentication(BaseAuthentication):
             )
         if outcome.claims is None:
             return None
+        if not outcome.csrf_exempt and csrf_refusal(request._request) is not None:
+            # DRF views are CSRF-exempt; a token from the query string must not make them so.
+            raise exceptions.PermissionDenied(
+                "CSRF Failed: an access token in the query string does not exempt a request"
+            )
         return outcome.user, outcome.claims
 
     def authenticate_header(self, request: Request) -> str:

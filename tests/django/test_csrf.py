@@ -88,3 +88,93 @@ def test_session_user_post_without_csrf_token_is_refused(
         assert client.post("/submit").status_code == 403
     finally:
         user.delete()
+
+
+# -- a token from the query string never lifts CSRF (ALLOW_QUERY_TOKEN) ----------------------
+
+CSRF_SECRET = "abcdefghijklmnopqrstuvwxyz012345"  # a CSRF cookie secret: 32 alphanumerics
+
+
+def _post_with_csrf(kind: str, path: str) -> Any:
+    """A POST carrying the CSRF cookie and the matching header, as a same-site page sends."""
+    from asgiref.sync import async_to_sync
+    from django.test import AsyncClient, Client
+
+    headers = {"X-CSRFToken": CSRF_SECRET}
+    if kind == "wsgi":
+        client = Client(enforce_csrf_checks=True)
+        client.cookies["csrftoken"] = CSRF_SECRET
+        return client.post(path, headers=headers)
+    aclient = AsyncClient(enforce_csrf_checks=True)
+    aclient.cookies["csrftoken"] = CSRF_SECRET
+    return async_to_sync(aclient.post)(path, headers=headers)
+
+
+# Undecorated views (the middleware decides), token_required views (sync, async, class-based;
+# CSRF-exempt for header tokens) and a DRF view (DRF views are always CSRF-exempt).
+QUERY_TOKEN_VIEWS = ["/submit", "/required", "/arequired", "/cbv", "/drf/orders"]
+
+
+def _query(issuer: LocalIssuer, path: str, **claims: Any) -> str:
+    return f"{path}?access_token={issuer.mint(scopes=['orders:read'], **claims)}"
+
+
+def _is_csrf_refusal(response: Any) -> bool:
+    return response.status_code == 403 and b"CSRF" in response.content
+
+
+@pytest.fixture(params=["optional", "protect"])
+def query_tokens(request: pytest.FixtureRequest, issuer: LocalIssuer) -> Any:
+    settings = jwkguard_settings(issuer, MODE=request.param, ALLOW_QUERY_TOKEN=True)
+    with override_settings(JWKGUARD=settings):
+        yield
+
+
+@pytest.mark.usefixtures("query_tokens")
+@pytest.mark.parametrize(
+    ("order", "path"),
+    [
+        (order, path)
+        for order in ("before-csrf", "after-csrf", "no-middleware")
+        for path in QUERY_TOKEN_VIEWS
+        # Without the middleware an undecorated view reads no token at all.
+        if not (order == "no-middleware" and path == "/submit")
+    ],
+)
+def test_a_query_string_token_leaves_a_cross_site_post_subject_to_csrf(
+    strict: Fetch, issuer: LocalIssuer, bearer: Any, path: str, order: str
+) -> None:
+    """A cross-site form can put any token in its action URL; only the header exempts."""
+    middleware = {
+        "before-csrf": MIDDLEWARE,
+        "after-csrf": AFTER_CSRF,
+        "no-middleware": [m for m in MIDDLEWARE if "jwkguard" not in m],
+    }[order]
+    with override_settings(MIDDLEWARE=middleware):
+        forged = strict.post(_query(issuer, path, subject="attacker"))
+        assert _is_csrf_refusal(forged), (forged.status_code, forged.content)
+        # The same token passes with a valid CSRF token, and a GET is never a CSRF matter:
+        # the refusal above is CSRF's, not the token's.
+        checked = _post_with_csrf(strict.kind, _query(issuer, path))
+        assert checked.status_code in (200, 201), checked.content
+        assert strict.get(_query(issuer, path)).status_code == 200
+        # A token in the Authorization header still exempts the request.
+        header = strict.post(path, headers=bearer(scopes=["orders:read"]))
+        assert header.status_code in (200, 201), header.content
+
+
+@pytest.mark.usefixtures("query_tokens")
+def test_an_attackers_query_token_cannot_write_into_a_victims_session(
+    issuer: LocalIssuer,
+) -> None:
+    """The reported attack: the victim's browser sends its session cookie with the forgery."""
+    from django.test import Client
+
+    victim = get_user_model().objects.create_user("victim")
+    try:
+        browser = Client(enforce_csrf_checks=True)
+        browser.force_login(victim)
+        forged = browser.post(_query(issuer, "/submit", subject="attacker"))
+        assert _is_csrf_refusal(forged), (forged.status_code, forged.content)
+    finally:
+        victim.delete()
