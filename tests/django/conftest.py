@@ -111,7 +111,13 @@ class Fetch:
             client = Client(enforce_csrf_checks=self.enforce_csrf_checks)
             return getattr(client, method)(path, headers=headers or {}, **extra)
         aclient = AsyncClient(enforce_csrf_checks=self.enforce_csrf_checks)
-        return async_to_sync(getattr(aclient, method))(path, headers=headers or {}, **extra)
+
+        async def send() -> Any:
+            # Django 4.2's AsyncClient methods return awaitables without being coroutine
+            # functions, and asgiref warns when async_to_sync is handed one.
+            return await getattr(aclient, method)(path, headers=headers or {}, **extra)
+
+        return async_to_sync(send)()
 
     def get(self, path: str, **kwargs: Any) -> Any:
         return self("get", path, **kwargs)
