@@ -56,6 +56,7 @@ async def _load(port: int, mix: Mix, seconds: float) -> tuple[float, Tally]:
 def _config(issuer_url: str, audience: str, port: int, *, cached: bool = False) -> str:
     return f"""
 [server]
+gateway = "nginx"
 port = {port}
 log_level = "warning"
 audit = false

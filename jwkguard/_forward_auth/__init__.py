@@ -5,22 +5,31 @@ from __future__ import annotations
 import logging
 import sys
 
-from ._app import ForwardAuthApp, create_app, header_value
+from ._app import ForwardAuthApp, create_app
 from ._config import ServerConfig, apply_environment, load_config, parse_config
+from ._identity import decode_list, decode_text, encode_list, encode_text, header_value
+from ._original import GATEWAYS, OriginalRequest, reader_for
 from ._routes import Route, RouteTable, normalise_host, normalise_path
 
 __all__ = [
+    "GATEWAYS",
     "ForwardAuthApp",
+    "OriginalRequest",
     "Route",
     "RouteTable",
     "ServerConfig",
     "apply_environment",
     "create_app",
+    "decode_list",
+    "decode_text",
+    "encode_list",
+    "encode_text",
     "header_value",
     "load_config",
     "normalise_host",
     "normalise_path",
     "parse_config",
+    "reader_for",
     "serve",
 ]
 

@@ -1,33 +1,39 @@
 """The forward-auth ASGI app: gateways ask it whether a request may pass.
 
 Endpoints:
-    ``/auth``           nginx ``auth_request`` and Traefik ``ForwardAuth``: the original request
-                        is described by ``X-Original-URI``/``X-Forwarded-Uri``,
-                        ``X-Original-Method``/``X-Forwarded-Method`` and ``X-Forwarded-Host``.
-    ``/envoy/...``      Envoy ``ext_authz`` (HTTP service with ``path_prefix: /envoy``): the
-                        original method, path and ``Host`` arrive as they were.
+    ``/auth``           ``gateway = "nginx"`` (``auth_request``) or ``"traefik"``
+                        (``ForwardAuth``): the original request is described by that gateway's
+                        headers only (see ``_original``).
+    ``/envoy/...``      ``gateway = "envoy"`` (``ext_authz`` HTTP service with
+                        ``path_prefix: /envoy``): the original method, path and ``Host``
+                        arrive as they were.
     ``/healthz``        200 when every issuer has usable keys, else 503.
     ``/metrics``        Prometheus text format (with ``prometheus_client``).
 
-Answers: 200 with ``X-Auth-Subject``, ``X-Auth-Scopes`` and the configured claim headers, or the
-RFC 6750 401/403 with ``WWW-Authenticate``, 400 for a malformed request, 503 with ``Retry-After``
-when no keys can be had.
+Only peers in ``server.trusted_proxies`` may ask (others get 403 ``untrusted_peer``).
 
-Sender-constrained tokens: the gateway forwards the ``DPoP`` header with the original request's
-headers, and the scheme in ``X-Forwarded-Proto`` (``https`` when absent), so the proof is checked
-against the URL the client addressed; a client certificate comes in the ``[sender]``
+Answers: 200 with ``X-Auth-Subject``, ``X-Auth-Scopes`` and the configured claim headers (each
+encoded by ``_identity``), or the RFC 6750 401/403 with ``WWW-Authenticate``, 400 for a
+malformed or ambiguous request, 403 when no rule names the method, 503 with ``Retry-After``
+when no keys can be had. Behind nginx, whose ``auth_request`` drops the subrequest's body, a
+refusal also carries its JSON body in ``X-Auth-Error-Body`` for the error location to return.
+
+Sender-constrained tokens: the ``DPoP`` header comes with the original request's headers, and
+the scheme in ``X-Forwarded-Proto`` (``https`` when absent), so the proof is checked against
+the URL the client addressed; a client certificate comes in the ``[sender]``
 ``client_cert_header`` from a trusted gateway (nginx ``$ssl_client_escaped_cert``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import ipaddress
+import json
 import logging
-import re
 import time
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from typing import Any
-from urllib.parse import parse_qs, quote
+from urllib.parse import parse_qs
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -46,7 +52,9 @@ from .._settings import build_validator
 from .._validator import Validator
 from ..errors import InvalidRequest, JWKGuardError, TokenError
 from ._config import ServerConfig
-from ._routes import AmbiguousPath, Route, normalise_host, normalise_path
+from ._identity import encode_list, header_value
+from ._original import OriginalRequest, reader_for
+from ._routes import AmbiguousPath, MethodNotNamed, Route, normalise_host, normalise_path
 
 __all__ = ["ForwardAuthApp", "create_app"]
 
@@ -56,40 +64,11 @@ Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
-_PRINTABLE = re.compile(r"[\x20-\x7e]*")
-_HEADER_SAFE = "".join(chr(c) for c in range(0x21, 0x7F) if chr(c) != "%") + " "
-_MAX_HEADER_VALUE = 4096
 _NO_STORE = {"Cache-Control": "no-store"}
 _AUTHENTICATE = Route()
 _WARM_UP_TIMEOUT = 10.0
 _HEALTH_RETRY_INTERVAL = 5.0
 _HEALTH_RETRY_TIMEOUT = 2.0
-
-
-def header_value(value: Any) -> str | None:
-    """A claim as a header value, or None when it has no safe single-line form.
-
-    Strings with anything outside printable ASCII are percent-encoded (UTF-8); lists of
-    strings or numbers are joined with commas; objects are left out.
-    """
-    if isinstance(value, bool):
-        text = "true" if value else "false"
-    elif isinstance(value, int | float):
-        text = str(value)
-    elif isinstance(value, str):
-        text = value
-    elif isinstance(value, list) and all(
-        isinstance(item, str | int | float) and not isinstance(item, bool) for item in value
-    ):
-        text = ",".join(str(item) for item in value)
-    else:
-        return None
-    if not _PRINTABLE.fullmatch(text):
-        text = quote(text, safe=_HEADER_SAFE)
-    text = text.strip()
-    if not text or len(text) > _MAX_HEADER_VALUE:
-        return None
-    return text
 
 
 def _claim(claims: Mapping[str, Any], path: str) -> Any:
@@ -99,6 +78,23 @@ def _claim(claims: Mapping[str, Any], path: str) -> Any:
     for part in path.split("."):
         value = value.get(part) if isinstance(value, Mapping) else None
     return value
+
+
+def _denied(reason: str, description: str) -> Response:
+    return JSONResponse(
+        {"error": "access_denied", "error_description": description, "reason": reason},
+        status_code=403,
+        headers=_NO_STORE,
+    )
+
+
+def _carry_body(response: Response) -> None:
+    """Copy a refusal's JSON body into ``X-Auth-Error-Body`` (ASCII, one line) for nginx."""
+    try:
+        body = json.loads(bytes(response.body))
+    except ValueError:
+        return
+    response.headers["X-Auth-Error-Body"] = json.dumps(body, separators=(",", ":"))
 
 
 def _error(response: ErrorResponse) -> Response:
@@ -163,7 +159,12 @@ class ForwardAuthApp:
             self._responses = None
         self.validator = validator
         self._realm = config.realm
-        self._prefix = config.envoy_prefix
+        self._reader = reader_for(config.gateway, envoy_prefix=config.envoy_prefix)
+        self._endpoint = config.envoy_prefix if config.gateway == "envoy" else "/auth"
+        self._trusted = tuple(
+            ipaddress.ip_network(entry, strict=False) for entry in config.trusted_proxies
+        )
+        self._error_body_header = config.gateway == "nginx"
         self._last_health_retry = 0.0
 
     def _sender_options(self, config: ServerConfig, handler: EventHandler) -> dict[str, Any]:
@@ -201,10 +202,11 @@ class ForwardAuthApp:
         path = scope["path"]
         request = Request(scope)
         response: Response
-        if path == "/auth":
+        endpoint = self._endpoint
+        if path == endpoint or (endpoint != "/auth" and path.startswith(endpoint + "/")):
             response = await self.auth(request)
-        elif path == self._prefix or path.startswith(self._prefix + "/"):
-            response = await self.envoy(request)
+            if self._error_body_header and response.status_code != 200:
+                _carry_body(response)
         else:
             if path == "/healthz":
                 response = await self.healthz()
@@ -248,52 +250,48 @@ class ForwardAuthApp:
 
     # -- the decision ---------------------------------------------------------------------
 
-    async def auth(self, request: Request) -> Response:
-        """The nginx / Traefik endpoint: the original request is described by headers."""
-        headers = request.headers
-        uri = headers.get("x-original-uri") or headers.get("x-forwarded-uri")
-        if not uri:
-            return _error(
-                error_response(
-                    InvalidRequest(
-                        "The gateway sent no X-Original-URI or X-Forwarded-Uri header",
-                        reason="missing_original_uri",
-                    ),
-                    realm=self._realm,
-                )
-            )
-        method = (
-            headers.get("x-original-method") or headers.get("x-forwarded-method") or request.method
-        )
-        host = headers.get("x-forwarded-host") or headers.get("host") or ""
-        return await self.decide(request, method, host, uri)
-
-    async def envoy(self, request: Request) -> Response:
-        """The Envoy endpoint: the original path follows the prefix, method and Host as sent."""
-        scope = request.scope
-        raw = scope.get("raw_path") or scope["path"].encode("utf-8")
-        original = raw.decode("latin-1")[len(self._prefix) :] or "/"
-        query = scope.get("query_string", b"")
-        if query:
-            original += "?" + query.decode("latin-1")
-        return await self.decide(request, request.method, request.headers.get("host", ""), original)
-
-    async def decide(self, request: Request, method: str, host: str, uri: str) -> Response:
-        """Allow or refuse the original request ``method host uri``."""
+    def trusted(self, request: Request) -> bool:
+        """True if the peer of the connection is one of ``server.trusted_proxies``."""
+        if request.client is None:
+            return False
         try:
-            path, query = normalise_path(uri)
+            peer = ipaddress.ip_address(request.client.host)
+        except ValueError:
+            return False
+        if isinstance(peer, ipaddress.IPv6Address) and peer.ipv4_mapped is not None:
+            peer = peer.ipv4_mapped
+        return any(peer in network for network in self._trusted)
+
+    async def auth(self, request: Request) -> Response:
+        """The gateway's question: read the original request its way, then decide."""
+        if not self.trusted(request):
+            logger.warning(
+                "refused a request from %s: not in server.trusted_proxies",
+                request.client.host if request.client else "an unknown peer",
+            )
+            return _denied("untrusted_peer", "The peer is not a trusted gateway")
+        try:
+            original = self._reader.read(request.headers, request.scope)
+        except InvalidRequest as exc:
+            return _error(error_response(exc, realm=self._realm))
+        return await self.decide(request, original)
+
+    async def decide(self, request: Request, original: OriginalRequest) -> Response:
+        """Allow or refuse the ``original`` request."""
+        method, host = original.method, original.host
+        try:
+            target = normalise_path(original.target)
+            path, query = target.path, target.query
+            route = self.config.routes.resolve(normalise_host(host), target, method)
         except AmbiguousPath as exc:
             return _error(
                 error_response(InvalidRequest(str(exc), reason="ambiguous_path"), realm=self._realm)
             )
-        route = self.config.routes.match(normalise_host(host), path, method.upper())
+        except MethodNotNamed:
+            return _denied("method_not_allowed", f"No rule for this path names the method {method}")
         if route is None:
             if self.config.unmatched == "deny":
-                return JSONResponse(
-                    {"error": "access_denied", "reason": "no_route"},
-                    status_code=403,
-                    headers=_NO_STORE,
-                )
+                return _denied("no_route", "No rule matches this request")
             route = _AUTHENTICATE
         query_token = None
         if query and "access_token" in query:
@@ -318,7 +316,7 @@ class ForwardAuthApp:
         try:
             claims = await self.validator.avalidate(token, scopes=route.scopes)
             if "cnf" in claims or found.scheme != "Bearer" or not constraints.inactive:
-                presented = self.presented(request, found, method, host, uri, constraints)
+                presented = self.presented(request, found, original, constraints)
                 await constraints.acheck(claims, presented)
             if route.introspect and self.sender.introspector is not None:
                 await self.sender.introspector.aintrospect(token)
@@ -340,14 +338,11 @@ class ForwardAuthApp:
     def presented(
         request: Request,
         found: Credentials,
-        method: str,
-        host: str,
-        uri: str,
+        original: OriginalRequest,
         constraints: SenderConstraints,
     ) -> PresentedRequest:
         """The original request as the client sent it, for DPoP and certificate binding."""
         headers = request.headers
-        scheme = (headers.get("x-forwarded-proto") or "https").split(",")[0].strip().lower()
         forwarded = (
             headers.getlist(constraints.client_cert_header)
             if constraints.client_cert_header is not None
@@ -356,8 +351,8 @@ class ForwardAuthApp:
         return PresentedRequest(
             scheme=found.scheme,
             token=found.token,
-            method=method.upper(),
-            url=f"{scheme}://{host}{uri}",
+            method=original.method,
+            url=original.url,
             dpop_proofs=tuple(headers.getlist("dpop")),
             client_certificate=constraints.client_certificate(
                 None, forwarded, request.client.host if request.client else None
@@ -365,12 +360,15 @@ class ForwardAuthApp:
         )
 
     def identity_headers(self, claims: Claims) -> dict[str, str]:
-        """``X-Auth-Subject``, ``X-Auth-Scopes`` and the configured claim headers."""
+        """``X-Auth-Subject``, ``X-Auth-Scopes`` and the configured claim headers.
+
+        Every value goes through the one encoding of ``_identity`` (reversible, never fails).
+        """
         headers = dict(_NO_STORE)
-        subject = header_value(claims.subject) if claims.subject is not None else None
+        subject = header_value(claims.subject)
         if subject is not None:
             headers["X-Auth-Subject"] = subject
-        headers["X-Auth-Scopes"] = " ".join(sorted(claims.scopes))
+        headers["X-Auth-Scopes"] = encode_list(sorted(claims.scopes), " ")
         for name, claim in self.config.claim_headers.items():
             value = header_value(_claim(claims, claim))
             if value is not None:

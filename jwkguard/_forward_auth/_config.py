@@ -2,6 +2,8 @@
 
 ```toml
 [server]
+gateway = "nginx"                 # required: "nginx", "traefik" or "envoy"
+trusted_proxies = ["127.0.0.1"]   # the gateway's addresses or networks (default: loopback)
 host = "127.0.0.1"
 port = 9180
 realm = "api"
@@ -18,8 +20,8 @@ audiences = ["https://api.example.com"]
 [[routes]]
 host = "api.example.com"          # optional; "*.example.com" matches subdomains
 path = "/orders"                  # a path prefix, matched on whole segments
-methods = ["GET"]                 # optional
-scopes = ["orders:read"]
+methods = ["GET"]                 # optional; HEAD follows GET; methods no rule of the
+scopes = ["orders:read"]          # prefix names are refused (403 method_not_allowed)
 
 [[routes]]
 path = "/public"
@@ -46,6 +48,7 @@ TOML values, or taken as plain strings when they are not one.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import tomllib
 from collections.abc import Mapping
@@ -55,7 +58,8 @@ from typing import Any
 
 from .._sender_settings import SENDER_SETTINGS, build_sender_settings
 from ..errors import ConfigurationError
-from ._routes import Route, RouteTable
+from ._original import GATEWAYS
+from ._routes import AmbiguousPath, Route, RouteTable, normalise_path
 
 __all__ = ["ENV_PREFIX", "ServerConfig", "apply_environment", "load_config", "parse_config"]
 
@@ -77,6 +81,8 @@ _SERVER_KEYS = frozenset(
         "allow_query_token",
         "envoy_prefix",
         "audit",
+        "gateway",
+        "trusted_proxies",
     }
 )
 _ROUTE_KEYS = frozenset(
@@ -93,6 +99,9 @@ class ServerConfig:
     Attributes:
         validator: The ``build_validator`` settings.
         routes: Per-route rules, most specific first.
+        gateway: The gateway that asks (``nginx``, ``traefik`` or ``envoy``): the original
+            request is read only from the headers it sets.
+        trusted_proxies: Addresses or networks of the gateway; other peers are refused.
         host: Listen address.
         port: Listen port.
         realm: The ``realm`` of ``WWW-Authenticate`` challenges.
@@ -112,6 +121,8 @@ class ServerConfig:
 
     validator: Mapping[str, Any]
     routes: RouteTable
+    gateway: str
+    trusted_proxies: tuple[str, ...] = ("127.0.0.1", "::1")
     host: str = "127.0.0.1"
     port: int = 9180
     realm: str = "api"
@@ -175,6 +186,18 @@ def _string_list(value: Any, where: str) -> tuple[str, ...]:
     return tuple(value)
 
 
+def _networks(value: Any) -> tuple[str, ...]:
+    where = "server.trusted_proxies"
+    entries = _string_list(value, where)
+    _require(bool(entries), f"{where} must name at least one address")
+    for entry in entries:
+        try:
+            ipaddress.ip_network(entry, strict=False)
+        except ValueError:
+            raise ConfigurationError(f"{where}: {entry!r} is not an address or network") from None
+    return entries
+
+
 def _route(raw: Any, position: int) -> Route:
     where = f"routes[{position}]"
     _require(isinstance(raw, dict), f"{where} must be a table")
@@ -186,11 +209,25 @@ def _route(raw: Any, position: int) -> Route:
     )
     path = raw.get("path", "/")
     _require(isinstance(path, str) and path.startswith("/"), f"{where}.path must start with '/'")
+    try:
+        canonical = normalise_path(path).path
+    except AmbiguousPath as exc:
+        raise ConfigurationError(f"{where}.path: {exc}") from None
+    _require(
+        canonical == path and "%" not in path and "?" not in path,
+        f"{where}.path must be written decoded, without '?' or repeated slashes",
+    )
     anonymous = raw.get("anonymous", False)
     _require(isinstance(anonymous, bool), f"{where}.anonymous must be true or false")
     scopes = _string_list(raw.get("scopes", []), f"{where}.scopes")
     _require(not (anonymous and scopes), f"{where}: an anonymous route cannot require scopes")
     methods = raw.get("methods")
+    if methods is not None:
+        methods = [method.upper() for method in _string_list(methods, f"{where}.methods")]
+        _require(
+            "HEAD" not in methods or "GET" in methods,
+            f"{where}.methods: HEAD follows GET's rule (RFC 9110 section 9.3.2); name GET",
+        )
     demands = {name: raw.get(name, False) for name in ("dpop", "certificate", "introspect")}
     for name, value in demands.items():
         _require(isinstance(value, bool), f"{where}.{name} must be true or false")
@@ -198,7 +235,7 @@ def _route(raw: Any, position: int) -> Route:
     return Route(
         host=host,
         path=path,
-        methods=None if methods is None else _string_list(methods, f"{where}.methods"),
+        methods=None if methods is None else tuple(methods),
         scopes=frozenset(scopes),
         anonymous=anonymous,
         **demands,
@@ -261,7 +298,16 @@ def parse_config(document: Mapping[str, Any]) -> ServerConfig:
     if "lifecycle" in document:
         options["lifecycle"] = _lifecycle(document["lifecycle"])
     options["sender"] = _sender(document.get("sender", {}), routes)
-    return ServerConfig(validator=validator, routes=routes, **options)
+    if "trusted_proxies" in server:
+        options["trusted_proxies"] = _networks(server["trusted_proxies"])
+    gateway = server.get("gateway")
+    _require(
+        isinstance(gateway, str) and gateway in GATEWAYS,
+        "server.gateway is required: name the gateway that asks jwkguard serve "
+        '("nginx", "traefik" or "envoy"); the original request is read only from the '
+        "headers that gateway sets",
+    )
+    return ServerConfig(validator=validator, routes=routes, gateway=gateway, **options)
 
 
 def _sender(raw: Any, routes: RouteTable) -> dict[str, Any]:

@@ -1,22 +1,36 @@
 """Per-route rules of the forward-auth server: host and path prefix -> scopes or anonymous.
 
-The original path comes from the gateway and is attacker-controlled, so it is normalised the
-way an upstream might read it (percent-decoded, repeated slashes merged) and refused when it is
-ambiguous (dot segments, encoded slashes or backslashes, NUL): a route rule must never be
-dodged by spelling a path differently.
+The original path comes from the gateway and is attacker-controlled. It is read on one canonical
+form (percent-decoded once, repeated slashes merged) and refused when an upstream could read it
+another way (:func:`normalise_path`); then :meth:`RouteTable.resolve` also asks which rule the
+path would get with its slashes unmerged and with its letters case-folded, and refuses the
+request when the answers differ: a route rule must never be dodged by spelling a path
+differently.
 """
 
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
 from urllib.parse import unquote
 
-__all__ = ["AmbiguousPath", "Route", "RouteTable", "normalise_host", "normalise_path"]
+__all__ = [
+    "AmbiguousPath",
+    "MethodNotNamed",
+    "OriginalPath",
+    "Route",
+    "RouteTable",
+    "normalise_host",
+    "normalise_path",
+]
 
-_ENCODED_SEPARATOR = re.compile(r"%(?:2f|5c|00)", re.IGNORECASE)
+# Escapes an upstream may decode again or read as structure: "%25" (double encoding), "/",
+# "\\", ";" (path parameters), "?", "#", and control characters.
+_AMBIGUOUS_ESCAPE = re.compile(r"%(?:25|2f|5c|3b|3f|23|[01][0-9a-f]|7f)", re.IGNORECASE)
 _BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
+_TARGET = re.compile(r"[\x21-\x7e]*")
 _SLASHES = re.compile(r"/{2,}")
 
 
@@ -59,19 +73,20 @@ class Route:
         object.__setattr__(self, "methods", methods)
 
     def matches(self, host: str, path: str, method: str) -> bool:
-        """True if this rule covers the (normalised) request."""
-        if self.host is not None:
-            if self.host.startswith("*."):
-                if not host.endswith(self.host[1:]):
-                    return False
-            elif host != self.host:
-                return False
-        if self.methods is not None and method not in self.methods:
-            return False
-        prefix = self.path
-        if prefix == "/":
+        """True if this rule covers the (normalised) request; HEAD counts as GET."""
+        return (
+            self.covers_host(host)
+            and _under(path, self.path)
+            and (self.methods is None or _rule_method(method) in self.methods)
+        )
+
+    def covers_host(self, host: str) -> bool:
+        """True if this rule applies to the (normalised) ``host``."""
+        if self.host is None:
             return True
-        return path == prefix or path.startswith(prefix + "/")
+        if self.host.startswith("*."):
+            return host.endswith(self.host[1:])
+        return host == self.host
 
     def specificity(self) -> tuple[int, int, int]:
         """Sort key: exact host, then wildcard host, then longer prefix, then with methods."""
@@ -88,21 +103,110 @@ class Route:
         return f"methods={methods} host={self.host or '*'} path={self.path} {what}{demands}"
 
 
+class MethodNotNamed(LookupError):
+    """The rules of the path prefix name methods, and not this one: refused, never weakened."""
+
+
+class OriginalPath(tuple[str, str, str]):
+    """A normalised original path: ``(path, query, unmerged)``.
+
+    ``path`` is the canonical form (decoded once, repeated slashes merged), ``query`` the raw
+    query string, ``unmerged`` the decoded path with its slashes as sent.
+    """
+
+    __slots__ = ()
+
+    def __new__(cls, path: str, query: str, unmerged: str) -> OriginalPath:
+        return super().__new__(cls, (path, query, unmerged))
+
+    @property
+    def path(self) -> str:
+        return self[0]
+
+    @property
+    def query(self) -> str:
+        return self[1]
+
+    @property
+    def unmerged(self) -> str:
+        return self[2]
+
+
+_NOT_NAMED = -1
+
+
 class RouteTable:
-    """Rules ordered most specific first; the first that matches wins."""
+    """Rules ordered most specific first.
+
+    The most specific rule whose host and path cover the request decides its prefix: among the
+    rules for that same host and path, the first whose methods name the request's method (a
+    rule without ``methods`` names all) applies. If none does, the request is refused rather
+    than left to a less specific, weaker rule. HEAD follows GET's rule (RFC 9110 section 9.3.2).
+    """
 
     def __init__(self, routes: Iterable[Route]) -> None:
         self.routes = tuple(sorted(routes, key=Route.specificity, reverse=True))
+        self._folded = tuple(route.path.casefold() for route in self.routes)
+
+    def _select(self, host: str, path: str, method: str, *, fold: bool = False) -> int | None:
+        method = _rule_method(method)
+        prefixes = self._folded if fold else tuple(route.path for route in self.routes)
+        if fold:
+            path = path.casefold()
+        chosen: tuple[str | None, str] | None = None
+        for index, route in enumerate(self.routes):
+            if chosen is not None:
+                if (route.host, route.path) != chosen:
+                    continue
+            elif route.covers_host(host) and _under(path, prefixes[index]):
+                chosen = (route.host, route.path)
+            else:
+                continue
+            if route.methods is None or method in route.methods:
+                return index
+        return None if chosen is None else _NOT_NAMED
 
     def match(self, host: str, path: str, method: str) -> Route | None:
-        """The rule for a normalised request, or None when none matches."""
-        for route in self.routes:
-            if route.matches(host, path, method):
-                return route
-        return None
+        """The rule for a normalised request, or None when none matches.
+
+        Raises:
+            MethodNotNamed: The rules of the request's prefix do not name its method.
+        """
+        index = self._select(host, path, method)
+        if index == _NOT_NAMED:
+            raise MethodNotNamed(method)
+        return None if index is None else self.routes[index]
+
+    def resolve(self, host: str, original: OriginalPath, method: str) -> Route | None:
+        """The rule for ``original``, the same whichever way an upstream reads the path.
+
+        Raises:
+            AmbiguousPath: Merging slashes or folding letter case changes the rule.
+            MethodNotNamed: The rules of the request's prefix do not name its method.
+        """
+        index = self._select(host, original.path, method)
+        if original.unmerged != original.path and (
+            self._select(host, original.unmerged, method) != index
+        ):
+            raise AmbiguousPath("the rule for the original path depends on repeated slashes")
+        if self._select(host, original.path, method, fold=True) != index:
+            raise AmbiguousPath("the rule for the original path depends on letter case")
+        if index == _NOT_NAMED:
+            raise MethodNotNamed(method)
+        return None if index is None else self.routes[index]
 
     def __len__(self) -> int:
         return len(self.routes)
+
+
+def _rule_method(method: str) -> str:
+    return "GET" if method == "HEAD" else method
+
+
+def _under(path: str, prefix: str) -> bool:
+    if prefix == "/":
+        return True
+    return path == prefix or path.startswith(prefix + "/")
 
 
 def normalise_host(value: str) -> str:
@@ -115,26 +219,31 @@ def normalise_host(value: str) -> str:
     return host.rstrip(".")
 
 
-def normalise_path(uri: str) -> tuple[str, str]:
-    """Split a request target into a normalised path and its raw query string.
+def normalise_path(uri: str) -> OriginalPath:
+    """Split a request target into its canonical path, its raw query and its unmerged path.
 
     Raises:
-        AmbiguousPath: Not an origin-form path, a bad escape, an encoded slash, backslash or
-            NUL, or a dot segment.
+        AmbiguousPath: Not an origin-form target of visible ASCII; a ``#``; a ``;`` in the
+            path (path parameters, ``..;/``); a bad escape, or one an upstream may read as
+            structure or decode again (``%25``, ``%2F``, ``%5C``, ``%3B``, ``%3F``, ``%23``,
+            control characters); not UTF-8 once decoded; a backslash; a dot segment; text
+            that Unicode compatibility normalisation (NFKC) would change.
     """
-    target = uri.split("#", 1)[0]
-    raw_path, _, query = target.partition("?")
+    if not _TARGET.fullmatch(uri) or "#" in uri:
+        raise AmbiguousPath("the original request target holds a '#', a space or a non-ASCII byte")
+    raw_path, _, query = uri.partition("?")
     if not raw_path.startswith("/"):
         raise AmbiguousPath("the original URI is not an absolute path")
-    if _BAD_ESCAPE.search(raw_path) or _ENCODED_SEPARATOR.search(raw_path):
+    if ";" in raw_path or "\\" in raw_path:
+        raise AmbiguousPath("the original path holds a ';' (path parameters) or a backslash")
+    if _BAD_ESCAPE.search(raw_path) or _AMBIGUOUS_ESCAPE.search(raw_path):
         raise AmbiguousPath("the original path holds an encoded separator or a bad escape")
     try:
-        path = unquote(raw_path, errors="strict")
+        unmerged = unquote(raw_path, errors="strict")
     except UnicodeDecodeError:
         raise AmbiguousPath("the original path is not UTF-8") from None
-    if "\\" in path or any(ord(char) < 0x20 or ord(char) == 0x7F for char in path):
-        raise AmbiguousPath("the original path holds control characters or a backslash")
-    path = _SLASHES.sub("/", path)
-    if any(segment in (".", "..") for segment in path.split("/")):
+    if unicodedata.normalize("NFKC", unmerged) != unmerged:
+        raise AmbiguousPath("the original path changes under Unicode normalisation")
+    if any(segment in (".", "..") for segment in unmerged.split("/")):
         raise AmbiguousPath("the original path holds a dot segment")
-    return path, query
+    return OriginalPath(_SLASHES.sub("/", unmerged), query, unmerged)

@@ -48,7 +48,7 @@ class EchoUpstream:
                 self.end_headers()
                 self.wfile.write(body)
 
-            do_GET = do_POST = do_DELETE = do_PUT = _echo
+            do_GET = do_HEAD = do_POST = do_DELETE = do_PUT = _echo
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
@@ -81,11 +81,13 @@ def forward_auth_toml(
     port: int,
     extra_issuer: str = "",
     server_extra: str = "",
+    gateway: str = "nginx",
 ) -> str:
     """A `jwkguard serve` configuration with the routes the gateway tests use."""
     keys = f"jwks = {toml_string(jwks)}\n" if jwks else ""
     return f"""
 [server]
+gateway = "{gateway}"
 host = "127.0.0.1"
 port = {port}
 realm = "orders"

@@ -14,10 +14,13 @@ from jwkguard import PrometheusMetrics
 from jwkguard._forward_auth import ForwardAuthApp, parse_config
 from jwkguard.testing import LocalIssuer, sign_compact
 
+PEER = ("127.0.0.1", 50000)  # the gateway, on loopback (the default trusted_proxies)
+
 
 def config_document(issuer: LocalIssuer, **server: Any) -> dict[str, Any]:
     return {
         "server": {
+            "gateway": "nginx",
             "claim_headers": {"X-Auth-Client": "client_id", "X-Auth-Tenant": "org.tenant"},
             **server,
         },
@@ -46,7 +49,7 @@ def app(issuer: LocalIssuer) -> ForwardAuthApp:
 
 @pytest.fixture
 def client(app: ForwardAuthApp) -> Iterator[TestClient]:
-    with TestClient(app, base_url="http://127.0.0.1") as test_client:
+    with TestClient(app, base_url="http://127.0.0.1", client=PEER) as test_client:
         yield test_client
 
 
@@ -168,9 +171,12 @@ def test_encoded_and_doubled_slashes_cannot_dodge_a_rule(
     client: TestClient, issuer: LocalIssuer
 ) -> None:
     token = issuer.mint(scopes=[])
-    assert ask(client, "//admin", token).status_code == 403
+    # "//admin" unmerged is no "/admin": the rule would depend on the reading, so it is refused.
+    doubled = ask(client, "//admin", token)
+    assert (doubled.status_code, doubled.json()["reason"]) == (400, "ambiguous_path")
     assert ask(client, "/%61dmin", token).status_code == 403
     assert ask(client, "/admin/", token).status_code == 403
+    assert ask(client, "/admin//users", token).status_code == 403
 
 
 def test_unmatched_requests_need_a_valid_token_by_default(
@@ -182,16 +188,15 @@ def test_unmatched_requests_need_a_valid_token_by_default(
 
 def test_unmatched_requests_can_be_denied(issuer: LocalIssuer) -> None:
     config = parse_config(config_document(issuer, unmatched="deny", metrics=False))
-    with TestClient(ForwardAuthApp(config)) as client:
+    with TestClient(ForwardAuthApp(config), client=PEER) as client:
         response = ask(client, "/elsewhere", issuer.mint())
         assert response.status_code == 403
         assert response.json()["reason"] == "no_route"
         assert ask(client, "/public").status_code == 200
 
 
-def test_traefik_forwarded_headers_describe_the_request(
-    client: TestClient, issuer: LocalIssuer
-) -> None:
+def test_traefik_forwarded_headers_describe_the_request(issuer: LocalIssuer) -> None:
+    config = parse_config(config_document(issuer, gateway="traefik", metrics=False))
     token = issuer.mint(scopes=["orders:read"])
     headers = {
         "X-Forwarded-Uri": "/orders",
@@ -199,20 +204,23 @@ def test_traefik_forwarded_headers_describe_the_request(
         "X-Forwarded-Host": "api.example.com",
         "Authorization": f"Bearer {token}",
     }
-    assert client.get("/auth", headers=headers).status_code == 403
-    headers["X-Forwarded-Method"] = "GET"
-    assert client.get("/auth", headers=headers).status_code == 200
+    with TestClient(ForwardAuthApp(config), client=PEER) as client:
+        assert client.get("/auth", headers=headers).status_code == 403
+        headers["X-Forwarded-Method"] = "GET"
+        assert client.get("/auth", headers=headers).status_code == 200
+        assert client.get("/envoy/orders", headers=headers).status_code == 404
 
 
-def test_envoy_endpoint_reads_method_path_and_host_as_sent(
-    client: TestClient, issuer: LocalIssuer
-) -> None:
+def test_envoy_endpoint_reads_method_path_and_host_as_sent(issuer: LocalIssuer) -> None:
+    config = parse_config(config_document(issuer, gateway="envoy", metrics=False))
     token = issuer.mint(scopes=["orders:read"])
     headers = {"Authorization": f"Bearer {token}", "Host": "api.example.com"}
-    assert client.get("/envoy/orders/1?x=1", headers=headers).status_code == 200
-    assert client.post("/envoy/orders", headers=headers).status_code == 403
-    assert client.delete("/envoy/admin", headers=headers).status_code == 403
-    assert client.get("/envoy/public/%2e%2e/admin", headers=headers).status_code == 400
+    with TestClient(ForwardAuthApp(config), client=PEER) as client:
+        assert client.get("/envoy/orders/1?x=1", headers=headers).status_code == 200
+        assert client.post("/envoy/orders", headers=headers).status_code == 403
+        assert client.delete("/envoy/admin", headers=headers).status_code == 403
+        assert client.get("/envoy/public/%2e%2e/admin", headers=headers).status_code == 400
+        assert client.get("/auth", headers=headers).status_code == 404
 
 
 def test_request_without_original_uri_is_a_bad_request(client: TestClient) -> None:
@@ -229,12 +237,15 @@ def test_two_authorization_headers_are_a_bad_request(
         "/auth",
         headers=[
             ("X-Original-URI", "/orders"),
+            ("X-Original-Method", "GET"),
+            ("X-Forwarded-Host", "api.example.com"),
             ("Authorization", f"Bearer {token}"),
             ("Authorization", f"Bearer {token}"),
         ],
     )
     assert response.status_code == 400
     assert response.json()["error"] == "invalid_request"
+    assert "original" not in response.json()["reason"]
 
 
 def test_query_string_token_is_refused_unless_enabled(issuer: LocalIssuer) -> None:
@@ -243,7 +254,7 @@ def test_query_string_token_is_refused_unless_enabled(issuer: LocalIssuer) -> No
         config = parse_config(
             config_document(issuer, allow_query_token=allowed, metrics=False, audit=False)
         )
-        with TestClient(ForwardAuthApp(config)) as client:
+        with TestClient(ForwardAuthApp(config), client=PEER) as client:
             response = ask(client, f"/orders?access_token={token}")
             assert response.status_code == status
 
@@ -252,9 +263,9 @@ def test_claim_values_cannot_inject_headers(client: TestClient, issuer: LocalIss
     token = issuer.mint(
         subject="evil\r\nX-Admin: yes", client_id="cl\u00e9", org={"tenant": {"nested": 1}}
     )
-    response = ask(client, "/orders/x", token, method="PATCH")
+    response = ask(client, "/elsewhere/x", token, method="PATCH")
     assert response.status_code == 200
-    assert response.headers["X-Auth-Subject"] == "evil%0D%0AX-Admin: yes"
+    assert response.headers["X-Auth-Subject"] == "evil%0D%0AX-Admin:%20yes"
     assert "X-Admin" not in response.headers
     assert response.headers["X-Auth-Client"] == "cl%C3%A9"
     assert "X-Auth-Tenant" not in response.headers
@@ -283,6 +294,6 @@ def test_metrics_count_decisions_and_validations(client: TestClient, issuer: Loc
 
 def test_metrics_endpoint_is_404_when_disabled(issuer: LocalIssuer) -> None:
     config = parse_config(config_document(issuer, metrics=False))
-    with TestClient(ForwardAuthApp(config)) as client:
+    with TestClient(ForwardAuthApp(config), client=PEER) as client:
         assert client.get("/metrics").status_code == 404
         assert client.get("/nothing").status_code == 404

@@ -68,11 +68,13 @@ def test_environment_alone_can_configure_everything() -> None:
     config = load_config(
         None,
         {
+            "JWKGUARD__SERVER__GATEWAY": "traefik",
             "JWKGUARD__VALIDATOR__ALGORITHMS": '["ES256"]',
             "JWKGUARD__VALIDATOR__ISSUERS": '[{issuer = "https://id/", audiences = ["x"]}]',
         },
     )
     assert config.validator["algorithms"] == ["ES256"]
+    assert config.gateway == "traefik"
 
 
 @pytest.mark.parametrize(
@@ -98,6 +100,19 @@ def test_environment_alone_can_configure_everything() -> None:
             "not a name",
         ),
         ({"validator": {"x": 1}, "lifecycle": {"prefix": "x"}}, "redis_url is required"),
+        ({"validator": {"x": 1}}, "server.gateway is required"),
+        ({"validator": {"x": 1}, "server": {"gateway": "haproxy"}}, "server.gateway"),
+        (
+            {"validator": {"x": 1}, "server": {"gateway": "nginx", "trusted_proxies": "10/8"}},
+            "server.trusted_proxies must be a list",
+        ),
+        (
+            {"validator": {"x": 1}, "server": {"gateway": "nginx", "trusted_proxies": ["gw"]}},
+            "'gw' is not an address",
+        ),
+        ({"validator": {"x": 1}, "routes": [{"methods": ["HEAD"]}]}, "HEAD follows GET"),
+        ({"validator": {"x": 1}, "routes": [{"path": "/a;b"}]}, "routes[0].path"),
+        ({"validator": {"x": 1}, "routes": [{"path": "/%61"}]}, "written decoded"),
     ],
 )
 def test_bad_configuration_is_refused_with_a_clear_message(
@@ -138,7 +153,7 @@ def test_serve_refuses_unreadable_toml(tmp_path: Path) -> None:
 
 def test_healthz_turns_ready_once_the_issuer_answers(local_issuer: LocalIssuer) -> None:
     document = {
-        "server": {"metrics": False, "audit": False},
+        "server": {"metrics": False, "audit": False, "gateway": "nginx"},
         "validator": {
             "algorithms": ["RS256"],
             "issuers": [{"issuer": local_issuer.url, "audiences": [local_issuer.audience]}],
@@ -163,7 +178,7 @@ def test_healthz_turns_ready_once_the_issuer_answers(local_issuer: LocalIssuer) 
         ("/a//b///c?x=1", "/a/b/c"),
         ("/caf%C3%A9", "/café"),
         ("/%7Euser", "/~user"),
-        ("/a#frag", "/a"),
+        ("/%41dmin", "/Admin"),
     ],
 )
 def test_paths_are_normalised_before_matching(uri: str, path: str) -> None:

@@ -6,15 +6,19 @@ directory, on loopback ports, in front of an upstream that echoes the headers it
 
 from __future__ import annotations
 
+import http.client
+import json
 import re
 import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
+from jwkguard._forward_auth import decode_list, decode_text
 from jwkguard.testing import LocalIssuer, sign_compact
 
 from ..conftest import require_binary
@@ -136,7 +140,8 @@ def test_missing_token_gets_one_bearer_challenge(gateway: Nginx) -> None:
     response = get(gateway, "/orders")
     assert response.status_code == 401
     assert response.headers.get_list("WWW-Authenticate") == ['Bearer realm="orders"']
-    assert response.json() == {"error": "unauthorized"}
+    assert response.json() == ask_directly(gateway, "GET", "/orders").json()
+    assert response.json()["reason"] == "missing_token"
 
 
 def test_invalid_tokens_get_401_invalid_token(gateway: Nginx, issuer: LocalIssuer) -> None:
@@ -171,6 +176,172 @@ def test_ambiguous_paths_stay_400_through_nginx(gateway: Nginx) -> None:
     response = get(gateway, "/public/%2e%2e/admin")
     assert response.status_code == 400
     assert "Retry-After" not in response.headers
+
+
+# -- hostile clients against the documented configuration --------------------------------
+
+ORIGINAL_REQUEST_HEADERS = (
+    "X-Original-URI",
+    "X-Original-Method",
+    "X-Forwarded-Uri",
+    "X-Forwarded-Method",
+    "X-Forwarded-Host",
+    "X-Forwarded-Proto",
+)
+
+
+def ask_directly(
+    gateway: Nginx, method: str, target: str, token: str | None = None
+) -> httpx.Response:
+    """What jwkguard answers when asked the way the documented nginx config asks."""
+    headers = {
+        "X-Original-URI": target,
+        "X-Original-Method": method,
+        "X-Forwarded-Host": "127.0.0.1",
+        "X-Forwarded-Proto": "http",
+    }
+    if token is not None:
+        headers["Authorization"] = f"Bearer {token}"
+    return httpx.get(f"http://127.0.0.1:{gateway.auth_port}/auth", headers=headers, timeout=10)
+
+
+def raw(
+    gateway: Nginx, method: str, target: str, headers: list[tuple[str, str]] | None = None
+) -> tuple[int, Any, bytes]:
+    """Send ``target`` exactly as written (no client-side normalisation) through nginx."""
+    connection = http.client.HTTPConnection("127.0.0.1", gateway.port, timeout=10)
+    try:
+        connection.putrequest(method, target, skip_accept_encoding=True)
+        for name, value in headers or []:
+            connection.putheader(name, value)
+        connection.endheaders()
+        response = connection.getresponse()
+        return response.status, response.headers, response.read()
+    finally:
+        connection.close()
+
+
+def hostile_headers(target: str, method: str, host: str) -> list[tuple[str, str]]:
+    """Every header any gateway flavour uses for the original request, each sent twice."""
+    values = {
+        "X-Original-URI": target,
+        "X-Forwarded-Uri": target,
+        "X-Original-Method": method,
+        "X-Forwarded-Method": method,
+        "X-Forwarded-Host": host,
+        "X-Forwarded-Proto": "https",
+    }
+    return [(name, value) for name in ORIGINAL_REQUEST_HEADERS for value in (values[name],) * 2]
+
+
+@pytest.mark.parametrize(
+    ("method", "target", "token_scopes", "status"),
+    [
+        ("GET", "/admin", None, 401),  # "it was /public" must not make /admin anonymous
+        ("GET", "/admin/users", [], 403),  # nor pass a token without the admin scope
+        ("DELETE", "/orders/7", ["orders:read"], 403),  # "it was a GET" must not downgrade
+    ],
+)
+def test_client_copies_of_original_request_headers_decide_nothing(
+    gateway: Nginx,
+    issuer: LocalIssuer,
+    method: str,
+    target: str,
+    token_scopes: list[str] | None,
+    status: int,
+) -> None:
+    token = None if token_scopes is None else issuer.mint(scopes=token_scopes)
+    auth = [] if token is None else [("Authorization", f"Bearer {token}")]
+    honest = raw(gateway, method, target, auth)
+    forged = raw(
+        gateway, method, target, auth + hostile_headers("/public/x", "GET", "evil.example")
+    )
+    assert honest[0] == forged[0] == status
+    assert json.loads(forged[2]) == json.loads(honest[2])
+    assert forged[1].get_all("WWW-Authenticate") == honest[1].get_all("WWW-Authenticate")
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        "/public/..;/admin",
+        "/admin;x=1",
+        "/public;/../admin",
+        "/public/%252e%252e/admin",
+        "/public/%3B/admin",
+        "/Admin",
+        "/PUBLIC/x",
+        "//admin",
+        "/public/x#/../admin",
+        "/%EF%BD%81dmin",  # a fullwidth "a": NFKC reads /admin
+    ],
+)
+def test_ambiguous_paths_are_refused_through_nginx_with_the_challenge(
+    gateway: Nginx, issuer: LocalIssuer, target: str
+) -> None:
+    token = issuer.mint(scopes=["orders:read"])
+    status, headers, body = raw(gateway, "GET", target, [("Authorization", f"Bearer {token}")])
+    if status == 400 and not body.startswith(b"{"):
+        pytest.fail(f"nginx itself refused {target!r}; the test must reach jwkguard")
+    assert status == 400
+    assert json.loads(body)["reason"] == "ambiguous_path"
+    (challenge,) = headers.get_all("WWW-Authenticate")
+    assert 'error="invalid_request"' in challenge
+    assert headers.get("Retry-After") is None
+
+
+def test_refusals_carry_jwkguards_challenge_and_body_through_nginx(
+    gateway: Nginx, issuer: LocalIssuer
+) -> None:
+    expired = issuer.mint(scopes=["orders:read"], now=time.time() - 3600, lifetime=60)
+    reader = issuer.mint(scopes=["orders:read"])
+    for method, target, token in (
+        ("GET", "/orders", None),
+        ("GET", "/orders", expired),
+        ("POST", "/orders", reader),
+        ("PATCH", "/orders", reader),
+        ("GET", "/orders?access_token=x", None),
+    ):
+        through = httpx.request(
+            method,
+            gateway.url + target,
+            headers={} if token is None else {"Authorization": f"Bearer {token}"},
+            timeout=10,
+        )
+        direct = ask_directly(gateway, method, target, token)
+        assert through.status_code == direct.status_code, (method, target)
+        assert through.json() == direct.json(), (method, target)
+        assert through.headers.get_list("WWW-Authenticate") == direct.headers.get_list(
+            "WWW-Authenticate"
+        )
+        assert "X-Auth-Error-Body" not in through.headers
+
+
+def test_head_follows_the_get_rule_and_unnamed_methods_are_refused(
+    gateway: Nginx, issuer: LocalIssuer
+) -> None:
+    nobody = issuer.mint(scopes=[])
+    reader = issuer.mint(scopes=["orders:read"])
+    assert raw(gateway, "HEAD", "/orders", [("Authorization", f"Bearer {nobody}")])[0] == 403
+    assert raw(gateway, "HEAD", "/orders", [("Authorization", f"Bearer {reader}")])[0] == 200
+    for method in ("PATCH", "OPTIONS", "PROPFIND"):
+        status, _, body = raw(gateway, method, "/orders/7", [("Authorization", f"Bearer {reader}")])
+        assert status == 403, method
+        assert json.loads(body)["reason"] == "method_not_allowed"
+
+
+def test_identity_headers_reach_the_upstream_encoded_and_decodable(
+    gateway: Nginx, issuer: LocalIssuer
+) -> None:
+    scopes = ["orders:read", "caf\u00e9", "tab\there", "line\r\nX-Admin:yes", "\u65e5\u672c"]
+    token = issuer.mint(subject=" \u00e9mile ", scopes=scopes, client_id="web,admin")
+    response = get(gateway, "/orders", token)
+    assert response.status_code == 200
+    echoed = response.json()["headers"]
+    assert "x-admin" not in echoed
+    assert decode_text(echoed["x-auth-subject"]) == " \u00e9mile "
+    assert sorted(decode_list(echoed["x-auth-scopes"], " ")) == sorted(scopes)
+    assert decode_list(echoed["x-auth-client"]) == ["web,admin"]
 
 
 def test_rotated_key_is_accepted_after_one_refetch(gateway: Nginx, issuer: LocalIssuer) -> None:
@@ -220,11 +391,17 @@ def test_no_keys_at_all_gives_503_with_retry_after(
             response = get(nginx, "/orders", token)
             direct = httpx.get(
                 f"http://127.0.0.1:{auth_port}/auth",
-                headers={"X-Original-URI": "/orders", "Authorization": f"Bearer {token}"},
+                headers={
+                    "X-Original-URI": "/orders",
+                    "X-Original-Method": "GET",
+                    "X-Forwarded-Host": "127.0.0.1",
+                    "Authorization": f"Bearer {token}",
+                },
             )
             health = httpx.get(f"http://127.0.0.1:{auth_port}/healthz", timeout=5)
     assert response.status_code == 503
-    assert response.json() == {"error": "temporarily_unavailable"}
+    assert response.json() == direct.json()
+    assert response.json()["error"] == "temporarily_unavailable"
     # jwkguard's own Retry-After (its retry backoff) passes through nginx.
     assert (direct.status_code, direct.json()["reason"]) == (503, "keys_unavailable")
     assert int(response.headers["Retry-After"]) >= 1
@@ -244,7 +421,10 @@ def test_gateway_fails_closed_when_jwkguard_is_down(
         response = get(nginx, "/orders", issuer.mint(scopes=["orders:read"]))
     assert response.status_code == 503
     assert response.headers["Retry-After"] == "5"
-    assert response.json() == {"error": "temporarily_unavailable"}
+    assert response.json() == {
+        "error": "temporarily_unavailable",
+        "reason": "authorization_unreachable",
+    }
 
 
 def test_revoked_subject_is_refused_through_nginx(

@@ -44,6 +44,7 @@ from .kit import (
 
 HOST = "api.example.com"
 GATEWAY = "10.0.0.5"
+STRANGER = "192.0.2.9"
 NONCE_SECRET = "0123456789abcdef0123456789abcdef"
 
 
@@ -61,7 +62,14 @@ def proof_key() -> SigningKey:
 def document(issuer: LocalIssuer, sender: dict[str, Any] | None = None) -> dict[str, Any]:
     chosen = {"dpop": True} if sender is None else sender
     return {
-        "server": {"audit": False, "metrics": False},
+        # The stranger is a trusted peer too, so that the certificate header, trusted only
+        # from GATEWAY, is what refuses it.
+        "server": {
+            "audit": False,
+            "metrics": False,
+            "gateway": "nginx",
+            "trusted_proxies": [GATEWAY, STRANGER],
+        },
         "validator": {
             "algorithms": ["RS256"],
             "issuers": [
@@ -217,7 +225,7 @@ async def test_a_certificate_counts_only_from_the_trusted_gateway(issuer: LocalI
         assert wrong.json()["reason"] == "certificate_mismatch"
         unbound = await ask(client, "/vault", issuer.mint(), scheme="Bearer", **header)
         assert unbound.json()["reason"] == "certificate_binding_required"
-    async with gateway(app, peer="192.0.2.9") as stranger:
+    async with gateway(app, peer=STRANGER) as stranger:
         forged = await ask(stranger, "/orders", token, scheme="Bearer", **header)
         assert forged.status_code == 401
         assert forged.json()["reason"] == "certificate_missing"
@@ -307,6 +315,7 @@ def stack(
     config.write_text(
         f"""
 [server]
+gateway = "nginx"
 port = {serve_port}
 log_level = "warning"
 metrics = false
