@@ -25,7 +25,13 @@ from ._algorithms import ASYMMETRIC_ALGORITHMS
 from ._claims_result import Claims
 from ._keyset import KeySet
 from ._parse import parse_compact
-from .errors import ConfigurationError, InvalidDPoPProof, TokenError, UseDPoPNonce
+from .errors import (
+    ConfigurationError,
+    InvalidDPoPProof,
+    StoreUnavailable,
+    TokenError,
+    UseDPoPNonce,
+)
 
 __all__ = [
     "DPoPNonces",
@@ -96,30 +102,126 @@ class ReplayLedger(Protocol):
 
 
 class MemoryReplayLedger:
-    """A process-local replay ledger, bounded in size; expired entries are swept as it grows."""
+    """A process-local replay ledger, bounded in total and per key.
 
-    def __init__(self, *, max_entries: int = 100_000) -> None:
-        self._expiry: dict[str, float] = {}
+    Keys of the form ``namespace:owner:id`` (``DPoPVerifier`` uses ``dpop:<jkt>:<jti>``) share
+    a quota per owner, so one DPoP key (one caller holding one bound token) can fill only its
+    own share: once it holds ``max_entries_per_key`` live proofs its next proof is refused
+    (``InvalidDPoPProof``, reason ``dpop_proof_quota``) while every other key's proofs are
+    still accepted. A live entry is never forgotten early: that would let its proof be
+    replayed within its acceptance window. If the whole ledger is full of live entries, new
+    proofs are refused with ``StoreUnavailable`` (503, reason ``dpop_ledger_full``) rather
+    than accepted unchecked; that takes ``max_entries / max_entries_per_key`` distinct bound
+    keys proving at full speed at once.
+
+    Args:
+        max_entries: Live entries held in total.
+        max_entries_per_key: Live entries one owner may hold; at the default proof window
+            (``max_age`` 60 s + ``leeway`` 5 s) the default allows about 75 requests per
+            second with one DPoP key.
+    """
+
+    def __init__(self, *, max_entries: int = 100_000, max_entries_per_key: int = 5_000) -> None:
+        for name, value in (
+            ("max_entries", max_entries),
+            ("max_entries_per_key", max_entries_per_key),
+        ):
+            if type(value) is not int or value < 1:
+                raise ConfigurationError(f"{name} must be a positive integer")
+        if max_entries_per_key > max_entries:
+            raise ConfigurationError("max_entries_per_key cannot exceed max_entries")
+        # owner -> {key: expiry}, each in insertion order, so the oldest entries come first.
+        self._owners: dict[str, dict[str, float]] = {}
+        self._size = 0
         self._lock = threading.Lock()
         self._max_entries = max_entries
+        self._max_per_key = max_entries_per_key
+        # When the ledger was found full of live entries: nothing can leave it before this.
+        self._full_until = -math.inf
+
+    @property
+    def size(self) -> int:
+        """The number of entries held, live or not yet swept."""
+        return self._size
 
     def first_use(self, key: str, ttl: float, now: float) -> bool:
-        """True the first time ``key`` is seen within ``ttl`` seconds, False on a replay."""
+        """True the first time ``key`` is seen within ``ttl`` seconds, False on a replay.
+
+        Raises:
+            InvalidDPoPProof: The key's owner already holds its quota of live entries.
+            StoreUnavailable: The ledger is full of live entries.
+        """
+        owner = _ledger_owner(key)
         with self._lock:
-            expires = self._expiry.get(key)
-            if expires is not None and expires > now:
-                return False
-            if len(self._expiry) >= self._max_entries:
-                self._expiry = {k: v for k, v in self._expiry.items() if v > now}
-                if len(self._expiry) >= self._max_entries:
-                    # Full of live entries: refusing is the safe answer, never forgetting one.
+            entries = self._owners.get(owner)
+            if entries is None:
+                entries = self._owners[owner] = {}
+            else:
+                expires = entries.get(key)
+                if expires is not None and expires > now:
                     return False
-            self._expiry[key] = now + ttl
+                self._sweep_oldest(entries, now)
+                if len(entries) >= self._max_per_key:
+                    self._sweep_all(entries, now)
+                    if len(entries) >= self._max_per_key:
+                        raise InvalidDPoPProof(
+                            "Too many DPoP proofs with this key; retry later",
+                            reason="dpop_proof_quota",
+                        )
+            if self._size >= self._max_entries and not self._make_room(now):
+                if not entries:
+                    self._owners.pop(owner, None)
+                raise StoreUnavailable("The DPoP replay ledger is full", reason="dpop_ledger_full")
+            # The sweep may have dropped this owner's (then empty) dict: put it back.
+            self._owners[owner] = entries
+            if entries.pop(key, None) is not None:
+                self._size -= 1  # an expired entry of the same key, replaced
+            entries[key] = now + ttl
+            self._size += 1
             return True
 
     async def afirst_use(self, key: str, ttl: float, now: float) -> bool:
         """Same as :meth:`first_use`: nothing to wait for."""
         return self.first_use(key, ttl, now)
+
+    def _sweep_oldest(self, entries: dict[str, float], now: float) -> None:
+        """Drop expired entries from the front: O(1) amortised, as expiries mostly ascend."""
+        while entries:
+            oldest = next(iter(entries))
+            if entries[oldest] > now:
+                return
+            del entries[oldest]
+            self._size -= 1
+
+    def _sweep_all(self, entries: dict[str, float], now: float) -> None:
+        """Drop every expired entry of one owner (a clock step can leave some behind)."""
+        expired = [key for key, expires in entries.items() if expires <= now]
+        for key in expired:
+            del entries[key]
+        self._size -= len(expired)
+
+    def _make_room(self, now: float) -> bool:
+        """Sweep every owner; False when the ledger is still full of live entries."""
+        if now < self._full_until:
+            return False  # nothing has expired since the last full sweep: skip the scan
+        earliest = math.inf
+        for owner, entries in list(self._owners.items()):
+            self._sweep_all(entries, now)
+            if entries:
+                earliest = min(earliest, min(entries.values()))
+            else:
+                del self._owners[owner]
+        if self._size < self._max_entries:
+            return True
+        self._full_until = earliest
+        return False
+
+
+def _ledger_owner(key: str) -> str:
+    """``namespace:owner`` of a ``namespace:owner:id`` key; other keys share one owner."""
+    namespace, _, rest = key.partition(":")
+    owner, separator, _ = rest.partition(":")
+    return f"{namespace}:{owner}" if separator else ""
 
 
 class DPoPNonces:
@@ -202,7 +304,7 @@ class DPoPVerifier:
         self.algorithms = chosen
         self.max_age = max_age
         self.leeway = leeway
-        self.replay: ReplayLedger = replay or MemoryReplayLedger()
+        self.replay: ReplayLedger = replay if replay is not None else MemoryReplayLedger()
         self.nonces = nonces
         self.clock = clock or time.time
         self._keys: dict[str, KeySet] = {}

@@ -17,6 +17,7 @@ from jwkguard import (
     DPoPNonces,
     DPoPVerifier,
     Introspector,
+    MemoryReplayLedger,
     Validator,
     certificate_thumbprint,
 )
@@ -121,6 +122,34 @@ def test_a_binding_that_cannot_be_enforced_is_refused_not_read_as_bearer(
         for headers in case.presentations(proof_key, method="GET", url=BASE + path, token=token):
             response = client.get(path, headers=headers)
             assert_cnf_refusal(response.status_code, response.headers, response.json())
+
+
+def test_one_caller_flooding_proofs_is_refused_and_no_other_caller_is(
+    static_validator: Validator, issuer: LocalIssuer, proof_key: SigningKey
+) -> None:
+    """Issue 14 §5: a bound token's holder can mint proofs; the ledger holds a quota per key."""
+    verifier = DPoPVerifier(replay=MemoryReplayLedger(max_entries=50, max_entries_per_key=5))
+    flooder_key = generate_key("ES256")
+    flooder, victim = bound_token(issuer, flooder_key), bound_token(issuer, proof_key)
+    with TestClient(build_app(static_validator, verifier), base_url=BASE) as client:
+        spent = dpop_headers(flooder, proof_for(flooder_key, flooder))
+        assert client.get("/orders", headers=spent).status_code == 200
+        for _ in range(4):
+            headers = dpop_headers(flooder, proof_for(flooder_key, flooder))
+            assert client.get("/orders", headers=headers).status_code == 200
+        for _ in range(20):
+            headers = dpop_headers(flooder, proof_for(flooder_key, flooder))
+            response = client.get("/orders", headers=headers)
+            assert_dpop_refusal(
+                response.status_code, response.headers, response.json(), "dpop_proof_quota"
+            )
+        for _ in range(5):
+            headers = dpop_headers(victim, proof_for(proof_key, victim))
+            assert client.get("/orders", headers=headers).status_code == 200
+        response = client.get("/orders", headers=spent)
+        assert_dpop_refusal(
+            response.status_code, response.headers, response.json(), "dpop_replayed"
+        )
 
 
 def test_the_dpop_scheme_is_matched_case_insensitively(

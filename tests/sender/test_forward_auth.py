@@ -36,10 +36,13 @@ from ..conftest import require_binary
 from ..servers import ASGIServer, Nginx, RedisServer, free_port
 from .kit import (
     BROKEN_PROOFS,
+    UNENFORCEABLE_NAMES,
     BrokenProof,
     TLSFiles,
+    assert_cnf_refusal,
     assert_dpop_refusal,
     dpop_challenge,
+    unenforceable_binding,
 )
 
 HOST = "api.example.com"
@@ -168,6 +171,23 @@ async def test_a_broken_proof_is_refused_like_in_every_adapter(
     proof = case.make(proof_key, method="GET", url=f"https://{HOST}/orders", token=token)
     async with gateway(app) as client:
         check(await ask(client, "/orders", token, proof=proof), case.reason)
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("name", UNENFORCEABLE_NAMES)
+async def test_a_binding_that_cannot_be_enforced_is_refused_not_read_as_bearer(
+    issuer: LocalIssuer, proof_key: SigningKey, name: str
+) -> None:
+    """A ``cnf`` we cannot check is 401 ``cnf_unsupported``, with or without a valid proof."""
+    case = unenforceable_binding(proof_key, name)
+    token = issuer.mint(cnf=case.cnf)
+    app = ForwardAuthApp(parse_config(document(issuer)))
+    async with gateway(app) as client:
+        for uri in ("/orders", "/payments", "/vault"):
+            proof = proof_for(proof_key, token, uri)
+            for scheme, sent in (("Bearer", None), ("DPoP", proof)):
+                response = await ask(client, uri, token, scheme=scheme, proof=sent)
+                assert_cnf_refusal(response.status_code, response.headers, response.json())
 
 
 @pytest.mark.anyio
