@@ -66,7 +66,10 @@ def decode_text(value: str) -> str:
             raise ValueError(f"an unencoded {char!r}")
         out.append(ord(char))
         position += 1
-    return out.decode("utf-8", "surrogatepass")
+    try:
+        return out.decode("utf-8", "surrogatepass")
+    except UnicodeDecodeError:
+        raise ValueError("the decoded bytes are not UTF-8") from None
 
 
 def encode_list(items: list[str], separator: str = ",") -> str:
