@@ -1,7 +1,9 @@
 """Which requests an adapter lets through without a token: one syntax in every adapter.
 
 ``exempt_paths`` are path prefixes on whole segments: ``"/health"`` exempts ``/health`` and
-``/health/live``, never ``/healthz``; ``"/"`` alone is refused (it would exempt everything).
+``/health/live``, never ``/healthz``; with a trailing slash, ``"/public/"`` exempts only what
+lies below (``/public/info``, not ``/public``). ``"/"`` alone is refused (it would exempt
+everything).
 A path is exempt only in its canonical spelling: one with a dot segment, a ``;`` parameter,
 a backslash, an empty segment or a control character is never exempt, so that
 ``/health/../admin`` or ``/health;/../admin`` cannot reach a protected route through an
@@ -35,37 +37,45 @@ class Exemptions:
 
     __slots__ = ("_exact", "_methods", "_prefixes", "methods", "paths")
 
+    paths: tuple[str, ...]
+
     def __init__(
         self, paths: Iterable[str] = (), methods: Iterable[str] = DEFAULT_EXEMPT_METHODS
     ) -> None:
         if isinstance(paths, str) or isinstance(methods, str):
             raise ConfigurationError("exempt_paths and exempt_methods must be lists of strings")
-        cleaned: list[str] = []
+        paths = tuple(paths)
+        exact: list[str] = []
+        prefixes: list[str] = []
         for path in paths:
             if not isinstance(path, str) or not path.startswith("/"):
                 raise ConfigurationError(f"exempt path {path!r} must start with '/'")
             trimmed = path.rstrip("/")
             if not trimmed or _NOT_CANONICAL.search(trimmed):
-                raise ConfigurationError(f"exempt path {path!r} must be a canonical path below '/'")
-            cleaned.append(trimmed)
+                raise ConfigurationError(
+                    f"exempt path {path!r} must be a canonical path below '/'"
+                )
+            if not path.endswith("/"):
+                exact.append(trimmed)
+            prefixes.append(trimmed + "/")
         method_list = list(methods)
         if not all(isinstance(method, str) and method.strip() for method in method_list):
             raise ConfigurationError("exempt_methods must be a list of method names")
-        self.paths = tuple(cleaned)
+        self.paths = paths
         self.methods = frozenset(method.strip().upper() for method in method_list)
-        self._exact = frozenset(cleaned)
-        self._prefixes = tuple(path + "/" for path in cleaned)
+        self._exact = frozenset(exact)
+        self._prefixes = tuple(prefixes)
         self._methods = self.methods
 
     def __call__(self, method: str, path: str) -> bool:
         """True when ``method path`` is served without a token."""
         if method in self._methods:
             return True
-        if not self._exact:
+        if not self._prefixes:
             return False
         if path not in self._exact and not path.startswith(self._prefixes):
             return False
         return not _NOT_CANONICAL.search(path)
 
     def __bool__(self) -> bool:
-        return bool(self._exact or self._methods)
+        return bool(self._prefixes or self._methods)

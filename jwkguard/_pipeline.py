@@ -180,18 +180,13 @@ class RequestPipeline:
     ) -> None:
         if not isinstance(validator, Validator):
             raise ConfigurationError("the request pipeline needs a jwkguard.Validator")
-        if allow_query not in _QUERY_POLICIES:
-            raise ConfigurationError(f"allow_query must be one of {', '.join(_QUERY_POLICIES)}")
-        if websocket_subprotocol is not None and (
-            not isinstance(websocket_subprotocol, str) or not websocket_subprotocol.strip()
-        ):
-            raise ConfigurationError("websocket_subprotocol must be a non-empty string or None")
-        if not isinstance(realm, str):
-            raise ConfigurationError("realm must be a string")
-        if sender is not None and not isinstance(sender, SenderConstraints):
-            raise ConfigurationError("sender must be a jwkguard.SenderConstraints")
-        if introspector is not None and not isinstance(introspector, Introspector):
-            raise ConfigurationError("introspector must be a jwkguard.Introspector")
+        self.check_options(
+            realm=realm,
+            allow_query=allow_query,
+            websocket_subprotocol=websocket_subprotocol,
+            sender=sender,
+            introspector=introspector,
+        )
         self.validator = validator
         self.realm = realm
         self.subprotocol = websocket_subprotocol
@@ -208,6 +203,33 @@ class RequestPipeline:
             self._lifecycle = None
 
     # -- configuration --------------------------------------------------------------------
+
+    @staticmethod
+    def check_options(
+        *,
+        realm: str = "api",
+        allow_query: QueryPolicy = "never",
+        websocket_subprotocol: str | None = None,
+        sender: SenderConstraints | None = None,
+        introspector: Introspector | None = None,
+    ) -> None:
+        """Raise ``ConfigurationError`` for options no pipeline accepts.
+
+        For adapters that build their pipeline later, once the validator is known, so a
+        bad option still fails at start-up.
+        """
+        if allow_query not in _QUERY_POLICIES:
+            raise ConfigurationError(f"allow_query must be one of {', '.join(_QUERY_POLICIES)}")
+        if websocket_subprotocol is not None and (
+            not isinstance(websocket_subprotocol, str) or not websocket_subprotocol.strip()
+        ):
+            raise ConfigurationError("websocket_subprotocol must be a non-empty string or None")
+        if not isinstance(realm, str):
+            raise ConfigurationError("realm must be a string")
+        if sender is not None and not isinstance(sender, SenderConstraints):
+            raise ConfigurationError("sender must be a jwkguard.SenderConstraints")
+        if introspector is not None and not isinstance(introspector, Introspector):
+            raise ConfigurationError("introspector must be a jwkguard.Introspector")
 
     def check_policy(self, policy: RoutePolicy) -> None:
         """Raise ``ConfigurationError`` if this pipeline cannot enforce ``policy``.
@@ -354,8 +376,11 @@ class RequestPipeline:
             return Decision(response=self.constraints(policy).refusal(None, realm=self.realm))
         introspected = decision.introspected
         try:
-            if policy.dpop or policy.certificate:
-                self.constraints(policy).check_required(claims)
+            constraints = self.constraints(policy)
+            if not constraints.inactive:
+                # A token checked by another pipeline (a stacked dependency) passed its binding
+                # check there; what this one requires of an unbound token is checked here.
+                constraints.check_required(claims)
             if policy.introspect and not introspected:
                 # None: the endpoint is down and the introspector is fail-open (hybrid mode).
                 yield (_INTROSPECT, decision.credentials.token if decision.credentials else "")

@@ -8,10 +8,8 @@ Example:
 The verified claims are in ``scope["jwkguard.claims"]`` (a :class:`jwkguard.Claims`; None on
 an optional request without a token). Refusals are the RFC 6750 answers every jwkguard
 adapter gives (JSON body, ``WWW-Authenticate``). A WebSocket handshake without a valid token
-is refused: with that HTTP answer where the server supports the ASGI
-``websocket.http.response`` extension, else by closing with 1008 (1013 when no signing keys
-can be had). ``lifespan`` and any other scope type pass through untouched. No web framework
-is imported.
+is closed with 1008 (1013 when no signing keys can be had). ``lifespan`` and any other scope
+type pass through untouched. No web framework is imported.
 """
 
 from __future__ import annotations
@@ -29,7 +27,13 @@ from ._sender import SenderConstraints
 from ._validator import Validator
 from .errors import KeysUnavailable, TokenError
 
-__all__ = ["CLAIMS_KEY", "JWKGuardMiddleware", "close_reason"]
+__all__ = [
+    "CLAIMS_KEY",
+    "DEFAULT_EXEMPT_METHODS",
+    "JWKGuardMiddleware",
+    "close_reason",
+    "send_error",
+]
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -135,13 +139,13 @@ class JWKGuardMiddleware:
     async def refuse_websocket(
         scope: Scope, receive: Receive, send: Send, decision: Decision
     ) -> None:
-        """Refuse the handshake: an HTTP answer where the server can send one, else close."""
+        """Close the handshake: 1008, or 1013 when no signing keys can be had.
+
+        The same as the FastAPI dependency does, so a client sees one behaviour; servers
+        answer a handshake closed before it was accepted with HTTP 403.
+        """
         message = await receive()
         if message["type"] != "websocket.connect":
-            return
-        extensions = scope.get("extensions") or {}
-        if "websocket.http.response" in extensions and decision.response is not None:
-            await send_error(send, decision.response, prefix="websocket.http.response")
             return
         code, reason = close_reason(decision.error)
         await send({"type": "websocket.close", "code": code, "reason": reason})

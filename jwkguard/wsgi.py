@@ -25,7 +25,7 @@ from ._request_view import view_from_environ
 from ._sender import SenderConstraints
 from ._validator import Validator
 
-__all__ = ["CLAIMS_KEY", "JWKGuardMiddleware"]
+__all__ = ["CLAIMS_KEY", "DEFAULT_EXEMPT_METHODS", "JWKGuardMiddleware", "refuse"]
 
 StartResponse = Callable[..., Any]
 WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]

@@ -191,22 +191,18 @@ class JWTBearer(SecurityBase):
     ) -> Claims | None:
         """Authenticate the connection; FastAPI calls this for every protected route."""
         validator = self.validator if self.validator is not None else _app_validator(request)
-        try:
-            claims = await self.authenticator.authenticate(
-                request.scope, validator, security_scopes.scopes
-            )
-        except TokenError as exc:
-            answer = self.authenticator.refusal(exc, request.scope)
-            raise self._refuse(request, exc, answer) from None
-        if claims is None and self.auto_error:
-            raise self._refuse(request, None, self.authenticator.missing())
+        policy = self.authenticator.policy(security_scopes.scopes, optional=not self.auto_error)
+        decision = await self.authenticator.decide(request.scope, validator, policy)
+        if decision.response is not None:
+            raise self._refuse(request, decision.error, decision.response)
         # request.state reads this dict; writing it directly spares a State object per request.
-        request.scope.setdefault("state", {})["claims"] = claims
-        return claims
+        request.scope.setdefault("state", {})["claims"] = decision.claims
+        return decision.claims
 
     def subprotocol(self, websocket: HTTPConnection) -> str | None:
         """The subprotocol to pass to ``websocket.accept`` (the marker, if the client used it)."""
-        return self.authenticator.offered_subprotocol(websocket.scope)
+        validator = self.validator if self.validator is not None else _app_validator(websocket)
+        return self.authenticator.offered_subprotocol(websocket.scope, validator)
 
     @staticmethod
     def _refuse(

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, MutableMapping
+from typing import Any
 
 from starlette.authentication import (
     AuthCredentials,
@@ -12,11 +13,22 @@ from starlette.authentication import (
 )
 from starlette.requests import HTTPConnection
 from starlette.responses import PlainTextResponse, Response
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp
 
-from jwkguard import Claims, ErrorResponse, SenderConstraints, TokenError, Validator
+from jwkguard import (
+    Claims,
+    ConfigurationError,
+    Decision,
+    ErrorResponse,
+    Introspector,
+    QueryPolicy,
+    SenderConstraints,
+    Validator,
+)
+from jwkguard.asgi import DEFAULT_EXEMPT_METHODS
+from jwkguard.asgi import JWKGuardMiddleware as ASGIMiddleware
 
-from ._authenticate import Authenticator, QueryPolicy, close_reason
+from ._authenticate import Authenticator
 from ._responses import to_response
 
 __all__ = ["ClaimsUser", "JWKGuardBackend", "JWKGuardMiddleware", "TokenAuthenticationError"]
@@ -89,10 +101,13 @@ class JWKGuardBackend(AuthenticationBackend):
 
     async def authenticate(self, conn: HTTPConnection) -> tuple[AuthCredentials, BaseUser] | None:
         """The credentials and user of the connection, None when anonymous."""
-        try:
-            claims = await self.authenticator.authenticate(conn.scope, self.validator)
-        except TokenError as exc:
-            raise TokenAuthenticationError(self.authenticator.refusal(exc, conn.scope)) from None
+        authenticator = self.authenticator
+        decision = await authenticator.decide(
+            conn.scope, self.validator, authenticator.policy(optional=True)
+        )
+        if decision.response is not None:
+            raise TokenAuthenticationError(decision.response)
+        claims = decision.claims
         if claims is None:
             return None
         conn.scope.setdefault("state", {})["claims"] = claims
@@ -106,25 +121,30 @@ class JWKGuardBackend(AuthenticationBackend):
         return PlainTextResponse(str(exc), status_code=400)
 
 
-class JWKGuardMiddleware:
+class JWKGuardMiddleware(ASGIMiddleware):
     """Pure ASGI middleware that protects a whole application, answering refusals itself.
 
-    Every HTTP request and WebSocket handshake must carry a valid token, except for the
-    exempt paths and methods. The verified claims go to ``request.state.claims``. Refusals
-    follow RFC 6750; a refused WebSocket handshake is closed with 1008 (1013 when no signing
-    keys can be had).
+    :class:`jwkguard.asgi.JWKGuardMiddleware` with Starlette's conventions: the verified
+    claims also go to ``request.state.claims``. Every HTTP request and WebSocket handshake
+    must carry a valid token, except the exempt paths and methods. Refusals follow RFC 6750;
+    a refused WebSocket handshake gets the HTTP answer where the server supports it, else it
+    is closed with 1008 (1013 when no signing keys can be had).
 
     Args:
         app: The ASGI application to protect.
         validator: The validator.
-        exempt_paths: Paths served without a token (exact match, e.g. ``"/health"``).
-        exempt_prefixes: Path prefixes served without a token (e.g. ``"/public/"``).
-        exempt_methods: Methods served without a token (e.g. ``"OPTIONS"`` for CORS).
+        exempt_paths: Path prefixes served without a token, on whole segments (``"/health"``
+            covers ``/health/live``, not ``/healthz``); only canonical spellings are exempt.
+        exempt_prefixes: The same as ``exempt_paths`` (kept for existing configurations).
+        exempt_methods: Methods served without a token; default ``OPTIONS`` (CORS preflight).
+        optional: Let requests without a token through (``request.state.claims`` is None).
         scopes: Scopes every request needs.
         realm: The ``realm`` of the ``WWW-Authenticate`` challenge.
         allow_query: Where ``?access_token=`` is accepted.
         websocket_subprotocol: Accept a WebSocket token offered as ``[marker, token]``.
         sender_constraints: DPoP and certificate binding; bound tokens are refused by default.
+        introspector: Introspection for opaque tokens (and every token with ``introspect``).
+        introspect: Ask the introspector about every token (RFC 7662 hybrid mode).
     """
 
     def __init__(
@@ -134,54 +154,35 @@ class JWKGuardMiddleware:
         *,
         exempt_paths: Iterable[str] = (),
         exempt_prefixes: Iterable[str] = (),
-        exempt_methods: Iterable[str] = (),
+        exempt_methods: Iterable[str] = DEFAULT_EXEMPT_METHODS,
+        optional: bool = False,
         scopes: Collection[str] = (),
         realm: str = "api",
         allow_query: QueryPolicy = "never",
         websocket_subprotocol: str | None = None,
         sender_constraints: SenderConstraints | None = None,
+        introspector: Introspector | None = None,
+        introspect: bool = False,
     ) -> None:
-        self.app = app
-        self.validator = validator
-        self.exempt_paths = frozenset(exempt_paths)
-        self.exempt_prefixes = tuple(exempt_prefixes)
-        self.exempt_methods = frozenset(method.upper() for method in exempt_methods)
-        self.scopes = frozenset(scopes)
-        self.authenticator = Authenticator(
+        if isinstance(exempt_prefixes, str):
+            raise ConfigurationError("exempt_prefixes must be a list of paths")
+        super().__init__(
+            app,
+            validator,
+            exempt_paths=[*exempt_paths, *exempt_prefixes],
+            exempt_methods=exempt_methods,
+            optional=optional,
+            scopes=scopes,
             realm=realm,
             allow_query=allow_query,
             websocket_subprotocol=websocket_subprotocol,
-            sender_constraints=sender_constraints,
+            sender=sender_constraints,
+            introspector=introspector,
+            introspect=introspect,
         )
+        self.validator = validator
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] not in ("http", "websocket") or self._exempt(scope):
-            await self.app(scope, receive, send)
-            return
-        error: TokenError | None = None
-        try:
-            claims = await self.authenticator.authenticate(scope, self.validator, self.scopes)
-        except TokenError as exc:
-            claims, error = None, exc
-        if claims is not None:
-            scope.setdefault("state", {})["claims"] = claims
-            await self.app(scope, receive, send)
-            return
-        if scope["type"] == "websocket":
-            code, reason = close_reason(error)
-            await send({"type": "websocket.close", "code": code, "reason": reason})
-            return
-        answer = (
-            self.authenticator.missing()
-            if error is None
-            else self.authenticator.refusal(error, scope)
-        )
-        await to_response(answer)(scope, receive, send)
-
-    def _exempt(self, scope: Scope) -> bool:
-        path: str = scope["path"]
-        return (
-            path in self.exempt_paths
-            or path.startswith(self.exempt_prefixes)
-            or (scope["type"] == "http" and scope["method"] in self.exempt_methods)
-        )
+    def attach(self, scope: MutableMapping[str, Any], decision: Decision) -> None:
+        """``request.state.claims`` as well as ``scope["jwkguard.claims"]``."""
+        super().attach(scope, decision)
+        scope.setdefault("state", {})["claims"] = decision.claims

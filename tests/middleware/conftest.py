@@ -84,8 +84,12 @@ class WaitressServer:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
-        self._server.close()
-        self._server.task_dispatcher.shutdown()  # type: ignore[union-attr]
+        server: Any = self._server
+        server.close()
+        # The loop runs until its map is empty: close the kept-alive client channels too.
+        for channel in list(server._map.values()):
+            channel.close()
+        server.task_dispatcher.shutdown()
         self._thread.join(timeout=10)
 
 
