@@ -2,8 +2,8 @@
 
 The pipeline decides (credentials, validation, sender binding, introspection, scopes, usage);
 this module only builds the request view from the raw ASGI scope, keeps one pipeline per
-validator, and remembers a connection's decision (per validator) so that a second dependency on the same
-route neither validates the token again nor spends its DPoP proof twice.
+validator, and remembers a connection's decision (per validator) so that a second dependency
+on the same route neither validates the token again nor spends its DPoP proof twice.
 """
 
 from __future__ import annotations
