@@ -1,19 +1,8 @@
-"""An orders API protected by jwkguard: a small but realistic FastAPI application.
+"""An orders API protected by jwkguard: the FastAPI application ``jwkguard demo`` serves.
 
-Routes (``create_app(validator)`` builds them; the signature is stable):
-
-    GET  /                 public: service name and links
-    GET  /health           public: liveness
-    GET  /catalog          optional auth: public items, plus a greeting when a token is sent
-    GET  /me               any valid token: subject, scopes, key id
-    GET  /orders           scope ``orders:read``: the orders
-    POST /orders           scope ``orders:write``: create an order ({"item": str, "quantity": int})
-    WS   /ws/orders        scope ``orders:read``: a feed of order events; the token comes in the
-                           Authorization header, as the subprotocols ``["bearer", token]``, or
-                           as ``?access_token=`` (WebSocket handshakes only)
-    GET  /docs             Swagger UI, with the Authorize button
-
-Run it against any issuer::
+Its code is in ``jwkguard/_demo/_api.py`` (shipped in the wheel, so the demo runs from
+``pip install 'jwkguard[demo]'``); read it there. It uses only the public names of ``jwkguard``
+and ``jwkguard_fastapi``. Run it against any issuer::
 
     JWKGUARD_ISSUER=https://id.example.com/ JWKGUARD_AUDIENCE=https://api.example.com \\
     JWKGUARD_ALGORITHMS=RS256 uvicorn examples.fastapi_app:app
@@ -22,136 +11,16 @@ Run it against any issuer::
 ``JWKGUARD_AUDIENCE`` and ``JWKGUARD_ALGORITHMS`` take comma-separated lists.
 """
 
-import os
-from collections.abc import Mapping
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import FastAPI, Security, WebSocket, WebSocketDisconnect
-from pydantic import BaseModel, Field
+from jwkguard._demo._api import NewOrder, Order, create_app, validator_from_env
 
-from jwkguard import Claims, ConfigurationError, Issuer, Validator
-from jwkguard_fastapi import CurrentClaims, JWTBearer, OptionalClaims, install, lifespan
-
-__all__ = ["create_app", "validator_from_env"]
-
-READ = "orders:read"
-WRITE = "orders:write"
-
-
-class NewOrder(BaseModel):
-    """An order to create."""
-
-    item: str = Field(min_length=1, max_length=100)
-    quantity: int = Field(ge=1, le=1000)
-
-
-class Order(NewOrder):
-    """A stored order."""
-
-    id: int
-    owner: str
-
-
-def create_app(validator: Validator) -> FastAPI:
-    """The example API, protected by ``validator``."""
-    auth = JWTBearer(
-        validator,
-        allow_query="websocket",
-        websocket_subprotocol="bearer",
-    )
-    # No `from __future__ import annotations` in this module: FastAPI reads these at run time.
-    Reader = Annotated[Claims, Security(auth, scopes=[READ])]
-    Writer = Annotated[Claims, Security(auth, scopes=[WRITE])]
-
-    app = FastAPI(
-        title="Orders API",
-        description="A jwkguard example: public, optional-auth and scoped routes, a WebSocket.",
-        version="1.0",
-        lifespan=lifespan(validator),
-    )
-    install(app, validator)
-    orders: list[Order] = [
-        Order(id=1, item="coffee beans", quantity=2, owner="user-123"),
-        Order(id=2, item="filter papers", quantity=1, owner="user-456"),
-    ]
-
-    @app.get("/", tags=["public"])
-    async def index() -> dict[str, str]:
-        return {"service": "orders", "docs": "/docs"}
-
-    @app.get("/health", tags=["public"])
-    async def health() -> dict[str, str]:
-        return {"status": "ok"}
-
-    @app.get("/catalog", tags=["public"])
-    async def catalog(claims: OptionalClaims) -> dict[str, Any]:
-        items = ["coffee beans", "filter papers", "kettle"]
-        if claims is None:
-            return {"items": items}
-        return {"items": items, "greeting": f"welcome back, {claims.subject}"}
-
-    @app.get("/me", tags=["account"])
-    async def me(claims: CurrentClaims) -> dict[str, Any]:
-        return {
-            "subject": claims.subject,
-            "scopes": sorted(claims.scopes),
-            "key_id": claims.key_id,
-        }
-
-    @app.get("/orders", tags=["orders"])
-    async def list_orders(claims: Reader) -> list[Order]:
-        return orders
-
-    @app.post("/orders", status_code=201, tags=["orders"])
-    async def create_order(order: NewOrder, claims: Writer) -> Order:
-        created = Order(id=len(orders) + 1, owner=claims.subject or "", **order.model_dump())
-        orders.append(created)
-        return created
-
-    @app.websocket("/ws/orders")
-    async def order_feed(websocket: WebSocket, claims: Reader) -> None:
-        await websocket.accept(subprotocol=auth.subprotocol(websocket))
-        await websocket.send_json({"event": "hello", "subject": claims.subject})
-        try:
-            while True:
-                message = await websocket.receive_text()
-                if message == "list":
-                    await websocket.send_json(
-                        {"event": "orders", "orders": [o.model_dump() for o in orders]}
-                    )
-                else:
-                    await websocket.send_json({"event": "unknown", "message": message[:100]})
-        except WebSocketDisconnect:
-            return
-
-    return app
-
-
-def _split(value: str) -> list[str]:
-    return [part for part in value.replace(",", " ").split() if part]
-
-
-def validator_from_env(environ: Mapping[str, str] = os.environ) -> Validator:
-    """A validator from ``JWKGUARD_ISSUER``, ``JWKGUARD_AUDIENCE``, ``JWKGUARD_ALGORITHMS``
-    and the optional ``JWKGUARD_JWKS_URI``."""
-    missing = [
-        name
-        for name in ("JWKGUARD_ISSUER", "JWKGUARD_AUDIENCE", "JWKGUARD_ALGORITHMS")
-        if not environ.get(name)
-    ]
-    if missing:
-        raise ConfigurationError(f"set {', '.join(missing)} to run the example API")
-    issuer = Issuer(
-        environ["JWKGUARD_ISSUER"],
-        audiences=_split(environ["JWKGUARD_AUDIENCE"]),
-        jwks_uri=environ.get("JWKGUARD_JWKS_URI") or None,
-    )
-    return Validator(issuers=[issuer], algorithms=_split(environ["JWKGUARD_ALGORITHMS"]))
+__all__ = ["NewOrder", "Order", "create_app", "validator_from_env"]
 
 
 def __getattr__(name: str) -> Any:
-    # `uvicorn examples.fastapi_app:app` looks `app` up; building it lazily lets tests and
-    # `jwkguard demo` import this module (for create_app) without the environment set.
+    # `uvicorn examples.fastapi_app:app` looks `app` up; building it lazily lets tests
+    # import this module (for create_app) without the environment set.
     if name == "app":
         application = create_app(validator_from_env())
         globals()["app"] = application

@@ -22,6 +22,7 @@ __all__ = [
     "fail",
     "format_time",
     "relative",
+    "require_extra",
     "table",
 ]
 
@@ -84,6 +85,19 @@ def fail(message: str, code: int, *, as_json: bool = False, **fields: Any) -> No
     else:
         click.echo(f"error: {message}", err=True)
     raise SystemExit(code)
+
+
+def require_extra(command: str, extra: str, *modules: str, as_json: bool = False) -> None:
+    """Exit with one line naming the extra when a module ``command`` needs is not installed."""
+    import importlib.util
+
+    missing = [module for module in modules if importlib.util.find_spec(module) is None]
+    if missing:
+        fail(
+            f"`jwkguard {command}` needs {' and '.join(missing)}: pip install 'jwkguard[{extra}]'",
+            EXIT_USAGE,
+            as_json=as_json,
+        )
 
 
 def format_time(value: float | None) -> str:

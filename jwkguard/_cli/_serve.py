@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from ..errors import ConfigurationError
-from ._output import EXIT_USAGE, emit_json, fail
+from ._output import EXIT_USAGE, emit_json, fail, require_extra
 
 __all__ = ["serve_command"]
 
@@ -32,6 +32,7 @@ def serve_command(
 
     Exit status: 0 on a clean stop (or a valid --check), 2 for a bad configuration.
     """
+    require_extra("serve", "cli", "starlette", "uvicorn", as_json=as_json)
     from .._forward_auth import load_config, serve
     from .._settings import build_validator
 

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import logging
 import socket
 import threading
 import time
-from pathlib import Path
-from types import ModuleType, TracebackType
+from types import TracebackType
 from typing import Any, Self
 
 from .._admin import LifecycleAdmin
@@ -20,41 +18,16 @@ from .._validator import Validator
 from ..errors import ConfigurationError
 from ..testing import LocalIssuer
 
-__all__ = ["DemoStack", "ExampleMissing", "example_path", "load_example"]
+__all__ = ["DemoStack", "PortUnavailable"]
 
 AUDIENCE = "https://orders.example.com"
+DEFAULT_PORT = 8000
 # A short cache lifetime so that the outage step is felt within seconds.
 CACHE_SECONDS = 2
 
 
-class ExampleMissing(Exception):
-    """``examples/fastapi_app.py`` is not next to the package: not a source checkout."""
-
-
-def example_path() -> Path:
-    """Where the example API lives in a source checkout."""
-    import jwkguard
-
-    return Path(jwkguard.__file__).resolve().parents[1] / "examples" / "fastapi_app.py"
-
-
-def load_example(path: Path | None = None) -> ModuleType:
-    """Import the example API module from its file.
-
-    Raises:
-        ExampleMissing: The file does not exist (jwkguard installed from a wheel).
-    """
-    path = path or example_path()
-    if not path.is_file():
-        raise ExampleMissing(str(path))
-    spec = importlib.util.spec_from_file_location("jwkguard_demo_example_app", path)
-    if spec is None or spec.loader is None:
-        raise ExampleMissing(str(path))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    if not callable(getattr(module, "create_app", None)):
-        raise ExampleMissing(f"{path} has no create_app(validator)")
-    return module
+class PortUnavailable(Exception):
+    """The port asked for with ``--port`` cannot be had."""
 
 
 class _AuditLines(logging.Handler):
@@ -72,11 +45,13 @@ class DemoStack:
     """The issuer, the validator with its lifecycle store, and the API served by uvicorn.
 
     Args:
-        port: The API's port on 127.0.0.1; 0 picks a free one.
+        port: The API's port on 127.0.0.1; 0 picks a free one; ``None`` tries
+            :data:`DEFAULT_PORT` and takes a free one if that is busy (``moved_from`` says so).
     """
 
-    def __init__(self, port: int = 8000) -> None:
+    def __init__(self, port: int | None = None) -> None:
         self.requested_port = port
+        self.moved_from: int | None = None
         self.issuer = LocalIssuer(audience=AUDIENCE, cache_control=f"max-age={CACHE_SECONDS}")
         self.store = MemoryStore()
         audit_logger = logging.getLogger("jwkguard.demo.audit")
@@ -98,8 +73,9 @@ class DemoStack:
         self.issuer.start()
 
     def build_app(self) -> Any:
-        """The validator (keys by discovery, lifecycle checks) and the example API around it."""
-        module = load_example()
+        """The validator (keys by discovery, lifecycle checks) and the orders API around it."""
+        from ._api import create_app
+
         self.validator = Validator(
             issuers=[
                 self.issuer.issuer_config(min_ttl=CACHE_SECONDS, max_stale=3600),
@@ -108,13 +84,13 @@ class DemoStack:
             lifecycle=Lifecycle(self.store),
             on_event=self.audit,
         )
-        return module.create_app(self.validator)
+        return create_app(self.validator)
 
     def serve(self, app: Any, timeout: float = 20.0) -> None:
         """Run the API with uvicorn in a background thread until it accepts requests."""
         import uvicorn
 
-        self._socket = _bind(self.requested_port)
+        self._socket, self.moved_from = _bind(self.requested_port)
         config = uvicorn.Config(app, log_level="warning", lifespan="on", access_log=False)
         self._server = server = uvicorn.Server(config)
         self._thread = threading.Thread(
@@ -131,7 +107,7 @@ class DemoStack:
     @property
     def port(self) -> int:
         if self._socket is None:
-            return self.requested_port
+            return DEFAULT_PORT if self.requested_port is None else self.requested_port
         return int(self._socket.getsockname()[1])
 
     @property
@@ -172,18 +148,27 @@ class DemoStack:
         return record
 
 
-def _bind(port: int) -> socket.socket:
-    """A listening socket on 127.0.0.1:``port``, or on a free port if that one is taken."""
+def _bind(port: int | None) -> tuple[socket.socket, int | None]:
+    """A listening socket on 127.0.0.1, and the default port it moved from (if it did).
+
+    Raises:
+        PortUnavailable: ``port`` was asked for and cannot be had.
+    """
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    moved_from = None
     try:
-        sock.bind(("127.0.0.1", port))
-    except OSError:
+        sock.bind(("127.0.0.1", DEFAULT_PORT if port is None else port))
+    except OSError as exc:
         sock.close()
-        if port == 0:
-            raise
+        if port is not None:
+            raise PortUnavailable(
+                f"port {port} on 127.0.0.1 cannot be used ({exc.strerror or exc}); "
+                "choose another with --port N, or --port 0 for any free port"
+            ) from None
+        moved_from = DEFAULT_PORT
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.bind(("127.0.0.1", 0))
     sock.listen(128)
     sock.set_inheritable(True)
-    return sock
+    return sock, moved_from

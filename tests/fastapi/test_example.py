@@ -41,6 +41,22 @@ def test_public_routes_need_no_token(client: TestClient) -> None:
     assert client.get("/health").json() == {"status": "ok"}
 
 
+def test_swagger_ui_is_served_from_the_installed_package(client: TestClient) -> None:
+    """/docs names no CDN: its script, style and icon come from swagger-ui-py, here."""
+    page = client.get("/docs")
+    assert page.status_code == 200
+    assert "cdn." not in page.text
+    assets = ["/docs/assets/swagger-ui-bundle.js", "/docs/assets/swagger-ui.css"]
+    for asset in [*assets, "/docs/assets/favicon-32x32.png"]:
+        assert asset in page.text
+    for asset, kind in zip(assets, ["javascript", "text/css"], strict=True):
+        response = client.get(asset)
+        assert response.status_code == 200
+        assert kind in response.headers["content-type"]
+    assert "oauth2" in client.get("/docs/oauth2-redirect").text
+    assert "/docs/assets" not in client.get("/openapi.json").text
+
+
 def test_catalog_is_optional_auth(client: TestClient, issuer: LocalIssuer) -> None:
     assert "greeting" not in client.get("/catalog").json()
     signed_in = client.get("/catalog", headers=bearer(issuer.mint(subject="fay")))

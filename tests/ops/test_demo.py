@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import json
 import re
+import socket
 import subprocess
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from jwkguard import _demo
-from jwkguard._demo import _stack, _tour, run_demo
-from jwkguard._demo._stack import ExampleMissing, load_example
+from jwkguard._demo import _stack, _tour, cli_command, run_demo
 
 from .conftest import JWKGUARD
 
@@ -74,20 +76,64 @@ def test_demo_exits_1_when_a_step_misbehaves(
         assert "Some steps did NOT behave as told" in output
 
 
-def test_demo_explains_that_it_needs_a_source_checkout(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+@pytest.fixture
+def busy_port() -> Iterator[int]:
+    """A port on 127.0.0.1 another program listens on."""
+    with socket.socket() as other:
+        other.bind(("127.0.0.1", 0))
+        other.listen()
+        yield int(other.getsockname()[1])
+
+
+def test_a_port_asked_for_that_is_busy_is_an_error(
+    busy_port: int, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    missing = tmp_path / "examples" / "fastapi_app.py"
-    monkeypatch.setattr(_stack, "example_path", lambda: missing)
-    monkeypatch.setattr(_demo, "example_path", lambda: missing)
-    assert run_demo(once=True, port=0, color=False) == 2
+    assert run_demo(once=True, port=busy_port, color=False) == 2
     output = capsys.readouterr().out
-    assert "runs from a source checkout" in output
-    assert str(missing) in output
+    assert f"port {busy_port} on 127.0.0.1 cannot be used" in output
+    assert "--port 0" in output
+    assert "[ 1/" not in output  # no tour against another program
 
 
-def test_the_example_is_loaded_by_file_path() -> None:
-    module = load_example()
-    assert callable(module.create_app)
-    with pytest.raises(ExampleMissing):
-        load_example(Path("/nonexistent/fastapi_app.py"))
+def test_a_busy_default_port_is_said_and_another_one_used(
+    busy_port: int, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(_stack, "DEFAULT_PORT", busy_port)
+    monkeypatch.setattr(_tour, "steps", lambda: [])
+    assert run_demo(once=True, color=False) == 0
+    output = capsys.readouterr().out
+    moved = re.search(rf"Port {busy_port} is busy, so the API uses port (\d+)", output)
+    assert moved is not None, output
+    assert int(moved.group(1)) != busy_port
+    assert f"API      http://127.0.0.1:{moved.group(1)}" in output
+
+
+def test_the_closing_line_is_whole(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(_demo, "_commands", lambda stack: [("keys", "jwkguard keys x")])
+    for tty, closing in [
+        (True, "Serving on 127.0.0.1. Enter for fresh tokens, Ctrl-C to stop.\n"),
+        (False, "Serving on 127.0.0.1. Ctrl-C to stop.\n"),
+    ]:
+        monkeypatch.setattr(sys.stdin, "isatty", lambda tty=tty: tty, raising=False)
+        _demo._print_commands(object(), _demo.Console(color=False))  # type: ignore[arg-type]
+        assert capsys.readouterr().out.endswith(closing)
+
+
+def test_printed_commands_run_in_a_fresh_shell(tmp_path: Path) -> None:
+    """In a venv the printed `jwkguard` is the script's absolute path: no activation needed."""
+    command = cli_command()
+    if sys.prefix != sys.base_prefix:
+        assert command == str(Path(sys.executable).parent.absolute() / "jwkguard")
+    # A shell with a bare PATH, started elsewhere, runs it.
+    result = subprocess.run(
+        ["/bin/sh", "-c", f"{command} --version"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={"PATH": "/usr/bin:/bin"},
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("jwkguard, version ")
