@@ -46,6 +46,8 @@ def serve_command(
         summary = {
             "valid": True,
             "listen": f"{host or config.host}:{config.port if port is None else port}",
+            "gateway": config.gateway,
+            "trusted_proxies": list(config.trusted_proxies),
             "issuers": [
                 issuer.get("issuer") if isinstance(issuer, dict) else str(issuer)
                 for issuer in config.validator.get("issuers", [])

@@ -200,3 +200,42 @@ def test_wildcard_hosts_match_subdomains_only() -> None:
     assert route.matches("api.example.com", "/", "GET")
     assert not route.matches("example.com", "/", "GET")
     assert not route.matches("evilexample.com", "/", "GET")
+
+
+GATEWAYS_DOC = Path(__file__).resolve().parents[2] / "docs" / "gateways.md"
+
+
+def test_the_documented_configuration_is_valid_and_refuses_unnamed_methods(
+    issuer: LocalIssuer,
+) -> None:
+    import tomllib
+
+    (block,) = re.findall(r"```toml\n(.*?)```", GATEWAYS_DOC.read_text(encoding="utf-8"), re.S)
+    document = tomllib.loads(block)
+    assert document["server"]["gateway"] == "nginx"
+    document["validator"]["issuers"] = [
+        {"issuer": issuer.url, "audiences": [issuer.audience], "jwks": issuer.jwks()}
+    ]
+    del document["lifecycle"]
+    config = parse_config(document)
+    assert config.trusted_proxies == ("127.0.0.1",)
+    writer = issuer.mint(scopes=["orders:write"])
+    with TestClient(ForwardAuthApp(config), client=("127.0.0.1", 1)) as client:
+        for method, status in (("PATCH", 200), ("HEAD", 403), ("OPTIONS", 403)):
+            response = client.get(
+                "/auth",
+                headers={
+                    "X-Original-URI": "/orders/7",
+                    "X-Original-Method": method,
+                    "X-Forwarded-Host": "api.example.com",
+                    "Authorization": f"Bearer {writer}",
+                },
+            )
+            assert response.status_code == status, method
+
+
+def test_check_reports_the_gateway_and_its_trusted_peers(config_file: Path) -> None:
+    result = CliRunner().invoke(cli, ["serve", "--config", str(config_file), "--check", "--json"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.output)
+    assert (summary["gateway"], summary["trusted_proxies"]) == ("nginx", ["127.0.0.1", "::1"])
