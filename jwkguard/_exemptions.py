@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from typing import ClassVar
 
 from .errors import ConfigurationError
 
@@ -39,6 +40,9 @@ class Exemptions:
 
     paths: tuple[str, ...]
 
+    DEFAULT_METHODS: ClassVar[tuple[str, ...]] = DEFAULT_EXEMPT_METHODS
+    """Methods exempt unless told otherwise: ``OPTIONS`` (CORS preflight)."""
+
     def __init__(
         self, paths: Iterable[str] = (), methods: Iterable[str] = DEFAULT_EXEMPT_METHODS
     ) -> None:
@@ -52,9 +56,7 @@ class Exemptions:
                 raise ConfigurationError(f"exempt path {path!r} must start with '/'")
             trimmed = path.rstrip("/")
             if not trimmed or _NOT_CANONICAL.search(trimmed):
-                raise ConfigurationError(
-                    f"exempt path {path!r} must be a canonical path below '/'"
-                )
+                raise ConfigurationError(f"exempt path {path!r} must be a canonical path below '/'")
             if not path.endswith("/"):
                 exact.append(trimmed)
             prefixes.append(trimmed + "/")
@@ -69,8 +71,10 @@ class Exemptions:
 
     def __call__(self, method: str, path: str) -> bool:
         """True when ``method path`` is served without a token."""
-        if method in self._methods:
-            return True
+        return method in self._methods or self.path_exempt(path)
+
+    def path_exempt(self, path: str) -> bool:
+        """True when ``path`` is one of the exempt paths, spelled canonically."""
         if not self._prefixes:
             return False
         if path not in self._exact and not path.startswith(self._prefixes):

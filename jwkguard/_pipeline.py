@@ -455,7 +455,7 @@ class RequestPipeline:
             url=request.url(),
             dpop_proofs=tuple(request.headers.getlist("dpop")),
             client_certificate=sender.client_certificate(
-                request.certificate, tuple(forwarded), request.client
+                request.certificate, tuple(forwarded), request.peer or request.client
             ),
         )
 

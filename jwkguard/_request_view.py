@@ -86,7 +86,10 @@ class RequestView:
         query: The raw query string (without ``?``).
         url: Builds the full URL as the client addressed it (the DPoP ``htu``); only called
             for DPoP-bound tokens.
-        client: The address of the connection's peer, if known.
+        client: The client's address, if known (reuse alerts count it); behind a proxy that
+            the framework trusts, the address the proxy reported.
+        peer: The address of the connection's direct peer, when it differs from ``client``;
+            only the direct peer decides whether a proxy's certificate header is believed.
         certificate: The client certificate of this server's own TLS connection, if any.
         websocket: True for a WebSocket handshake.
         subprotocols: The WebSocket subprotocols the client offered.
@@ -97,6 +100,7 @@ class RequestView:
     query: str = ""
     url: Callable[[], str] = field(default=_no_url)
     client: str | None = None
+    peer: str | None = None
     certificate: bytes | str | None = None
     websocket: bool = False
     subprotocols: tuple[str, ...] = ()
@@ -172,13 +176,16 @@ def view_from_environ(environ: Mapping[str, Any]) -> RequestView:
     """The view of a WSGI request (also Django's ``request.META``).
 
     The client certificate comes from ``SSL_CLIENT_CERT``, where WSGI servers (werkzeug,
-    Apache mod_ssl) put a verified one.
+    Apache mod_ssl) put a verified one. Behind werkzeug's ``ProxyFix`` the direct peer is
+    the address ``ProxyFix`` replaced.
     """
+    original = environ.get("werkzeug.proxy_fix.orig") or {}
     return RequestView(
         method=str(environ.get("REQUEST_METHOD", "GET")).upper(),
         headers=EnvironHeaders(environ),
         query=environ.get("QUERY_STRING", ""),
         url=lambda: environ_url(environ),
         client=environ.get("REMOTE_ADDR"),
+        peer=original.get("REMOTE_ADDR"),
         certificate=environ.get("SSL_CLIENT_CERT") or None,
     )

@@ -8,6 +8,8 @@ from typing import Any
 
 from jwkguard import (
     ConfigurationError,
+    Exemptions,
+    RequestPipeline,
     SenderConstraints,
     SenderSettings,
     Validator,
@@ -24,7 +26,17 @@ PREFIX = "JWKGUARD_"
 # The sender-constraint keys (JWKGUARD_DPOP, JWKGUARD_INTROSPECTION...) are read by
 # jwkguard.build_sender_settings.
 ADAPTER_SETTINGS = (
-    frozenset({"realm", "allow_query_token", "exempt", "exempt_methods", "warm_up", "require_keys"})
+    frozenset(
+        {
+            "realm",
+            "allow_query_token",
+            "exempt",
+            "exempt_paths",
+            "exempt_methods",
+            "warm_up",
+            "require_keys",
+        }
+    )
     | SenderSettings.NAMES
 )
 
@@ -39,8 +51,9 @@ class GuardState:
         allow_query_token: Accept ``?access_token=`` (``JWKGUARD_ALLOW_QUERY_TOKEN``;
             RFC 6750 section 2.3 advises against it).
         exempt: Endpoints that ``protect`` never challenges (``JWKGUARD_EXEMPT``).
-        exempt_methods: Methods that ``protect`` never challenges (``JWKGUARD_EXEMPT_METHODS``);
-            CORS preflight requests carry no credentials, so ``OPTIONS`` by default.
+        exemptions: Paths (``JWKGUARD_EXEMPT_PATHS``, whole-segment prefixes) and methods
+            (``JWKGUARD_EXEMPT_METHODS``; CORS preflight requests carry no credentials, so
+            ``OPTIONS`` by default) that ``protect`` never challenges.
         warm_up: Fetch remote keys in ``init_app`` (``JWKGUARD_WARM_UP``), so the first
             requests do not wait for them.
         require_keys: Make ``init_app`` fail when the warm-up gets no keys
@@ -49,18 +62,35 @@ class GuardState:
         sender: DPoP and certificate binding (``JWKGUARD_DPOP``, ``JWKGUARD_REQUIRE_DPOP``,
             ``JWKGUARD_CLIENT_CERT_HEADER``...) and the introspector of
             ``require(introspect=True)`` (``JWKGUARD_INTROSPECTION``).
+        pipeline: The request pipeline every view of this app goes through.
     """
 
     validator: Validator
     realm: str = "api"
     allow_query_token: bool = False
     exempt: frozenset[str] = frozenset()
-    exempt_methods: frozenset[str] = frozenset({"OPTIONS"})
+    exemptions: Exemptions = field(default_factory=Exemptions)
     warm_up: bool = False
     require_keys: bool = False
     sender: SenderSettings = field(
         default_factory=lambda: SenderSettings(constraints=SenderConstraints())
     )
+    pipeline: RequestPipeline = field(init=False)
+
+    def __post_init__(self) -> None:
+        pipeline = RequestPipeline(
+            self.validator,
+            realm=self.realm,
+            allow_query="always" if self.allow_query_token else "never",
+            sender=self.sender.constraints,
+            introspector=self.sender.introspector,
+        )
+        object.__setattr__(self, "pipeline", pipeline)
+
+    @property
+    def exempt_methods(self) -> frozenset[str]:
+        """Methods that ``protect`` never challenges."""
+        return self.exemptions.methods
 
 
 def prefixed_settings(config: Mapping[str, Any]) -> dict[str, Any]:
@@ -90,6 +120,15 @@ def _flag(value: Any, key: str) -> bool:
     if not isinstance(value, bool):
         raise ConfigurationError(f"{PREFIX}{key} must be True or False")
     return value
+
+
+def _exemptions(settings: Mapping[str, Any]) -> Exemptions:
+    methods = _names(settings.get("exempt_methods", Exemptions.DEFAULT_METHODS), "EXEMPT_METHODS")
+    paths = _names(settings.get("exempt_paths", ()), "EXEMPT_PATHS")
+    try:
+        return Exemptions(sorted(paths), sorted(methods))
+    except ConfigurationError as exc:
+        raise ConfigurationError(f"{PREFIX}EXEMPT_PATHS: {exc}") from exc
 
 
 def build_state(config: Mapping[str, Any], validator: Validator | None) -> GuardState:
@@ -137,9 +176,7 @@ def build_state(config: Mapping[str, Any], validator: Validator | None) -> Guard
         realm=realm,
         allow_query_token=_flag(settings.get("allow_query_token", False), "ALLOW_QUERY_TOKEN"),
         exempt=_names(settings.get("exempt", ()), "EXEMPT"),
-        exempt_methods=_names(
-            settings.get("exempt_methods", ("OPTIONS",)), "EXEMPT_METHODS", upper=True
-        ),
+        exemptions=_exemptions(settings),
         warm_up=_flag(settings.get("warm_up", False), "WARM_UP"),
         require_keys=_flag(settings.get("require_keys", False), "REQUIRE_KEYS"),
         sender=sender,

@@ -9,7 +9,7 @@ from typing import Any, ParamSpec, TypeVar, cast, overload
 
 from flask import Blueprint, Flask, current_app, request
 
-from jwkguard import ConfigurationError, JWKGuardError, Validator
+from jwkguard import ConfigurationError, Exemptions, JWKGuardError, RoutePolicy, Validator
 
 from ._config import GuardState, build_state
 from ._errors import BearerError, handle_bearer_error
@@ -27,13 +27,26 @@ EXEMPT_ATTRIBUTE = "_jwkguard_exempt"
 _MAX_WRAPPERS = 32
 
 
-def _scope_set(scopes: Iterable[str]) -> frozenset[str]:
+def _policy(
+    scopes: Iterable[str],
+    *,
+    optional: bool,
+    dpop: bool,
+    certificate: bool,
+    introspect: bool,
+) -> RoutePolicy:
     if isinstance(scopes, str):
         raise ConfigurationError("scopes must be a list of strings, e.g. scopes=['orders:read']")
     chosen = frozenset(scopes)
     if not all(isinstance(scope, str) and scope for scope in chosen):
         raise ConfigurationError("scopes must be non-empty strings")
-    return chosen
+    return RoutePolicy(
+        scopes=chosen,
+        optional=optional,
+        dpop=dpop,
+        certificate=certificate,
+        introspect=introspect,
+    )
 
 
 def _is_exempt_view(view: Callable[..., Any], exempt_views: tuple[Callable[..., Any], ...]) -> bool:
@@ -61,20 +74,11 @@ def _warm_up(state: GuardState) -> None:
         )
 
 
-def _flags(**flags: bool) -> dict[str, bool]:
-    for name, value in flags.items():
-        if not isinstance(value, bool):
-            raise ConfigurationError(f"{name} must be True or False")
-    return flags
-
-
-def _requiring(
-    required: frozenset[str], optional: bool, demands: dict[str, bool]
-) -> Callable[[Callable[P, R]], Callable[P, R]]:
+def _requiring(policy: RoutePolicy) -> Callable[[Callable[P, R]], Callable[P, R]]:
     def decorator(view: Callable[P, R]) -> Callable[P, R]:
         @functools.wraps(view)
         def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-            authenticate(required, optional, **demands)
+            authenticate(policy)
             return cast(R, current_app.ensure_sync(view)(*args, **kwargs))
 
         return wrapper
@@ -180,8 +184,10 @@ class JWKGuard:
                 (``JWKGUARD_INTROSPECTION``) whether the token is still active (RFC 7662):
                 hybrid mode, for high-value views.
         """
-        demands = _flags(dpop=dpop, certificate=certificate, introspect=introspect)
-        decorator = _requiring(_scope_set(scopes), optional, demands)
+        policy = _policy(
+            scopes, optional=optional, dpop=dpop, certificate=certificate, introspect=introspect
+        )
+        decorator = _requiring(policy)
         return decorator if view is None else decorator(view)
 
     def exempt(self, view: Callable[P, R]) -> Callable[P, R]:
@@ -221,7 +227,9 @@ class JWKGuard:
         Returns:
             ``target``, so ``bp = guard.protect(Blueprint(...))`` reads naturally.
         """
-        required = _scope_set(scopes)
+        policy = _policy(
+            scopes, optional=optional, dpop=dpop, certificate=certificate, introspect=introspect
+        )
         entries = tuple(exempt)
         if isinstance(exempt, str) or not all(isinstance(e, str) or callable(e) for e in entries):
             raise ConfigurationError("exempt must be a list of endpoint names or view functions")
@@ -229,12 +237,14 @@ class JWKGuard:
         exempt_views = tuple(e for e in entries if not isinstance(e, str))
         if isinstance(exempt_methods, str):
             raise ConfigurationError("exempt_methods must be a list, e.g. ['OPTIONS']")
-        methods = None if exempt_methods is None else frozenset(m.upper() for m in exempt_methods)
-        demands = _flags(dpop=dpop, certificate=certificate, introspect=introspect)
+        methods = None if exempt_methods is None else Exemptions((), exempt_methods).methods
 
         def check_request() -> None:
             state = state_of(current_app)
-            if request.method in (state.exempt_methods if methods is None else methods):
+            exemptions = state.exemptions
+            if request.method in (exemptions.methods if methods is None else methods):
+                return
+            if exemptions.path_exempt(request.path):
                 return
             endpoint = request.endpoint
             if endpoint is not None:
@@ -243,7 +253,7 @@ class JWKGuard:
                 view = current_app.view_functions.get(endpoint)
                 if view is not None and _is_exempt_view(view, exempt_views):
                     return
-            authenticate(required, optional, **demands)
+            authenticate(policy)
 
         target.before_request(check_request)
         return target

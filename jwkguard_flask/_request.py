@@ -1,26 +1,15 @@
-"""One request's authentication: find the token, validate it, keep the claims on ``g``.
+"""One request's authentication: the pipeline decides, the claims are kept on ``g``.
 
 ``require`` and ``protect`` both call :func:`authenticate`, so a view under both is validated
-once: the second call only checks its own scopes against the claims already on ``g``.
+once: the second call only applies its own route policy to the decision already on ``g``.
 """
 
 from __future__ import annotations
 
-from typing import Any, cast
-
 from flask import Flask, current_app, g, request
 from werkzeug.local import LocalProxy
 
-from jwkguard import (
-    Claims,
-    Credentials,
-    InvalidRequest,
-    PresentedRequest,
-    SenderConstraints,
-    TokenError,
-    check_scopes,
-    extract_credentials,
-)
+from jwkguard import Claims, Decision, RoutePolicy, view_from_environ
 
 from ._config import GuardState
 from ._errors import BearerError
@@ -38,10 +27,7 @@ __all__ = [
 EXTENSION_KEY = "jwkguard"
 CLAIMS_ATTRIBUTE = "_jwkguard_claims"
 """The attribute of ``g`` holding the request's ``Claims`` (None: no token, auth optional)."""
-_CREDENTIALS_ATTRIBUTE = "_jwkguard_credentials"
-_INTROSPECTED_ATTRIBUTE = "_jwkguard_introspected"
-
-_UNSET: Any = object()
+_DECISION_ATTRIBUTE = "_jwkguard_decision"
 
 
 def state_of(app: Flask) -> GuardState:
@@ -52,146 +38,31 @@ def state_of(app: Flask) -> GuardState:
     return state
 
 
-def _read_token(state: GuardState) -> Credentials | None:
-    environ = request.environ
-    # WSGI keeps one HTTP_AUTHORIZATION; servers join repeated headers with ", ", which
-    # extract_bearer then refuses as a malformed header.
-    header = environ.get("HTTP_AUTHORIZATION")
-    query_token = None
-    if "access_token" in environ.get("QUERY_STRING", ""):
-        values = request.args.getlist("access_token")
-        if len(values) > 1:
-            raise InvalidRequest(
-                "The access token was sent in more than one place", reason="multiple_tokens"
-            )
-        query_token = values[0] if values else None
-    return extract_credentials(
-        [header] if header is not None else [],
-        query_token=query_token,
-        allow_query=state.allow_query_token,
-    )
-
-
-def _presented(state: GuardState, found: Credentials) -> PresentedRequest:
-    """What the sender constraints look at (RFC 9449 ``htm``/``htu``, RFC 8705 certificate)."""
-    environ = request.environ
-    constraints = state.sender.constraints
-    forwarded: list[str] = []
-    if constraints.client_cert_header is not None:
-        value = request.headers.get(constraints.client_cert_header)
-        if value is not None:
-            forwarded.append(value)
-    # The direct peer decides whether a proxy header is believed; werkzeug's ProxyFix keeps it.
-    original = environ.get("werkzeug.proxy_fix.orig") or {}
-    peer = original.get("REMOTE_ADDR", environ.get("REMOTE_ADDR"))
-    # Servers join repeated headers with commas, which a compact JWS never contains.
-    proofs = environ.get("HTTP_DPOP")
-    return PresentedRequest(
-        scheme=found.scheme,
-        token=found.token,
-        method=request.method,
-        url=request.url,
-        dpop_proofs=tuple(p.strip() for p in proofs.split(",")) if proofs is not None else (),
-        # WSGI servers put a verified client certificate here (werkzeug, Apache mod_ssl).
-        client_certificate=constraints.client_certificate(
-            environ.get("SSL_CLIENT_CERT") or None, forwarded, peer
-        ),
-    )
-
-
-def _authorization() -> list[str]:
-    header = request.environ.get("HTTP_AUTHORIZATION")
-    return [header] if header is not None else []
-
-
-def _refuse(
-    constraints: SenderConstraints,
-    state: GuardState,
-    exc: TokenError | None,
-    scopes: frozenset[str] = frozenset(),
-) -> BearerError:
-    answer = constraints.refusal(
-        exc, realm=state.realm, required_scopes=scopes, authorization=_authorization()
-    )
-    return BearerError(answer, exc)
-
-
-def _verify(state: GuardState) -> Claims | None:
-    constraints = state.sender.constraints
-    try:
-        found = _read_token(state)
-        if found is None:
-            return None
-        claims = state.validator.validate(found.token)
-        if "cnf" in claims or found.scheme != "Bearer" or not constraints.inactive:
-            constraints.check(claims, _presented(state, found))
-    except TokenError as exc:
-        raise _refuse(constraints, state, exc) from exc
-    setattr(g, _CREDENTIALS_ATTRIBUTE, found)
-    return claims
-
-
-def authenticate(
-    scopes: frozenset[str],
-    optional: bool,
-    *,
-    dpop: bool = False,
-    certificate: bool = False,
-    introspect: bool = False,
-) -> Claims | None:
-    """The verified claims of the current request, stored on ``g``.
-
-    Args:
-        scopes: Scopes the token must grant, checked after the signature and claims.
-        optional: Allow a request without a token (then None); a bad token is still refused.
-        dpop: Demand a DPoP-bound token (RFC 9449), challenging with ``DPoP``.
-        certificate: Demand a token bound to the client certificate (RFC 8705).
-        introspect: Also ask ``JWKGUARD_INTROSPECTION`` whether the token is still active
-            (RFC 7662), once per request, after every local check.
+def authenticate(policy: RoutePolicy) -> Claims | None:
+    """The verified claims of the current request under ``policy``, stored on ``g``.
 
     Raises:
         BearerError: No token (unless optional), a refused token, or missing scopes.
     """
-    state = state_of(current_app)
-    constraints = state.sender.constraints
-    if dpop or certificate:
-        constraints = constraints.requiring(dpop=dpop, certificate=certificate)
-    claims = g.get(CLAIMS_ATTRIBUTE, _UNSET)
-    if claims is _UNSET:
-        claims = _verify(state)
-        setattr(g, CLAIMS_ATTRIBUTE, claims)
-    if claims is None:
-        if optional:
-            return None
-        raise _refuse(constraints, state, None)
-    try:
-        if dpop or certificate:
-            constraints.check_required(claims)
-        if introspect and not g.get(_INTROSPECTED_ATTRIBUTE, False):
-            _introspect(state)
-        if scopes:
-            check_scopes(claims.scopes, scopes)
-    except TokenError as exc:
-        raise _refuse(constraints, state, exc, scopes) from exc
-    return cast(Claims, claims)
-
-
-def _introspect(state: GuardState) -> None:
-    introspector = state.sender.introspector
-    if introspector is None:
-        raise RuntimeError(
-            "require(introspect=True) needs JWKGUARD_INTROSPECTION in the app's config"
-        )
-    found: Credentials = g.get(_CREDENTIALS_ATTRIBUTE)
-    introspector.introspect(found.token)
-    setattr(g, _INTROSPECTED_ATTRIBUTE, True)
+    pipeline = state_of(current_app).pipeline
+    view = view_from_environ(request.environ)
+    earlier: Decision | None = g.get(_DECISION_ATTRIBUTE)
+    if earlier is None:
+        decision = pipeline.run(view, policy)
+    else:
+        decision = pipeline.authorize(earlier, view, policy)
+    if decision.response is not None:
+        raise BearerError(decision.response, decision.error)
+    if decision.claims is not None:
+        setattr(g, _DECISION_ATTRIBUTE, decision)
+    setattr(g, CLAIMS_ATTRIBUTE, decision.claims)
+    return decision.claims
 
 
 def forget_claims(exc: BaseException | None = None) -> None:
     """Drop the claims when the request ends (``g`` may outlive it in a shared app context)."""
     g.pop(CLAIMS_ATTRIBUTE, None)
-    g.pop(_CREDENTIALS_ATTRIBUTE, None)
-    g.pop(_INTROSPECTED_ATTRIBUTE, None)
+    g.pop(_DECISION_ATTRIBUTE, None)
 
 
 def get_claims() -> Claims | None:
