@@ -1,0 +1,158 @@
+"""The documented Traefik and Envoy configurations keep clients' copies of original-request
+headers away from `jwkguard serve`.
+
+Traefik and Envoy are not installed here, so each documented configuration is read from
+docs/gateways.md and applied the way that gateway applies it (Traefik ForwardAuth copies only
+`authRequestHeaders` and, with `trustForwardHeader: false`, writes the X-Forwarded-* headers
+itself; Envoy ext_authz copies only `allowed_headers` plus Host, method, path and
+Authorization), then the resulting subrequest goes to a real server over HTTP. A hostile client
+sending every alternative header must get exactly the answer an honest one gets. nginx runs
+for real in test_nginx.py.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from jwkguard.testing import LocalIssuer
+
+from ..servers import ASGIServer
+from .test_serve_hostile import HOST, reason, send, start
+
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "gateways.md"
+
+HOSTILE = [
+    (name, value)
+    for name in (
+        "X-Original-URI",
+        "X-Forwarded-Uri",
+        "X-Original-Method",
+        "X-Forwarded-Method",
+        "X-Forwarded-Host",
+        "X-Forwarded-Proto",
+    )
+    for value in {
+        "X-Original-URI": ("/public/x", "/orders"),
+        "X-Forwarded-Uri": ("/public/x", "/orders"),
+        "X-Original-Method": ("GET", "HEAD"),
+        "X-Forwarded-Method": ("GET", "HEAD"),
+        "X-Forwarded-Host": ("evil.example", HOST),
+        "X-Forwarded-Proto": ("gopher", "https"),
+    }[name]
+]
+
+
+def documented(flavour: str) -> dict[str, Any]:
+    text = DOCS.read_text(encoding="utf-8")
+    section = text.split(f"## {flavour}\n", 1)[1].split("\n## ", 1)[0]
+    (block,) = re.findall(r"```yaml\n(.*?)```", section, re.S)
+    loaded: dict[str, Any] = yaml.safe_load(block)
+    return loaded
+
+
+def traefik_subrequest(
+    method: str, target: str, client_headers: list[tuple[str, str]]
+) -> list[tuple[str, str]]:
+    """What Traefik's ForwardAuth, configured as documented, sends to jwkguard."""
+    forward_auth = documented("Traefik")["http"]["middlewares"]["jwkguard"]["forwardAuth"]
+    assert forward_auth["trustForwardHeader"] is False
+    allowed = {name.lower() for name in forward_auth["authRequestHeaders"]}
+    copied = [(name, value) for name, value in client_headers if name.lower() in allowed]
+    own = [
+        ("X-Forwarded-Method", method),
+        ("X-Forwarded-Proto", "https"),
+        ("X-Forwarded-Host", HOST),
+        ("X-Forwarded-Uri", target),
+    ]
+    return copied + own
+
+
+def envoy_subrequest(
+    client_headers: list[tuple[str, str]],
+) -> tuple[str, list[tuple[str, str]]]:
+    """The path prefix and headers Envoy's ext_authz, configured as documented, sends."""
+    (http_filter, _router) = documented("Envoy")["http_filters"]
+    config = http_filter["typed_config"]
+    assert config["failure_mode_allow"] is False
+    service = config["http_service"]
+    patterns = service["authorization_request"]["allowed_headers"]["patterns"]
+    allowed = {pattern["exact"] for pattern in patterns} | {"authorization"}
+    copied = [(name, value) for name, value in client_headers if name.lower() in allowed]
+    # Envoy writes x-forwarded-proto itself at the edge, over the client's.
+    copied = [(n, v) for n, v in copied if n.lower() != "x-forwarded-proto"]
+    return service["path_prefix"], [("Host", HOST), ("X-Forwarded-Proto", "https"), *copied]
+
+
+@pytest.fixture(scope="module")
+def servers(issuer: LocalIssuer) -> Iterator[dict[str, ASGIServer]]:
+    running = {name: start(issuer, name) for name in ("traefik", "envoy")}
+    for server in running.values():
+        server.__enter__()
+    try:
+        yield running
+    finally:
+        for server in running.values():
+            server.__exit__(None, None, None)
+
+
+CASES = [
+    ("GET", "/admin", None, 401),
+    ("GET", "/admin/users", [], 403),
+    ("DELETE", "/orders/7", ["orders:read"], 403),
+    ("GET", "/orders/7", ["orders:read"], 200),
+]
+
+
+@pytest.mark.parametrize(("method", "target", "scopes", "status"), CASES)
+def test_documented_traefik_config_lets_no_client_copy_decide(
+    servers: dict[str, ASGIServer],
+    issuer: LocalIssuer,
+    method: str,
+    target: str,
+    scopes: list[str] | None,
+    status: int,
+) -> None:
+    auth = [] if scopes is None else [("Authorization", f"Bearer {issuer.mint(scopes=scopes)}")]
+    honest = send(servers["traefik"], "GET", "/auth", traefik_subrequest(method, target, auth))
+    hostile = send(
+        servers["traefik"], "GET", "/auth", traefik_subrequest(method, target, auth + HOSTILE)
+    )
+    assert honest.status_code == hostile.status_code == status
+    if status != 200:
+        assert reason(hostile) == reason(honest)
+
+
+@pytest.mark.parametrize(("method", "target", "scopes", "status"), CASES)
+def test_documented_envoy_config_lets_no_client_copy_decide(
+    servers: dict[str, ASGIServer],
+    issuer: LocalIssuer,
+    method: str,
+    target: str,
+    scopes: list[str] | None,
+    status: int,
+) -> None:
+    auth = [] if scopes is None else [("Authorization", f"Bearer {issuer.mint(scopes=scopes)}")]
+    prefix, headers = envoy_subrequest(auth)
+    honest = send(servers["envoy"], method, prefix + target, headers)
+    prefix, headers = envoy_subrequest(auth + HOSTILE)
+    hostile = send(servers["envoy"], method, prefix + target, headers)
+    assert honest.status_code == hostile.status_code == status
+    if status != 200:
+        assert reason(hostile) == reason(honest)
+
+
+def test_without_the_documented_filtering_a_leak_is_refused_not_obeyed(
+    servers: dict[str, ASGIServer],
+) -> None:
+    """Traefik without authRequestHeaders copies every client header: jwkguard says 400."""
+    leaky = [("X-Original-URI", "/public/x"), *traefik_subrequest("GET", "/admin", [])]
+    assert reason(send(servers["traefik"], "GET", "/auth", leaky)) == (
+        400,
+        "conflicting_original_header",
+    )
