@@ -104,6 +104,10 @@ class Validator:
         token_type: Require this JOSE ``typ`` (e.g. ``"at+jwt"``, RFC 9068 section 2.1).
         required_claims: Claims that must be present; ``iss`` and ``aud`` are implied.
         max_token_size: Tokens longer than this many bytes are refused before parsing.
+            Default 32 KiB: access tokens with hundreds of roles or groups (Keycloak, Entra
+            ID) reach 8-16 KiB, and 32 KiB is Kestrel's whole request-header budget. The
+            limit bounds the work an unauthenticated caller can cause before the signature
+            check (decoding and parsing at most this much JSON).
         max_age: Refuse tokens whose ``iat`` is older than this many seconds.
         max_lifetime: Refuse tokens whose ``exp - iat`` exceeds this many seconds.
         required_scopes: Scopes every token must grant (per-request scopes go to ``validate``).
@@ -123,7 +127,7 @@ class Validator:
         clock: Clock | None = None,
         token_type: str | None = None,
         required_claims: Iterable[str] = ("exp",),
-        max_token_size: int = 8192,
+        max_token_size: int = 32768,
         max_age: float | None = None,
         max_lifetime: float | None = None,
         required_scopes: Iterable[str] = (),

@@ -35,7 +35,7 @@ def test_the_documented_minimal_configuration_builds(jwks: dict[str, Any]) -> No
     validator = _validator(jwks)
     assert validator.algorithms == frozenset({"RS256"})
     assert validator.leeway == 0
-    assert validator.max_token_size == 8192
+    assert validator.max_token_size == 32768
 
 
 def test_algorithms_have_no_default(jwks: dict[str, Any]) -> None:
