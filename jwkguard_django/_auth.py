@@ -1,8 +1,9 @@
 """One authentication flow for the middleware, the decorators and DRF, sync or async.
 
-:func:`begin` reads the token (or a result already on the request), :func:`finish` records the
-result on the request; :func:`authenticate` and :func:`aauthenticate` differ only in how they
-call the validator. :func:`refusal` turns a result into the RFC 6750 answer, or None.
+The request pipeline decides; this module is the Django glue. :func:`authenticate` and
+:func:`aauthenticate` run the pipeline once per request (optional: no token is anonymous)
+and record the result on the request; :func:`judge` and :func:`ajudge` apply a view's own
+policy (required or optional, scopes, stricter binding, introspection) to that result.
 """
 
 from __future__ import annotations
@@ -17,121 +18,93 @@ from django.utils.functional import SimpleLazyObject
 
 from jwkguard import (
     Claims,
+    ConfigurationError,
     Credentials,
+    Decision,
+    EnvironHeaders,
     ErrorResponse,
-    InvalidRequest,
-    PresentedRequest,
-    SenderConstraints,
+    RequestView,
+    RoutePolicy,
     TokenError,
-    check_scopes,
-    extract_credentials,
 )
 
-from .conf import AdapterOptions, State, get_state
+from .conf import State, get_state
 from .users import UserSlot
 
 __all__ = [
+    "OPTIONAL",
     "Outcome",
     "aauthenticate",
-    "aroute_refusal",
+    "ajudge",
     "attach_user",
     "authenticate",
-    "begin",
     "csrf_applies",
     "csrf_refusal",
-    "finish",
+    "judge",
     "mark_unauthenticated",
     "recorded",
-    "refusal",
-    "refusal_answer",
     "respond",
-    "route_refusal",
 ]
 
 _OUTCOME = "_jwkguard_outcome"
-_FROM_QUERY = "_jwkguard_token_from_query"
-_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})  # RFC 9110 §9.2.1, as Django
+_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
+OPTIONAL = RoutePolicy(optional=True)
+"""The policy of the authentication step: no token is anonymous, a bad one is refused."""
+
+
+_NO_DECISION = Decision()
 
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
-    """The result of reading a request's bearer token: claims, an error, or neither.
+    """The pipeline's decision on a request, with the Django user it gives.
 
-    ``user`` and ``auser`` are the lazy ``request.user`` and ``request.auser`` for valid claims.
-    ``credentials`` is the token and its scheme, for checks a view adds (introspection);
-    ``authorization`` the header, to answer a DPoP client with a DPoP challenge.
-    ``csrf_exempt`` is True only for valid claims from the ``Authorization`` header: a token
-    from the query string (``ALLOW_QUERY_TOKEN``) never lifts CSRF checks.
+    ``user`` and ``auser`` are the lazy ``request.user`` and ``request.auser`` for valid claims;
+    ``csrf_exempt`` is True only for a token from the ``Authorization`` header.
     """
 
-    claims: Claims | None = None
-    error: TokenError | None = None
+    decision: Decision = _NO_DECISION
     user: Any = None
     auser: Any = None
-    credentials: Credentials | None = None
-    authorization: tuple[str, ...] = ()
     csrf_exempt: bool = False
+
+    @property
+    def claims(self) -> Claims | None:
+        """The verified claims; None when anonymous or refused."""
+        return self.decision.claims
+
+    @property
+    def error(self) -> TokenError | None:
+        """Why the token was refused, if it was."""
+        return self.decision.error
+
+    @property
+    def credentials(self) -> Credentials | None:
+        """The token and its scheme, when the request carried one."""
+        return self.decision.credentials
 
 
 _ANONYMOUS = Outcome()
 
 
-def _read_token(request: HttpRequest, options: AdapterOptions) -> Credentials | None:
-    header = request.META.get("HTTP_AUTHORIZATION")
-    query_token: str | None = None
-    # Parse the query string only when it may hold a token: most requests carry none.
-    if "access_token" in request.META.get("QUERY_STRING", ""):
-        values = request.GET.getlist("access_token")
-        if len(values) > 1:
-            raise InvalidRequest(
-                "The access token was sent in more than one place", reason="multiple_tokens"
-            )
-        query_token = values[0] if values else None
-    found = extract_credentials(
-        (header,) if header is not None else (),
-        query_token=query_token,
-        allow_query=options.allow_query_token,
-    )
-    if found is not None and query_token is not None:
-        # extract_credentials refuses a token in two places, so this one is the query's.
-        request.__dict__[_FROM_QUERY] = True
-    return found
-
-
-def _presented(
-    request: HttpRequest, found: Credentials, options: AdapterOptions
-) -> PresentedRequest:
-    """What the sender constraints look at (RFC 9449 ``htm``/``htu``, RFC 8705 certificate)."""
+def request_view(request: HttpRequest) -> RequestView:
+    """The pipeline's view of a Django request (WSGI or ASGI)."""
     meta = request.META
-    constraints = options.sender.constraints
     # WSGI servers put a verified client certificate in the environ (Apache and werkzeug use
     # SSL_CLIENT_CERT); ASGI servers may offer the TLS extension.
-    direct: str | None = meta.get("SSL_CLIENT_CERT") or None
+    certificate: str | None = meta.get("SSL_CLIENT_CERT") or None
     scope = getattr(request, "scope", None)
-    if direct is None and isinstance(scope, dict):
+    if certificate is None and isinstance(scope, dict):
         chain = ((scope.get("extensions") or {}).get("tls") or {}).get("client_cert_chain")
-        direct = chain[0] if chain else None
-    forwarded: list[str] = []
-    if constraints.client_cert_header is not None:
-        key = "HTTP_" + constraints.client_cert_header.upper().replace("-", "_")
-        if key in meta:
-            forwarded.append(meta[key])
-    # Servers join repeated headers with commas, which a compact JWS never contains.
-    proofs = meta.get("HTTP_DPOP")
-    return PresentedRequest(
-        scheme=found.scheme,
-        token=found.token,
+        certificate = chain[0] if chain else None
+    return RequestView(
         method=request.method or "GET",
-        url=request.build_absolute_uri(),
-        dpop_proofs=tuple(p.strip() for p in proofs.split(",")) if proofs is not None else (),
-        client_certificate=constraints.client_certificate(
-            direct, forwarded, meta.get("REMOTE_ADDR")
-        ),
+        headers=EnvironHeaders(meta),
+        query=meta.get("QUERY_STRING", ""),
+        url=request.build_absolute_uri,
+        client=meta.get("REMOTE_ADDR"),
+        certificate=certificate,
     )
-
-
-def _needs_sender_check(claims: Claims, found: Credentials, options: AdapterOptions) -> bool:
-    return "cnf" in claims or found.scheme != "Bearer" or not options.sender.constraints.inactive
 
 
 def recorded(request: HttpRequest) -> Outcome | None:
@@ -140,45 +113,35 @@ def recorded(request: HttpRequest) -> Outcome | None:
     return outcome
 
 
-def begin(request: HttpRequest, state: State) -> Outcome | Credentials:
-    """The result already recorded on ``request``, or the token still to validate."""
+def authenticate(request: HttpRequest, state: State | None = None) -> Outcome:
+    """Judge the request's token once (``Validator.validate``); later calls reuse it."""
     if (done := recorded(request)) is not None:
         return done
-    try:
-        found = _read_token(request, state.options)
-    except TokenError as exc:
-        return finish(request, state, error=exc)
-    if found is None:
-        return finish(request, state)
-    return found
+    state = state or get_state()
+    return _record(request, state, state.pipeline.run(request_view(request), OPTIONAL))
 
 
-def finish(
-    request: HttpRequest,
-    state: State,
-    *,
-    claims: Claims | None = None,
-    error: TokenError | None = None,
-    credentials: Credentials | None = None,
-) -> Outcome:
-    """Record the result on ``request``; with claims, set the user and lift CSRF checks."""
-    if claims is None and error is None:
-        outcome = _ANONYMOUS
+async def aauthenticate(request: HttpRequest, state: State | None = None) -> Outcome:
+    """:func:`authenticate` with ``await Validator.avalidate``."""
+    if (done := recorded(request)) is not None:
+        return done
+    state = state or get_state()
+    return _record(request, state, await state.pipeline.arun(request_view(request), OPTIONAL))
+
+
+def _record(request: HttpRequest, state: State, decision: Decision) -> Outcome:
+    """Keep the decision on ``request``; with claims, set the user and lift CSRF checks."""
+    claims = decision.claims
+    if claims is None:
+        outcome = _ANONYMOUS if decision.response is None else Outcome(decision)
     else:
-        header = request.META.get("HTTP_AUTHORIZATION")
-        authorization = (header,) if header else ()
-        if claims is None:
-            outcome = Outcome(error=error, authorization=authorization)
-        else:
-            slot = UserSlot(claims, state.options.user_loader)
-            outcome = Outcome(
-                claims,
-                user=SimpleLazyObject(slot.get),
-                auser=slot.aget,
-                credentials=credentials,
-                authorization=authorization,
-                csrf_exempt=not request.__dict__.get(_FROM_QUERY, False),
-            )
+        slot = UserSlot(claims, state.options.user_loader)
+        outcome = Outcome(
+            decision,
+            user=SimpleLazyObject(slot.get),
+            auser=slot.aget,
+            csrf_exempt=decision.source == "header",
+        )
     # Plain attributes, set through __dict__ because HttpRequest does not declare them.
     request.__dict__.update({_OUTCOME: outcome, "jwt_claims": claims, "auth": claims})
     if claims is not None:
@@ -190,6 +153,39 @@ def finish(
             # docs/django.md.
             request.__dict__["_dont_enforce_csrf_checks"] = True
     return outcome
+
+
+def _enforceable(state: State, policy: RoutePolicy) -> None:
+    """A view that demands what the settings cannot give is a configuration error."""
+    if policy.introspect or policy.dpop or policy.certificate:
+        try:
+            state.pipeline.check_policy(policy)
+        except ConfigurationError as exc:
+            raise ImproperlyConfigured(
+                f"a view demands what JWKGUARD cannot enforce (INTROSPECTION, DPOP): {exc}"
+            ) from exc
+
+
+def judge(
+    request: HttpRequest, policy: RoutePolicy, state: State | None = None
+) -> ErrorResponse | None:
+    """The refusal of ``request`` under a view's ``policy``, or None to let it through."""
+    state = state or get_state()
+    _enforceable(state, policy)
+    outcome = authenticate(request, state)
+    decision = state.pipeline.authorize(outcome.decision, request_view(request), policy)
+    return decision.response
+
+
+async def ajudge(
+    request: HttpRequest, policy: RoutePolicy, state: State | None = None
+) -> ErrorResponse | None:
+    """:func:`judge` for async views: introspection does not block the loop."""
+    state = state or get_state()
+    _enforceable(state, policy)
+    outcome = await aauthenticate(request, state)
+    decision = await state.pipeline.aauthorize(outcome.decision, request_view(request), policy)
+    return decision.response
 
 
 def csrf_applies(request: HttpRequest) -> bool:
@@ -234,38 +230,6 @@ def mark_unauthenticated(request: HttpRequest) -> None:
     request.__dict__.update(jwt_claims=None, auth=None)
 
 
-def authenticate(request: HttpRequest, state: State | None = None) -> Outcome:
-    """Read and validate the request's bearer token with ``Validator.validate``."""
-    state = state or get_state()
-    step = begin(request, state)
-    if isinstance(step, Outcome):
-        return step
-    try:
-        claims = state.validator.validate(step.token)
-        if _needs_sender_check(claims, step, state.options):
-            constraints = state.options.sender.constraints
-            constraints.check(claims, _presented(request, step, state.options))
-    except TokenError as exc:
-        return finish(request, state, error=exc)
-    return finish(request, state, claims=claims, credentials=step)
-
-
-async def aauthenticate(request: HttpRequest, state: State | None = None) -> Outcome:
-    """Read and validate the request's bearer token with ``await Validator.avalidate``."""
-    state = state or get_state()
-    step = begin(request, state)
-    if isinstance(step, Outcome):
-        return step
-    try:
-        claims = await state.validator.avalidate(step.token)
-        if _needs_sender_check(claims, step, state.options):
-            constraints = state.options.sender.constraints
-            await constraints.acheck(claims, _presented(request, step, state.options))
-    except TokenError as exc:
-        return finish(request, state, error=exc)
-    return finish(request, state, claims=claims, credentials=step)
-
-
 def respond(answer: ErrorResponse) -> HttpResponse:
     """An ``HttpResponse`` for a refusal built by ``jwkguard.error_response``."""
     response = HttpResponse(
@@ -274,109 +238,3 @@ def respond(answer: ErrorResponse) -> HttpResponse:
     for name, value in answer.headers.items():
         response[name] = value
     return response
-
-
-def refusal(
-    outcome: Outcome,
-    options: AdapterOptions,
-    *,
-    required: bool,
-    scopes: frozenset[str] = frozenset(),
-) -> HttpResponse | None:
-    """The answer that refuses the request, or None to let it through.
-
-    A token that was sent but is not valid is always refused; a missing one only if
-    ``required``; ``scopes`` must all be granted.
-    """
-    answer = refusal_answer(
-        outcome, options.realm, required=required, scopes=scopes, options=options
-    )
-    return None if answer is None else respond(answer)
-
-
-def refusal_answer(
-    outcome: Outcome,
-    realm: str,
-    *,
-    required: bool,
-    scopes: frozenset[str] = frozenset(),
-    options: AdapterOptions | None = None,
-    constraints: SenderConstraints | None = None,
-) -> ErrorResponse | None:
-    """Like :func:`refusal`, framework-neutral (DRF builds its own response from it).
-
-    The challenge is ``Bearer``, or ``DPoP`` where ``constraints`` (default: the settings')
-    require DPoP, the refusal is about the proof, or the client used the DPoP scheme.
-    """
-    if constraints is None:
-        constraints = (options or get_state().options).sender.constraints
-    if outcome.error is not None:
-        return constraints.refusal(
-            outcome.error,
-            realm=realm,
-            required_scopes=scopes,
-            authorization=outcome.authorization,
-        )
-    if outcome.claims is None:
-        return constraints.refusal(None, realm=realm) if required else None
-    if scopes:
-        try:
-            check_scopes(outcome.claims.scopes, scopes)
-        except TokenError as exc:
-            return constraints.refusal(
-                exc, realm=realm, required_scopes=scopes, authorization=outcome.authorization
-            )
-    return None
-
-
-# -- what a view adds: stricter binding, introspection (hybrid mode) -----------------------
-
-
-def _route_screen(
-    outcome: Outcome, state: State, constraints: SenderConstraints, introspect: bool
-) -> Credentials | None:
-    """Refuse a token the view demands more of; the credentials to introspect, if any."""
-    if outcome.claims is None:
-        return None
-    constraints.check_required(outcome.claims)
-    if not introspect:
-        return None
-    if state.options.sender.introspector is None:
-        raise ImproperlyConfigured(
-            "a view asks for introspection (introspect=True) but JWKGUARD has no INTROSPECTION"
-        )
-    return outcome.credentials
-
-
-def route_refusal(
-    outcome: Outcome,
-    state: State,
-    constraints: SenderConstraints,
-    *,
-    introspect: bool = False,
-) -> Outcome:
-    """``outcome``, or a refusal when the view's own demands are not met (sync views)."""
-    try:
-        found = _route_screen(outcome, state, constraints, introspect)
-        if found is not None and state.options.sender.introspector is not None:
-            state.options.sender.introspector.introspect(found.token)
-    except TokenError as exc:
-        return Outcome(error=exc, authorization=outcome.authorization)
-    return outcome
-
-
-async def aroute_refusal(
-    outcome: Outcome,
-    state: State,
-    constraints: SenderConstraints,
-    *,
-    introspect: bool = False,
-) -> Outcome:
-    """:func:`route_refusal` for async views: introspection does not block the loop."""
-    try:
-        found = _route_screen(outcome, state, constraints, introspect)
-        if found is not None and state.options.sender.introspector is not None:
-            await state.options.sender.introspector.aintrospect(found.token)
-    except TokenError as exc:
-        return Outcome(error=exc, authorization=outcome.authorization)
-    return outcome

@@ -19,6 +19,7 @@ from django.utils.module_loading import import_string
 from jwkguard import (
     Claims,
     ConfigurationError,
+    RequestPipeline,
     SenderConstraints,
     SenderSettings,
     Validator,
@@ -93,11 +94,27 @@ class AdapterOptions:
 
 @dataclass(frozen=True, slots=True)
 class State:
-    """What the middleware, decorators and DRF classes read: built once per settings dict."""
+    """What the middleware, decorators and DRF classes read: built once per settings dict.
+
+    ``pipeline`` judges every request, with the settings' realm, query-token rule, sender
+    constraints and introspector.
+    """
 
     source: object
     validator: Validator
     options: AdapterOptions
+    pipeline: RequestPipeline = field(init=False)
+
+    def __post_init__(self) -> None:
+        options = self.options
+        pipeline = RequestPipeline(
+            self.validator,
+            realm=options.realm,
+            allow_query="always" if options.allow_query_token else "never",
+            sender=options.sender.constraints,
+            introspector=options.sender.introspector,
+        )
+        object.__setattr__(self, "pipeline", pipeline)
 
 
 def _lowered(raw: Mapping[str, Any]) -> dict[str, Any]:

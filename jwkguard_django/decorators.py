@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import wraps
 from typing import Any, Literal, TypeVar, overload
 
@@ -18,21 +18,9 @@ from asgiref.sync import iscoroutinefunction, sync_to_async
 from django.http import HttpRequest, HttpResponseBase
 from django.views import View
 
-from jwkguard import SenderConstraints
+from jwkguard import RoutePolicy
 
-from ._auth import (
-    Outcome,
-    aauthenticate,
-    aroute_refusal,
-    authenticate,
-    csrf_applies,
-    csrf_refusal,
-    refusal,
-    refusal_answer,
-    respond,
-    route_refusal,
-)
-from .conf import State, get_state
+from ._auth import ajudge, csrf_applies, csrf_refusal, judge, respond
 
 __all__ = ["POLICY_ATTRIBUTE", "ViewPolicy", "token_exempt", "token_optional", "token_required"]
 
@@ -55,11 +43,17 @@ class ViewPolicy:
     dpop: bool = False
     certificate: bool = False
     introspect: bool = False
+    route: RoutePolicy = field(init=False)
 
-    @property
-    def stricter(self) -> bool:
-        """True when the view demands more than the settings do of every token."""
-        return self.dpop or self.certificate or self.introspect
+    def __post_init__(self) -> None:
+        route = RoutePolicy(
+            scopes=self.scopes,
+            optional=self.kind != "required",
+            dpop=self.dpop,
+            certificate=self.certificate,
+            introspect=self.introspect,
+        )
+        object.__setattr__(self, "route", route)
 
 
 def _request_of(args: tuple[Any, ...], position: int) -> HttpRequest:
@@ -72,43 +66,14 @@ def _request_of(args: tuple[Any, ...], position: int) -> HttpRequest:
 def _check(request: HttpRequest, policy: ViewPolicy) -> HttpResponseBase | None:
     if policy.kind == "exempt":
         return None
-    state = get_state()
-    outcome = authenticate(request, state)
-    if policy.stricter:
-        constraints = _constraints(state, policy)
-        outcome = route_refusal(outcome, state, constraints, introspect=policy.introspect)
-        return _stricter_refusal(outcome, state, policy, constraints)
-    return refusal(outcome, state.options, required=policy.kind == "required", scopes=policy.scopes)
+    answer = judge(request, policy.route)
+    return None if answer is None else respond(answer)
 
 
 async def _acheck(request: HttpRequest, policy: ViewPolicy) -> HttpResponseBase | None:
     if policy.kind == "exempt":
         return None
-    state = get_state()
-    outcome = await aauthenticate(request, state)
-    if policy.stricter:
-        constraints = _constraints(state, policy)
-        outcome = await aroute_refusal(outcome, state, constraints, introspect=policy.introspect)
-        return _stricter_refusal(outcome, state, policy, constraints)
-    return refusal(outcome, state.options, required=policy.kind == "required", scopes=policy.scopes)
-
-
-def _constraints(state: State, policy: ViewPolicy) -> SenderConstraints:
-    return state.options.sender.constraints.requiring(
-        dpop=policy.dpop, certificate=policy.certificate
-    )
-
-
-def _stricter_refusal(
-    outcome: Outcome, state: State, policy: ViewPolicy, constraints: SenderConstraints
-) -> HttpResponseBase | None:
-    answer = refusal_answer(
-        outcome,
-        state.options.realm,
-        required=policy.kind == "required",
-        scopes=policy.scopes,
-        constraints=constraints,
-    )
+    answer = await ajudge(request, policy.route)
     return None if answer is None else respond(answer)
 
 

@@ -16,13 +16,17 @@ from typing import Any
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.http import HttpRequest, HttpResponseBase
 
+from jwkguard import RoutePolicy
+
 from ._auth import (
+    OPTIONAL,
     aauthenticate,
     attach_user,
     authenticate,
+    judge,
     mark_unauthenticated,
     recorded,
-    refusal,
+    respond,
 )
 from .conf import State, get_state
 from .decorators import POLICY_ATTRIBUTE
@@ -109,5 +113,9 @@ def _decide(request: HttpRequest, view_func: Callable[..., Any]) -> HttpResponse
         attach_user(request, outcome)
     if hasattr(view_func, POLICY_ATTRIBUTE):
         return None
-    options = get_state().options
-    return refusal(outcome, options, required=options.protect)
+    state = get_state()
+    answer = judge(request, _REQUIRED if state.options.protect else OPTIONAL, state)
+    return None if answer is None else respond(answer)
+
+
+_REQUIRED = RoutePolicy()

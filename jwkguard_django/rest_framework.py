@@ -26,9 +26,9 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
         "jwkguard_django.rest_framework needs Django REST framework: pip install 'jwkguard[drf]'"
     ) from exc
 
-from jwkguard import Claims, ErrorResponse, InsufficientScope
+from jwkguard import Claims, ErrorResponse, InsufficientScope, RoutePolicy
 
-from ._auth import Outcome, authenticate, csrf_refusal, recorded, refusal_answer
+from ._auth import authenticate, csrf_refusal, judge
 from .conf import get_state
 
 __all__ = ["HasScopes", "JWKGuardAPIError", "JWKGuardAuthentication"]
@@ -66,14 +66,9 @@ class JWKGuardAuthentication(BaseAuthentication):
         Raises:
             JWKGuardAPIError: The token is invalid (401/400) or no keys can be had (503).
         """
-        state = get_state()
-        outcome = authenticate(request._request, state)
-        if outcome.error is not None:
-            raise JWKGuardAPIError(
-                state.options.sender.constraints.refusal(
-                    outcome.error, realm=state.options.realm, authorization=outcome.authorization
-                )
-            )
+        outcome = authenticate(request._request)
+        if outcome.decision.response is not None:
+            raise JWKGuardAPIError(outcome.decision.response)
         if outcome.claims is None:
             return None
         if not outcome.csrf_exempt and csrf_refusal(request._request) is not None:
@@ -85,10 +80,7 @@ class JWKGuardAuthentication(BaseAuthentication):
 
     def authenticate_header(self, request: Request) -> str:
         """The bare challenge, so that DRF answers 401 rather than 403 when no token is sent."""
-        options = get_state().options
-        return options.sender.constraints.refusal(None, realm=options.realm).headers[
-            "WWW-Authenticate"
-        ]
+        return get_state().pipeline.missing().headers["WWW-Authenticate"]
 
 
 def _required_scopes(request: Request, view: Any) -> frozenset[str] | None:
@@ -126,18 +118,15 @@ class HasScopes(BasePermission):
         scopes = _required_scopes(request, view)
         if isinstance(claims, Claims) and scopes is not None and claims.scopes >= scopes:
             return True
-        options = get_state().options
-        realm, constraints = options.realm, options.sender.constraints
-        if isinstance(claims, Claims):
-            outcome = Outcome(claims=claims)
-        else:
-            outcome = recorded(request._request) or Outcome()
         if scopes is None:
-            if outcome.claims is None:
-                raise JWKGuardAPIError(constraints.refusal(None, realm=realm))
+            pipeline = get_state().pipeline
+            if not isinstance(claims, Claims):
+                raise JWKGuardAPIError(pipeline.missing())
             exc = InsufficientScope("No scope grants this method", reason="method_not_covered")
-            raise JWKGuardAPIError(constraints.refusal(exc, realm=realm))
-        answer = refusal_answer(outcome, realm, required=True, scopes=scopes)
+            raise JWKGuardAPIError(
+                pipeline.sender.refusal(exc, realm=pipeline.realm, required_scopes=())
+            )
+        answer = judge(request._request, RoutePolicy(scopes=scopes))
         if answer is not None:
             raise JWKGuardAPIError(answer)
         return True
