@@ -16,7 +16,8 @@ from .errors import InsufficientScope, InvalidRequest, KeysUnavailable, TokenErr
 __all__ = ["ErrorResponse", "error_response", "extract_bearer", "missing_token_response"]
 
 # RFC 6750 section 2.1: b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="
-_B64TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
+B64TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
+_B64TOKEN = B64TOKEN
 _QUOTE_UNSAFE = re.compile(r'[\\"\x00-\x1f\x7f]')
 
 

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 from urllib.parse import parse_qsl
 
+from ._bearer import B64TOKEN as _B64TOKEN
 from ._bearer import Credentials, ErrorResponse, extract_credentials
 from ._claims_result import Claims
 from ._introspection import IntrospectionUnavailable, Introspector
@@ -106,9 +107,10 @@ DEFAULT_POLICY = RoutePolicy()
 OPTIONAL_POLICY = RoutePolicy(optional=True)
 
 
-@dataclass(frozen=True, slots=True)
 class Decision:
-    """The pipeline's answer: the verified claims, or the refusal to send.
+    """The pipeline's answer: the verified claims, or the refusal to send (read-only).
+
+    A plain slotted class rather than a frozen dataclass: one is built per request.
 
     Attributes:
         claims: The verified claims; None for a refusal or an anonymous optional request.
@@ -119,17 +121,34 @@ class Decision:
         introspected: The introspector vouched for the token in this request.
     """
 
-    claims: Claims | None = None
-    response: ErrorResponse | None = None
-    error: TokenError | None = None
-    credentials: Credentials | None = None
-    source: TokenSource | None = None
-    introspected: bool = False
+    __slots__ = ("claims", "credentials", "error", "introspected", "response", "source")
+
+    def __init__(
+        self,
+        claims: Claims | None = None,
+        response: ErrorResponse | None = None,
+        error: TokenError | None = None,
+        credentials: Credentials | None = None,
+        source: TokenSource | None = None,
+        introspected: bool = False,
+    ) -> None:
+        self.claims = claims
+        self.response = response
+        self.error = error
+        self.credentials = credentials
+        self.source = source
+        self.introspected = introspected
 
     @property
     def allowed(self) -> bool:
         """True when the request may proceed (with claims, or anonymous where optional)."""
         return self.response is None
+
+    def __repr__(self) -> str:
+        if self.response is not None:
+            return f"Decision(refused={self.response.status_code})"
+        subject = self.claims.subject if self.claims is not None else None
+        return f"Decision(allowed, subject={subject!r}, source={self.source!r})"
 
 
 ANONYMOUS = Decision()
@@ -358,13 +377,27 @@ class RequestPipeline:
                 yield (_BIND, (sender, claims, self._presented(request, found)))
         except TokenError as exc:
             return self._refusal(exc, policy, authorization)
-        decision = Decision(
-            claims=claims, credentials=found, source=source, introspected=introspected
-        )
-        decision = yield from self._reauthorize(decision, request, policy)
+        decision = Decision(claims, None, None, found, source, introspected)
+        if policy.introspect and not introspected:
+            decision = yield from self._reauthorize(decision, request, policy)
+        else:
+            try:
+                self._route_checks(claims, policy)
+            except TokenError as exc:
+                return self._refusal(exc, policy, authorization)
         if decision.claims is not None and self._lifecycle is not None and request.client:
             yield (_OBSERVE, (decision.claims, request.client))
         return decision
+
+    def _route_checks(self, claims: Claims, policy: RoutePolicy) -> None:
+        """What a route demands that needs no IO: a stricter binding, then its scopes."""
+        constraints = self.constraints(policy)
+        if not constraints.inactive:
+            # A token checked by another pipeline (a stacked dependency) passed its binding
+            # check there; what this one requires of an unbound token is checked here.
+            constraints.check_required(claims)
+        if policy.scopes:
+            check_scopes(claims.scopes, policy.scopes)
 
     def _reauthorize(self, decision: Decision, request: RequestView, policy: RoutePolicy) -> _Flow:
         """The route's own demands on a request whose token passed: binding, introspection,
@@ -376,27 +409,16 @@ class RequestPipeline:
             return Decision(response=self.constraints(policy).refusal(None, realm=self.realm))
         introspected = decision.introspected
         try:
-            constraints = self.constraints(policy)
-            if not constraints.inactive:
-                # A token checked by another pipeline (a stacked dependency) passed its binding
-                # check there; what this one requires of an unbound token is checked here.
-                constraints.check_required(claims)
+            self._route_checks(claims, policy)
             if policy.introspect and not introspected:
                 # None: the endpoint is down and the introspector is fail-open (hybrid mode).
                 yield (_INTROSPECT, decision.credentials.token if decision.credentials else "")
                 introspected = True
-            if policy.scopes:
-                check_scopes(claims.scopes, policy.scopes)
         except TokenError as exc:
             return self._refusal(exc, policy, request.headers.getlist("authorization"))
         if introspected == decision.introspected:
             return decision
-        return Decision(
-            claims=claims,
-            credentials=decision.credentials,
-            source=decision.source,
-            introspected=introspected,
-        )
+        return Decision(claims, None, None, decision.credentials, decision.source, introspected)
 
     def _refusal(
         self, exc: TokenError, policy: RoutePolicy, authorization: Collection[str]
@@ -422,7 +444,18 @@ class RequestPipeline:
         """
         if authorization is None:
             authorization = request.headers.getlist("authorization")
-        query_token = _query_token(request.query)
+        query = request.query
+        if (
+            len(authorization) == 1
+            and not request.websocket
+            and "access_token" not in query
+            and (value := next(iter(authorization)))[:7] == "Bearer "
+            and _B64TOKEN.fullmatch(value, 7)
+        ):
+            # The common case, decided without the general parser: one header, canonical
+            # scheme spelling, a well-formed token, nothing in the query.
+            return Credentials("Bearer", value[7:]), "header"
+        query_token = _query_token(query)
         allow_query = self._ws_allow_query if request.websocket else self._allow_query
         found = extract_credentials(
             tuple(authorization), query_token=query_token, allow_query=allow_query
