@@ -33,24 +33,24 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from typing import Any
-from urllib.parse import parse_qs
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from .._audit import AuditTrail, fan_out, token_hash
-from .._bearer import Credentials, ErrorResponse, error_response, extract_credentials
+from .._bearer import ErrorResponse, error_response
 from .._claims_result import Claims
 from .._events import EventHandler, log_event
 from .._lifecycle import Lifecycle
 from .._metrics import PrometheusMetrics, issuer_status
+from .._pipeline import RequestPipeline, RoutePolicy
 from .._redis_store import RedisStore
 from .._replay_ledger import RedisReplayLedger
-from .._sender import PresentedRequest, SenderConstraints
+from .._request_view import ASGIHeaders, RequestView
 from .._sender_settings import build_sender_settings
 from .._settings import build_validator
 from .._validator import Validator
-from ..errors import InvalidRequest, JWKGuardError, TokenError
+from ..errors import InvalidRequest, JWKGuardError
 from ._config import ServerConfig
 from ._identity import encode_list, header_value
 from ._original import OriginalRequest, reader_for
@@ -166,6 +166,16 @@ class ForwardAuthApp:
         )
         self._error_body_header = config.gateway == "nginx"
         self._last_health_retry = 0.0
+        self.pipeline = RequestPipeline(
+            validator,
+            realm=config.realm,
+            allow_query="always" if config.allow_query_token else "never",
+            sender=self.sender.constraints,
+            introspector=self.sender.introspector,
+        )
+        self._policies: dict[Route, RoutePolicy] = {}
+        for route in (*config.routes.routes, _AUTHENTICATE):
+            self.policy(route)  # a rule that cannot be enforced fails at start-up
 
     def _sender_options(self, config: ServerConfig, handler: EventHandler) -> dict[str, Any]:
         """``[sender]``, with DPoP proofs remembered in the fleet's Redis when there is one."""
@@ -183,12 +193,6 @@ class ForwardAuthApp:
             )
             options["dpop"] = dpop
         return options
-
-    def constraints(self, route: Route) -> SenderConstraints:
-        """The sender constraints of ``route``: the server's, plus what the route demands."""
-        if not (route.dpop or route.certificate):
-            return self.sender.constraints
-        return self.sender.constraints.requiring(dpop=route.dpop, certificate=route.certificate)
 
     # -- ASGI -----------------------------------------------------------------------------
 
@@ -293,71 +297,43 @@ class ForwardAuthApp:
             if self.config.unmatched == "deny":
                 return _denied("no_route", "No rule matches this request")
             route = _AUTHENTICATE
-        query_token = None
-        if query and "access_token" in query:
-            tokens = parse_qs(query).get("access_token")
-            if tokens:
-                query_token = tokens[0]
-        constraints = self.constraints(route)
-        authorization = request.headers.getlist("authorization")
-        try:
-            found = extract_credentials(
-                authorization,
-                query_token=query_token,
-                allow_query=self.config.allow_query_token,
-            )
-        except InvalidRequest as exc:
-            return _error(constraints.refusal(exc, realm=self._realm))
-        if found is None:
-            if route.anonymous:
-                return Response(status_code=200, headers=_NO_STORE)
-            return _error(constraints.refusal(None, realm=self._realm))
-        token = found.token
-        try:
-            claims = await self.validator.avalidate(token, scopes=route.scopes)
-            if "cnf" in claims or found.scheme != "Bearer" or not constraints.inactive:
-                presented = self.presented(request, found, original, constraints)
-                await constraints.acheck(claims, presented)
-            if route.introspect and self.sender.introspector is not None:
-                await self.sender.introspector.aintrospect(token)
-        except TokenError as exc:
-            logger.debug(
-                "refused %s %s%s: %s (token %s)", method, host, path, exc.reason, token_hash(token)
-            )
-            return _error(
-                constraints.refusal(
-                    exc,
-                    realm=self._realm,
-                    required_scopes=route.scopes,
-                    authorization=authorization,
+        view = RequestView(
+            method=method,
+            headers=ASGIHeaders(request.scope["headers"]),
+            query=query,
+            url=lambda: original.url,
+            client=request.client.host if request.client else None,
+        )
+        decision = await self.pipeline.arun(view, self.policy(route))
+        if decision.response is not None:
+            if decision.credentials is not None and decision.error is not None:
+                logger.debug(
+                    "refused %s %s%s: %s (token %s)",
+                    method,
+                    host,
+                    path,
+                    decision.error.reason,
+                    token_hash(decision.credentials.token),
                 )
-            )
-        return Response(status_code=200, headers=self.identity_headers(claims))
+            return _error(decision.response)
+        if decision.claims is None:  # an anonymous route, asked without a token
+            return Response(status_code=200, headers=_NO_STORE)
+        return Response(status_code=200, headers=self.identity_headers(decision.claims))
 
-    @staticmethod
-    def presented(
-        request: Request,
-        found: Credentials,
-        original: OriginalRequest,
-        constraints: SenderConstraints,
-    ) -> PresentedRequest:
-        """The original request as the client sent it, for DPoP and certificate binding."""
-        headers = request.headers
-        forwarded = (
-            headers.getlist(constraints.client_cert_header)
-            if constraints.client_cert_header is not None
-            else []
-        )
-        return PresentedRequest(
-            scheme=found.scheme,
-            token=found.token,
-            method=original.method,
-            url=original.url,
-            dpop_proofs=tuple(headers.getlist("dpop")),
-            client_certificate=constraints.client_certificate(
-                None, forwarded, request.client.host if request.client else None
-            ),
-        )
+    def policy(self, route: Route) -> RoutePolicy:
+        """What ``route`` demands, as the request pipeline reads it (built once per route)."""
+        policy = self._policies.get(route)
+        if policy is None:
+            policy = RoutePolicy(
+                scopes=route.scopes,
+                optional=route.anonymous,
+                dpop=route.dpop,
+                certificate=route.certificate,
+                introspect=route.introspect,
+            )
+            self.pipeline.check_policy(policy)
+            self._policies[route] = policy
+        return policy
 
     def identity_headers(self, claims: Claims) -> dict[str, str]:
         """``X-Auth-Subject``, ``X-Auth-Scopes`` and the configured claim headers.
