@@ -14,22 +14,20 @@ type pass through untouched. No web framework is imported.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Collection, Iterable, MutableMapping
+from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from ._bearer import ErrorResponse
 from ._exemptions import DEFAULT_EXEMPT_METHODS
-from ._introspection import Introspector
-from ._middleware import CLAIMS_KEY, MiddlewareCore
-from ._pipeline import Decision, QueryPolicy, RequestPipeline
+from ._middleware import CLAIMS_KEY, GuardedApp
+from ._pipeline import Decision
 from ._request_view import view_from_asgi
-from ._sender import SenderConstraints
-from ._validator import Validator
 from .errors import KeysUnavailable, TokenError
 
 __all__ = [
     "CLAIMS_KEY",
     "DEFAULT_EXEMPT_METHODS",
+    "GuardedApp",
     "JWKGuardMiddleware",
     "close_reason",
     "send_error",
@@ -56,64 +54,14 @@ def close_reason(exc: TokenError | None) -> tuple[int, str]:
     return code, reason
 
 
-class JWKGuardMiddleware:
+class JWKGuardMiddleware(GuardedApp[ASGIApp]):
     """ASGI middleware: every HTTP request and WebSocket handshake needs a valid token.
 
-    Args:
-        app: The ASGI application to protect.
-        validator: The validator (or give ``pipeline``).
-        exempt_paths: Path prefixes served without a token, on whole segments (``"/health"``
-            covers ``/health/live``, not ``/healthz``); only canonical spellings are exempt.
-        exempt_methods: Methods served without a token; default ``OPTIONS`` (CORS preflight).
-        optional: Let requests without a token through with ``None`` claims; a bad token is
-            still refused.
-        scopes: Scopes every request's token must grant.
-        realm: The ``realm`` of the ``WWW-Authenticate`` challenge.
-        allow_query: Where ``?access_token=`` is accepted (``"never"``, ``"websocket"``,
-            ``"always"``).
-        websocket_subprotocol: Accept a WebSocket token offered as ``[marker, token]``.
-        sender: DPoP and certificate binding; bound tokens are refused by default.
-        introspector: Introspection for opaque tokens, and for every token with
-            ``introspect=True`` (RFC 7662).
-        introspect: Ask the introspector about every token (hybrid mode).
-        pipeline: A ready :class:`jwkguard.RequestPipeline` instead of the options above.
+    ``JWKGuardMiddleware(app, validator, *, exempt_paths=(), exempt_methods=("OPTIONS",),
+    optional=False, scopes=(), realm="api", allow_query="never", websocket_subprotocol=None,
+    sender=None, introspector=None, introspect=False, pipeline=None)``: the options are
+    described on :class:`jwkguard.asgi.GuardedApp`.
     """
-
-    def __init__(
-        self,
-        app: ASGIApp,
-        validator: Validator | None = None,
-        *,
-        exempt_paths: Iterable[str] = (),
-        exempt_methods: Iterable[str] = DEFAULT_EXEMPT_METHODS,
-        optional: bool = False,
-        scopes: Collection[str] = (),
-        realm: str = "api",
-        allow_query: QueryPolicy = "never",
-        websocket_subprotocol: str | None = None,
-        sender: SenderConstraints | None = None,
-        introspector: Introspector | None = None,
-        introspect: bool = False,
-        pipeline: RequestPipeline | None = None,
-    ) -> None:
-        self.app = app
-        core = MiddlewareCore(
-            validator,
-            pipeline=pipeline,
-            exempt_paths=exempt_paths,
-            exempt_methods=exempt_methods,
-            optional=optional,
-            scopes=scopes,
-            realm=realm,
-            allow_query=allow_query,
-            websocket_subprotocol=websocket_subprotocol,
-            sender=sender,
-            introspector=introspector,
-            introspect=introspect,
-        )
-        self.pipeline = core.pipeline
-        self.policy = core.policy
-        self.exemptions = core.exemptions
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
