@@ -22,7 +22,9 @@ from typing import Any, ClassVar
 
 from ._dpop import DPoPNonces, DPoPVerifier, ReplayLedger
 from ._introspection import Introspector
+from ._pipeline import RequestPipeline
 from ._sender import SenderConstraints
+from ._validator import Validator
 from .errors import ConfigurationError
 
 __all__ = ["SENDER_SETTINGS", "SenderSettings", "build_sender_settings"]
@@ -65,6 +67,18 @@ class SenderSettings:
 
     constraints: SenderConstraints
     introspector: Introspector | None = None
+
+    def pipeline(
+        self, validator: Validator, *, realm: str = "api", allow_query_token: bool = False
+    ) -> RequestPipeline:
+        """The request pipeline these settings describe, for an adapter's settings object."""
+        return RequestPipeline(
+            validator,
+            realm=realm,
+            allow_query="always" if allow_query_token else "never",
+            sender=self.constraints,
+            introspector=self.introspector,
+        )
 
 
 def _lowered(value: Mapping[Any, Any], where: str) -> dict[str, Any]:

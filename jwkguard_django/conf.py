@@ -107,12 +107,8 @@ class State:
 
     def __post_init__(self) -> None:
         options = self.options
-        pipeline = RequestPipeline(
-            self.validator,
-            realm=options.realm,
-            allow_query="always" if options.allow_query_token else "never",
-            sender=options.sender.constraints,
-            introspector=options.sender.introspector,
+        pipeline = options.sender.pipeline(
+            self.validator, realm=options.realm, allow_query_token=options.allow_query_token
         )
         object.__setattr__(self, "pipeline", pipeline)
 

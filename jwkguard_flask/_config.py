@@ -78,12 +78,8 @@ class GuardState:
     pipeline: RequestPipeline = field(init=False)
 
     def __post_init__(self) -> None:
-        pipeline = RequestPipeline(
-            self.validator,
-            realm=self.realm,
-            allow_query="always" if self.allow_query_token else "never",
-            sender=self.sender.constraints,
-            introspector=self.sender.introspector,
+        pipeline = self.sender.pipeline(
+            self.validator, realm=self.realm, allow_query_token=self.allow_query_token
         )
         object.__setattr__(self, "pipeline", pipeline)
 

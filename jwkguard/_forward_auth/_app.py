@@ -43,7 +43,7 @@ from .._claims_result import Claims
 from .._events import EventHandler, log_event
 from .._lifecycle import Lifecycle
 from .._metrics import PrometheusMetrics, issuer_status
-from .._pipeline import RequestPipeline, RoutePolicy
+from .._pipeline import RoutePolicy
 from .._redis_store import RedisStore
 from .._replay_ledger import RedisReplayLedger
 from .._request_view import ASGIHeaders, RequestView
@@ -166,12 +166,8 @@ class ForwardAuthApp:
         )
         self._error_body_header = config.gateway == "nginx"
         self._last_health_retry = 0.0
-        self.pipeline = RequestPipeline(
-            validator,
-            realm=config.realm,
-            allow_query="always" if config.allow_query_token else "never",
-            sender=self.sender.constraints,
-            introspector=self.sender.introspector,
+        self.pipeline = self.sender.pipeline(
+            validator, realm=config.realm, allow_query_token=config.allow_query_token
         )
         self._policies: dict[Route, RoutePolicy] = {}
         for route in (*config.routes.routes, _AUTHENTICATE):
