@@ -47,7 +47,7 @@ from ._request_view import (
 )
 from ._sender import PresentedRequest, SenderConstraints
 from ._sender_settings import SenderSettings, build_sender_settings
-from ._settings import build_validator, unknown_settings
+from ._settings import build_validator, describe_unknown, unknown_settings
 from ._stores import LifecycleStore, MemoryStore, TokenUsage
 from ._token_cache import TokenCache
 from ._validator import LifecycleCheck, Validator
@@ -121,6 +121,7 @@ __all__ = [
     "certificate_from_proxy_header",
     "certificate_thumbprint",
     "check_scopes",
+    "describe_unknown",
     "error_response",
     "errors",
     "extract_bearer",

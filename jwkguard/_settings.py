@@ -8,15 +8,22 @@ weakening validation.
 
 from __future__ import annotations
 
+import difflib
 import inspect
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from ._issuer import Issuer
 from ._validator import Validator
 from .errors import ConfigurationError
 
-__all__ = ["ISSUER_SETTINGS", "VALIDATOR_SETTINGS", "build_validator", "unknown_settings"]
+__all__ = [
+    "ISSUER_SETTINGS",
+    "VALIDATOR_SETTINGS",
+    "build_validator",
+    "describe_unknown",
+    "unknown_settings",
+]
 
 VALIDATOR_SETTINGS = frozenset(
     name for name in inspect.signature(Validator.__init__).parameters if name != "self"
@@ -50,6 +57,31 @@ def unknown_settings(settings: Mapping[str, Any], extra: frozenset[str] = frozen
                     if str(key).lower() not in ISSUER_SETTINGS
                 )
     return unknown
+
+
+def describe_unknown(
+    unknown: Iterable[str], extra: Iterable[str] = (), *, spell: Callable[[str], str] = str.upper
+) -> list[str]:
+    """Each unknown setting name with the closest known one: ``"AUDIENCE (did you mean ...)"``.
+
+    Args:
+        unknown: Names from :func:`unknown_settings` (issuer entries as ``ISSUERS[0].name``).
+        extra: The adapter's own lower-case setting names.
+        spell: How a lower-case name is written in the framework (``JWKGUARD_`` + upper...).
+    """
+    top = sorted(VALIDATOR_SETTINGS | set(extra))
+    described: list[str] = []
+    for name in unknown:
+        issuer_entry = "]." in name
+        key = name.rsplit(".", 1)[-1].lower() if issuer_entry else name.lower()
+        choices = sorted(ISSUER_SETTINGS) if issuer_entry else top
+        close = difflib.get_close_matches(key, choices, n=1)
+        shown = spell(name)
+        if close:
+            hint = close[0] if issuer_entry else spell(close[0])
+            shown = f"{shown} (did you mean {hint}?)"
+        described.append(shown)
+    return described
 
 
 def build_validator(

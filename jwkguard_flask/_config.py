@@ -15,6 +15,7 @@ from jwkguard import (
     Validator,
     build_sender_settings,
     build_validator,
+    describe_unknown,
     unknown_settings,
 )
 
@@ -140,7 +141,7 @@ def build_state(config: Mapping[str, Any], validator: Validator | None) -> Guard
     settings = prefixed_settings(config)
     unknown = unknown_settings(settings, extra=ADAPTER_SETTINGS)
     if unknown:
-        names = ", ".join(_config_name(name) for name in unknown)
+        names = ", ".join(describe_unknown(unknown, ADAPTER_SETTINGS, spell=_config_name))
         raise ConfigurationError(f"unknown config keys: {names}")
     core = sorted(set(settings) - ADAPTER_SETTINGS)
     if validator is not None:

@@ -235,3 +235,20 @@ def test_importing_without_flask_gives_an_install_hint() -> None:
     )
     assert result.returncode == 1
     assert "jwkguard_flask needs Flask: pip install 'jwkguard[flask]'" in result.stderr
+
+
+def test_unknown_config_keys_name_the_closest_known_key() -> None:
+    """A typo fails at start-up and says what was probably meant, as Django's check does."""
+    app = Flask(__name__)
+    app.config.update(
+        JWKGUARD_ISSUERS=[
+            {"issuer": "https://id.example.com/", "audiense": ["a"], "jwks": {"keys": []}}
+        ],
+        JWKGUARD_ALGORITHMS=["RS256"],
+        JWKGUARD_ALOW_QUERY_TOKEN=True,
+    )
+    with pytest.raises(ConfigurationError) as caught:
+        JWKGuard(app)
+    message = str(caught.value)
+    assert "JWKGUARD_ALOW_QUERY_TOKEN (did you mean JWKGUARD_ALLOW_QUERY_TOKEN?)" in message
+    assert "ISSUERS[0].audiense (did you mean audiences?)" in message
