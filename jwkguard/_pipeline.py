@@ -23,7 +23,7 @@ The flow is one generator (:meth:`RequestPipeline._flow`) that yields the steps 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Generator, Iterable
+from collections.abc import Collection, Generator, Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
 from urllib.parse import parse_qsl
@@ -39,7 +39,14 @@ from ._sender import PresentedRequest, SenderConstraints
 from ._validator import Validator
 from .errors import ConfigurationError, InvalidRequest, TokenError
 
-__all__ = ["Decision", "QueryPolicy", "RequestPipeline", "RoutePolicy", "TokenSource"]
+__all__ = [
+    "Decision",
+    "QueryPolicy",
+    "RequestPipeline",
+    "RoutePolicy",
+    "TokenSource",
+    "query_policy",
+]
 
 QueryPolicy = Literal["never", "websocket", "always"]
 """Where ``?access_token=`` is accepted: nowhere, on WebSocket handshakes only, everywhere."""
@@ -163,7 +170,9 @@ class RequestPipeline:
             has a reuse watch.
         realm: The ``realm`` of ``WWW-Authenticate`` challenges.
         allow_query: Where ``?access_token=`` is accepted (RFC 6750 section 2.3 advises
-            against it): ``"never"`` (default), ``"websocket"`` or ``"always"``.
+            against it): ``"never"`` (default), ``"websocket"`` or ``"always"``; ``True`` and
+            ``False`` mean ``"always"`` and ``"never"``, the spelling every settings file
+            accepts too.
         websocket_subprotocol: A marker such as ``"bearer"``: a WebSocket client may offer
             the subprotocols ``[marker, token]``.
         sender: DPoP and certificate binding; by default tokens bound to a key or a
@@ -191,7 +200,7 @@ class RequestPipeline:
         validator: Validator,
         *,
         realm: str = "api",
-        allow_query: QueryPolicy = "never",
+        allow_query: QueryPolicy | bool = "never",
         websocket_subprotocol: str | None = None,
         sender: SenderConstraints | None = None,
         introspector: Introspector | None = None,
@@ -212,8 +221,9 @@ class RequestPipeline:
         self.sender = sender if sender is not None else SenderConstraints()
         self.introspector = introspector
         self._opaque = introspector is not None and introspect_opaque
-        self._allow_query = allow_query == "always"
-        self._ws_allow_query = allow_query != "never"
+        policy = query_policy(allow_query)
+        self._allow_query = policy == "always"
+        self._ws_allow_query = policy != "never"
         lifecycle = validator.lifecycle
         if isinstance(lifecycle, Lifecycle):
             lifecycle.attach(validator)
@@ -227,7 +237,7 @@ class RequestPipeline:
     def check_options(
         *,
         realm: str = "api",
-        allow_query: QueryPolicy = "never",
+        allow_query: QueryPolicy | bool = "never",
         websocket_subprotocol: str | None = None,
         sender: SenderConstraints | None = None,
         introspector: Introspector | None = None,
@@ -237,8 +247,7 @@ class RequestPipeline:
         For adapters that build their pipeline later, once the validator is known, so a
         bad option still fails at start-up.
         """
-        if allow_query not in _QUERY_POLICIES:
-            raise ConfigurationError(f"allow_query must be one of {', '.join(_QUERY_POLICIES)}")
+        query_policy(allow_query)
         if websocket_subprotocol is not None and (
             not isinstance(websocket_subprotocol, str) or not websocket_subprotocol.strip()
         ):
@@ -529,13 +538,18 @@ def _subprotocol_token(offered: Collection[str], marker: str) -> str | None:
     return protocols[position + 1]
 
 
-def query_policy(value: QueryPolicy | bool) -> QueryPolicy:
-    """A query-token setting in either spelling: True means ``"always"``, False ``"never"``."""
+def query_policy(value: object, name: str = "allow_query") -> QueryPolicy:
+    """A query-token setting in either spelling: True means ``"always"``, False ``"never"``.
+
+    Raises:
+        ConfigurationError: Anything else than a bool or one of the three policies.
+    """
     if value is True:
         return "always"
     if value is False:
         return "never"
-    return value
-
-
-ExemptCheck = Callable[[str, str], bool]
+    if value == "never" or value == "websocket" or value == "always":
+        return value
+    raise ConfigurationError(
+        f"{name} must be True or False, or one of {', '.join(map(repr, _QUERY_POLICIES))}"
+    )

@@ -22,7 +22,7 @@ from typing import Any, ClassVar
 
 from ._dpop import DPoPNonces, DPoPVerifier, ReplayLedger
 from ._introspection import Introspector
-from ._pipeline import RequestPipeline
+from ._pipeline import QueryPolicy, RequestPipeline
 from ._sender import SenderConstraints
 from ._validator import Validator
 from .errors import ConfigurationError
@@ -69,13 +69,17 @@ class SenderSettings:
     introspector: Introspector | None = None
 
     def pipeline(
-        self, validator: Validator, *, realm: str = "api", allow_query_token: bool = False
+        self,
+        validator: Validator,
+        *,
+        realm: str = "api",
+        allow_query_token: QueryPolicy | bool = False,
     ) -> RequestPipeline:
         """The request pipeline these settings describe, for an adapter's settings object."""
         return RequestPipeline(
             validator,
             realm=realm,
-            allow_query="always" if allow_query_token else "never",
+            allow_query=allow_query_token,
             sender=self.constraints,
             introspector=self.introspector,
         )

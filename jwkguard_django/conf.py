@@ -19,6 +19,7 @@ from django.utils.module_loading import import_string
 from jwkguard import (
     Claims,
     ConfigurationError,
+    QueryPolicy,
     RequestPipeline,
     SenderConstraints,
     SenderSettings,
@@ -26,6 +27,7 @@ from jwkguard import (
     build_sender_settings,
     build_validator,
 )
+from jwkguard.pipeline import query_policy
 
 __all__ = [
     "ADAPTER_SETTINGS",
@@ -68,7 +70,8 @@ class AdapterOptions:
         exempt_prefixes: Path prefixes (entries ending in ``*``) served without a token check.
         realm: The ``realm`` of ``WWW-Authenticate`` challenges.
         user_loader: Maps verified claims to a Django user; None gives a ``TokenUser``.
-        allow_query_token: Accept ``?access_token=`` (RFC 6750 section 2.3 advises against it).
+        allow_query_token: Where ``?access_token=`` is accepted (RFC 6750 section 2.3 advises
+            against it): ``"never"``, ``"websocket"`` or ``"always"`` (``False``/``True``).
         sender: DPoP, certificate binding and the introspector for ``introspect=True`` views.
     """
 
@@ -77,7 +80,7 @@ class AdapterOptions:
     exempt_prefixes: tuple[str, ...] = ()
     realm: str = "api"
     user_loader: UserLoader | None = None
-    allow_query_token: bool = False
+    allow_query_token: QueryPolicy = "never"  # noqa: S105 - a policy name, not a secret
     sender: SenderSettings = field(
         default_factory=lambda: SenderSettings(constraints=SenderConstraints())
     )
@@ -178,9 +181,7 @@ def parse_options(raw: Mapping[str, Any]) -> AdapterOptions:
     loader = _import(options.get("user_loader"), "user_loader")
     if loader is not None and not callable(loader):
         raise ConfigurationError("USER_LOADER must be a callable or its dotted path")
-    allow_query = options.get("allow_query_token", False)
-    if not isinstance(allow_query, bool):
-        raise ConfigurationError("ALLOW_QUERY_TOKEN must be True or False")
+    allow_query = query_policy(options.get("allow_query_token", False), "ALLOW_QUERY_TOKEN")
     return AdapterOptions(
         mode=mode,
         exempt_exact=frozenset(exact),

@@ -9,6 +9,7 @@ from typing import Any
 from jwkguard import (
     ConfigurationError,
     Exemptions,
+    QueryPolicy,
     RequestPipeline,
     SenderConstraints,
     SenderSettings,
@@ -18,6 +19,7 @@ from jwkguard import (
     describe_unknown,
     unknown_settings,
 )
+from jwkguard.pipeline import query_policy
 
 __all__ = ["ADAPTER_SETTINGS", "PREFIX", "GuardState", "build_state", "prefixed_settings"]
 
@@ -49,7 +51,8 @@ class GuardState:
     Attributes:
         validator: Validates the tokens of this app's requests.
         realm: The ``realm`` of ``WWW-Authenticate`` challenges (``JWKGUARD_REALM``).
-        allow_query_token: Accept ``?access_token=`` (``JWKGUARD_ALLOW_QUERY_TOKEN``;
+        allow_query_token: Where ``?access_token=`` is accepted (``JWKGUARD_ALLOW_QUERY_TOKEN``:
+            ``"never"``, ``"websocket"``, ``"always"``, or ``False``/``True``;
             RFC 6750 section 2.3 advises against it).
         exempt: Endpoints that ``protect`` never challenges (``JWKGUARD_EXEMPT``).
         exemptions: Paths (``JWKGUARD_EXEMPT_PATHS``, whole-segment prefixes) and methods
@@ -68,7 +71,7 @@ class GuardState:
 
     validator: Validator
     realm: str = "api"
-    allow_query_token: bool = False
+    allow_query_token: QueryPolicy = "never"  # noqa: S105 - a policy name, not a secret
     exempt: frozenset[str] = frozenset()
     exemptions: Exemptions = field(default_factory=Exemptions)
     warm_up: bool = False
@@ -171,7 +174,9 @@ def build_state(config: Mapping[str, Any], validator: Validator | None) -> Guard
     return GuardState(
         validator=validator,
         realm=realm,
-        allow_query_token=_flag(settings.get("allow_query_token", False), "ALLOW_QUERY_TOKEN"),
+        allow_query_token=query_policy(
+            settings.get("allow_query_token", False), f"{PREFIX}ALLOW_QUERY_TOKEN"
+        ),
         exempt=_names(settings.get("exempt", ()), "EXEMPT"),
         exemptions=_exemptions(settings),
         warm_up=_flag(settings.get("warm_up", False), "WARM_UP"),

@@ -56,6 +56,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .._pipeline import QueryPolicy, query_policy
 from .._sender_settings import SENDER_SETTINGS, build_sender_settings
 from ..errors import ConfigurationError
 from ._original import GATEWAYS
@@ -110,7 +111,8 @@ class ServerConfig:
         metrics: Serve ``/metrics`` (needs ``prometheus_client``).
         log_level: uvicorn and jwkguard log level.
         access_log: uvicorn access log on or off.
-        allow_query_token: Accept ``access_token`` in the original URI's query (RFC 6750 2.3).
+        allow_query_token: Where ``access_token`` is accepted in the original URI's query
+            (RFC 6750 2.3): ``"never"`` (``false``) or ``"always"`` (``true``).
         envoy_prefix: The path prefix of the Envoy ``ext_authz`` endpoint.
         audit: Write the audit trail (``jwkguard.audit`` logger).
         lifecycle: ``redis_url``, ``prefix`` and ``on_unavailable`` of the fleet's lifecycle
@@ -131,7 +133,7 @@ class ServerConfig:
     metrics: bool = True
     log_level: str = "info"
     access_log: bool = False
-    allow_query_token: bool = False
+    allow_query_token: QueryPolicy = "never"  # noqa: S105 - a policy name, not a secret
     envoy_prefix: str = "/envoy"
     audit: bool = True
     lifecycle: Mapping[str, Any] | None = None
@@ -263,10 +265,15 @@ def parse_config(document: Mapping[str, Any]) -> ServerConfig:
                 f"server.{name} must be a string",
             )
             options[name] = server[name]
-    for name in ("metrics", "access_log", "allow_query_token", "audit"):
+    for name in ("metrics", "access_log", "audit"):
         if name in server:
             _require(isinstance(server[name], bool), f"server.{name} must be true or false")
             options[name] = server[name]
+    if "allow_query_token" in server:
+        # One spelling in every adapter: true/false, or "never", "websocket", "always".
+        options["allow_query_token"] = query_policy(
+            server["allow_query_token"], "server.allow_query_token"
+        )
     if "port" in server:
         port = server["port"]
         _require(

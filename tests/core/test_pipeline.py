@@ -348,3 +348,34 @@ def test_the_pipeline_attaches_the_lifecycle_so_force_refresh_reaches_the_keys(
     validator.lifecycle = lifecycle
     RequestPipeline(validator)
     assert attached == [validator]
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [(True, "always"), (False, "never"), ("never", "never"), ("websocket", "websocket")],
+)
+def test_query_token_settings_take_one_spelling_everywhere(value: Any, expected: str) -> None:
+    from jwkguard.pipeline import query_policy
+
+    assert query_policy(value) == expected
+
+
+@pytest.mark.parametrize("value", ["yes", 1, None, "Always"])
+def test_other_query_token_settings_are_refused(value: Any) -> None:
+    from jwkguard.pipeline import query_policy
+
+    with pytest.raises(ConfigurationError, match="must be True or False"):
+        query_policy(value, "ALLOW_QUERY_TOKEN")
+
+
+def test_a_websocket_only_query_policy_refuses_query_tokens_on_http(
+    validator: Validator, mint: Any
+) -> None:
+    pipeline = RequestPipeline(validator, allow_query="websocket")
+    http = both(pipeline, view(f"access_token={mint()}"), RoutePolicy())
+    assert http.response is not None
+    assert http.response.body["reason"] == "token_in_query"
+    socket = RequestView(
+        method="GET", headers=Headers(), query=f"access_token={mint()}", websocket=True
+    )
+    assert pipeline.run(socket).allowed

@@ -252,3 +252,19 @@ def test_unknown_config_keys_name_the_closest_known_key() -> None:
     message = str(caught.value)
     assert "JWKGUARD_ALOW_QUERY_TOKEN (did you mean JWKGUARD_ALLOW_QUERY_TOKEN?)" in message
     assert "ISSUERS[0].audiense (did you mean audiences?)" in message
+
+
+@pytest.mark.parametrize("value", [True, "always"])
+def test_allow_query_token_takes_the_shared_spellings(value: Any) -> None:
+    app = Flask(__name__)
+    with LocalIssuer() as issuer:
+        app.config.update(static_settings(issuer), JWKGUARD_ALLOW_QUERY_TOKEN=value)
+        guard = JWKGuard(app)
+
+        @app.get("/q")
+        @guard.require
+        def query_view() -> dict[str, str]:
+            return {"sub": current_claims.subject or ""}
+
+        response = app.test_client().get("/q", query_string={"access_token": issuer.mint()})
+    assert response.status_code == 200

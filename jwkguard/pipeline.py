@@ -1,0 +1,55 @@
+"""The request pipeline, for adapter authors: one ordered judgement of a request.
+
+Application code rarely needs this module: every adapter (FastAPI, Starlette, Django, Flask,
+``jwkguard.asgi``, ``jwkguard.wsgi``, ``jwkguard serve``) already runs its requests through
+a :class:`RequestPipeline`. Write a new integration as glue around it: build a
+:class:`RequestView`, call :meth:`RequestPipeline.run` (or ``arun``) with a
+:class:`RoutePolicy`, attach ``Decision.claims`` or render ``Decision.response``.
+"""
+
+from __future__ import annotations
+
+from ._exemptions import DEFAULT_EXEMPT_METHODS, Exemptions
+from ._pipeline import (
+    ANONYMOUS,
+    DEFAULT_POLICY,
+    OPTIONAL_POLICY,
+    Decision,
+    QueryPolicy,
+    RequestPipeline,
+    RoutePolicy,
+    TokenSource,
+    query_policy,
+)
+from ._request_view import (
+    ASGIHeaders,
+    EnvironHeaders,
+    HeaderReader,
+    RequestView,
+    asgi_url,
+    environ_url,
+    view_from_asgi,
+    view_from_environ,
+)
+
+__all__ = [
+    "ANONYMOUS",
+    "DEFAULT_EXEMPT_METHODS",
+    "DEFAULT_POLICY",
+    "OPTIONAL_POLICY",
+    "ASGIHeaders",
+    "Decision",
+    "EnvironHeaders",
+    "Exemptions",
+    "HeaderReader",
+    "QueryPolicy",
+    "RequestPipeline",
+    "RequestView",
+    "RoutePolicy",
+    "TokenSource",
+    "asgi_url",
+    "environ_url",
+    "query_policy",
+    "view_from_asgi",
+    "view_from_environ",
+]
