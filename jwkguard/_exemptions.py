@@ -1,12 +1,14 @@
 """Which requests an adapter lets through without a token: one syntax in every adapter.
 
-``exempt_paths`` are path prefixes on whole segments: ``"/health"`` exempts ``/health`` and
-``/health/live``, never ``/healthz``; with a trailing slash, ``"/public/"`` exempts only what
-lies below (``/public/info``, not ``/public``). ``"/"`` alone is refused (it would exempt
-everything).
+``exempt_paths`` entries are exact paths, or subtrees when they end in ``/``: ``"/health"``
+exempts ``/health`` only (never ``/health/x`` or ``/healthz``); ``"/public/"`` exempts what
+lies below (``/public/info``, not ``/public``). Django's ``"/static/*"`` is accepted as the
+spelling of ``"/static/"``; a ``*`` anywhere else is refused, since ``"/api*"`` would also
+exempt ``/apix``. ``"/"`` alone is refused (it would exempt everything).
+
 A path is exempt only in its canonical spelling: one with a dot segment, a ``;`` parameter,
 a backslash, an empty segment or a control character is never exempt, so that
-``/health/../admin`` or ``/health;/../admin`` cannot reach a protected route through an
+``/health/../admin`` or ``/public/;/../admin`` cannot reach a protected route through an
 exemption, whatever the framework behind does with such a path (it then needs a token).
 
 ``exempt_methods`` default to ``OPTIONS`` (CORS preflights carry no credentials, Fetch
@@ -32,7 +34,7 @@ class Exemptions:
     """Decides whether a request is served without a token.
 
     Args:
-        paths: Path prefixes (whole segments) served without a token.
+        paths: Exact paths, and subtrees (ending in ``/``), served without a token.
         methods: Methods served without a token (default ``OPTIONS``).
     """
 
@@ -53,13 +55,19 @@ class Exemptions:
         prefixes: list[str] = []
         for path in paths:
             if not isinstance(path, str) or not path.startswith("/"):
-                raise ConfigurationError(f"exempt path {path!r} must start with '/'")
-            trimmed = path.rstrip("/")
+                raise ConfigurationError(f"exempt path {path!r} must be a path starting with '/'")
+            entry = path[:-1] if path.endswith("/*") else path
+            if "*" in entry:
+                raise ConfigurationError(
+                    f"exempt path {path!r}: only a final '/*' (a subtree) is allowed"
+                )
+            trimmed = entry.rstrip("/")
             if not trimmed or _NOT_CANONICAL.search(trimmed):
                 raise ConfigurationError(f"exempt path {path!r} must be a canonical path below '/'")
-            if not path.endswith("/"):
+            if entry.endswith("/"):
+                prefixes.append(trimmed + "/")
+            else:
                 exact.append(trimmed)
-            prefixes.append(trimmed + "/")
         method_list = list(methods)
         if not all(isinstance(method, str) and method.strip() for method in method_list):
             raise ConfigurationError("exempt_methods must be a list of method names")
@@ -75,11 +83,9 @@ class Exemptions:
 
     def path_exempt(self, path: str) -> bool:
         """True when ``path`` is one of the exempt paths, spelled canonically."""
-        if not self._prefixes:
-            return False
-        if path not in self._exact and not path.startswith(self._prefixes):
-            return False
-        return not _NOT_CANONICAL.search(path)
+        if path in self._exact:
+            return True
+        return path.startswith(self._prefixes) and not _NOT_CANONICAL.search(path)
 
     def __bool__(self) -> bool:
-        return bool(self._prefixes or self._methods)
+        return bool(self._exact or self._prefixes or self._methods)

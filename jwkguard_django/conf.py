@@ -19,6 +19,7 @@ from django.utils.module_loading import import_string
 from jwkguard import (
     Claims,
     ConfigurationError,
+    Exemptions,
     QueryPolicy,
     RequestPipeline,
     SenderConstraints,
@@ -42,7 +43,18 @@ __all__ = [
 ]
 
 ADAPTER_SETTINGS = (
-    frozenset({"mode", "exempt_paths", "realm", "user_loader", "allow_query_token"})
+    frozenset(
+        {
+            "mode",
+            "exempt_paths",
+            "exempt_methods",
+            "realm",
+            "user_loader",
+            "allow_query_token",
+            "warm_up",
+            "require_keys",
+        }
+    )
     | SenderSettings.NAMES
 )
 """Lower-case keys of ``JWKGUARD`` that configure the adapter rather than the validator.
@@ -66,33 +78,38 @@ class AdapterOptions:
 
     Attributes:
         mode: ``"protect"`` or ``"optional"``.
-        exempt_exact: Paths served without any token check.
-        exempt_prefixes: Path prefixes (entries ending in ``*``) served without a token check.
+        exemptions: Paths (``EXEMPT_PATHS``: exact, or a subtree ending in ``/`` or ``/*``)
+            and methods (``EXEMPT_METHODS``, default ``OPTIONS``) served without a token check.
         realm: The ``realm`` of ``WWW-Authenticate`` challenges.
         user_loader: Maps verified claims to a Django user; None gives a ``TokenUser``.
         allow_query_token: Where ``?access_token=`` is accepted (RFC 6750 section 2.3 advises
             against it): ``"never"``, ``"websocket"`` or ``"always"`` (``False``/``True``).
         sender: DPoP, certificate binding and the introspector for ``introspect=True`` views.
+        warm_up: Fetch remote keys when Django starts (``WARM_UP``), so the first requests
+            do not wait for them.
+        require_keys: Refuse to start when that warm-up gets no keys (``REQUIRE_KEYS``);
+            otherwise the failure is logged and keys are fetched on demand.
     """
 
     mode: str = "protect"
-    exempt_exact: frozenset[str] = frozenset()
-    exempt_prefixes: tuple[str, ...] = ()
+    exemptions: Exemptions = field(default_factory=Exemptions)
     realm: str = "api"
     user_loader: UserLoader | None = None
     allow_query_token: QueryPolicy = "never"  # noqa: S105 - a policy name, not a secret
     sender: SenderSettings = field(
         default_factory=lambda: SenderSettings(constraints=SenderConstraints())
     )
+    warm_up: bool = False
+    require_keys: bool = False
 
     @property
     def protect(self) -> bool:
         """True when views without a decorator need a valid token."""
         return self.mode == "protect"
 
-    def is_exempt(self, path: str) -> bool:
-        """True if ``path`` (``request.path_info``) is listed in ``EXEMPT_PATHS``."""
-        return path in self.exempt_exact or path.startswith(self.exempt_prefixes)
+    def is_exempt(self, path: str, method: str = "") -> bool:
+        """True if ``path`` (``request.path_info``) or ``method`` is exempt."""
+        return self.exemptions(method, path)
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,15 +183,13 @@ def parse_options(raw: Mapping[str, Any]) -> AdapterOptions:
     paths = options.get("exempt_paths", ())
     if isinstance(paths, str) or not isinstance(paths, list | tuple | set | frozenset):
         raise ConfigurationError("EXEMPT_PATHS must be a list of paths")
-    exact: set[str] = set()
-    prefixes: list[str] = []
-    for path in paths:
-        if not isinstance(path, str) or not path.startswith("/"):
-            raise ConfigurationError(f"EXEMPT_PATHS: {path!r} must be a path starting with '/'")
-        if path.endswith("*"):
-            prefixes.append(path[:-1])
-        else:
-            exact.add(path)
+    methods = options.get("exempt_methods", Exemptions.DEFAULT_METHODS)
+    if isinstance(methods, str) or not isinstance(methods, list | tuple | set | frozenset):
+        raise ConfigurationError("EXEMPT_METHODS must be a list of methods")
+    try:
+        exemptions = Exemptions(sorted(paths), sorted(methods))
+    except (ConfigurationError, TypeError) as exc:
+        raise ConfigurationError(f"EXEMPT_PATHS / EXEMPT_METHODS: {exc}") from exc
     realm = options.get("realm", "api")
     if not isinstance(realm, str) or not realm:
         raise ConfigurationError("REALM must be a non-empty string")
@@ -182,10 +197,16 @@ def parse_options(raw: Mapping[str, Any]) -> AdapterOptions:
     if loader is not None and not callable(loader):
         raise ConfigurationError("USER_LOADER must be a callable or its dotted path")
     allow_query = query_policy(options.get("allow_query_token", False), "ALLOW_QUERY_TOKEN")
+    flags = {}
+    for name in ("warm_up", "require_keys"):
+        flags[name] = options.get(name, False)
+        if not isinstance(flags[name], bool):
+            raise ConfigurationError(f"{name.upper()} must be True or False")
     return AdapterOptions(
+        warm_up=flags["warm_up"],
+        require_keys=flags["require_keys"],
         mode=mode,
-        exempt_exact=frozenset(exact),
-        exempt_prefixes=tuple(prefixes),
+        exemptions=exemptions,
         realm=realm,
         user_loader=loader,
         allow_query_token=allow_query,

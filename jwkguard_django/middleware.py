@@ -96,8 +96,8 @@ class JWKGuardMiddleware:
 
 
 def _skip(request: HttpRequest, state: State) -> bool:
-    """True for ``EXEMPT_PATHS``: their token is not even read."""
-    if state.options.is_exempt(request.path_info):
+    """True for ``EXEMPT_PATHS`` and ``EXEMPT_METHODS``: their token is not even read."""
+    if state.options.is_exempt(request.path_info, request.method or ""):
         mark_unauthenticated(request)
         return True
     return False

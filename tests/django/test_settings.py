@@ -100,3 +100,37 @@ def test_realm_is_used_in_challenges(issuer: LocalIssuer) -> None:
     with override_settings(JWKGUARD=jwkguard_settings(issuer, REALM="orders")):
         response = Client().get("/plain")
     assert response["WWW-Authenticate"] == 'Bearer realm="orders"'
+
+
+def test_exempt_methods_default_to_options_and_can_be_changed() -> None:
+    assert parse_options({}).is_exempt("/orders", "OPTIONS")
+    assert not parse_options({"EXEMPT_METHODS": []}).is_exempt("/orders", "OPTIONS")
+    assert not parse_options({}).is_exempt("/orders", "GET")
+
+
+def _remote_settings(issuer: LocalIssuer) -> dict[str, Any]:
+    remote = {"ISSUER": issuer.url, "AUDIENCES": [issuer.audience], "JWKS_URI": issuer.jwks_uri}
+    return {**jwkguard_settings(issuer), "ISSUERS": [remote]}
+
+
+def test_warm_up_fetches_keys_when_django_starts() -> None:
+    from jwkguard_django.apps import warm_up
+
+    with LocalIssuer() as issuer:
+        settings = {**_remote_settings(issuer), "WARM_UP": True}
+        with override_settings(JWKGUARD=settings):
+            warm_up()
+        assert issuer.requests["/jwks.json"] == 1
+
+
+def test_require_keys_stops_start_up_without_keys() -> None:
+    from jwkguard_django.apps import warm_up
+
+    with LocalIssuer() as issuer:
+        issuer.fail_with(503)
+        settings = {**_remote_settings(issuer), "REQUIRE_KEYS": True}
+        with (
+            override_settings(JWKGUARD=settings),
+            pytest.raises(ImproperlyConfigured, match="keys"),
+        ):
+            warm_up()

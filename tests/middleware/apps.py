@@ -17,7 +17,7 @@ from jwkguard import Claims, Validator
 from jwkguard import asgi as jwk_asgi
 from jwkguard import wsgi as jwk_wsgi
 
-EXEMPT = ["/health"]
+EXEMPT = ["/health", "/health/"]
 
 
 def _subject(claims: Claims | None) -> str:
