@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import random
 import threading
 import time
@@ -18,6 +19,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from ._claims_result import Claims, read_scopes
+from ._events import Event, EventHandler
 from ._issuer import is_loopback_host
 from ._policy import check_confirmation
 from .errors import ConfigurationError, InvalidClaim, KeysUnavailable, LifecycleError
@@ -29,6 +31,11 @@ __all__ = ["IntrospectionUnavailable", "Introspector"]
 
 AuthMethod = Literal["client_secret_basic", "client_secret_post", "private_key_jwt"]
 _MAX_RESPONSE_BYTES = 64 * 1024
+_MAX_RETRY_AFTER = 300.0
+# RFC 7662 section 2.3 / RFC 6749 section 5.2: a 400 carries the error about the request (here:
+# the one token in it); 413, 414 and 431 refuse a token too large to carry.
+_PER_TOKEN_STATUSES = frozenset({400, 413, 414, 431})
+_CLIENT_ERRORS = frozenset({"invalid_client", "unauthorized_client"})
 
 
 class IntrospectionUnavailable(KeysUnavailable):
@@ -39,8 +46,9 @@ class IntrospectionUnavailable(KeysUnavailable):
 
 @dataclass(slots=True)
 class _Entry:
-    claims: Claims | None  # None: the token is inactive
+    claims: Claims | None  # None: the token is inactive, or the server refused to judge it
     expires_at: float
+    refused: str | None = None  # the server's error code for a per-token 4xx
 
 
 class _IntrospectionState:
@@ -75,17 +83,55 @@ class _IntrospectionState:
         """False while the breaker is open; after ``reset_after`` one trial call goes through."""
         return now >= self.open_until
 
-    def record_failure(self, now: float) -> None:
+    def record_failure(self, now: float, retry_after: float | None = None) -> bool:
+        """One outage answer (transport error, timeout, 5xx, 429); True if the breaker opened.
+
+        Only outages count: an answer about one token never reaches here, so no client can
+        open the breaker with junk tokens. ``Retry-After`` on a 429 or 503 is back-pressure:
+        the breaker opens at once and stays open at least that long (bounded).
+        """
         with self.lock:
+            was_open = now < self.open_until
             self.failures += 1
+            if retry_after is not None:
+                wait = min(max(retry_after, 0.0), _MAX_RETRY_AFTER)
+                self.open_until = max(self.open_until, now + wait)
             if self.failures >= self.failure_threshold:
                 # Jitter keeps a fleet from retrying in lockstep.
-                self.open_until = now + self.reset_after * (1 + random.random() / 10)  # noqa: S311
+                jittered = now + self.reset_after * (1 + random.random() / 10)  # noqa: S311
+                self.open_until = max(self.open_until, jittered)
+            return not was_open and now < self.open_until
 
-    def record_result(self, key: str, claims: Claims | None, now: float) -> None:
+    def classify(self, status: int, error: str | None) -> str:
+        """What an answer other than 200 means: ``outage``, ``token`` or ``client``.
+
+        - ``outage``: 5xx and 429; the endpoint cannot answer now.
+        - ``client``: the endpoint refused *this resource server* (401, 403, 404, 405, ...,
+          or ``invalid_client`` / ``unauthorized_client`` in a 400): the same for every token,
+          a configuration problem, not an outage.
+        - ``token``: a 4xx about the token itself (400 ``invalid_request``,
+          ``unsupported_token_type``, 413, 414, 431): that token's answer.
+        """
+        if status >= 500 or status == 429:
+            return "outage"
+        if status in _PER_TOKEN_STATUSES and error not in _CLIENT_ERRORS:
+            return "token"
+        return "client"
+
+    def record_refusal(self, key: str, error: str, now: float) -> bool:
+        """The server would not judge this token: cached like ``active: false``.
+
+        The endpoint answered, so it is up: this ends an outage like any answer does.
+        """
         with self.lock:
-            self.failures = 0
-            self.open_until = 0.0
+            recovered = self._answered()
+            self._store(key, _Entry(None, now + self.inactive_ttl, error), now)
+            return recovered
+
+    def record_result(self, key: str, claims: Claims | None, now: float) -> bool:
+        """An answer about the token; True if it ended an outage (the breaker had opened)."""
+        with self.lock:
+            recovered = self._answered()
             if claims is None:
                 expires = now + self.inactive_ttl
             else:
@@ -93,11 +139,21 @@ class _IntrospectionState:
                 exp: Any = claims.get("exp")
                 if type(exp) in (int, float):
                     expires = min(expires, float(exp))
+            self._store(key, _Entry(claims, expires), now)
+            return recovered
+
+    def _answered(self) -> bool:
+        recovered = self.open_until > 0.0
+        self.failures = 0
+        self.open_until = 0.0
+        return recovered
+
+    def _store(self, key: str, entry: _Entry, now: float) -> None:
+        if len(self.cache) >= self.max_entries:
+            self.cache = {k: v for k, v in self.cache.items() if v.expires_at > now}
             if len(self.cache) >= self.max_entries:
-                self.cache = {k: v for k, v in self.cache.items() if v.expires_at > now}
-                if len(self.cache) >= self.max_entries:
-                    self.cache.clear()
-            self.cache[key] = _Entry(claims, expires)
+                self.cache.clear()
+        self.cache[key] = entry
 
 
 class Introspector:
@@ -115,8 +171,16 @@ class Introspector:
         inactive_ttl: How long an ``active: false`` answer is reused.
         failure_threshold: Consecutive failures that open the circuit breaker.
         reset_after: How long the breaker stays open before one trial call.
-        fail_open: When the endpoint cannot be asked, let locally validated tokens through
-            (hybrid mode); by default refuse with 503.
+        fail_open: During an outage of the endpoint (transport errors, timeouts, 5xx, 429,
+            or the open breaker), let locally validated tokens through (hybrid mode); by
+            default refuse with 503. Only an outage fails open: a 4xx about one token refuses
+            that token (401, reason ``introspection_refused``) and an endpoint that rejects
+            this resource server itself (401, 403, ``invalid_client``) answers 503
+            ``introspection_rejected``, under either policy.
+        on_event: Receives ``introspection_unavailable`` (the breaker opened),
+            ``introspection_recovered``, ``introspection_refused`` (a per-token 4xx) and
+            ``introspection_rejected`` events (``issuer`` is ``"*"``, ``detail`` has the
+            endpoint, the status and the server's ``error``; never the token).
         clock: A callable returning unix time; default ``time.time``.
     """
 
@@ -137,6 +201,7 @@ class Introspector:
         fail_open: bool = False,
         max_entries: int = 10_000,
         allow_insecure_http: bool = False,
+        on_event: EventHandler | None = None,
         clock: Callable[[], float] | None = None,
     ) -> None:
         if not endpoint.startswith("https://") and not (
@@ -152,6 +217,7 @@ class Introspector:
         self.audiences = frozenset(audiences) if audiences is not None else None
         self.fail_open = fail_open
         self.timeout = timeout
+        self.on_event = on_event
         self.clock = clock or time.time
         self._client_auth = _client_auth(
             client_id, client_secret, private_key, auth_method, endpoint
@@ -255,16 +321,32 @@ class Introspector:
 
     def _outcome(self, decided: object) -> Claims | None:
         if isinstance(decided, _Entry):
+            if decided.refused is not None:
+                raise _refused()
             if decided.claims is None:
                 raise _inactive()
             return decided.claims
         if self.fail_open:
             return None
-        raise IntrospectionUnavailable("Token introspection is temporarily unavailable")
+        raise IntrospectionUnavailable(
+            "Token introspection is temporarily unavailable",
+            retry_after=self._retry_after(),
+        )
 
-    def _failed(self, now: float) -> Claims | None:
-        self._state.record_failure(now)
+    def _retry_after(self) -> int:
+        wait = self._state.open_until - self.clock()
+        return int(min(max(math.ceil(wait), 1), _MAX_RETRY_AFTER)) if wait > 0 else 5
+
+    def _failed(
+        self, now: float, status: int | None = None, retry_after: float | None = None
+    ) -> Claims | None:
+        if self._state.record_failure(now, retry_after):
+            self._emit("introspection_unavailable", now, status=status)
         return self._outcome(_UNAVAILABLE)
+
+    def _emit(self, kind: str, now: float, **detail: Any) -> None:
+        if self.on_event is not None:
+            self.on_event(Event(kind, "*", now, detail={"endpoint": self.endpoint, **detail}))
 
     def _request(self, token: str) -> tuple[str, dict[str, str], str]:
         from authlib.oauth2.rfc7009 import prepare_revoke_token_request
@@ -275,19 +357,43 @@ class Introspector:
         return url, headers, body
 
     def _after(self, key: str, response: httpx.Response, now: float) -> Claims | None:
-        if response.status_code != 200 or len(response.content) > _MAX_RESPONSE_BYTES:
-            return self._failed(now)
+        status = response.status_code
+        if status != 200:
+            return self._not_ok(key, response, now)
+        if len(response.content) > _MAX_RESPONSE_BYTES:
+            return self._failed(now, status)
         try:
             document = json.loads(response.content)
         except ValueError:
-            return self._failed(now)
+            return self._failed(now, status)
         if not isinstance(document, dict) or not isinstance(document.get("active"), bool):
-            return self._failed(now)
+            return self._failed(now, status)
         claims = self._claims_from(document, now)
-        self._state.record_result(key, claims, now)
+        if self._state.record_result(key, claims, now):
+            self._emit("introspection_recovered", now, status=status)
         if claims is None:
             raise _inactive()
         return claims
+
+    def _not_ok(self, key: str, response: httpx.Response, now: float) -> Claims | None:
+        status = response.status_code
+        error = _error_code(response.content)
+        verdict = self._state.classify(status, error)
+        if verdict == "outage":
+            return self._failed(now, status, _seconds(response.headers.get("Retry-After")))
+        if verdict == "token":
+            if self._state.record_refusal(key, error or "invalid_request", now):
+                self._emit("introspection_recovered", now, status=status)
+            self._emit("introspection_refused", now, status=status, error=error)
+            raise _refused()
+        # The endpoint refuses this resource server: every token would get the same answer.
+        # Not an outage (fail-open does not apply) and not the token's fault.
+        self._emit("introspection_rejected", now, status=status, error=error)
+        raise IntrospectionUnavailable(
+            "Token introspection is temporarily unavailable",
+            reason="introspection_rejected",
+            retry_after=int(self._state.inactive_ttl) or 1,
+        )
 
     def _claims_from(self, document: dict[str, Any], now: float) -> Claims | None:
         if document["active"] is not True:
@@ -319,6 +425,32 @@ _UNAVAILABLE = object()
 
 def _inactive() -> LifecycleError:
     return LifecycleError("The access token is not active", reason="inactive")
+
+
+def _refused() -> LifecycleError:
+    return LifecycleError(
+        "The authorization server would not introspect the access token",
+        reason="introspection_refused",
+    )
+
+
+def _error_code(body: bytes) -> str | None:
+    """The ``error`` of an RFC 6749 section 5.2 error body, if it has a short one."""
+    if len(body) > _MAX_RESPONSE_BYTES:
+        return None
+    try:
+        document = json.loads(body)
+    except ValueError:
+        return None
+    error = document.get("error") if isinstance(document, dict) else None
+    return error if isinstance(error, str) and len(error) <= 64 else None
+
+
+def _seconds(value: str | None) -> float | None:
+    """A ``Retry-After`` in delta-seconds (RFC 9110 section 10.2.3); an HTTP date is ignored."""
+    if value is None or not value.strip().isdigit():
+        return None
+    return float(value.strip())
 
 
 def _client_auth(

@@ -28,6 +28,8 @@ class IntrospectionEndpoint:
         client_jwk: Its public JWK (``private_key_jwt``).
         opaque_tokens: Opaque token -> the claims to answer with (active).
         revoked: Tokens (or ``jti`` values) to answer ``active: false`` for.
+        token_errors: Token -> ``(status, error)`` to answer with an RFC 6749 error instead,
+            as servers do for a token they will not judge (``400 unsupported_token_type``).
         auth_methods_seen: The client authentication method of each request, in order.
     """
 
@@ -37,6 +39,7 @@ class IntrospectionEndpoint:
     client_jwk: Mapping[str, Any] | None = None
     opaque_tokens: dict[str, dict[str, Any]] = field(default_factory=dict)
     revoked: set[str] = field(default_factory=set)
+    token_errors: dict[str, tuple[int, str]] = field(default_factory=dict)
     auth_methods_seen: list[str] = field(default_factory=list)
 
     @property
@@ -55,6 +58,10 @@ class IntrospectionEndpoint:
         token = form.get("token")
         if not token:
             self._send(handler, 400, {"error": "invalid_request"})
+            return
+        if token in self.token_errors:
+            status, error = self.token_errors[token]
+            self._send(handler, status, {"error": error})
             return
         self._send(handler, 200, self._answer(token))
 

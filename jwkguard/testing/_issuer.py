@@ -31,6 +31,7 @@ class _Fault:
     body: bytes | None = None
     content_type: str | None = None
     redirect: str | None = None
+    retry_after: int | None = None
 
 
 class LocalIssuer:
@@ -179,9 +180,11 @@ class LocalIssuer:
 
     # -- faults ---------------------------------------------------------------------------
 
-    def fail_with(self, status: int, *, paths: set[str] | None = None) -> None:
-        """Answer every request (or those to ``paths``) with ``status``."""
-        self._set_fault(_Fault(status=status), paths)
+    def fail_with(
+        self, status: int, *, paths: set[str] | None = None, retry_after: int | None = None
+    ) -> None:
+        """Answer every request (or those to ``paths``) with ``status`` (and ``Retry-After``)."""
+        self._set_fault(_Fault(status=status, retry_after=retry_after), paths)
 
     def hang(self, seconds: float = _MAX_HANG, *, paths: set[str] | None = None) -> None:
         """Hold every request (or those to ``paths``) for up to ``seconds`` before answering."""
@@ -276,7 +279,12 @@ def _handler_for(issuer: LocalIssuer) -> type[BaseHTTPRequestHandler]:
             if fault.hang is not None:
                 release.wait(fault.hang)
             if fault.status is not None:
-                self._send(fault.status, b'{"error":"unavailable"}', "application/json")
+                self._send(
+                    fault.status,
+                    b'{"error":"unavailable"}',
+                    "application/json",
+                    retry_after=fault.retry_after,
+                )
                 return
             if fault.redirect is not None:
                 self.send_response(302)
@@ -315,10 +323,13 @@ def _handler_for(issuer: LocalIssuer) -> type[BaseHTTPRequestHandler]:
             *,
             etag: str | None = None,
             slow: float | None = None,
+            retry_after: int | None = None,
         ) -> None:
             self.send_response(status)
             self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(body)))
+            if retry_after is not None:
+                self.send_header("Retry-After", str(retry_after))
             if issuer.cache_control and status == 200:
                 self.send_header("Cache-Control", issuer.cache_control)
             if etag:
