@@ -15,6 +15,7 @@ __all__ = [
     "ASGIHeaders",
     "EnvironHeaders",
     "HeaderReader",
+    "IndexedHeaders",
     "RequestView",
     "asgi_url",
     "environ_url",
@@ -45,6 +46,29 @@ class ASGIHeaders:
     def getlist(self, name: str) -> list[str]:
         wanted = name.encode("latin-1")
         return [value.decode("latin-1") for key, value in self._raw if key == wanted]
+
+
+class IndexedHeaders:
+    """An ASGI header list indexed in one pass, for callers that read many headers.
+
+    A gateway's subrequest is read header by header (the original URI, method, host, the
+    token, a proof): one pass that decodes each name once beats a scan per header.
+    """
+
+    __slots__ = ("_index",)
+
+    def __init__(self, raw: Sequence[tuple[bytes, bytes]]) -> None:
+        index: dict[bytes, list[str]] = {}
+        for key, value in raw:
+            found = index.get(key)
+            if found is None:
+                index[key] = [value.decode("latin-1")]
+            else:
+                found.append(value.decode("latin-1"))
+        self._index = index
+
+    def getlist(self, name: str) -> list[str]:
+        return list(self._index.get(name.lower().encode("latin-1"), ()))
 
 
 class EnvironHeaders:

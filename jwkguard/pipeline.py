@@ -25,11 +25,18 @@ from ._request_view import (
     ASGIHeaders,
     EnvironHeaders,
     HeaderReader,
+    IndexedHeaders,
     RequestView,
     asgi_url,
     environ_url,
     view_from_asgi,
     view_from_environ,
+)
+from ._resource import (
+    WELL_KNOWN_PATH,
+    ResourceMetadata,
+    build_resource_metadata,
+    resource_identifier,
 )
 
 __all__ = [
@@ -37,19 +44,24 @@ __all__ = [
     "DEFAULT_EXEMPT_METHODS",
     "DEFAULT_POLICY",
     "OPTIONAL_POLICY",
+    "WELL_KNOWN_PATH",
     "ASGIHeaders",
     "Decision",
     "EnvironHeaders",
     "Exemptions",
     "HeaderReader",
+    "IndexedHeaders",
     "QueryPolicy",
     "RequestPipeline",
     "RequestView",
+    "ResourceMetadata",
     "RoutePolicy",
     "TokenSource",
     "asgi_url",
+    "build_resource_metadata",
     "environ_url",
     "query_policy",
+    "resource_identifier",
     "view_from_asgi",
     "view_from_environ",
 ]

@@ -32,7 +32,7 @@ import json
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -46,7 +46,7 @@ from .._metrics import PrometheusMetrics, issuer_status
 from .._pipeline import RoutePolicy
 from .._redis_store import RedisStore
 from .._replay_ledger import RedisReplayLedger
-from .._request_view import ASGIHeaders, RequestView
+from .._request_view import HeaderReader, IndexedHeaders, RequestView
 from .._sender_settings import build_sender_settings
 from .._settings import build_validator
 from .._validator import Validator
@@ -69,6 +69,31 @@ _AUTHENTICATE = Route()
 _WARM_UP_TIMEOUT = 10.0
 _HEALTH_RETRY_INTERVAL = 5.0
 _HEALTH_RETRY_TIMEOUT = 2.0
+# Entries of each per-server memo (peers, route answers, identity headers); a memo that
+# fills up starts over, so a client sending ever new paths costs memory only up to this.
+_MEMO_ENTRIES = 4096
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+class BoundedMemo(Generic[K, V]):
+    """A dict that forgets everything when it holds ``limit`` entries (cheap, bounded)."""
+
+    __slots__ = ("_entries", "_limit")
+
+    def __init__(self, limit: int) -> None:
+        self._entries: dict[K, V] = {}
+        self._limit = limit
+
+    def get(self, key: K) -> V | None:
+        return self._entries.get(key)
+
+    def remember(self, key: K, value: V) -> V:
+        if len(self._entries) >= self._limit:
+            self._entries.clear()
+        self._entries[key] = value
+        return value
 
 
 def _claim(claims: Mapping[str, Any], path: str) -> Any:
@@ -170,6 +195,14 @@ class ForwardAuthApp:
             validator, realm=config.realm, allow_query_token=config.allow_query_token
         )
         self._policies: dict[Route, RoutePolicy] = {}
+        self._counters: dict[int, Any] = {}
+        self._peers: BoundedMemo[str, bool] = BoundedMemo(_MEMO_ENTRIES)
+        self._routes_seen: BoundedMemo[
+            tuple[str, str, str], tuple[Route | None, str, str] | Exception
+        ] = BoundedMemo(_MEMO_ENTRIES)
+        self._identities: BoundedMemo[int, tuple[Claims, dict[str, str]]] = BoundedMemo(
+            _MEMO_ENTRIES
+        )
         for route in (*config.routes.routes, _AUTHENTICATE):
             self.policy(route)  # a rule that cannot be enforced fails at start-up
 
@@ -217,7 +250,11 @@ class ForwardAuthApp:
             await response(scope, receive, send)
             return
         if self._responses is not None:
-            self._responses.labels(str(response.status_code)).inc()
+            status = response.status_code
+            counter = self._counters.get(status)
+            if counter is None:
+                counter = self._counters[status] = self._responses.labels(str(status))
+            counter.inc()
         await response(scope, receive, send)
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
@@ -254,8 +291,15 @@ class ForwardAuthApp:
         """True if the peer of the connection is one of ``server.trusted_proxies``."""
         if request.client is None:
             return False
+        host = request.client.host
+        verdict = self._peers.get(host)
+        if verdict is None:
+            verdict = self._peers.remember(host, self._trusted_address(host))
+        return verdict
+
+    def _trusted_address(self, host: str) -> bool:
         try:
-            peer = ipaddress.ip_address(request.client.host)
+            peer = ipaddress.ip_address(host)
         except ValueError:
             return False
         if isinstance(peer, ipaddress.IPv6Address) and peer.ipv4_mapped is not None:
@@ -270,19 +314,20 @@ class ForwardAuthApp:
                 request.client.host if request.client else "an unknown peer",
             )
             return _denied("untrusted_peer", "The peer is not a trusted gateway")
+        headers = IndexedHeaders(request.scope["headers"])
         try:
-            original = self._reader.read(request.headers, request.scope)
+            original = self._reader.read(headers, request.scope)
         except InvalidRequest as exc:
             return _error(error_response(exc, realm=self._realm))
-        return await self.decide(request, original)
+        return await self.decide(request, original, headers)
 
-    async def decide(self, request: Request, original: OriginalRequest) -> Response:
+    async def decide(
+        self, request: Request, original: OriginalRequest, headers: HeaderReader | None = None
+    ) -> Response:
         """Allow or refuse the ``original`` request."""
         method, host = original.method, original.host
         try:
-            target = normalise_path(original.target)
-            path, query = target.path, target.query
-            route = self.config.routes.resolve(normalise_host(host), target, method)
+            route, path, query = self.route_for(host, original.target, method)
         except AmbiguousPath as exc:
             return _error(
                 error_response(InvalidRequest(str(exc), reason="ambiguous_path"), realm=self._realm)
@@ -295,7 +340,7 @@ class ForwardAuthApp:
             route = _AUTHENTICATE
         view = RequestView(
             method=method,
-            headers=ASGIHeaders(request.scope["headers"]),
+            headers=headers or IndexedHeaders(request.scope["headers"]),
             query=query,
             url=lambda: original.url,
             client=request.client.host if request.client else None,
@@ -316,6 +361,31 @@ class ForwardAuthApp:
             return Response(status_code=200, headers=_NO_STORE)
         return Response(status_code=200, headers=self.identity_headers(decision.claims))
 
+    def route_for(self, host: str, target: str, method: str) -> tuple[Route | None, str, str]:
+        """The rule for ``method host target``, with the canonical path and the raw query.
+
+        The answer depends only on these three strings and the configuration, so it is kept
+        (bounded): a gateway asks about the same few paths over and over.
+
+        Raises:
+            AmbiguousPath: The target could be read two ways.
+            MethodNotNamed: The rules of the target's prefix do not name the method.
+        """
+        key = (host, target, method)
+        known = self._routes_seen.get(key)
+        if known is None:
+            try:
+                normalised = normalise_path(target)
+                route = self.config.routes.resolve(normalise_host(host), normalised, method)
+                known = (route, normalised.path, normalised.query)
+            except (AmbiguousPath, MethodNotNamed) as exc:
+                known = exc
+            self._routes_seen.remember(key, known)
+        if isinstance(known, Exception):
+            # A fresh traceback each time: re-raising one instance would grow its traceback.
+            raise known.with_traceback(None)
+        return known
+
     def policy(self, route: Route) -> RoutePolicy:
         """What ``route`` demands, as the request pipeline reads it (built once per route)."""
         policy = self._policies.get(route)
@@ -335,7 +405,17 @@ class ForwardAuthApp:
         """``X-Auth-Subject``, ``X-Auth-Scopes`` and the configured claim headers.
 
         Every value goes through the one encoding of ``_identity`` (reversible, never fails).
+        The verified-token cache hands back the same ``Claims`` for a repeated token, so the
+        headers are kept for it (bounded; checked by identity, never by equality).
         """
+        known = self._identities.get(id(claims))
+        if known is not None and known[0] is claims:
+            return known[1]
+        headers = self._encode_identity(claims)
+        self._identities.remember(id(claims), (claims, headers))
+        return headers
+
+    def _encode_identity(self, claims: Claims) -> dict[str, str]:
         headers = dict(_NO_STORE)
         subject = header_value(claims.subject)
         if subject is not None:
