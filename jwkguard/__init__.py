@@ -45,6 +45,7 @@ from ._request_view import (
     view_from_asgi,
     view_from_environ,
 )
+from ._resource import ResourceMetadata, check_resource_audience
 from ._sender import PresentedRequest, SenderConstraints
 from ._sender_settings import SenderSettings, build_sender_settings
 from ._settings import build_validator, describe_unknown, unknown_settings
@@ -54,6 +55,7 @@ from ._validator import LifecycleCheck, Validator
 from .errors import (
     ConfigurationError,
     InsufficientScope,
+    InsufficientUserAuthentication,
     InvalidRequest,
     JWKGuardError,
     KeysUnavailable,
@@ -79,6 +81,7 @@ __all__ = [
     "Exemptions",
     "HeaderReader",
     "InsufficientScope",
+    "InsufficientUserAuthentication",
     "IntrospectionUnavailable",
     "Introspector",
     "InvalidRequest",
@@ -103,6 +106,7 @@ __all__ = [
     "ReplayLedger",
     "RequestPipeline",
     "RequestView",
+    "ResourceMetadata",
     "ReuseWatch",
     "RoutePolicy",
     "SenderConstraints",
@@ -120,6 +124,7 @@ __all__ = [
     "build_validator",
     "certificate_from_proxy_header",
     "certificate_thumbprint",
+    "check_resource_audience",
     "check_scopes",
     "describe_unknown",
     "error_response",

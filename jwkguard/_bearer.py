@@ -11,7 +11,14 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from .errors import InsufficientScope, InvalidRequest, KeysUnavailable, TokenError, UseDPoPNonce
+from .errors import (
+    InsufficientScope,
+    InsufficientUserAuthentication,
+    InvalidRequest,
+    KeysUnavailable,
+    TokenError,
+    UseDPoPNonce,
+)
 
 __all__ = ["ErrorResponse", "error_response", "extract_bearer", "missing_token_response"]
 
@@ -154,7 +161,9 @@ def error_response(
     """The RFC 6750 answer for a refused token: 400, 401, 403, or 503 with ``Retry-After``.
 
     ``scheme="DPoP"`` with ``challenge_params=[("algs", "ES256 RS256")]`` gives the RFC 9449
-    section 7.1 challenge; a ``UseDPoPNonce`` error adds the ``DPoP-Nonce`` header.
+    section 7.1 challenge; a ``UseDPoPNonce`` error adds the ``DPoP-Nonce`` header; an
+    ``InsufficientUserAuthentication`` error adds ``acr_values`` and ``max_age`` (RFC 9470
+    section 3). ``challenge_params`` come last (e.g. RFC 9728 ``resource_metadata``).
     """
     body = {"error": exc.error, "error_description": exc.description, "reason": exc.reason}
     if isinstance(exc, KeysUnavailable):
@@ -172,6 +181,12 @@ def error_response(
         scopes |= exc.required_scopes
     if scopes and exc.error == "insufficient_scope":
         params.append(("scope", " ".join(sorted(scopes))))
+    if isinstance(exc, InsufficientUserAuthentication):
+        # RFC 9470 section 3: what a new authentication must satisfy.
+        if exc.acr_values:
+            params.append(("acr_values", " ".join(exc.acr_values)))
+        if exc.max_age is not None:
+            params.append(("max_age", str(exc.max_age)))
     params.extend(challenge_params)
     headers = {"WWW-Authenticate": _challenge(realm, params, scheme)}
     if isinstance(exc, UseDPoPNonce):

@@ -13,8 +13,11 @@ Every entry point (FastAPI, Starlette, Django, DRF, Flask, the ASGI and WSGI mid
 3. **sender binding**: DPoP proof (RFC 9449) and certificate (RFC 8705) for bound tokens, the
    DPoP scheme, or routes that require either;
 4. **introspection** (hybrid mode, RFC 7662) on routes that ask for it;
-5. **route policy**: scopes;
+5. **route policy**: scopes, then step-up (``acr`` and ``auth_time``, RFC 9470);
 6. **usage**: ``Lifecycle.observe`` with the client address, for reuse alerts.
+
+With a :class:`~jwkguard.ResourceMetadata` (RFC 9728), every challenge names the resource's
+metadata document (``resource_metadata``), so a refused client learns where to get a token.
 
 The flow is one generator (:meth:`RequestPipeline._flow`) that yields the steps needing IO;
 :meth:`run` and :meth:`arun` only differ in how they perform those steps (the httpx
@@ -24,7 +27,7 @@ The flow is one generator (:meth:`RequestPipeline._flow`) that yields the steps 
 from __future__ import annotations
 
 from collections.abc import Collection, Generator, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 from urllib.parse import parse_qsl
 
@@ -33,8 +36,9 @@ from ._bearer import Credentials, ErrorResponse, extract_credentials
 from ._claims_result import Claims
 from ._introspection import IntrospectionUnavailable, Introspector
 from ._lifecycle import Lifecycle
-from ._policy import check_scopes
+from ._policy import check_scopes, check_user_authentication
 from ._request_view import RequestView
+from ._resource import ResourceMetadata
 from ._sender import PresentedRequest, SenderConstraints
 from ._validator import Validator
 from .errors import ConfigurationError, InvalidRequest, TokenError
@@ -83,6 +87,13 @@ class RoutePolicy:
         certificate: The token must be bound to the client certificate (RFC 8705).
         introspect: Also ask the introspector whether the token is active (RFC 7662 hybrid
             mode), after every local check.
+        acr_values: Step-up (RFC 9470): the token's ``acr`` must be one of these
+            authentication context classes (in order of preference, for the challenge).
+        max_age: Step-up (RFC 9470): the user must have authenticated (``auth_time``) at
+            most this many seconds ago.
+
+    A token that fails ``acr_values`` or ``max_age`` is refused with 401
+    ``insufficient_user_authentication``, the challenge naming both (RFC 9470 section 3).
     """
 
     scopes: frozenset[str] = frozenset()
@@ -90,24 +101,34 @@ class RoutePolicy:
     dpop: bool = False
     certificate: bool = False
     introspect: bool = False
+    acr_values: tuple[str, ...] = ()
+    max_age: int | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "scopes", scope_set(self.scopes, "scopes"))
         for name in ("optional", "dpop", "certificate", "introspect"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigurationError(f"{name} must be True or False")
+        acr_values = self.acr_values
+        if isinstance(acr_values, str) or not all(
+            isinstance(value, str) and value and " " not in value for value in acr_values
+        ):
+            raise ConfigurationError("acr_values must be a list of acr names (without spaces)")
+        object.__setattr__(self, "acr_values", tuple(dict.fromkeys(acr_values)))
+        max_age = self.max_age
+        if max_age is not None and (type(max_age) is not int or max_age < 0):
+            raise ConfigurationError("max_age must be a non-negative number of seconds")
+
+    @property
+    def step_up(self) -> bool:
+        """True when the route demands an ``acr`` or a recent ``auth_time`` (RFC 9470)."""
+        return bool(self.acr_values) or self.max_age is not None
 
     def with_scopes(self, scopes: Collection[str]) -> RoutePolicy:
         """This policy, also requiring ``scopes``."""
         if not scopes:
             return self
-        return RoutePolicy(
-            scopes=self.scopes | scope_set(scopes, "scopes"),
-            optional=self.optional,
-            dpop=self.dpop,
-            certificate=self.certificate,
-            introspect=self.introspect,
-        )
+        return replace(self, scopes=self.scopes | scope_set(scopes, "scopes"))
 
 
 DEFAULT_POLICY = RoutePolicy()
@@ -181,15 +202,21 @@ class RequestPipeline:
             JWTs on routes whose policy says ``introspect``.
         introspect_opaque: Send tokens that are not JWTs to the introspector (default when
             one is configured); False refuses them as malformed.
+        resource: The resource's RFC 9728 metadata, or its identifier (an ``https`` URL;
+            the rest is then described from the validator and ``sender``, see
+            :meth:`ResourceMetadata.describe`): every challenge then carries
+            ``resource_metadata`` (RFC 9728 section 5.1), and adapters serve the document.
     """
 
     __slots__ = (
         "_allow_query",
+        "_challenge",
         "_lifecycle",
         "_opaque",
         "_ws_allow_query",
         "introspector",
         "realm",
+        "resource",
         "sender",
         "subprotocol",
         "validator",
@@ -205,6 +232,7 @@ class RequestPipeline:
         sender: SenderConstraints | None = None,
         introspector: Introspector | None = None,
         introspect_opaque: bool = True,
+        resource: ResourceMetadata | str | None = None,
     ) -> None:
         if not isinstance(validator, Validator):
             raise ConfigurationError("the request pipeline needs a jwkguard.Validator")
@@ -221,6 +249,12 @@ class RequestPipeline:
         self.sender = sender if sender is not None else SenderConstraints()
         self.introspector = introspector
         self._opaque = introspector is not None and introspect_opaque
+        if isinstance(resource, str):
+            resource = ResourceMetadata.describe(resource, validator=validator, sender=self.sender)
+        elif resource is not None and not isinstance(resource, ResourceMetadata):
+            raise ConfigurationError("resource must be a jwkguard.ResourceMetadata or a URL")
+        self.resource: ResourceMetadata | None = resource
+        self._challenge = resource.challenge_params if resource is not None else ()
         policy = query_policy(allow_query)
         self._allow_query = policy == "always"
         self._ws_allow_query = policy != "never"
@@ -370,7 +404,7 @@ class RequestPipeline:
         if found is None:
             if policy.optional:
                 return ANONYMOUS
-            return Decision(response=self.constraints(policy).refusal(None, realm=self.realm))
+            return Decision(response=self.missing(policy))
         token = found.token
         introspected = False
         try:
@@ -399,7 +433,7 @@ class RequestPipeline:
         return decision
 
     def _route_checks(self, claims: Claims, policy: RoutePolicy) -> None:
-        """What a route demands that needs no IO: a stricter binding, then its scopes."""
+        """What a route demands that needs no IO: a stricter binding, its scopes, step-up."""
         constraints = self.constraints(policy)
         if not constraints.inactive:
             # A token checked by another pipeline (a stacked dependency) passed its binding
@@ -407,6 +441,15 @@ class RequestPipeline:
             constraints.check_required(claims)
         if policy.scopes:
             check_scopes(claims.scopes, policy.scopes)
+        if policy.acr_values or policy.max_age is not None:
+            validator = self.validator
+            check_user_authentication(
+                claims,
+                acr_values=policy.acr_values,
+                max_age=policy.max_age,
+                now=validator.clock(),
+                leeway=validator.leeway,
+            )
 
     def _reauthorize(self, decision: Decision, request: RequestView, policy: RoutePolicy) -> _Flow:
         """The route's own demands on a request whose token passed: binding, introspection,
@@ -415,7 +458,7 @@ class RequestPipeline:
         if claims is None:
             if decision.response is not None or policy.optional:
                 return decision
-            return Decision(response=self.constraints(policy).refusal(None, realm=self.realm))
+            return Decision(response=self.missing(policy))
         introspected = decision.introspected
         try:
             self._route_checks(claims, policy)
@@ -432,13 +475,27 @@ class RequestPipeline:
     def _refusal(
         self, exc: TokenError, policy: RoutePolicy, authorization: Collection[str]
     ) -> Decision:
-        response = self.constraints(policy).refusal(
+        return Decision(response=self.refusal(exc, policy, authorization), error=exc)
+
+    def refusal(
+        self,
+        exc: TokenError,
+        policy: RoutePolicy = DEFAULT_POLICY,
+        authorization: Collection[str] = (),
+    ) -> ErrorResponse:
+        """The answer to a request refused with ``exc`` under ``policy``.
+
+        For glue that refuses on its own account (a permission class, a gateway rule): the
+        same scheme, ``scope``, step-up and ``resource_metadata`` parameters as the pipeline's
+        own refusals.
+        """
+        return self.constraints(policy).refusal(
             exc,
             realm=self.realm,
             required_scopes=policy.scopes,
             authorization=tuple(authorization),
+            challenge_params=self._challenge,
         )
-        return Decision(response=response, error=exc)
 
     # -- reading the request --------------------------------------------------------------
 
@@ -509,7 +566,9 @@ class RequestPipeline:
 
     def missing(self, policy: RoutePolicy = DEFAULT_POLICY) -> ErrorResponse:
         """The 401 for a request without a token (RFC 6750 section 3.1: no error code)."""
-        return self.constraints(policy).refusal(None, realm=self.realm)
+        return self.constraints(policy).refusal(
+            None, realm=self.realm, challenge_params=self._challenge
+        )
 
 
 def _query_token(query: str) -> str | None:

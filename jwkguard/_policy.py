@@ -13,13 +13,14 @@ from .errors import (
     AudienceMismatch,
     ExpiredToken,
     InsufficientScope,
+    InsufficientUserAuthentication,
     InvalidClaim,
     IssuerMismatch,
     NotYetValid,
     TokenError,
 )
 
-__all__ = ["ClaimsPolicy", "check_confirmation", "check_scopes"]
+__all__ = ["ClaimsPolicy", "check_confirmation", "check_scopes", "check_user_authentication"]
 
 logger = logging.getLogger("jwkguard.claims")
 
@@ -48,6 +49,58 @@ def check_scopes(granted: frozenset[str], required: Collection[str]) -> None:
             required_scopes=frozenset(required),
             claim="scope",
         )
+
+
+def check_user_authentication(
+    claims: Mapping[str, Any],
+    *,
+    acr_values: tuple[str, ...],
+    max_age: int | None,
+    now: float,
+    leeway: float = 0,
+) -> None:
+    """Refuse a token whose user authentication is too weak or too old (RFC 9470 section 3).
+
+    Args:
+        claims: The verified claims; ``acr`` and ``auth_time`` are read (RFC 9068 section 2.2.1).
+        acr_values: Accepted ``acr`` values (any, when empty).
+        max_age: Largest accepted age of ``auth_time`` in seconds (any, when None).
+        now: The current unix time.
+        leeway: Clock tolerance in seconds.
+
+    Raises:
+        InsufficientUserAuthentication: With the route's ``acr_values`` and ``max_age``, for
+            the challenge.
+    """
+    if acr_values:
+        acr = claims.get("acr")
+        if type(acr) is not str or acr not in acr_values:
+            raise InsufficientUserAuthentication(
+                "The user must authenticate with a stronger method",
+                acr_values=acr_values,
+                max_age=max_age,
+                reason="acr_missing" if acr is None else "acr_not_allowed",
+                claim="acr",
+            )
+    if max_age is not None:
+        auth_time: Any = claims.get("auth_time")
+        kind = type(auth_time)
+        if (kind is not int and kind is not float) or not 0 <= auth_time <= _MAX_NUMERIC_DATE:
+            raise InsufficientUserAuthentication(
+                "The user must authenticate again",
+                acr_values=acr_values,
+                max_age=max_age,
+                reason="auth_time_missing",
+                claim="auth_time",
+            )
+        if now - auth_time > max_age + leeway:
+            raise InsufficientUserAuthentication(
+                "The user's authentication is too old for this resource",
+                acr_values=acr_values,
+                max_age=max_age,
+                reason="authentication_too_old",
+                claim="auth_time",
+            )
 
 
 # The confirmation methods a sender constraint can enforce, each a string:

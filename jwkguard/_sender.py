@@ -294,6 +294,7 @@ class SenderConstraints:
         realm: str = "api",
         required_scopes: Iterable[str] = (),
         authorization: Sequence[str] = (),
+        challenge_params: Iterable[tuple[str, str]] = (),
     ) -> ErrorResponse:
         """The 400, 401, 403 or 503 answer; ``exc`` None means the request had no token.
 
@@ -303,8 +304,11 @@ class SenderConstraints:
             required_scopes: Scopes to name in an ``insufficient_scope`` challenge.
             authorization: The request's ``Authorization`` values, to answer a client that
                 used the DPoP scheme with a DPoP challenge.
+            challenge_params: More challenge parameters, last (RFC 9728 ``resource_metadata``).
         """
         scheme, params = self.challenge(exc, authorization)
+        if challenge_params:
+            params = (*params, *challenge_params)
         if exc is None:
             return missing_token_response(realm, scheme=scheme, challenge_params=params)
         return error_response(

@@ -85,7 +85,11 @@ def describe_unknown(
 
 
 def build_validator(
-    settings: Mapping[str, Any], *, ignore: frozenset[str] = frozenset(), **overrides: Any
+    settings: Mapping[str, Any],
+    *,
+    ignore: frozenset[str] = frozenset(),
+    default_audience: str | None = None,
+    **overrides: Any,
 ) -> Validator:
     """A ``Validator`` from a settings mapping.
 
@@ -93,6 +97,9 @@ def build_validator(
         settings: Validator options, with ``issuers`` a list of mappings of Issuer options
             (``issuer`` is the identifier); keys are case-insensitive.
         ignore: Lower-case keys that belong to the caller (e.g. an adapter's ``exempt_paths``).
+        default_audience: The audience of issuers that name neither ``audiences`` nor
+            ``allowed_client_ids``: the resource identifier, when one is configured
+            (RFC 8707; RFC 9728 ``RESOURCE``).
         overrides: Keyword arguments passed to ``Validator`` as they are (e.g. ``clock``).
 
     Raises:
@@ -116,6 +123,12 @@ def build_validator(
         unknown = sorted(set(issuer_options) - ISSUER_SETTINGS)
         if unknown:
             raise ConfigurationError(f"issuers[{position}]: unknown settings: {', '.join(unknown)}")
+        if (
+            default_audience is not None
+            and issuer_options.get("audiences") is None
+            and not issuer_options.get("allowed_client_ids")
+        ):
+            issuer_options["audiences"] = [default_audience]
         identifier = issuer_options.pop("issuer", None)
         if not isinstance(identifier, str):
             raise ConfigurationError(f"issuers[{position}]: 'issuer' is required")

@@ -18,6 +18,7 @@ Adapters read the attributes (``error``, ``status_code``, ``reason``, ``claim``,
           │    ├── IssuerMismatch
           │    └── AudienceMismatch
           ├── InsufficientScope        valid token, missing scopes (403)
+          ├── InsufficientUserAuthentication  step-up needed: acr or auth_time (RFC 9470)
           ├── InvalidDPoPProof         sender constraint not proven (RFC 9449)
           ├── UseDPoPNonce             a DPoP nonce is required
           ├── LifecycleError           revoked, cut off, replayed, distrusted key
@@ -34,6 +35,7 @@ __all__ = [
     "ConfigurationError",
     "ExpiredToken",
     "InsufficientScope",
+    "InsufficientUserAuthentication",
     "InvalidClaim",
     "InvalidDPoPProof",
     "InvalidHeader",
@@ -178,6 +180,37 @@ class InsufficientScope(TokenError):
     ) -> None:
         super().__init__(description, reason=reason, claim=claim)
         self.required_scopes = required_scopes
+
+
+class InsufficientUserAuthentication(TokenError):
+    """The user's authentication is too weak or too old for this resource (RFC 9470 §3).
+
+    The client should send the user back to the authorization server, asking for one of
+    ``acr_values`` and a login no older than ``max_age`` seconds; adapters put both in the
+    challenge.
+
+    Attributes:
+        acr_values: The authentication context classes the resource accepts, in order of
+            preference (empty when only ``max_age`` is demanded).
+        max_age: The largest age of the user's authentication (``auth_time``) accepted, in
+            seconds, or None.
+    """
+
+    error = "insufficient_user_authentication"
+    default_reason = "insufficient_user_authentication"
+
+    def __init__(
+        self,
+        description: str = "A stronger or more recent user authentication is required",
+        *,
+        acr_values: tuple[str, ...] = (),
+        max_age: int | None = None,
+        reason: str | None = None,
+        claim: str | None = None,
+    ) -> None:
+        super().__init__(description, reason=reason, claim=claim)
+        self.acr_values = acr_values
+        self.max_age = max_age
 
 
 class InvalidDPoPProof(TokenError):
