@@ -11,7 +11,9 @@ Three scenarios:
 - ``mixed``: valid (200), expired (401), alg none (401), missing scope (403) and no token
   (401) in turn; each answer is checked against its expected status;
 - ``cached``: ``valid`` against a second server whose ``[validator]`` sets
-  ``token_cache = true`` (the verified-token cache).
+  ``token_cache = true`` (the verified-token cache);
+- ``healthz``: ``GET /healthz`` on that second server: the floor of a request to ``serve``,
+  against which ``cached`` is compared (target: cached >= 0.8x healthz).
 
 Any other status or a broken connection is an error; the run must have none. Figures: requests
 per second (wall clock), requests per second of server CPU, and p50/p99/p99.9 latency seen by the
@@ -37,6 +39,7 @@ MIXED_SECONDS = SECONDS / 2
 WARM_UP_SECONDS = 1.0
 CONNECTIONS = 8
 SCOPE = "orders:read"
+TARGET_HEALTHZ = 0.8
 
 
 def _request(token: str | None, method: str = "GET", uri: str = "/orders") -> bytes:
@@ -110,6 +113,7 @@ def main() -> None:
         scenarios = {
             "valid": [(_request(valid), 200)],
             "cached": [(_request(valid), 200)],
+            "healthz": [(get_request("/healthz"), 200)],
             "mixed": [
                 (_request(valid), 200),
                 (_request(expired), 401),
@@ -130,6 +134,7 @@ def main() -> None:
                     ("valid", SECONDS, process, port),
                     ("mixed", MIXED_SECONDS, process, port),
                     ("cached", SECONDS, cached_process, cached_port),
+                    ("healthz", SECONDS, cached_process, cached_port),
                 ):
                     before = process_cpu_seconds(server.pid)
                     elapsed, tally = await _load(target, scenarios[name], seconds)
@@ -165,6 +170,20 @@ def _report(results: dict[str, tuple[float, Tally, float]]) -> None:
             failed = True
             print(f"  first error: {tally.errors[0]}")
     print("errors: none" if not failed else "errors: SOME (see above)")
+    if "cached" in results and "healthz" in results:
+        (c_elapsed, c_tally, c_cpu), (h_elapsed, h_tally, h_cpu) = (
+            results["cached"],
+            results["healthz"],
+        )
+        wall = (len(c_tally.latencies) / c_elapsed) / (len(h_tally.latencies) / h_elapsed)
+        cpu = (len(c_tally.latencies) / max(c_cpu, 1e-9)) / (
+            len(h_tally.latencies) / max(h_cpu, 1e-9)
+        )
+        verdict = "met" if min(wall, cpu) >= TARGET_HEALTHZ else "MISSED"
+        print(
+            f"cached auth vs /healthz: {wall:.2f}x req/s, {cpu:.2f}x req/cpu-s"
+            f" (target >= {TARGET_HEALTHZ}x): {verdict}"
+        )
 
 
 if __name__ == "__main__":
