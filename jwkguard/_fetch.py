@@ -420,6 +420,11 @@ class SyncDriver:
         if client is not None:
             client.close()
 
+    def after_fork(self) -> None:
+        """In a forked child: a new lock, and the parent's pooled connections left to it."""
+        self._lock = threading.Lock()
+        self._client = None  # dropped, not closed: its sockets are shared with the parent
+
 
 class AsyncDriver:
     """Runs fetch flows over one reused ``httpx.AsyncClient``; one shared task per fetch.

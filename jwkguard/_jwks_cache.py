@@ -497,6 +497,17 @@ class JwksCache:
         s = self._s
         return s.keys is not None and not s.forced and now < s.refresh_at
 
+    def after_fork(self) -> None:
+        """In a forked child: forget fetches that were running in the parent's threads.
+
+        The keys stay (they are data); a fetch in flight at the fork will never complete here,
+        and a lock its thread held would stay held.
+        """
+        self._lock = threading.Lock()
+        self._s.in_flight = 0
+        self._s.miss_claim = None
+        self._recompute()
+
     def request_refresh(self) -> None:
         """Make the next lookup start a refresh, once, even during backoff (any thread)."""
         with self._lock:

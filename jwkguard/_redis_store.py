@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, Self
 
+from . import _forks
 from ._events import Event, EventHandler, log_event
 from ._replica import ChangeOp, LifecycleChange, Replica
 from ._stores import ChangeListener, TokenUsage
@@ -234,12 +235,7 @@ class RedisStore:
         self._keys = {name: prefix + name for name in ("meta", *_DATA_KEYS)}
         self._prefix = prefix
         self._channel = prefix + "changes"
-        self._client: redis.Redis = self._redis.Redis.from_url(
-            url, **self._client_options(asynchronous=False)
-        )
-        self._write = self._client.register_script(_WRITE)
-        self._restore_script = self._client.register_script(_RESTORE)
-        self._use_script = self._client.register_script(_RECORD_USE)
+        self._connect()
         self._async: redis.asyncio.Redis | None = None
         self._async_loop: asyncio.AbstractEventLoop | None = None
         self._async_scripts: tuple[Any, Any] | None = None
@@ -258,6 +254,20 @@ class RedisStore:
         self._attempted = threading.Event()
         self._resync_wanted = threading.Event()
         self._sessions = 0
+        # Start the listener the first time this process consults the store: set by
+        # start_on_first_use(), and in a child forked from a process that had started it.
+        self._revive = False
+        self._revive_lock = threading.Lock()
+        self._first_load_bound = float(connect_timeout) + 2 * float(socket_timeout)
+        _forks.track(self)
+
+    def _connect(self) -> None:
+        self._client: redis.Redis = self._redis.Redis.from_url(
+            self._url, **self._client_options(asynchronous=False)
+        )
+        self._write = self._client.register_script(_WRITE)
+        self._restore_script = self._client.register_script(_RESTORE)
+        self._use_script = self._client.register_script(_RECORD_USE)
 
     def _client_options(self, *, asynchronous: bool) -> dict[str, Any]:
         # No retries inside redis-py: one bounded attempt, and the store decides what next.
@@ -279,7 +289,20 @@ class RedisStore:
 
     @property
     def available(self) -> bool:
-        """True while the replica is loaded and Redis answers."""
+        """True while the replica is loaded and kept current, and Redis answers.
+
+        A store set to :meth:`start_on_first_use`, or forked from a process that had started
+        it, starts its listener here the first time it is asked, waiting for the first load
+        at most ``connect_timeout + 2 * socket_timeout``; until then it is unavailable.
+        """
+        if self._state == "up":
+            return True
+        if self._revive:
+            self._revive_listener()
+            return self._is_up()
+        return False
+
+    def _is_up(self) -> bool:
         return self._state == "up"
 
     @property
@@ -310,6 +333,49 @@ class RedisStore:
         self._attempted.wait(timeout)
         return self
 
+    def start_on_first_use(self) -> Self:
+        """Start the listener lazily, the first time a process consults the store.
+
+        For settings-built stores and pre-fork servers (gunicorn ``--preload``): a process
+        that only builds the store (the master) starts no thread and opens no connection;
+        each worker starts its own listener on its first request.
+        """
+        self._revive = True
+        return self
+
+    def _revive_listener(self) -> None:
+        with self._revive_lock:
+            if not self._revive:
+                return
+            self._revive = False
+            if self._thread is None:
+                self._stop.clear()
+                self._attempted.clear()
+                self._thread = threading.Thread(
+                    target=self._run, name="jwkguard-redis-store", daemon=True
+                )
+                self._thread.start()
+        self._attempted.wait(self._first_load_bound)
+
+    def _after_fork_in_child(self) -> None:
+        # The listener thread did not survive the fork, a lock it held stays held, and the
+        # parent keeps using the inherited sockets: rebuild all of it. The inherited replica
+        # is no longer kept current, so the store is unavailable until this process has
+        # started its own listener and reloaded (on its first use, see `available`).
+        self._revive = self._revive or self._thread is not None
+        self._thread = None
+        self._lock = threading.Lock()
+        self._state_lock = threading.Lock()
+        self._revive_lock = threading.Lock()
+        self._stop = threading.Event()
+        self._attempted = threading.Event()
+        self._resync_wanted = threading.Event()
+        self._state = "starting"
+        self._async = None
+        self._async_loop = None
+        self._async_scripts = None
+        self._connect()  # the old client is dropped, not closed: its sockets are the parent's
+
     async def astart(self, wait: float = 5.0) -> Self:
         """``start`` without blocking the event loop (``wait`` as ``start``'s ``timeout``)."""
         import asyncio  # loaded already by the running loop; kept off `import jwkguard`
@@ -318,6 +384,7 @@ class RedisStore:
 
     def close(self) -> None:
         """Stop the listener thread and close the sync client."""
+        self._revive = False
         self._stop.set()
         thread, self._thread = self._thread, None
         if thread is not None:

@@ -14,6 +14,7 @@ import threading
 from collections.abc import Callable, Collection, Iterable, MutableMapping
 from typing import Any
 
+from . import _forks
 from ._events import Event, EventHandler
 from ._fetch import AsyncDriver, FetchTarget, SyncDriver, failed_internally, key_set_flow
 from ._issuer import Issuer
@@ -47,6 +48,16 @@ class _Endpoint:
         self.wait_bound = target.budget + 0.5
         self._ahead: threading.Thread | None = None
         self._ahead_lock = threading.Lock()
+        _forks.track(self)
+
+    def _after_fork_in_child(self) -> None:
+        # A refresh thread, a fetch in flight, the locks they held and the pooled HTTP
+        # connections stay with the parent; the child keeps the keys and fetches afresh.
+        self._ahead = None
+        self._ahead_lock = threading.Lock()
+        self.cache.after_fork()
+        self.sync.after_fork()
+        self.aio.drop()
 
     def emit(self, events: Iterable[Event], issuer: str) -> None:
         """Send ``events`` to the issuers concerned; a failing handler never breaks a fetch."""
