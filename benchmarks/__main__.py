@@ -13,6 +13,7 @@ SUITES = (
     "lifecycle",
     "token_cache",
     "imports",
+    "pipeline",
     "http_fastapi",
     "http_flask",
     "http_django",

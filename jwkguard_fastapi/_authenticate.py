@@ -14,10 +14,12 @@ from functools import partial
 from starlette.types import Scope
 
 from jwkguard import (
+    ConfigurationError,
     Decision,
     Introspector,
     QueryPolicy,
     RequestPipeline,
+    ResourceMetadata,
     RoutePolicy,
     SenderConstraints,
     Validator,
@@ -43,6 +45,8 @@ class Authenticator:
         introspector: Asks the authorization server about opaque tokens and, with
             ``introspect``, about every token (RFC 7662 hybrid mode).
         introspect: Introspect every token after the local checks.
+        resource: The resource's RFC 9728 metadata, or its identifier URL (then described
+            from each validator): every challenge carries ``resource_metadata``.
     """
 
     __slots__ = ("_build", "_pipelines", "_policies", "introspect")
@@ -56,6 +60,7 @@ class Authenticator:
         sender_constraints: SenderConstraints | None = None,
         introspector: Introspector | None = None,
         introspect: bool | None = None,
+        resource: ResourceMetadata | str | None = None,
     ) -> None:
         RequestPipeline.check_options(
             realm=realm,
@@ -71,10 +76,16 @@ class Authenticator:
             websocket_subprotocol=websocket_subprotocol,
             sender=sender_constraints,
             introspector=introspector,
+            resource=resource,
         )
+        if resource is not None and not isinstance(resource, ResourceMetadata | str):
+            raise ConfigurationError("resource must be a jwkguard.ResourceMetadata or a URL")
+        self.resource = resource
         self.introspect = introspector is not None if introspect is None else introspect
         self._pipelines: dict[int, tuple[Validator, RequestPipeline]] = {}
-        self._policies: dict[tuple[bool, tuple[str, ...]], RoutePolicy] = {}
+        self._policies: dict[
+            tuple[bool, tuple[str, ...], tuple[str, ...], int | None], RoutePolicy
+        ] = {}
 
     def pipeline(self, validator: Validator) -> RequestPipeline:
         """The pipeline for ``validator`` (built on first use, validated like the options)."""
@@ -84,13 +95,29 @@ class Authenticator:
             self._pipelines[id(validator)] = entry
         return entry[1]
 
-    def policy(self, scopes: Collection[str] = (), *, optional: bool = False) -> RoutePolicy:
-        """The route policy for ``scopes`` (cached: routes ask on every request)."""
-        key = (optional, tuple(sorted(scopes)))
+    def metadata(self, validator: Validator) -> ResourceMetadata | None:
+        """The RFC 9728 metadata of the resource, as described with ``validator``."""
+        return self.pipeline(validator).resource
+
+    def policy(
+        self,
+        scopes: Collection[str] = (),
+        *,
+        optional: bool = False,
+        acr_values: tuple[str, ...] = (),
+        max_age: int | None = None,
+    ) -> RoutePolicy:
+        """The route policy for ``scopes`` and step-up (cached: routes ask on every request)."""
+        # A route passes its scopes in the same order every time: no sorting needed.
+        key = (optional, tuple(scopes), acr_values, max_age)
         policy = self._policies.get(key)
         if policy is None:
             policy = RoutePolicy(
-                scopes=frozenset(scopes), optional=optional, introspect=self.introspect
+                scopes=frozenset(scopes),
+                optional=optional,
+                introspect=self.introspect,
+                acr_values=acr_values,
+                max_age=max_age,
             )
             self._policies[key] = policy
         return policy
