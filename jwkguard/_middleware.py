@@ -7,7 +7,8 @@ from typing import Generic, TypeVar
 
 from ._exemptions import DEFAULT_EXEMPT_METHODS, Exemptions
 from ._introspection import Introspector
-from ._pipeline import QueryPolicy, RequestPipeline, RoutePolicy, scope_set
+from ._pipeline import QueryPolicy, RequestPipeline, RoutePolicy, acr_list, scope_set
+from ._resource import ResourceMetadata
 from ._sender import SenderConstraints
 from ._validator import Validator
 from .errors import ConfigurationError
@@ -41,7 +42,13 @@ class GuardedApp(Generic[AppT]):
         introspector: Introspection for opaque tokens, and for every token with
             ``introspect=True`` (RFC 7662).
         introspect: Ask the introspector about every token (hybrid mode).
-        pipeline: A ready :class:`jwkguard.RequestPipeline` instead of the options above.
+        resource: The resource's RFC 9728 metadata (or its identifier URL): every challenge
+            names it in ``resource_metadata``, and the document is served (``GET``/``HEAD``,
+            no token) at its well-known path.
+        acr_values: Step-up (RFC 9470): every token's ``acr`` must be one of these.
+        max_age: Step-up (RFC 9470): the user authenticated at most this many seconds ago.
+        pipeline: A ready :class:`jwkguard.RequestPipeline` instead of the options above
+            (``realm`` to ``introspector``, and ``resource``).
     """
 
     def __init__(
@@ -59,6 +66,9 @@ class GuardedApp(Generic[AppT]):
         sender: SenderConstraints | None = None,
         introspector: Introspector | None = None,
         introspect: bool = False,
+        resource: ResourceMetadata | str | None = None,
+        acr_values: Collection[str] = (),
+        max_age: int | None = None,
         pipeline: RequestPipeline | None = None,
     ) -> None:
         if pipeline is None:
@@ -71,13 +81,21 @@ class GuardedApp(Generic[AppT]):
                 websocket_subprotocol=websocket_subprotocol,
                 sender=sender,
                 introspector=introspector,
+                resource=resource,
             )
         elif validator is not None and validator is not pipeline.validator:
             raise ConfigurationError("the pipeline was built for another validator")
+        elif resource is not None:
+            raise ConfigurationError("give the resource to the pipeline, not beside it")
         self.app = app
         self.pipeline = pipeline
+        self.resource = pipeline.resource
         self.policy = RoutePolicy(
-            scopes=scope_set(scopes, "scopes"), optional=optional, introspect=introspect
+            scopes=scope_set(scopes, "scopes"),
+            optional=optional,
+            introspect=introspect,
+            acr_values=acr_list(acr_values),
+            max_age=max_age,
         )
         pipeline.check_policy(self.policy)
         self.exemptions = Exemptions(exempt_paths, exempt_methods)

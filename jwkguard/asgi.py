@@ -10,6 +10,10 @@ an optional request without a token). Refusals are the RFC 6750 answers every jw
 adapter gives (JSON body, ``WWW-Authenticate``). A WebSocket handshake without a valid token
 is closed with 1008 (1013 when no signing keys can be had). ``lifespan`` and any other scope
 type pass through untouched. No web framework is imported.
+
+With ``resource=`` (RFC 9728), every challenge carries ``resource_metadata`` and the middleware
+answers ``GET`` at the resource's well-known path (``/.well-known/oauth-protected-resource``,
+then the resource's path) with the metadata document, without a token.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from ._exemptions import DEFAULT_EXEMPT_METHODS
 from ._middleware import CLAIMS_KEY, GuardedApp
 from ._pipeline import Decision
 from ._request_view import view_from_asgi
+from ._resource import ResourceMetadata
 from .errors import KeysUnavailable, TokenError
 
 __all__ = [
@@ -31,6 +36,7 @@ __all__ = [
     "JWKGuardMiddleware",
     "close_reason",
     "send_error",
+    "send_metadata",
 ]
 
 Scope = MutableMapping[str, Any]
@@ -65,6 +71,15 @@ class JWKGuardMiddleware(GuardedApp[ASGIApp]):
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
+        resource = self.resource
+        if (
+            resource is not None
+            and kind == "http"
+            and resource.serves(scope["path"])
+            and scope.get("method") in ("GET", "HEAD")
+        ):
+            await send_metadata(send, resource, head=scope["method"] == "HEAD")
+            return
         if kind not in ("http", "websocket") or self.exemptions(
             scope.get("method", "GET") if kind == "http" else "", scope["path"]
         ):
@@ -97,6 +112,22 @@ class JWKGuardMiddleware(GuardedApp[ASGIApp]):
             return
         code, reason = close_reason(decision.error)
         await send({"type": "websocket.close", "code": code, "reason": reason})
+
+
+async def send_metadata(send: Send, resource: ResourceMetadata, *, head: bool = False) -> None:
+    """Send the RFC 9728 metadata document (200, JSON, cacheable)."""
+    body = resource.body_bytes()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [
+                (name.lower().encode("latin-1"), value.encode("latin-1"))
+                for name, value in resource.wire_headers(body)
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": b"" if head else body})
 
 
 async def send_error(send: Send, response: ErrorResponse, *, prefix: str = "http.response") -> None:

@@ -19,6 +19,7 @@ from ._pipeline import (
     RequestPipeline,
     RoutePolicy,
     TokenSource,
+    acr_list,
     query_policy,
 )
 from ._request_view import (
@@ -57,6 +58,7 @@ __all__ = [
     "ResourceMetadata",
     "RoutePolicy",
     "TokenSource",
+    "acr_list",
     "asgi_url",
     "build_resource_metadata",
     "environ_url",

@@ -7,7 +7,9 @@ Example:
 
 The verified claims are in ``environ["jwkguard.claims"]`` (a :class:`jwkguard.Claims`; None
 on an optional request without a token). Refusals are the RFC 6750 answers every jwkguard
-adapter gives (JSON body, ``WWW-Authenticate``). No web framework is imported.
+adapter gives (JSON body, ``WWW-Authenticate``). No web framework is imported. With
+``resource=`` (RFC 9728), challenges carry ``resource_metadata`` and ``GET`` at the resource's
+well-known path answers with the metadata document.
 """
 
 from __future__ import annotations
@@ -38,7 +40,13 @@ class JWKGuardMiddleware(GuardedApp[WSGIApp]):
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         method = str(environ.get("REQUEST_METHOD", "GET")).upper()
-        if self.exemptions(method, environ.get("PATH_INFO", "") or "/"):
+        path = environ.get("PATH_INFO", "") or "/"
+        resource = self.resource
+        if resource is not None and method in ("GET", "HEAD") and resource.serves(path):
+            body = resource.body_bytes()
+            start_response("200 OK", resource.wire_headers(body))
+            return [] if method == "HEAD" else [body]
+        if self.exemptions(method, path):
             return self.app(environ, start_response)
         decision = self.pipeline.run(view_from_environ(environ), self.policy)
         if decision.response is None:

@@ -34,6 +34,7 @@ from ._dependency import (
     swagger_ui_oauth,
 )
 from ._lifespan import lifespan
+from ._metadata import add_resource_metadata, metadata_response
 from ._responses import BearerError, bearer_error_handler, install, to_response
 from ._starlette import ClaimsUser, JWKGuardBackend, JWKGuardMiddleware, TokenAuthenticationError
 
@@ -48,10 +49,12 @@ __all__ = [
     "OptionalClaims",
     "QueryPolicy",
     "TokenAuthenticationError",
+    "add_resource_metadata",
     "bearer",
     "bearer_error_handler",
     "install",
     "lifespan",
+    "metadata_response",
     "optional_bearer",
     "swagger_ui_oauth",
     "to_response",

@@ -49,7 +49,7 @@ class Authenticator:
             from each validator): every challenge carries ``resource_metadata``.
     """
 
-    __slots__ = ("_build", "_pipelines", "_policies", "introspect")
+    __slots__ = ("_build", "_pipelines", "_policies", "introspect", "resource")
 
     def __init__(
         self,

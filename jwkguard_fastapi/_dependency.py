@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Collection, Mapping
 from typing import Annotated, Any
 
@@ -21,10 +22,12 @@ from jwkguard import (
     DPoPVerifier,
     ErrorResponse,
     Introspector,
+    ResourceMetadata,
     SenderConstraints,
     TokenError,
     Validator,
 )
+from jwkguard.pipeline import acr_list
 
 from ._authenticate import Authenticator, QueryPolicy, close_reason
 from ._responses import VALIDATOR_STATE, BearerError
@@ -79,6 +82,14 @@ class JWTBearer(SecurityBase):
         token_url: The token endpoint of the authorization code flow.
         refresh_url: The refresh endpoint of the authorization code flow, if any.
         scopes: Scope names and descriptions offered by the Authorize dialog.
+        resource: The resource's RFC 9728 metadata, or its identifier URL (described from
+            the validator): every challenge carries ``resource_metadata``; serve the document
+            with :func:`jwkguard_fastapi.add_resource_metadata`.
+        acr_values: Step-up (RFC 9470): the token's ``acr`` must be one of these; else 401
+            ``insufficient_user_authentication`` with ``acr_values`` in the challenge. For one
+            route, use :meth:`step_up`.
+        max_age: Step-up (RFC 9470): the user authenticated (``auth_time``) at most this many
+            seconds ago.
     """
 
     def __init__(
@@ -104,6 +115,9 @@ class JWTBearer(SecurityBase):
         token_url: str | None = None,
         refresh_url: str | None = None,
         scopes: Mapping[str, str] | None = None,
+        resource: ResourceMetadata | str | None = None,
+        acr_values: Collection[str] = (),
+        max_age: int | None = None,
     ) -> None:
         if validator is not None and not isinstance(validator, Validator):
             raise ConfigurationError("JWTBearer needs a jwkguard.Validator")
@@ -149,7 +163,31 @@ class JWTBearer(SecurityBase):
             websocket_subprotocol=websocket_subprotocol,
             sender_constraints=sender_constraints,
             introspector=introspector,
+            resource=resource,
         )
+        self.acr_values = acr_list(acr_values)
+        self.max_age = max_age
+        self.authenticator.policy(acr_values=self.acr_values, max_age=max_age)  # checked now
+
+    def step_up(self, *, acr_values: Collection[str] = (), max_age: int | None = None) -> JWTBearer:
+        """This dependency for a route that demands more of the user's login (RFC 9470).
+
+        ``Security(auth.step_up(acr_values=["urn:mfa"], max_age=300), scopes=[...])``: the
+        token's ``acr`` must be one of ``acr_values`` and its ``auth_time`` at most
+        ``max_age`` seconds old, else 401 ``insufficient_user_authentication`` with both in
+        the challenge. The copy shares this dependency's pipeline, so a token already
+        validated for the request is not validated again.
+        """
+        stricter = copy.copy(self)
+        stricter.acr_values = acr_list(acr_values) if acr_values else self.acr_values
+        stricter.max_age = self.max_age if max_age is None else max_age
+        self.authenticator.policy(acr_values=stricter.acr_values, max_age=stricter.max_age)
+        return stricter
+
+    def metadata(self, connection: HTTPConnection) -> ResourceMetadata | None:
+        """The RFC 9728 metadata of this dependency's resource (None without ``resource``)."""
+        validator = self.validator if self.validator is not None else _app_validator(connection)
+        return self.authenticator.metadata(validator)
 
     @classmethod
     def from_metadata(
@@ -191,7 +229,12 @@ class JWTBearer(SecurityBase):
     ) -> Claims | None:
         """Authenticate the connection; FastAPI calls this for every protected route."""
         validator = self.validator if self.validator is not None else _app_validator(request)
-        policy = self.authenticator.policy(security_scopes.scopes, optional=not self.auto_error)
+        policy = self.authenticator.policy(
+            security_scopes.scopes,
+            optional=not self.auto_error,
+            acr_values=self.acr_values,
+            max_age=self.max_age,
+        )
         decision = await self.authenticator.decide(request.scope, validator, policy)
         if decision.response is not None:
             raise self._refuse(request, decision.error, decision.response)

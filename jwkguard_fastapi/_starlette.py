@@ -22,6 +22,7 @@ from jwkguard import (
     ErrorResponse,
     Introspector,
     QueryPolicy,
+    ResourceMetadata,
     SenderConstraints,
     Validator,
 )
@@ -80,6 +81,8 @@ class JWKGuardBackend(AuthenticationBackend):
             ``"always"``).
         websocket_subprotocol: Accept a WebSocket token offered as ``[marker, token]``.
         sender_constraints: DPoP and certificate binding; bound tokens are refused by default.
+        resource: RFC 9728 metadata (or the resource URL) for ``resource_metadata`` in
+            challenges.
     """
 
     def __init__(
@@ -90,6 +93,7 @@ class JWKGuardBackend(AuthenticationBackend):
         allow_query: QueryPolicy = "never",
         websocket_subprotocol: str | None = None,
         sender_constraints: SenderConstraints | None = None,
+        resource: ResourceMetadata | str | None = None,
     ) -> None:
         self.validator = validator
         self.authenticator = Authenticator(
@@ -97,6 +101,7 @@ class JWKGuardBackend(AuthenticationBackend):
             allow_query=allow_query,
             websocket_subprotocol=websocket_subprotocol,
             sender_constraints=sender_constraints,
+            resource=resource,
         )
 
     async def authenticate(self, conn: HTTPConnection) -> tuple[AuthCredentials, BaseUser] | None:
@@ -145,6 +150,10 @@ class JWKGuardMiddleware(ASGIMiddleware):
         sender_constraints: DPoP and certificate binding; bound tokens are refused by default.
         introspector: Introspection for opaque tokens (and every token with ``introspect``).
         introspect: Ask the introspector about every token (RFC 7662 hybrid mode).
+        resource: RFC 9728 metadata (or the resource URL): ``resource_metadata`` in every
+            challenge, and the document served at its well-known path.
+        acr_values: Step-up (RFC 9470): every token's ``acr`` must be one of these.
+        max_age: Step-up (RFC 9470): the user authenticated at most this many seconds ago.
     """
 
     def __init__(
@@ -163,6 +172,9 @@ class JWKGuardMiddleware(ASGIMiddleware):
         sender_constraints: SenderConstraints | None = None,
         introspector: Introspector | None = None,
         introspect: bool = False,
+        resource: ResourceMetadata | str | None = None,
+        acr_values: Collection[str] = (),
+        max_age: int | None = None,
     ) -> None:
         if isinstance(exempt_prefixes, str):
             raise ConfigurationError("exempt_prefixes must be a list of paths")
@@ -179,6 +191,9 @@ class JWKGuardMiddleware(ASGIMiddleware):
             sender=sender_constraints,
             introspector=introspector,
             introspect=introspect,
+            resource=resource,
+            acr_values=acr_values,
+            max_age=max_age,
         )
         self.validator = validator
 
