@@ -11,6 +11,7 @@ Use it to test your own protected application::
 
 from __future__ import annotations
 
+from ._fake import fake_pipeline, make_claims
 from ._introspection import IntrospectionEndpoint
 from ._issuer import LocalIssuer
 from ._keys import SigningKey, b64url, generate_key, mint_token, sign_compact
@@ -23,7 +24,9 @@ __all__ = [
     "LocalIssuer",
     "SigningKey",
     "b64url",
+    "fake_pipeline",
     "generate_key",
+    "make_claims",
     "make_dpop_proof",
     "mint_token",
     "sign_compact",

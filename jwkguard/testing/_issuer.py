@@ -55,11 +55,14 @@ class LocalIssuer:
         cache_control: str | None = "max-age=300",
         host: str = "127.0.0.1",
         port: int = 0,
+        key: SigningKey | None = None,
     ) -> None:
+        if key is not None and key.alg != alg:
+            raise ValueError(f"the key is for {key.alg}, not {alg}")
         self.alg = alg
         self.audience = audience
         self.cache_control = cache_control
-        self.keys: list[SigningKey] = [generate_key(alg)]
+        self.keys: list[SigningKey] = [key or generate_key(alg)]
         self.active_key = self.keys[0]
         self.requests: Counter[str] = Counter()
         self.fault = _Fault()

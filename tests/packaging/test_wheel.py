@@ -114,7 +114,13 @@ def test_the_wheel_carries_the_demo_and_the_metadata_an_index_shows(dist: Path) 
         names = set(wheel.namelist())
         (metadata_name,) = [n for n in names if n.endswith(".dist-info/METADATA")]
         metadata = Parser().parsestr(wheel.read(metadata_name).decode())
-    for package in ("jwkguard", "jwkguard_fastapi", "jwkguard_django", "jwkguard_flask"):
+    for package in (
+        "jwkguard",
+        "jwkguard_fastapi",
+        "jwkguard_django",
+        "jwkguard_flask",
+        "jwkguard_pytest",
+    ):
         assert f"{package}/py.typed" in names
     assert "jwkguard/_demo/_api.py" in names
     assert not any(name.startswith(("tests/", "examples/")) for name in names)
