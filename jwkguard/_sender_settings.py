@@ -23,6 +23,7 @@ from typing import Any, ClassVar
 from ._dpop import DPoPNonces, DPoPVerifier, ReplayLedger
 from ._introspection import Introspector
 from ._pipeline import QueryPolicy, RequestPipeline
+from ._resource import build_resource_metadata
 from ._sender import SenderConstraints
 from ._validator import Validator
 from .errors import ConfigurationError
@@ -74,14 +75,22 @@ class SenderSettings:
         *,
         realm: str = "api",
         allow_query_token: QueryPolicy | bool = False,
+        resource: Any = None,
     ) -> RequestPipeline:
-        """The request pipeline these settings describe, for an adapter's settings object."""
+        """The request pipeline these settings describe, for an adapter's settings object.
+
+        ``resource`` is the ``RESOURCE`` setting (RFC 9728): the resource URL, a mapping of
+        metadata members, or a ready ``ResourceMetadata``; see ``build_resource_metadata``.
+        """
         return RequestPipeline(
             validator,
             realm=realm,
             allow_query=allow_query_token,
             sender=self.constraints,
             introspector=self.introspector,
+            resource=build_resource_metadata(
+                resource, validator=validator, sender=self.constraints
+            ),
         )
 
 

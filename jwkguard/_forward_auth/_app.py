@@ -9,6 +9,8 @@ Endpoints:
                         arrive as they were.
     ``/healthz``        200 when every issuer has usable keys, else 503.
     ``/metrics``        Prometheus text format (with ``prometheus_client``).
+    ``/.well-known/oauth-protected-resource[/path]``  the RFC 9728 metadata document, with
+                        ``resource`` configured (its original path is also let through).
 
 Only peers in ``server.trusted_proxies`` may ask (others get 403 ``untrusted_peer``).
 
@@ -38,7 +40,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from .._audit import AuditTrail, fan_out, token_hash
-from .._bearer import ErrorResponse, error_response
+from .._bearer import ErrorResponse
 from .._claims_result import Claims
 from .._events import EventHandler, log_event
 from .._lifecycle import Lifecycle
@@ -47,6 +49,7 @@ from .._pipeline import RoutePolicy
 from .._redis_store import RedisStore
 from .._replay_ledger import RedisReplayLedger
 from .._request_view import HeaderReader, IndexedHeaders, RequestView
+from .._resource import ResourceMetadata, resource_identifier
 from .._sender_settings import build_sender_settings
 from .._settings import build_validator
 from .._validator import Validator
@@ -173,7 +176,12 @@ class ForwardAuthApp:
                     on_event=handler,
                 )
                 lifecycle = Lifecycle(self.store, on_unavailable=config.lifecycle["on_unavailable"])
-            validator = build_validator(config.validator, on_event=handler, lifecycle=lifecycle)
+            validator = build_validator(
+                config.validator,
+                on_event=handler,
+                lifecycle=lifecycle,
+                default_audience=resource_identifier(config.resource),
+            )
             if lifecycle is not None:
                 lifecycle.attach(validator)
         self.sender = build_sender_settings(self._sender_options(config, handler))
@@ -192,8 +200,12 @@ class ForwardAuthApp:
         self._error_body_header = config.gateway == "nginx"
         self._last_health_retry = 0.0
         self.pipeline = self.sender.pipeline(
-            validator, realm=config.realm, allow_query_token=config.allow_query_token
+            validator,
+            realm=config.realm,
+            allow_query_token=config.allow_query_token,
+            resource=config.resource,
         )
+        self.resource = self.pipeline.resource
         self._policies: dict[Route, RoutePolicy] = {}
         self._counters: dict[int, Any] = {}
         self._peers: BoundedMemo[str, bool] = BoundedMemo(_MEMO_ENTRIES)
@@ -243,6 +255,8 @@ class ForwardAuthApp:
         else:
             if path == "/healthz":
                 response = await self.healthz()
+            elif self.resource is not None and self.resource.serves(path):
+                response = metadata_page(self.resource)
             elif path == "/metrics":
                 response = self.metrics_page()
             else:
@@ -318,7 +332,7 @@ class ForwardAuthApp:
         try:
             original = self._reader.read(headers, request.scope)
         except InvalidRequest as exc:
-            return _error(error_response(exc, realm=self._realm))
+            return _error(self.pipeline.refusal(exc))
         return await self.decide(request, original, headers)
 
     async def decide(
@@ -329,15 +343,16 @@ class ForwardAuthApp:
         try:
             route, path, query = self.route_for(host, original.target, method)
         except AmbiguousPath as exc:
-            return _error(
-                error_response(InvalidRequest(str(exc), reason="ambiguous_path"), realm=self._realm)
-            )
+            return _error(self.pipeline.refusal(InvalidRequest(str(exc), reason="ambiguous_path")))
         except MethodNotNamed:
             return _denied("method_not_allowed", f"No rule for this path names the method {method}")
         if route is None:
             if self.config.unmatched == "deny":
                 return _denied("no_route", "No rule matches this request")
             route = _AUTHENTICATE
+        resource = self.resource
+        if resource is not None and method in ("GET", "HEAD") and resource.serves(path):
+            return Response(status_code=200, headers=_NO_STORE)  # RFC 9728: public
         view = RequestView(
             method=method,
             headers=headers or IndexedHeaders(request.scope["headers"]),
@@ -396,6 +411,8 @@ class ForwardAuthApp:
                 dpop=route.dpop,
                 certificate=route.certificate,
                 introspect=route.introspect,
+                acr_values=route.acr_values,
+                max_age=route.max_age,
             )
             self.pipeline.check_policy(policy)
             self._policies[route] = policy
@@ -464,6 +481,14 @@ class ForwardAuthApp:
             generate_latest(self.metrics.registry),
             headers={"Content-Type": CONTENT_TYPE_LATEST, **_NO_STORE},
         )
+
+
+def metadata_page(resource: ResourceMetadata) -> Response:
+    """The RFC 9728 metadata document."""
+    body = resource.body_bytes()
+    headers = dict(resource.wire_headers(body))
+    del headers["Content-Length"]
+    return Response(body, headers=headers, media_type="application/json")
 
 
 def _default_metrics() -> PrometheusMetrics | None:

@@ -39,7 +39,15 @@ trusted_proxies = ["127.0.0.1"]   # the gateway's address
 
 Routes may add ``dpop = true``, ``certificate = true`` and ``introspect = true`` (the last
 needs ``[sender.introspection]``). With ``[lifecycle]``, DPoP proofs are remembered in its
-Redis, under its ``on_unavailable`` policy.
+Redis, under its ``on_unavailable`` policy. Step-up (RFC 9470): ``acr_values = ["urn:mfa"]``
+and ``max_age = 300`` on a route answer a weaker or older login with 401
+``insufficient_user_authentication``.
+
+RFC 9728: ``resource = "https://api.example.com"`` (before the first table), or a
+``[resource]`` table of metadata members (``resource``, ``scopes_supported``,
+``resource_name``...): every challenge names the metadata document, which the server
+serves at its well-known path (route that path of the gateway to it); issuers without
+``audiences`` take the resource identifier as their audience (RFC 8707).
 
 An override ``JWKGUARD__SERVER__PORT=9000`` sets ``server.port``; list items are addressed by
 index (``JWKGUARD__VALIDATOR__ISSUERS__0__AUDIENCES='["https://api"]'``). Values are read as
@@ -56,7 +64,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .._pipeline import QueryPolicy, query_policy
+from .._pipeline import QueryPolicy, acr_list, query_policy
+from .._resource import build_resource_metadata
 from .._sender_settings import SENDER_SETTINGS, build_sender_settings
 from ..errors import ConfigurationError
 from ._original import GATEWAYS
@@ -87,9 +96,20 @@ _SERVER_KEYS = frozenset(
     }
 )
 _ROUTE_KEYS = frozenset(
-    {"host", "path", "methods", "scopes", "anonymous", "dpop", "certificate", "introspect"}
+    {
+        "host",
+        "path",
+        "methods",
+        "scopes",
+        "anonymous",
+        "dpop",
+        "certificate",
+        "introspect",
+        "acr_values",
+        "max_age",
+    }
 )
-_TOP_KEYS = frozenset({"server", "validator", "routes", "lifecycle", "sender"})
+_TOP_KEYS = frozenset({"server", "validator", "routes", "lifecycle", "sender", "resource"})
 _LIFECYCLE_KEYS = frozenset({"redis_url", "prefix", "on_unavailable"})
 
 
@@ -119,6 +139,8 @@ class ServerConfig:
             store, or None for no lifecycle checks.
         sender: The ``[sender]`` table (``jwkguard.build_sender_settings`` keys): DPoP,
             certificate binding through the gateway's header, introspection.
+        resource: The protected resource (RFC 9728): its identifier URL, or a ``[resource]``
+            table of metadata members; None for none.
     """
 
     validator: Mapping[str, Any]
@@ -138,6 +160,7 @@ class ServerConfig:
     audit: bool = True
     lifecycle: Mapping[str, Any] | None = None
     sender: Mapping[str, Any] = field(default_factory=dict)
+    resource: str | Mapping[str, Any] | None = None
 
 
 def _toml_value(text: str) -> Any:
@@ -234,7 +257,22 @@ def _route(raw: Any, position: int) -> Route:
     for name, value in demands.items():
         _require(isinstance(value, bool), f"{where}.{name} must be true or false")
         _require(not (anonymous and value), f"{where}: an anonymous route cannot demand {name}")
+    try:
+        acr_values = acr_list(raw.get("acr_values", []), f"{where}.acr_values")
+    except ConfigurationError as exc:
+        raise ConfigurationError(str(exc)) from None
+    max_age = raw.get("max_age")
+    _require(
+        max_age is None or (type(max_age) is int and max_age >= 0),
+        f"{where}.max_age must be a number of seconds",
+    )
+    _require(
+        not (anonymous and (acr_values or max_age is not None)),
+        f"{where}: an anonymous route cannot demand a step-up (acr_values, max_age)",
+    )
     return Route(
+        acr_values=acr_values,
+        max_age=max_age,
         host=host,
         path=path,
         methods=None if methods is None else tuple(methods),
@@ -305,6 +343,10 @@ def parse_config(document: Mapping[str, Any]) -> ServerConfig:
     if "lifecycle" in document:
         options["lifecycle"] = _lifecycle(document["lifecycle"])
     options["sender"] = _sender(document.get("sender", {}), routes)
+    if document.get("resource") is not None:
+        resource = document["resource"]
+        build_resource_metadata(resource, where="resource")  # checked now, built by the app
+        options["resource"] = resource
     if "trusted_proxies" in server:
         options["trusted_proxies"] = _networks(server["trusted_proxies"])
     gateway = server.get("gateway")

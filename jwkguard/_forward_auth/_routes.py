@@ -51,6 +51,8 @@ class Route:
         dpop: The token must be DPoP-bound (RFC 9449).
         certificate: The token must be bound to the client certificate (RFC 8705).
         introspect: Also ask the introspection endpoint whether the token is active.
+        acr_values: Step-up (RFC 9470): the token's ``acr`` must be one of these.
+        max_age: Step-up (RFC 9470): the user authenticated at most this many seconds ago.
     """
 
     host: str | None = None
@@ -61,6 +63,8 @@ class Route:
     dpop: bool = False
     certificate: bool = False
     introspect: bool = False
+    acr_values: tuple[str, ...] = ()
+    max_age: int | None = None
 
     def __post_init__(self) -> None:
         host = self.host.lower().rstrip(".") if self.host and self.host != "*" else None
@@ -100,6 +104,10 @@ class Route:
         demands = "".join(
             f" {name}" for name in ("dpop", "certificate", "introspect") if getattr(self, name)
         )
+        if self.acr_values:
+            demands += f" acr_values={' '.join(self.acr_values)}"
+        if self.max_age is not None:
+            demands += f" max_age={self.max_age}"
         return f"methods={methods} host={self.host or '*'} path={self.path} {what}{demands}"
 
 
