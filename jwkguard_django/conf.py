@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
@@ -28,7 +28,18 @@ from jwkguard import (
     build_sender_settings,
     build_validator,
 )
+from jwkguard.fleet import (
+    Fleet,
+    build_fleet,
+    build_fleet_settings,
+    build_metrics,
+    wire_validator,
+    wired_settings,
+)
 from jwkguard.pipeline import query_policy
+
+if TYPE_CHECKING:
+    from jwkguard import PrometheusMetrics
 
 __all__ = [
     "ADAPTER_SETTINGS",
@@ -53,6 +64,8 @@ ADAPTER_SETTINGS = (
             "allow_query_token",
             "warm_up",
             "require_keys",
+            "fleet",
+            "metrics",
         }
     )
     | SenderSettings.NAMES
@@ -117,12 +130,16 @@ class State:
     """What the middleware, decorators and DRF classes read: built once per settings dict.
 
     ``pipeline`` judges every request, with the settings' realm, query-token rule, sender
-    constraints and introspector.
+    constraints and introspector. ``fleet`` is the Redis store and lifecycle of ``FLEET``
+    (started in each worker process on its first request), ``metrics`` the Prometheus
+    metrics of ``METRICS`` (served by ``jwkguard_django.views.metrics``).
     """
 
     source: object
     validator: Validator
     options: AdapterOptions
+    fleet: Fleet | None = None
+    metrics: PrometheusMetrics | None = None
     pipeline: RequestPipeline = field(init=False)
 
     def __post_init__(self) -> None:
@@ -170,8 +187,8 @@ def resolve_settings(raw: Mapping[str, Any]) -> dict[str, Any]:
     return options
 
 
-def parse_options(raw: Mapping[str, Any]) -> AdapterOptions:
-    """The adapter's settings from ``JWKGUARD``.
+def parse_options(raw: Mapping[str, Any], fleet: Fleet | None = None) -> AdapterOptions:
+    """The adapter's settings from ``JWKGUARD``; with ``fleet``, DPoP proofs go to its Redis.
 
     Raises:
         ConfigurationError: A value of the wrong type or out of range.
@@ -197,6 +214,11 @@ def parse_options(raw: Mapping[str, Any]) -> AdapterOptions:
     if loader is not None and not callable(loader):
         raise ConfigurationError("USER_LOADER must be a callable or its dotted path")
     allow_query = query_policy(options.get("allow_query_token", False), "ALLOW_QUERY_TOKEN")
+    if build_fleet_settings(options.get("fleet")) is not None and options.get("lifecycle"):
+        raise ConfigurationError("set FLEET or LIFECYCLE, not both: FLEET builds the lifecycle")
+    metrics = options.get("metrics", False)
+    if not isinstance(metrics, bool | str) and not callable(getattr(metrics, "instrument", None)):
+        raise ConfigurationError("METRICS must be True, False or a PrometheusMetrics")
     flags = {}
     for name in ("warm_up", "require_keys"):
         flags[name] = options.get(name, False)
@@ -210,11 +232,11 @@ def parse_options(raw: Mapping[str, Any]) -> AdapterOptions:
         realm=realm,
         user_loader=loader,
         allow_query_token=allow_query,
-        sender=_sender_settings(options),
+        sender=_sender_settings(options, fleet),
     )
 
 
-def _sender_settings(options: Mapping[str, Any]) -> SenderSettings:
+def _sender_settings(options: Mapping[str, Any], fleet: Fleet | None = None) -> SenderSettings:
     """``DPOP``, ``INTROSPECTION`` and friends; their objects may be given as dotted paths."""
     sender = {key: options[key] for key in SenderSettings.NAMES & options.keys()}
     for key in ("dpop", "introspection"):
@@ -225,15 +247,22 @@ def _sender_settings(options: Mapping[str, Any]) -> SenderSettings:
         if "replay" in dpop:
             dpop["replay"] = _import(dpop["replay"], "dpop.replay")
         sender["dpop"] = dpop
+    if fleet is not None and sender.get("dpop") is not None:
+        sender["dpop"] = fleet.with_dpop_replay(sender["dpop"])
     return build_sender_settings(sender)
 
 
 def _build(source: object) -> State:
     if not isinstance(source, Mapping):
         raise ConfigurationError("the JWKGUARD setting must be a dict")
-    options = parse_options(source)
-    validator = build_validator(resolve_settings(source), ignore=ADAPTER_SETTINGS)
-    return State(source=source, validator=validator, options=options)
+    lowered = _lowered(source)
+    fleet = build_fleet(lowered.get("fleet"))
+    metrics = build_metrics(_import(lowered.get("metrics"), "metrics"))
+    options = parse_options(source, fleet)
+    settings = wired_settings(resolve_settings(source), fleet, metrics)
+    validator = build_validator(settings, ignore=ADAPTER_SETTINGS)
+    wire_validator(validator, fleet, metrics)
+    return State(source=source, validator=validator, options=options, fleet=fleet, metrics=metrics)
 
 
 class _Cache:
@@ -272,6 +301,8 @@ class _Cache:
 
 def _close(state: State) -> None:
     state.validator.close()
+    if state.fleet is not None:
+        state.fleet.close()
     if state.options.sender.introspector is not None:
         state.options.sender.introspector.close()
 

@@ -29,6 +29,7 @@ except ImportError as exc:  # pragma: no cover - exercised in a subprocess
 from ._config import GuardState
 from ._errors import BearerError, handle_bearer_error
 from ._extension import JWKGuard
+from ._metrics import metrics_view
 from ._request import CLAIMS_ATTRIBUTE, current_claims, get_claims
 
 __all__ = [
@@ -39,4 +40,5 @@ __all__ = [
     "current_claims",
     "get_claims",
     "handle_bearer_error",
+    "metrics_view",
 ]

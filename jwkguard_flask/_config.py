@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from jwkguard import (
     ConfigurationError,
@@ -19,7 +19,17 @@ from jwkguard import (
     describe_unknown,
     unknown_settings,
 )
+from jwkguard.fleet import (
+    Fleet,
+    build_fleet,
+    build_metrics,
+    wire_validator,
+    wired_settings,
+)
 from jwkguard.pipeline import query_policy
+
+if TYPE_CHECKING:
+    from jwkguard import PrometheusMetrics
 
 __all__ = ["ADAPTER_SETTINGS", "PREFIX", "GuardState", "build_state", "prefixed_settings"]
 
@@ -38,6 +48,8 @@ ADAPTER_SETTINGS = (
             "exempt_methods",
             "warm_up",
             "require_keys",
+            "fleet",
+            "metrics",
         }
     )
     | SenderSettings.NAMES
@@ -66,6 +78,9 @@ class GuardState:
         sender: DPoP and certificate binding (``JWKGUARD_DPOP``, ``JWKGUARD_REQUIRE_DPOP``,
             ``JWKGUARD_CLIENT_CERT_HEADER``...) and the introspector of
             ``require(introspect=True)`` (``JWKGUARD_INTROSPECTION``).
+        fleet: The Redis store and lifecycle shared by the fleet (``JWKGUARD_FLEET``), started
+            in each worker process on its first request.
+        metrics: Prometheus metrics (``JWKGUARD_METRICS``), served by ``metrics_view``.
         pipeline: The request pipeline every view of this app goes through.
     """
 
@@ -79,6 +94,8 @@ class GuardState:
     sender: SenderSettings = field(
         default_factory=lambda: SenderSettings(constraints=SenderConstraints())
     )
+    fleet: Fleet | None = None
+    metrics: PrometheusMetrics | None = None
     pipeline: RequestPipeline = field(init=False)
 
     def __post_init__(self) -> None:
@@ -147,7 +164,14 @@ def build_state(config: Mapping[str, Any], validator: Validator | None) -> Guard
         names = ", ".join(describe_unknown(unknown, ADAPTER_SETTINGS, spell=_config_name))
         raise ConfigurationError(f"unknown config keys: {names}")
     core = sorted(set(settings) - ADAPTER_SETTINGS)
+    fleet = build_fleet(settings.get("fleet"), where=f"{PREFIX}FLEET")
+    metrics = build_metrics(settings.get("metrics"), where=f"{PREFIX}METRICS")
     if validator is not None:
+        if fleet is not None:
+            raise ConfigurationError(
+                f"{PREFIX}FLEET gives the validator its lifecycle: build the validator from "
+                f"{PREFIX}* config, or give your validator lifecycle= yourself"
+            )
         if core:
             names = ", ".join(_config_name(name) for name in core)
             raise ConfigurationError(
@@ -161,9 +185,16 @@ def build_state(config: Mapping[str, Any], validator: Validator | None) -> Guard
         )
     else:
         try:
-            validator = build_validator(settings, ignore=ADAPTER_SETTINGS)
+            validator = build_validator(
+                wired_settings(settings, fleet, metrics, lifecycle_name=f"{PREFIX}LIFECYCLE"),
+                ignore=ADAPTER_SETTINGS,
+            )
         except ConfigurationError as exc:
             raise ConfigurationError(f"{PREFIX}* config: {exc}") from exc
+    wire_validator(validator, fleet, metrics)
+    if fleet is not None and settings.get("dpop") is not None:
+        # DPoP proofs are remembered fleet-wide, in the fleet's Redis.
+        settings["dpop"] = fleet.with_dpop_replay(settings["dpop"])
     realm = settings.get("realm", "api")
     if not isinstance(realm, str) or not realm:
         raise ConfigurationError(f"{PREFIX}REALM must be a non-empty string")
@@ -182,4 +213,6 @@ def build_state(config: Mapping[str, Any], validator: Validator | None) -> Guard
         warm_up=_flag(settings.get("warm_up", False), "WARM_UP"),
         require_keys=_flag(settings.get("require_keys", False), "REQUIRE_KEYS"),
         sender=sender,
+        fleet=fleet,
+        metrics=metrics,
     )
