@@ -47,6 +47,7 @@ __all__ = [
 ]
 
 _OUTCOME = "_jwkguard_outcome"
+_VIEW = "_jwkguard_view"
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
 OPTIONAL = RoutePolicy(optional=True)
 """The policy of the authentication step: no token is anonymous, a bad one is refused."""
@@ -88,7 +89,16 @@ _ANONYMOUS = Outcome()
 
 
 def request_view(request: HttpRequest) -> RequestView:
-    """The pipeline's view of a Django request (WSGI or ASGI)."""
+    """The pipeline's view of a Django request (WSGI or ASGI), built once per request."""
+    known: RequestView | None = request.__dict__.get(_VIEW)
+    if known is not None:
+        return known
+    view = _build_view(request)
+    request.__dict__[_VIEW] = view
+    return view
+
+
+def _build_view(request: HttpRequest) -> RequestView:
     meta = request.META
     # WSGI servers put a verified client certificate in the environ (Apache and werkzeug use
     # SSL_CLIENT_CERT); ASGI servers may offer the TLS extension.
