@@ -8,17 +8,23 @@ talk to Redis per request, and only where they are enabled.
 
 Layout (``P`` is the prefix)::
 
-    P meta              hash   epoch (random id of this Redis's data), n (change counter)
-    P revoked           zset   member ["iss","jti"], score = token expiry
-    P cutoff:subject    hash   field ["iss","sub"] -> cut-off time
-    P cutoff:client     hash   field ["iss","client_id"] -> cut-off time
-    P distrust          hash   field ["iss","kid"|"thumbprint","value"] -> when
-    P once:<digest>     string replay ledger entry, expires with the token
-    P use:<digest>:n/:a        reuse-watch counter and address set, expire with the window
-    P changes           pub/sub channel: "<epoch> <n> <change json>", or "- - <json>"
+    P{lifecycle}:meta            hash   epoch (random id of this Redis's data), n (counter)
+    P{lifecycle}:revoked         zset   member ["iss","jti"], score = token expiry
+    P{lifecycle}:cutoff:subject  hash   field ["iss","sub"] -> cut-off time
+    P{lifecycle}:cutoff:client   hash   field ["iss","client_id"] -> cut-off time
+    P{lifecycle}:distrust        hash   field ["iss","kid"|"thumbprint","value"] -> when
+    P once:<digest>              string replay ledger entry, expires with the token
+    P use:{<digest>}:n / :a      reuse-watch counter and address set, expire with the window
+    P changes                    pub/sub channel: "<epoch> <n> <change json>", or "- - <json>"
 
 Every write runs as one Lua script that changes the data, bumps ``n`` and publishes, so
-messages carry the version they produced and replicas apply them strictly in order.
+messages carry the version they produced and replicas apply them strictly in order. The
+``{...}`` hash tags put every key one script touches in one Redis Cluster slot (a script's
+keys must share a slot there); snapshots are a read-only script too, so nothing needs MULTI.
+
+The URL picks the topology: ``redis://`` / ``rediss://`` / ``unix://`` (one server),
+``redis+sentinel://host:port[,host:port...]/<service>[/db]`` (Sentinel finds the primary
+and follows failovers) or ``redis+cluster://host:port[,host:port...]`` (Redis Cluster).
 """
 
 from __future__ import annotations
@@ -103,6 +109,17 @@ redis.call('PUBLISH', ARGV[3], epoch .. ' ' .. n .. ' {}')
 return 1
 """
 
+# Snapshot: the whole state in one atomic read (a script, not MULTI, so Cluster serves it).
+_SNAPSHOT = """
+return {
+  redis.call('HGETALL', KEYS[1]),
+  redis.call('ZRANGEBYSCORE', KEYS[2], '(' .. ARGV[1], '+inf', 'WITHSCORES'),
+  redis.call('HGETALL', KEYS[3]),
+  redis.call('HGETALL', KEYS[4]),
+  redis.call('HGETALL', KEYS[5]),
+}
+"""
+
 # Reuse watch: one round trip counts the use and the address within a fixed window.
 _RECORD_USE = """
 local added = redis.call('SADD', KEYS[2], ARGV[1])
@@ -137,8 +154,59 @@ def _import_redis() -> tuple[Any, Any]:
     return redis, redis.asyncio
 
 
-# The data keys, in the order the restore script takes them.
+# The data keys, in the order the restore and snapshot scripts take them.
 _DATA_KEYS = ("revoked", "cutoff:subject", "cutoff:client", "distrust")
+_TOPOLOGIES = ("redis+sentinel://", "redis+cluster://")
+
+
+def _hosts(text: str) -> list[tuple[str, int]]:
+    """``host:port,host:port`` (``[v6]:port`` too) -> [(host, port)]."""
+    hosts: list[tuple[str, int]] = []
+    for item in text.split(","):
+        host, _, port = item.strip().rpartition(":")
+        if not host or not port.isdigit():
+            raise ConfigurationError(f"{item!r} is not host:port")
+        hosts.append((host.strip("[]"), int(port)))
+    return hosts
+
+
+def _topology(url: str) -> tuple[str, dict[str, Any]]:
+    """What the URL names: ``("single", {})``, ``("sentinel", ...)`` or ``("cluster", ...)``."""
+    from urllib.parse import unquote, urlsplit
+
+    if not url.startswith(_TOPOLOGIES):
+        return "single", {}
+    parts = urlsplit(url)
+    netloc = parts.netloc.rpartition("@")[2]
+    credentials: dict[str, Any] = {}
+    if parts.password is not None:
+        credentials["password"] = unquote(parts.password)
+        if parts.username:
+            credentials["username"] = unquote(parts.username)
+    path = [segment for segment in parts.path.split("/") if segment]
+    if url.startswith("redis+cluster://"):
+        if path:
+            raise ConfigurationError("a redis+cluster:// URL has no path (Cluster has no db)")
+        return "cluster", {"nodes": _hosts(netloc), "credentials": credentials}
+    if not path or len(path) > 2 or (len(path) == 2 and not path[1].isdigit()):
+        raise ConfigurationError("a Sentinel URL is redis+sentinel://host:port,.../service[/db]")
+    return "sentinel", {
+        "nodes": _hosts(netloc),
+        "service": unquote(path[0]),
+        "db": int(path[1]) if len(path) == 2 else 0,
+        "credentials": credentials,
+    }
+
+
+def _snapshot_results(raw: list[Any]) -> list[Any]:
+    """The snapshot script's flat arrays in the shape ``_parse_snapshot`` reads."""
+
+    def pairs(flat: list[Any]) -> dict[str, Any]:
+        return {str(flat[i]): flat[i + 1] for i in range(0, len(flat) - 1, 2)}
+
+    meta, revoked, subjects, clients, distrust = raw
+    scored = [(str(member), float(score)) for member, score in pairs(revoked).items()]
+    return [pairs(meta), scored, pairs(subjects), pairs(clients), pairs(distrust)]
 
 
 def _storage(change: LifecycleChange) -> tuple[str, str, str]:
@@ -232,14 +300,20 @@ class RedisStore:
         self._restore = restore
         self._clock = clock or time.time
         self._on_event: EventHandler = on_event or log_event
-        self._keys = {name: prefix + name for name in ("meta", *_DATA_KEYS)}
+        self._topology = _topology(url)
+        # One hash tag for the whole state: every script's keys share one Cluster slot.
+        self._keys = {name: f"{prefix}{{lifecycle}}:{name}" for name in ("meta", *_DATA_KEYS)}
         self._prefix = prefix
         self._channel = prefix + "changes"
         self._connect()
         self._async: redis.asyncio.Redis | None = None
         self._async_loop: asyncio.AbstractEventLoop | None = None
-        self._async_scripts: tuple[Any, Any] | None = None
-        self._errors: tuple[type[BaseException], ...] = (self._redis.RedisError, OSError)
+        self._async_scripts: tuple[Any, Any, Any] | None = None
+        self._errors: tuple[type[BaseException], ...] = (
+            self._redis.RedisError,
+            self._redis.exceptions.RedisClusterException,
+            OSError,
+        )
 
         self._replica = Replica()
         self._lock = threading.Lock()  # guards the replica, epoch and n
@@ -262,12 +336,43 @@ class RedisStore:
         _forks.track(self)
 
     def _connect(self) -> None:
-        self._client: redis.Redis = self._redis.Redis.from_url(
-            self._url, **self._client_options(asynchronous=False)
-        )
+        self._client: redis.Redis = self._new_client(asynchronous=False)
         self._write = self._client.register_script(_WRITE)
         self._restore_script = self._client.register_script(_RESTORE)
         self._use_script = self._client.register_script(_RECORD_USE)
+        self._snapshot_script = self._client.register_script(_SNAPSHOT)
+
+    def _new_client(self, *, asynchronous: bool) -> Any:
+        """A client for the URL's topology: one server, Sentinel's primary, or a Cluster."""
+        options = self._client_options(asynchronous=asynchronous)
+        kind, where = self._topology
+        if kind == "single":
+            module = self._redis_asyncio if asynchronous else self._redis
+            return module.Redis.from_url(self._url, **options)
+        options.update(where["credentials"])
+        if kind == "cluster":
+            if asynchronous:
+                from redis.asyncio.cluster import ClusterNode as AsyncNode
+                from redis.asyncio.cluster import RedisCluster as AsyncCluster
+
+                nodes: list[Any] = [AsyncNode(host, port) for host, port in where["nodes"]]
+                return AsyncCluster(startup_nodes=nodes, **options)
+            from redis.cluster import ClusterNode, RedisCluster
+
+            node: Any = ClusterNode  # untyped in some redis releases
+            nodes = [node(host, port) for host, port in where["nodes"]]
+            return RedisCluster(startup_nodes=nodes, **options)
+        if asynchronous:
+            from redis.asyncio.sentinel import Sentinel as AsyncSentinel
+
+            sentinel: Any = AsyncSentinel(where["nodes"], sentinel_kwargs=dict(self._timeouts))
+        else:
+            from redis.sentinel import Sentinel
+
+            sentinel = Sentinel(where["nodes"], sentinel_kwargs=dict(self._timeouts))
+        # The primary is looked up on every new connection: after a failover the next
+        # reconnect (the listener's, with backoff) finds the promoted replica.
+        return sentinel.master_for(where["service"], db=where["db"], **options)
 
     def _client_options(self, *, asynchronous: bool) -> dict[str, Any]:
         # No retries inside redis-py: one bounded attempt, and the store decides what next.
@@ -441,13 +546,13 @@ class RedisStore:
             epoch, n = self._write(keys=keys, args=args)
             if self._receive(str(epoch), int(n), change) or self._thread is None:
                 return
-            self._install(self._read_snapshot(self._client.pipeline(transaction=True)))
+            self._install(self._read_snapshot())
         except self._errors as exc:
             raise self._failed(exc) from exc
 
     async def apublish(self, change: LifecycleChange) -> None:
         """``publish`` on the asyncio client."""
-        client, (write, _) = self._aclient()
+        client, (write, _, snapshot) = self._aclient()
         try:
             if change.op == "force_refresh":
                 await client.publish(self._channel, "- - " + change.to_json())
@@ -456,9 +561,8 @@ class RedisStore:
             epoch, n = await write(keys=keys, args=args)
             if self._receive(str(epoch), int(n), change) or self._thread is None:
                 return
-            pipe = client.pipeline(transaction=True)
-            self._queue_snapshot(pipe)
-            self._install(self._parse_snapshot(await pipe.execute()))
+            raw = await snapshot(keys=self._snapshot_keys(), args=[repr(self._clock())])
+            self._install(self._parse_snapshot(_snapshot_results(raw)))
         except self._errors as exc:
             raise self._failed(exc) from exc
 
@@ -491,7 +595,7 @@ class RedisStore:
 
     def _use_keys(self, issuer: str, token_id: str) -> list[str]:
         digest = hashlib.sha256(f"{len(issuer)}:{issuer}{token_id}".encode()).hexdigest()
-        base = f"{self._prefix}use:{digest[:40]}"
+        base = f"{self._prefix}use:{{{digest[:40]}}}"  # one slot for both keys
         return [base + ":n", base + ":a"]
 
     def claim_once(self, issuer: str, token_id: str, ttl: float) -> bool | None:
@@ -542,7 +646,7 @@ class RedisStore:
         """``record_use`` on the asyncio client."""
         if not self.available:
             return None
-        _, (_, use_script) = self._aclient()
+        _, (_, use_script, _) = self._aclient()
         try:
             result = await use_script(
                 keys=self._use_keys(issuer, token_id), args=[address, max(1, int(window * 1000))]
@@ -552,19 +656,18 @@ class RedisStore:
             return None
         return _usage(result)
 
-    def _aclient(self) -> tuple[redis.asyncio.Redis, tuple[Any, Any]]:
+    def _aclient(self) -> tuple[redis.asyncio.Redis, tuple[Any, Any, Any]]:
         import asyncio
 
         loop = asyncio.get_running_loop()
         if self._async is None or self._async_scripts is None or self._async_loop is not loop:
             # A client belongs to the loop that made it; a new loop gets a new client.
-            client: redis.asyncio.Redis = self._redis_asyncio.Redis.from_url(
-                self._url, **self._client_options(asynchronous=True)
-            )
+            client: redis.asyncio.Redis = self._new_client(asynchronous=True)
             self._async, self._async_loop = client, loop
             self._async_scripts = (
                 client.register_script(_WRITE),
                 client.register_script(_RECORD_USE),
+                client.register_script(_SNAPSHOT),
             )
         return self._async, self._async_scripts
 
@@ -577,17 +680,12 @@ class RedisStore:
         except self._errors as exc:
             raise self._failed(exc) from exc
 
-    def _queue_snapshot(self, pipe: Any) -> None:
-        keys = self._keys
-        pipe.hgetall(keys["meta"])
-        pipe.zrangebyscore(keys["revoked"], f"({self._clock()!r}", "+inf", withscores=True)
-        pipe.hgetall(keys["cutoff:subject"])
-        pipe.hgetall(keys["cutoff:client"])
-        pipe.hgetall(keys["distrust"])
+    def _snapshot_keys(self) -> list[str]:
+        return [self._keys["meta"], *(self._keys[name] for name in _DATA_KEYS)]
 
-    def _read_snapshot(self, pipe: Any) -> _Snapshot:
-        self._queue_snapshot(pipe)
-        return self._parse_snapshot(pipe.execute())
+    def _read_snapshot(self) -> _Snapshot:
+        raw = self._snapshot_script(keys=self._snapshot_keys(), args=[repr(self._clock())])
+        return self._parse_snapshot(_snapshot_results(raw))
 
     def _parse_snapshot(self, results: list[Any]) -> _Snapshot:
         meta, revoked, subjects, clients, distrust = results
@@ -660,14 +758,12 @@ class RedisStore:
     def _sync(self) -> None:
         """Full resync on the sync client: restore if needed, then install."""
         for _ in range(3):
-            snapshot = self._read_snapshot(self._client.pipeline(transaction=True))
+            snapshot = self._read_snapshot()
             if self._install(snapshot):
                 self._resync_wanted.clear()
                 return
             if self._restore_into(snapshot):
-                self._install(
-                    self._read_snapshot(self._client.pipeline(transaction=True)), force=True
-                )
+                self._install(self._read_snapshot(), force=True)
                 self._resync_wanted.clear()
                 return
         raise self._redis.RedisError("the Redis data kept changing during a restore")

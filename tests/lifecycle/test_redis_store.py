@@ -93,8 +93,8 @@ def test_a_change_whose_message_was_lost_is_caught_by_the_heartbeat(
     raw = redis.Redis.from_url(redis_server.url, decode_responses=True)
     try:
         # Write and count a change exactly as the Lua script would, but publish nothing.
-        raw.hset(store._prefix + "cutoff:subject", json.dumps([ISSUER, "mallory"]), clock.now)
-        raw.hincrby(store._prefix + "meta", "n", 1)
+        raw.hset(store._keys["cutoff:subject"], json.dumps([ISSUER, "mallory"]), clock.now)
+        raw.hincrby(store._keys["meta"], "n", 1)
         wait_until(lambda: store.replica.counts()["subject_cutoffs"] == 1, timeout=2.0)
     finally:
         raw.close()
@@ -107,7 +107,7 @@ def test_the_periodic_resync_catches_changes_that_bypassed_the_counter(
     store = make_redis_store(redis_server.url, clock, events, heartbeat=0.1, resync_interval=0.3)
     raw = redis.Redis.from_url(redis_server.url, decode_responses=True)
     try:
-        raw.hset(store._prefix + "distrust", json.dumps([ISSUER, "kid", "k9"]), clock.now)
+        raw.hset(store._keys["distrust"], json.dumps([ISSUER, "kid", "k9"]), clock.now)
         wait_until(lambda: store.replica.counts()["distrusted"] == 1, timeout=2.0)
     finally:
         raw.close()
