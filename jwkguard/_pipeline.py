@@ -38,7 +38,7 @@ from ._introspection import IntrospectionUnavailable, Introspector
 from ._lifecycle import Lifecycle
 from ._policy import check_scopes, check_user_authentication
 from ._request_view import RequestView
-from ._resource import ResourceMetadata
+from ._resource import ResourceMetadata, check_resource_audience
 from ._sender import PresentedRequest, SenderConstraints
 from ._validator import Validator
 from .errors import ConfigurationError, InvalidRequest, TokenError
@@ -215,10 +215,14 @@ class RequestPipeline:
             the rest is then described from the validator and ``sender``, see
             :meth:`ResourceMetadata.describe`): every challenge then carries
             ``resource_metadata`` (RFC 9728 section 5.1), and adapters serve the document.
+        resource_audience: Also refuse tokens whose ``aud`` does not name the resource
+            identifier (RFC 8707), right after validation, whatever audiences the validator
+            accepts (an MCP server must); needs ``resource``.
     """
 
     __slots__ = (
         "_allow_query",
+        "_audience",
         "_challenge",
         "_lifecycle",
         "_opaque",
@@ -242,6 +246,7 @@ class RequestPipeline:
         introspector: Introspector | None = None,
         introspect_opaque: bool = True,
         resource: ResourceMetadata | str | None = None,
+        resource_audience: bool = False,
     ) -> None:
         if not isinstance(validator, Validator):
             raise ConfigurationError("the request pipeline needs a jwkguard.Validator")
@@ -264,6 +269,9 @@ class RequestPipeline:
             raise ConfigurationError("resource must be a jwkguard.ResourceMetadata or a URL")
         self.resource: ResourceMetadata | None = resource
         self._challenge = resource.challenge_params if resource is not None else ()
+        if resource_audience and resource is None:
+            raise ConfigurationError("resource_audience needs a resource")
+        self._audience = resource.resource if resource is not None and resource_audience else None
         policy = query_policy(allow_query)
         self._allow_query = policy == "always"
         self._ws_allow_query = policy != "never"
@@ -428,6 +436,8 @@ class RequestPipeline:
                 introspected = True
             else:
                 claims = yield (_VALIDATE, token)
+            if self._audience is not None:
+                check_resource_audience(claims, self._audience)
             sender = self.sender
             if "cnf" in claims or found.scheme != "Bearer" or not sender.inactive:
                 yield (_BIND, (sender, claims, self._presented(request, found)))
@@ -463,6 +473,18 @@ class RequestPipeline:
                 now=validator.clock(),
                 leeway=validator.leeway,
             )
+
+    def check_claims(self, claims: Claims, policy: RoutePolicy = DEFAULT_POLICY) -> None:
+        """The demands that need no request on claims verified elsewhere (a token verifier
+        called by another framework): the resource audience, binding requirements, scopes,
+        step-up.
+
+        Raises:
+            TokenError: The first demand the claims fail.
+        """
+        if self._audience is not None:
+            check_resource_audience(claims, self._audience)
+        self._route_checks(claims, policy)
 
     def _reauthorize(self, decision: Decision, request: RequestView, policy: RoutePolicy) -> _Flow:
         """The route's own demands on a request whose token passed: binding, introspection,
