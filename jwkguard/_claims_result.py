@@ -10,13 +10,17 @@ from typing import Any
 __all__ = ["Claims", "read_scopes", "split_scopes"]
 
 
+_NO_SCOPE = frozenset({""})
+
+
 def split_scopes(value: str) -> frozenset[str]:
     """The scope tokens of a ``scope`` string, separated by single spaces (RFC 6749 §3.3).
 
     Only SP (U+0020) separates: a TAB, a newline or a no-break space is part of a token, so
     ``"read\tadmin"`` grants neither ``read`` nor ``admin``. Runs of spaces are tolerated.
     """
-    return frozenset(token for token in value.split(" ") if token)
+    scopes = frozenset(value.split(" "))
+    return scopes - _NO_SCOPE if "" in scopes else scopes  # faster than filtering each token
 
 
 def read_scopes(payload: Mapping[str, Any], claim_path: str | None = None) -> frozenset[str]:

@@ -7,10 +7,17 @@ import json
 import math
 import re
 from binascii import a2b_base64, b2a_base64
+from collections.abc import Callable
 from itertools import accumulate
 from typing import Any, NamedTuple
 
 from .errors import MalformedToken
+
+_c_loads: Callable[[bytes], Any] | None
+try:
+    from orjson import loads as _c_loads
+except ImportError:  # pragma: no cover - a dependency on CPython; elsewhere the strict path serves
+    _c_loads = None
 
 __all__ = [
     "ParsedToken",
@@ -18,6 +25,8 @@ __all__ = [
     "b64url_encode",
     "parse_compact",
     "split_compact",
+    "split_standard",
+    "standard_b64_decode",
     "strict_json_object",
 ]
 
@@ -34,6 +43,15 @@ _NOT_BRACKETS = bytes(sorted(set(range(256)) - set(b"[]{}")))
 # Openers become 1 and closers 255 (-1 as a signed byte).
 _BRACKET_STEPS = bytes.maketrans(b"[{]}", b"\x01\x01\xff\xff")
 _TO_STANDARD_ALPHABET = bytes.maketrans(b"-_", b"+/")
+# One pass over a whole token: base64url becomes standard base64, '.' stays, and every byte
+# outside the compact alphabet becomes '!' (33), which no base64 alphabet holds.
+_CHECKED_STANDARD = bytes(
+    byte if byte in _COMPACT_ALPHABET else 33 for byte in range(256)
+).translate(_TO_STANDARD_ALPHABET)
+_STANDARD_TRAILING_BITS = (
+    {c: i & 0x0F for i, c in enumerate(_ALPHABET.translate(_TO_STANDARD_ALPHABET))},
+    {c: i & 0x03 for i, c in enumerate(_ALPHABET.translate(_TO_STANDARD_ALPHABET))},
+)
 _TO_URL_ALPHABET = bytes.maketrans(b"+/", b"-_")
 _PADDING = (b"", b"", b"==", b"=")
 _HEADER_CACHE_SIZE = 64
@@ -68,6 +86,21 @@ def b64url_decode(segment: bytes) -> bytes:
     try:
         return a2b_base64(segment.translate(_TO_STANDARD_ALPHABET))
     except (binascii.Error, ValueError, KeyError) as exc:  # pragma: no cover - checked above
+        raise _not_base64url() from exc
+
+
+def standard_b64_decode(segment: bytes) -> bytes:
+    """``b64url_decode`` of a segment that ``split_standard`` already turned into base64."""
+    remainder = len(segment) & 3
+    if remainder:
+        if remainder == 1:
+            raise _not_base64url()
+        if _STANDARD_TRAILING_BITS[remainder - 2][segment[-1]]:
+            raise _not_base64url()
+        segment += _PADDING[remainder]
+    try:
+        return a2b_base64(segment)
+    except (binascii.Error, ValueError) as exc:  # pragma: no cover - checked above
         raise _not_base64url() from exc
 
 
@@ -137,12 +170,99 @@ def _has_lone_surrogate(value: Any) -> bool:
     return False
 
 
+# A run of this many digits may be an integer beyond 64 bits, which orjson turns into a float.
+_LONG_DIGIT_RUN = b"0" * 19
+_DIGITS_TO_ZERO = bytes.maketrans(b"123456789", b"000000000")
+
+
+_NESTED_OR_FLOAT = frozenset({dict, list, float})
+
+
+def _count_names(value: Any) -> tuple[int, bool, int]:
+    """Member names of every object in a decoded JSON value, whether it holds a float, and
+    its depth (the deepest nesting of objects and arrays, as ``_depth_exceeds`` counts it)."""
+    names = 0
+    floats = False
+    deepest = 0
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        kind = type(item)
+        if kind is dict or kind is list:
+            if depth > deepest:
+                deepest = depth
+            if kind is dict:
+                names += len(item)
+                item = item.values()
+            stack.extend([(child, depth + 1) for child in item])
+        elif kind is float:
+            floats = True
+    return names, floats, deepest
+
+
+def _fast_json_object(raw: bytes) -> dict[str, Any] | None:
+    """orjson's reading of ``raw`` when it provably equals the strict decoder's, else None.
+
+    orjson (C) is as strict as the pure-Python decoder below except on three points, each
+    ruled out here, and None hands the input to the strict decoder, which decides (and words
+    every error): it keeps the last of duplicate member names, it reads an integer beyond 64
+    bits as a float, and it nests up to 1024 levels where we allow 20.
+
+    Duplicates without scanning the text: in valid JSON a member name ends with an unescaped
+    quote followed by ``:`` or by whitespace then ``:``, so the text has at most as many
+    members as it has ``"`` followed by ``:``, a space, TAB, LF or CR. An escaped quote, or a
+    string value that starts with one of these, only adds to that bound, never hides a
+    member. Objects that lost a duplicate hold fewer names than their text has members, so a
+    decoded value with as many names as the bound has none: escapes (``\\u0061`` for ``a``),
+    nesting and whitespace cannot hide one. When the bound is larger the strict decoder
+    decides: slower, never wrong.
+    """
+    if _c_loads is None:  # pragma: no cover - orjson is a dependency on CPython
+        return None
+    try:
+        value = _c_loads(raw)
+    except ValueError:  # orjson.JSONDecodeError; also invalid UTF-8 and lone surrogates
+        return None
+    if type(value) is not dict:
+        return None
+    bound = raw.count(b'":') + raw.count(b'" ')
+    # TAB, LF and CR may only stand between tokens (inside strings they must be escaped).
+    # Integer membership is a plain memchr, many times faster than a one-byte substring.
+    if 9 in raw or 10 in raw or 13 in raw:
+        bound += raw.count(b'"\t') + raw.count(b'"\n') + raw.count(b'"\r')
+    if _NESTED_OR_FLOAT.isdisjoint(map(type, value.values())):
+        names = len(value)  # the common flat payload: one object, depth 1, no float
+    else:
+        names, floats, depth = _count_names(value)
+        if depth > _MAX_JSON_DEPTH:
+            return None
+        # orjson reads an integer beyond 64 bits (19 digits or more) as a float.
+        if floats and _LONG_DIGIT_RUN in raw.translate(_DIGITS_TO_ZERO):
+            return None
+    if names != bound:
+        return None
+    if 92 in raw and b"\\u" in raw and _has_lone_surrogate(value):  # pragma: no cover
+        return None  # orjson refuses unpaired surrogates; this keeps the promise without it
+    return value
+
+
 def strict_json_object(raw: bytes, what: str) -> dict[str, Any]:
     """Parse UTF-8 JSON that must be an object, with unique member names and bounded depth.
 
     NaN and Infinity literals, duplicate member names, nesting deeper than 20 levels and
-    unpaired surrogate escapes are all refused with ``MalformedToken``.
+    unpaired surrogate escapes are all refused with ``MalformedToken``. orjson reads the
+    input when it is installed and provably agrees (``_fast_json_object``); the strict
+    pure-Python decoder reads everything else.
     """
+    # orjson's own depth limit (1024) bounds its work; ours is checked on what it returns.
+    value = _fast_json_object(raw)
+    if value is not None:
+        return value
+    return _strict_json_object(raw, what)
+
+
+def _strict_json_object(raw: bytes, what: str) -> dict[str, Any]:
+    """The pure-Python strict decoder: the reference, and the path for whatever orjson is not."""
     if _depth_exceeds(raw, _MAX_JSON_DEPTH):
         raise MalformedToken(f"The access token {what} is nested too deeply")
     try:
@@ -174,6 +294,24 @@ def split_compact(token: bytes) -> tuple[bytes, bytes, bytes]:
         raise MalformedToken("The access token is not a compact JWS")
     header_b64, payload_b64, signature_b64 = parts
     return header_b64, payload_b64, signature_b64
+
+
+def split_standard(token: bytes) -> tuple[bytes, bytes, bytes]:
+    """``split_compact`` in one translate pass, each segment turned into standard base64.
+
+    The segments are for ``standard_b64_decode``; their lengths are those of the token's, so
+    the signing input is still ``token[: len(header) + 1 + len(payload)]``.
+
+    Raises:
+        MalformedToken: As ``split_compact`` does, with the same reasons.
+    """
+    standard = token.translate(_CHECKED_STANDARD)
+    parts = standard.split(b".")
+    if len(parts) != 3 or 33 in standard or not parts[0] or not parts[1]:
+        split_compact(token)  # the same conditions: it raises the precise error
+        raise MalformedToken("The access token is not a compact JWS")  # pragma: no cover
+    header, payload, signature = parts
+    return header, payload, signature
 
 
 def parse_compact(

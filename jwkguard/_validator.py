@@ -21,7 +21,7 @@ from ._issuer import ClaimCheck, Issuer
 from ._jwk import secret_thumbprint
 from ._keyset import KeySet, VerificationKey, load_jwks_document
 from ._keysource import KeyMatch, KeySource, StaticKeySource
-from ._parse import ParsedToken, b64url_decode, split_compact, strict_json_object
+from ._parse import ParsedToken, split_standard, standard_b64_decode, strict_json_object
 from ._policy import ClaimsPolicy, check_scopes
 from ._token_cache import TokenCache, build_token_cache, requested_scopes
 from .errors import (
@@ -330,23 +330,24 @@ class Validator:
                 raw = bytes(token)
             else:
                 raise MalformedToken("The access token must be a string")
-            header_b64, payload_b64, signature_b64 = split_compact(raw)
+            # The segments come back in the standard base64 alphabet (one translate pass).
+            header_b64, payload_b64, signature_b64 = split_standard(raw)
             verdict = self._headers.get(header_b64)
             if verdict is None:
                 verdict = self._check_header(
-                    strict_json_object(b64url_decode(header_b64), "header")
+                    strict_json_object(standard_b64_decode(header_b64), "header")
                 )
                 if len(self._headers) >= _HEADER_CACHE_SIZE:
                     self._headers.clear()
                 self._headers[header_b64] = verdict
             header, alg, kid = verdict
-            payload = strict_json_object(b64url_decode(payload_b64), "payload")
+            payload = strict_json_object(standard_b64_decode(payload_b64), "payload")
             # header, payload, signing input, signature
             parsed = ParsedToken(
                 header,
                 payload,
                 raw[: len(header_b64) + 1 + len(payload_b64)],
-                b64url_decode(signature_b64),
+                standard_b64_decode(signature_b64),
             )
             iss = payload.get("iss")
             route = self._routes.get(iss) if type(iss) is str else None
