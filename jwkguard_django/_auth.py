@@ -24,6 +24,7 @@ from jwkguard import (
     EnvironHeaders,
     ErrorResponse,
     RequestView,
+    ResourceMetadata,
     RoutePolicy,
     TokenError,
 )
@@ -42,6 +43,7 @@ __all__ = [
     "csrf_refusal",
     "judge",
     "mark_unauthenticated",
+    "metadata_response",
     "recorded",
     "respond",
 ]
@@ -238,6 +240,16 @@ def attach_user(request: HttpRequest, outcome: Outcome) -> None:
 def mark_unauthenticated(request: HttpRequest) -> None:
     """Give an exempt request the attributes views expect, without reading its token."""
     request.__dict__.update(jwt_claims=None, auth=None)
+
+
+def metadata_response(resource: ResourceMetadata) -> HttpResponse:
+    """The RFC 9728 metadata document (200, JSON, cacheable, any origin)."""
+    body = resource.body_bytes()
+    response = HttpResponse(body, content_type="application/json")
+    for name, value in resource.wire_headers(body):
+        if name != "Content-Type":
+            response[name] = value
+    return response
 
 
 def respond(answer: ErrorResponse) -> HttpResponse:

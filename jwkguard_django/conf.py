@@ -36,7 +36,7 @@ from jwkguard.fleet import (
     wire_validator,
     wired_settings,
 )
-from jwkguard.pipeline import query_policy
+from jwkguard.pipeline import build_resource_metadata, query_policy, resource_identifier
 
 if TYPE_CHECKING:
     from jwkguard import PrometheusMetrics
@@ -66,6 +66,7 @@ ADAPTER_SETTINGS = (
             "require_keys",
             "fleet",
             "metrics",
+            "resource",
         }
     )
     | SenderSettings.NAMES
@@ -102,6 +103,9 @@ class AdapterOptions:
             do not wait for them.
         require_keys: Refuse to start when that warm-up gets no keys (``REQUIRE_KEYS``);
             otherwise the failure is logged and keys are fetched on demand.
+        resource: ``RESOURCE`` (RFC 9728): the resource identifier URL, or a dict of metadata
+            members; challenges then name the metadata document, the middleware serves it,
+            and issuers without ``AUDIENCES`` take the resource as their audience.
     """
 
     mode: str = "protect"
@@ -114,6 +118,7 @@ class AdapterOptions:
     )
     warm_up: bool = False
     require_keys: bool = False
+    resource: str | Mapping[str, Any] | None = None
 
     @property
     def protect(self) -> bool:
@@ -145,7 +150,10 @@ class State:
     def __post_init__(self) -> None:
         options = self.options
         pipeline = options.sender.pipeline(
-            self.validator, realm=options.realm, allow_query_token=options.allow_query_token
+            self.validator,
+            realm=options.realm,
+            allow_query_token=options.allow_query_token,
+            resource=options.resource,
         )
         object.__setattr__(self, "pipeline", pipeline)
 
@@ -233,7 +241,16 @@ def parse_options(raw: Mapping[str, Any], fleet: Fleet | None = None) -> Adapter
         user_loader=loader,
         allow_query_token=allow_query,
         sender=_sender_settings(options, fleet),
+        resource=_resource(options.get("resource")),
     )
+
+
+def _resource(value: Any) -> str | Mapping[str, Any] | None:
+    """``RESOURCE``, checked now (the metadata is described once the validator is built)."""
+    if value is None:
+        return None
+    build_resource_metadata(value)
+    return value  # type: ignore[no-any-return]
 
 
 def _sender_settings(options: Mapping[str, Any], fleet: Fleet | None = None) -> SenderSettings:
@@ -260,7 +277,11 @@ def _build(source: object) -> State:
     metrics = build_metrics(_import(lowered.get("metrics"), "metrics"))
     options = parse_options(source, fleet)
     settings = wired_settings(resolve_settings(source), fleet, metrics)
-    validator = build_validator(settings, ignore=ADAPTER_SETTINGS)
+    validator = build_validator(
+        settings,
+        ignore=ADAPTER_SETTINGS,
+        default_audience=resource_identifier(options.resource),
+    )
     wire_validator(validator, fleet, metrics)
     return State(source=source, validator=validator, options=options, fleet=fleet, metrics=metrics)
 

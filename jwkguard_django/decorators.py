@@ -18,7 +18,8 @@ from asgiref.sync import iscoroutinefunction, sync_to_async
 from django.http import HttpRequest, HttpResponseBase
 from django.views import View
 
-from jwkguard import RoutePolicy
+from jwkguard import ConfigurationError, RoutePolicy
+from jwkguard.pipeline import acr_list
 
 from ._auth import ajudge, csrf_applies, csrf_refusal, judge, respond
 
@@ -35,7 +36,8 @@ class ViewPolicy:
     """What a decorated view demands of the request's token.
 
     ``dpop`` and ``certificate`` demand a token bound to a DPoP key or to the client
-    certificate; ``introspect`` asks ``JWKGUARD["INTROSPECTION"]`` whether it is still active.
+    certificate; ``introspect`` asks ``JWKGUARD["INTROSPECTION"]`` whether it is still active;
+    ``acr_values`` and ``max_age`` demand a strong or recent login (RFC 9470 step-up).
     """
 
     kind: Literal["required", "optional", "exempt"]
@@ -43,6 +45,8 @@ class ViewPolicy:
     dpop: bool = False
     certificate: bool = False
     introspect: bool = False
+    acr_values: tuple[str, ...] = ()
+    max_age: int | None = None
     route: RoutePolicy = field(init=False)
 
     def __post_init__(self) -> None:
@@ -52,6 +56,8 @@ class ViewPolicy:
             dpop=self.dpop,
             certificate=self.certificate,
             introspect=self.introspect,
+            acr_values=self.acr_values,
+            max_age=self.max_age,
         )
         object.__setattr__(self, "route", route)
 
@@ -149,6 +155,8 @@ def token_required(
     dpop: bool = False,
     certificate: bool = False,
     introspect: bool = False,
+    acr_values: Iterable[str] = (),
+    max_age: int | None = None,
 ) -> Callable[[V], V]: ...
 def token_required(
     view: Any = None,
@@ -158,6 +166,8 @@ def token_required(
     dpop: bool = False,
     certificate: bool = False,
     introspect: bool = False,
+    acr_values: Iterable[str] = (),
+    max_age: int | None = None,
 ) -> Any:
     """Refuse the request unless it carries a valid bearer token granting ``scopes``.
 
@@ -171,13 +181,26 @@ def token_required(
     with ``DPoP``), ``certificate=True`` one bound to the client certificate (RFC 8705), and
     ``introspect=True`` also asks ``JWKGUARD["INTROSPECTION"]`` whether the token is still
     active (RFC 7662) after it passed every local check.
+
+    Step-up (RFC 9470): ``acr_values=["urn:mfa"]`` demands one of these ``acr`` values and
+    ``max_age=300`` a login (``auth_time``) at most five minutes old; a token that falls short
+    gets 401 ``insufficient_user_authentication`` with both in the challenge.
     """
     for name, flag in (("dpop", dpop), ("certificate", certificate), ("introspect", introspect)):
         if not isinstance(flag, bool):
             raise TypeError(f"{name} must be True or False")
-    policy = ViewPolicy(
-        "required", _scopes(scopes), dpop=dpop, certificate=certificate, introspect=introspect
-    )
+    try:
+        policy = ViewPolicy(
+            "required",
+            _scopes(scopes),
+            dpop=dpop,
+            certificate=certificate,
+            introspect=introspect,
+            acr_values=acr_list(acr_values),
+            max_age=max_age,
+        )
+    except ConfigurationError as exc:
+        raise TypeError(str(exc)) from None
     if view is not None:
         return _apply(view, policy)
     return lambda target: _apply(target, policy)

@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
-from django.http import HttpRequest, HttpResponseBase
+from django.http import HttpRequest, HttpResponse, HttpResponseBase
 
 from jwkguard import RoutePolicy
 
@@ -25,6 +25,7 @@ from ._auth import (
     authenticate,
     judge,
     mark_unauthenticated,
+    metadata_response,
     recorded,
     respond,
 )
@@ -66,12 +67,16 @@ class JWKGuardMiddleware:
         if self.async_mode:
             return self.__acall__(request)
         state = get_state()
+        if (document := _metadata(request, state)) is not None:
+            return document
         if not _skip(request, state):
             authenticate(request, state)
         return self.get_response(request)
 
     async def __acall__(self, request: HttpRequest) -> Any:
         state = get_state()
+        if (document := _metadata(request, state)) is not None:
+            return document
         if not _skip(request, state):
             await aauthenticate(request, state)
         return await self.get_response(request)
@@ -93,6 +98,16 @@ class JWKGuardMiddleware:
         view_kwargs: dict[str, Any],
     ) -> HttpResponseBase | None:
         return _decide(request, view_func)
+
+
+def _metadata(request: HttpRequest, state: State) -> HttpResponse | None:
+    """The RFC 9728 metadata document, for ``GET`` at the resource's well-known path."""
+    resource = state.pipeline.resource
+    if resource is None or request.method not in ("GET", "HEAD"):
+        return None
+    if not resource.serves(request.path_info):
+        return None
+    return metadata_response(resource)
 
 
 def _skip(request: HttpRequest, state: State) -> bool:

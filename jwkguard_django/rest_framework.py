@@ -123,9 +123,7 @@ class HasScopes(BasePermission):
             if not isinstance(claims, Claims):
                 raise JWKGuardAPIError(pipeline.missing())
             exc = InsufficientScope("No scope grants this method", reason="method_not_covered")
-            raise JWKGuardAPIError(
-                pipeline.sender.refusal(exc, realm=pipeline.realm, required_scopes=())
-            )
+            raise JWKGuardAPIError(pipeline.refusal(exc))
         answer = judge(request._request, RoutePolicy(scopes=scopes))
         if answer is not None:
             raise JWKGuardAPIError(answer)
