@@ -721,12 +721,13 @@ class RedisStore:
         return _Snapshot(epoch, int(meta.get("n") or 0), replica)
 
     def _needs_restore(self, snapshot: _Snapshot) -> bool:
-        # Redis's data is not the data this replica came from: it restarted empty or failed
-        # over. Installing the snapshot would forget every entry, so restore first.
+        # Redis's data is not the data this replica came from: it restarted empty, or failed
+        # over (Sentinel) to a replica that had not received the last writes, so its counter
+        # went back. Installing the snapshot would forget those entries, so restore first.
         return (
             self._restore
             and self._epoch is not None
-            and snapshot.epoch != self._epoch
+            and (snapshot.epoch != self._epoch or snapshot.n < self._n)
             and bool(self._replica)
         )
 
@@ -736,8 +737,6 @@ class RedisStore:
             if not force and self._needs_restore(snapshot):
                 self._resync_wanted.set()
                 return False
-            if snapshot.epoch == self._epoch and snapshot.n < self._n and not force:
-                return True  # a message already brought us past this snapshot
             self._replica.replace(snapshot.replica)
             self._epoch, self._n = snapshot.epoch, snapshot.n
             return True

@@ -60,10 +60,11 @@ class RedisServer:
     and start it again on the same port (an outage). As a context manager it starts and stops.
     """
 
-    def __init__(self, binary: str, workdir: Path) -> None:
+    def __init__(self, binary: str, workdir: Path, *, args: tuple[str, ...] = ()) -> None:
         self.binary = binary
         self.workdir = workdir
         self.port = free_port()
+        self.args = args  # extra options: --replicaof, --cluster-enabled, ...
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -86,6 +87,7 @@ class RedisServer:
             str(self.workdir),
             "--loglevel",
             "warning",
+            *self.args,
         ]
         self.process = subprocess.Popen(
             command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
