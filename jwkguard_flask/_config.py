@@ -26,7 +26,7 @@ from jwkguard.fleet import (
     wire_validator,
     wired_settings,
 )
-from jwkguard.pipeline import query_policy
+from jwkguard.pipeline import query_policy, resource_identifier
 
 if TYPE_CHECKING:
     from jwkguard import PrometheusMetrics
@@ -50,6 +50,7 @@ ADAPTER_SETTINGS = (
             "require_keys",
             "fleet",
             "metrics",
+            "resource",
         }
     )
     | SenderSettings.NAMES
@@ -81,6 +82,9 @@ class GuardState:
         fleet: The Redis store and lifecycle shared by the fleet (``JWKGUARD_FLEET``), started
             in each worker process on its first request.
         metrics: Prometheus metrics (``JWKGUARD_METRICS``), served by ``metrics_view``.
+        resource: ``JWKGUARD_RESOURCE`` (RFC 9728): the resource identifier URL or a dict of
+            metadata members; challenges name the metadata document, ``init_app`` serves it,
+            and issuers without ``AUDIENCES`` take the resource as their audience.
         pipeline: The request pipeline every view of this app goes through.
     """
 
@@ -96,11 +100,15 @@ class GuardState:
     )
     fleet: Fleet | None = None
     metrics: PrometheusMetrics | None = None
+    resource: str | Mapping[str, Any] | None = None
     pipeline: RequestPipeline = field(init=False)
 
     def __post_init__(self) -> None:
         pipeline = self.sender.pipeline(
-            self.validator, realm=self.realm, allow_query_token=self.allow_query_token
+            self.validator,
+            realm=self.realm,
+            allow_query_token=self.allow_query_token,
+            resource=self.resource,
         )
         object.__setattr__(self, "pipeline", pipeline)
 
@@ -188,6 +196,7 @@ def build_state(config: Mapping[str, Any], validator: Validator | None) -> Guard
             validator = build_validator(
                 wired_settings(settings, fleet, metrics, lifecycle_name=f"{PREFIX}LIFECYCLE"),
                 ignore=ADAPTER_SETTINGS,
+                default_audience=resource_identifier(settings.get("resource")),
             )
         except ConfigurationError as exc:
             raise ConfigurationError(f"{PREFIX}* config: {exc}") from exc
@@ -215,4 +224,5 @@ def build_state(config: Mapping[str, Any], validator: Validator | None) -> Guard
         sender=sender,
         fleet=fleet,
         metrics=metrics,
+        resource=settings.get("resource"),
     )

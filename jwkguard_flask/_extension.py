@@ -7,9 +7,17 @@ import logging
 from collections.abc import Callable, Iterable
 from typing import Any, ParamSpec, TypeVar, cast, overload
 
-from flask import Blueprint, Flask, current_app, request
+from flask import Blueprint, Flask, Response, current_app, request
 
-from jwkguard import ConfigurationError, Exemptions, JWKGuardError, RoutePolicy, Validator
+from jwkguard import (
+    ConfigurationError,
+    Exemptions,
+    JWKGuardError,
+    ResourceMetadata,
+    RoutePolicy,
+    Validator,
+)
+from jwkguard.pipeline import acr_list
 
 from ._config import GuardState, build_state
 from ._errors import BearerError, handle_bearer_error
@@ -34,6 +42,8 @@ def _policy(
     dpop: bool,
     certificate: bool,
     introspect: bool,
+    acr_values: Iterable[str] = (),
+    max_age: int | None = None,
 ) -> RoutePolicy:
     if isinstance(scopes, str):
         raise ConfigurationError("scopes must be a list of strings, e.g. scopes=['orders:read']")
@@ -46,7 +56,19 @@ def _policy(
         dpop=dpop,
         certificate=certificate,
         introspect=introspect,
+        acr_values=acr_list(acr_values),
+        max_age=max_age,
     )
+
+
+def _metadata_view(resource: ResourceMetadata) -> Callable[[], Response]:
+    def resource_metadata() -> Response:
+        body = resource.body_bytes()
+        headers = [(k, v) for k, v in resource.wire_headers(body) if k != "Content-Length"]
+        return Response(body, headers=headers)
+
+    setattr(resource_metadata, EXEMPT_ATTRIBUTE, True)
+    return resource_metadata
 
 
 def _is_exempt_view(view: Callable[..., Any], exempt_views: tuple[Callable[..., Any], ...]) -> bool:
@@ -130,6 +152,15 @@ class JWKGuard:
         if state.warm_up or state.require_keys:
             _warm_up(state)
         app.extensions[EXTENSION_KEY] = state
+        resource = state.pipeline.resource
+        if resource is not None:
+            # RFC 9728 section 3: the document at the resource's well-known path, no token.
+            app.add_url_rule(
+                resource.metadata_path,
+                endpoint="jwkguard_resource_metadata",
+                view_func=_metadata_view(resource),
+                methods=["GET"],
+            )
         # Keep a handler the app registered before init_app; a later one replaces ours.
         if BearerError not in app.error_handler_spec[None][None]:
             app.register_error_handler(BearerError, handle_bearer_error)
@@ -154,6 +185,8 @@ class JWKGuard:
         dpop: bool = False,
         certificate: bool = False,
         introspect: bool = False,
+        acr_values: Iterable[str] = (),
+        max_age: int | None = None,
     ) -> Callable[[Callable[P, R]], Callable[P, R]]: ...
 
     def require(
@@ -166,6 +199,8 @@ class JWKGuard:
         dpop: bool = False,
         certificate: bool = False,
         introspect: bool = False,
+        acr_values: Iterable[str] = (),
+        max_age: int | None = None,
     ) -> Any:
         """Decorate a view so it runs only for a request with a valid bearer token.
 
@@ -183,9 +218,19 @@ class JWKGuard:
             introspect: After every local check, also ask the authorization server
                 (``JWKGUARD_INTROSPECTION``) whether the token is still active (RFC 7662):
                 hybrid mode, for high-value views.
+            acr_values: Step-up (RFC 9470): the token's ``acr`` must be one of these, else 401
+                ``insufficient_user_authentication`` with ``acr_values`` in the challenge.
+            max_age: Step-up (RFC 9470): the user authenticated (``auth_time``) at most this
+                many seconds ago.
         """
         policy = _policy(
-            scopes, optional=optional, dpop=dpop, certificate=certificate, introspect=introspect
+            scopes,
+            optional=optional,
+            dpop=dpop,
+            certificate=certificate,
+            introspect=introspect,
+            acr_values=acr_values,
+            max_age=max_age,
         )
         decorator = _requiring(policy)
         return decorator if view is None else decorator(view)
@@ -206,6 +251,8 @@ class JWKGuard:
         dpop: bool = False,
         certificate: bool = False,
         introspect: bool = False,
+        acr_values: Iterable[str] = (),
+        max_age: int | None = None,
     ) -> Target:
         """Require a valid token for every request to a blueprint or a whole app.
 
@@ -223,12 +270,20 @@ class JWKGuard:
             dpop: Every request needs a DPoP-bound token (as :meth:`require`).
             certificate: Every request needs a certificate-bound token.
             introspect: Every request's token is also introspected (hybrid mode).
+            acr_values: Step-up (RFC 9470) for every request, as :meth:`require`.
+            max_age: Step-up (RFC 9470) for every request, as :meth:`require`.
 
         Returns:
             ``target``, so ``bp = guard.protect(Blueprint(...))`` reads naturally.
         """
         policy = _policy(
-            scopes, optional=optional, dpop=dpop, certificate=certificate, introspect=introspect
+            scopes,
+            optional=optional,
+            dpop=dpop,
+            certificate=certificate,
+            introspect=introspect,
+            acr_values=acr_values,
+            max_age=max_age,
         )
         entries = tuple(exempt)
         if isinstance(exempt, str) or not all(isinstance(e, str) or callable(e) for e in entries):
