@@ -38,7 +38,7 @@ __all__ = ["CachedToken", "TokenCache", "build_token_cache", "requested_scopes",
 
 _DEFAULT_MAX_ENTRIES = 10_000
 _DEFAULT_MAX_BYTES = 32 * 1024 * 1024
-_HEADER_SIZES_LIMIT = 64
+_HEADER_SIZES_LIMIT = 256
 _INF = math.inf
 _sha256 = hashlib.sha256
 _ASCII_STR_SIZE = getsizeof("")  # an ASCII str takes this plus one byte per character
@@ -339,10 +339,12 @@ class TokenCache:
         entry = CachedToken(self, digest, route, kid, alg, claims, parsed.payload)
         if not entry.valid_from <= now < entry.valid_until:
             return
-        payload_size = _deep_size((parsed.payload, claims.scopes))
+        payload_size = _deep_size(parsed.payload)
         header = parsed.header
         with self._lock:
-            entry.size = _FIXED_ENTRY_SIZE + payload_size + self._header_size(header)
+            # The header and the scope set are shared among tokens: each counted once.
+            shared = self._shared_size(header) + self._shared_size(claims.scopes)
+            entry.size = _FIXED_ENTRY_SIZE + payload_size + shared
             if entry.size > self.max_bytes or digest in self._entries:
                 return
             while (
@@ -388,17 +390,18 @@ class TokenCache:
             return
         raise RuntimeError("token cache bookkeeping is inconsistent")  # pragma: no cover
 
-    def _header_size(self, header: dict[str, Any]) -> int:
-        # The validator shares one header object among tokens with the same encoded header:
-        # count each header object once, keeping it alive so that its id stays unique.
-        key = id(header)
+    def _shared_size(self, value: object) -> int:
+        # The validator shares one header object among tokens with the same encoded header,
+        # and `split_scopes` one scope set among tokens with the same `scope`: count each
+        # object once, keeping it alive so that its id stays unique.
+        key = id(value)
         known = self._header_sizes.get(key)
         if known is not None:
             return 0
         if len(self._header_sizes) >= _HEADER_SIZES_LIMIT:
             self._header_sizes.clear()
-        size = _deep_size(header)
-        self._header_sizes[key] = (header, size)
+        size = _deep_size(value)
+        self._header_sizes[key] = (value, size)
         return size
 
 

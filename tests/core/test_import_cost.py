@@ -20,3 +20,32 @@ def test_import_jwkguard_loads_no_heavy_optional_module() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
     )
     assert json.loads(done.stdout) == []
+
+
+def test_import_jwkguard_defers_everything_beyond_validation() -> None:
+    """The request pipeline, DPoP, introspection, stores and admin load on first use."""
+    deferred = ("jwkguard._pipeline", "jwkguard._dpop", "jwkguard._admin", "jwkguard._redis_store")
+    code = (
+        "import sys, json, jwkguard; "
+        f"print(json.dumps([name for name in {list(deferred)!r} if name in sys.modules]))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert json.loads(done.stdout) == []
+
+
+def test_every_public_name_resolves() -> None:
+    """Deferred names still import (`from jwkguard import X`) and `dir()` lists them."""
+    code = (
+        "import jwkguard; "
+        "missing = [n for n in jwkguard.__all__ if getattr(jwkguard, n, None) is None]; "
+        "assert not missing, missing; "
+        "assert set(jwkguard.__all__) <= set(dir(jwkguard)); "
+        "from jwkguard import RequestPipeline, DPoPVerifier, Introspector; "
+        "print('ok')"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.stdout.strip() == "ok", done.stderr
