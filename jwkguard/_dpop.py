@@ -244,6 +244,11 @@ class DPoPNonces:
         """The nonce to hand out at ``now``."""
         return self._for_slot(math.floor(now / self._period))
 
+    @property
+    def lifetime(self) -> float:
+        """How long a nonce is accepted at most after it is handed out (two slots)."""
+        return 2 * self._period
+
     def is_valid(self, nonce: object, now: float) -> bool:
         """True if ``nonce`` was handed out in this slot or the previous one."""
         if not isinstance(nonce, str):
@@ -276,18 +281,23 @@ class DPoPVerifier:
 
     Args:
         algorithms: Allowed proof algorithms (asymmetric only); advertised in challenges.
-        max_age: How old a proof's ``iat`` may be, in seconds.
-        leeway: How far in the future a proof's ``iat`` may be, in seconds.
+            The default includes the RFC 9864 fully specified ``Ed25519`` beside ``EdDSA``
+            (client libraries such as oauth4webapi sign Ed25519 proofs as ``Ed25519``).
+        max_age: How old a proof's ``iat`` may be, in seconds (without nonces).
+        leeway: How far in the future a proof's ``iat`` may be, in seconds (without nonces).
         replay: Where proof ``jti`` values are remembered; share a Redis-backed ledger in a
             fleet. Default: process memory.
-        nonces: Require server nonces (``use_dpop_nonce``); None disables them.
+        nonces: Require server nonces (``use_dpop_nonce``); None disables them. With nonces,
+            freshness is judged by the nonce, not by ``iat`` (RFC 9449 section 11.1): a
+            client whose clock is off gets a ``use_dpop_nonce`` challenge it can answer,
+            never a dead-end "stale proof"; proofs are remembered for the nonce's lifetime.
         clock: A callable returning unix time; default ``time.time``.
     """
 
     def __init__(
         self,
         *,
-        algorithms: Collection[str] = ("ES256", "RS256", "PS256", "EdDSA"),
+        algorithms: Collection[str] = ("ES256", "RS256", "PS256", "EdDSA", "Ed25519"),
         max_age: float = 60,
         leeway: float = 5,
         replay: ReplayLedger | None = None,
@@ -397,7 +407,7 @@ class DPoPVerifier:
         return _Pending(
             proof=DPoPProof(thumbprint=key.thumbprint, jti=jti, claims=payload),
             ledger_key=f"dpop:{key.thumbprint}:{jti}",
-            ttl=self.max_age + self.leeway,
+            ttl=self._replay_window,
             now=now,
         )
 
@@ -410,6 +420,14 @@ class DPoPVerifier:
         """:meth:`record` without blocking the event loop."""
         first = await self.replay.afirst_use(pending.ledger_key, pending.ttl, pending.now)
         return _settle(pending, first)
+
+    @property
+    def _replay_window(self) -> float:
+        """How long a proof could be accepted, so how long its ``jti`` is remembered."""
+        if self.nonces is not None:
+            # Nonce-based freshness: a proof lives as long as its nonce, whatever its iat.
+            return max(self.max_age, self.nonces.lifetime) + self.leeway
+        return self.max_age + self.leeway
 
     def _key_set(self, jwk: object) -> KeySet:
         if not isinstance(jwk, dict):
@@ -443,15 +461,18 @@ class DPoPVerifier:
         iat: Any = payload.get("iat")
         if type(iat) not in (int, float) or not math.isfinite(iat):
             raise InvalidDPoPProof("The DPoP proof needs a numeric iat", claim="iat")
-        if iat > now + self.leeway or iat < now - self.max_age:
+        nonces = self.nonces
+        if nonces is None and (iat > now + self.leeway or iat < now - self.max_age):
             raise InvalidDPoPProof("The DPoP proof is stale or from the future", claim="iat")
         ath = payload.get("ath")
         if not isinstance(ath, str) or not hmac.compare_digest(
             ath, access_token_hash(access_token)
         ):
             raise InvalidDPoPProof("The DPoP proof is for another access token", claim="ath")
-        if self.nonces is not None and not self.nonces.is_valid(payload.get("nonce"), now):
-            raise UseDPoPNonce(nonce=self.nonces.current(now))
+        # With nonces, the nonce alone proves freshness (RFC 9449 section 11.1): the client's
+        # clock does not matter, and a missing or old nonce is a challenge it can answer.
+        if nonces is not None and not nonces.is_valid(payload.get("nonce"), now):
+            raise UseDPoPNonce(nonce=nonces.current(now))
 
 
 def _settle(pending: _Pending, first_use: bool) -> DPoPProof:

@@ -15,7 +15,7 @@ from typing import Any
 
 from jwkguard.testing import CertificateAuthority, SigningKey, generate_key, make_dpop_proof
 
-ALGS = "ES256 RS256 PS256 EdDSA"
+ALGS = "ES256 RS256 PS256 EdDSA Ed25519"
 """The ``algs`` of a default ``DPoPVerifier``'s challenges."""
 
 

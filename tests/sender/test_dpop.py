@@ -202,7 +202,7 @@ def test_a_route_that_requires_dpop_refuses_plain_bearer_tokens(
         _reason(lambda: strict.check(claims, _request(token, scheme="Bearer"))) == "dpop_required"
     )
     assert strict.challenge_scheme == "DPoP"
-    assert strict.challenge_params == (("algs", "ES256 RS256 PS256 EdDSA"),)
+    assert strict.challenge_params == (("algs", "ES256 RS256 PS256 EdDSA Ed25519"),)
 
 
 def test_missing_or_duplicate_proof_headers_are_refused(
