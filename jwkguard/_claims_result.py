@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Any
 
-__all__ = ["Claims", "read_scopes", "split_scopes"]
+__all__ = ["Claims", "RoleClaim", "read_roles", "read_scopes", "split_scopes"]
+
+RoleClaim = str | tuple[str, ...]
+"""Where roles live: a claim name or dotted path (``realm_access.roles``), or a tuple of
+names for a path whose parts contain dots (``("resource_access", "my.api", "roles")``)."""
+
+DEFAULT_ROLE_CLAIMS: tuple[RoleClaim, ...] = ("roles",)
 
 
 _NO_SCOPE = frozenset({""})
@@ -56,6 +62,38 @@ def read_scopes(payload: Mapping[str, Any], claim_path: str | None = None) -> fr
     return scopes
 
 
+def read_roles(payload: Mapping[str, Any], role_claims: Iterable[RoleClaim]) -> frozenset[str]:
+    """Roles from every claim of ``role_claims``, together.
+
+    A string is a claim name (``cognito:groups``, ``https://example.com/roles``) or, when no
+    claim has that name, a dotted path (``realm_access.roles``); a tuple names each step of
+    the path. A claim holds a list of role names or one role name (never split on spaces:
+    ``"Global Admin"`` is one role); anything else grants no role.
+    """
+    roles: set[str] = set()
+    for path in role_claims:
+        value: Any
+        if isinstance(path, str):
+            value = payload.get(path)
+            if value is None and "." in path:
+                value = _walk(payload, path.split("."))
+        else:
+            value = _walk(payload, path)
+        if isinstance(value, str):
+            if value:
+                roles.add(value)
+        elif isinstance(value, list):
+            roles.update(item for item in value if isinstance(item, str) and item)
+    return frozenset(roles)
+
+
+def _walk(payload: Mapping[str, Any], parts: Iterable[str]) -> Any:
+    value: Any = payload
+    for part in parts:
+        value = value.get(part) if isinstance(value, Mapping) else None
+    return value
+
+
 def _as_scope_set(value: Any) -> frozenset[str]:
     if isinstance(value, str):
         return split_scopes(value)
@@ -76,7 +114,15 @@ class Claims(Mapping[str, Any]):
     Behaves as a mapping of the payload; typed accessors read the registered claims.
     """
 
-    __slots__ = ("_header", "_key_id", "_payload", "_scopes", "_thumbprint")
+    __slots__ = (
+        "_header",
+        "_key_id",
+        "_payload",
+        "_role_claims",
+        "_roles",
+        "_scopes",
+        "_thumbprint",
+    )
 
     def __init__(
         self,
@@ -86,12 +132,15 @@ class Claims(Mapping[str, Any]):
         key_id: str | None,
         thumbprint: str,
         scopes: frozenset[str],
+        role_claims: Iterable[RoleClaim] = DEFAULT_ROLE_CLAIMS,
     ) -> None:
         self._payload = MappingProxyType(dict(payload))
         self._header = MappingProxyType(dict(header))
         self._key_id = key_id
         self._thumbprint = thumbprint
         self._scopes = scopes
+        self._role_claims: Sequence[RoleClaim] = tuple(role_claims)
+        self._roles: frozenset[str] | None = None
 
     @classmethod
     def _trusted(
@@ -102,6 +151,7 @@ class Claims(Mapping[str, Any]):
         key_id: str | None,
         thumbprint: str,
         scopes: frozenset[str],
+        role_claims: Sequence[RoleClaim] = DEFAULT_ROLE_CLAIMS,
     ) -> Claims:
         # The validator owns the freshly parsed dicts, so they are wrapped without a copy.
         claims = cls.__new__(cls)
@@ -110,6 +160,8 @@ class Claims(Mapping[str, Any]):
         claims._key_id = key_id
         claims._thumbprint = thumbprint
         claims._scopes = scopes
+        claims._role_claims = role_claims
+        claims._roles = None  # read on first use: most routes never look at roles
         return claims
 
     def __getitem__(self, name: str) -> Any:
@@ -164,6 +216,16 @@ class Claims(Mapping[str, Any]):
     def scopes(self) -> frozenset[str]:
         """The granted scopes, read as the issuer is configured to publish them."""
         return self._scopes
+
+    @property
+    def roles(self) -> frozenset[str]:
+        """The granted roles, read from the issuer's ``role_claims`` (default ``roles``,
+        RFC 9068 section 2.2.3.1; the provider presets name their own: Entra ``roles``,
+        Keycloak realm and client roles, Cognito ``cognito:groups``, Auth0 ``permissions``)."""
+        roles = self._roles
+        if roles is None:
+            roles = self._roles = read_roles(self._payload, self._role_claims)
+        return roles
 
     @property
     def expires_at(self) -> datetime | None:

@@ -34,6 +34,24 @@ def _strings(values: Sequence[str], name: str) -> tuple[str, ...]:
     return chosen
 
 
+def _role_claims(values: object) -> tuple[str | tuple[str, ...], ...]:
+    if isinstance(values, str | bytes) or not isinstance(values, Sequence):
+        raise ConfigurationError("role_claims must be a list of claim names or paths")
+    chosen: list[str | tuple[str, ...]] = []
+    for value in values:
+        if (isinstance(value, str) and value) or (
+            isinstance(value, tuple)
+            and value
+            and all(isinstance(part, str) and part for part in value)
+        ):
+            chosen.append(value)
+        else:
+            raise ConfigurationError(
+                "role_claims holds claim names, dotted paths or tuples of path steps"
+            )
+    return tuple(dict.fromkeys(chosen))
+
+
 def _require_positive(name: str, value: float, *, allow_zero: bool = False) -> None:
     if not isinstance(value, int | float) or isinstance(value, bool) or not math.isfinite(value):
         raise ConfigurationError(f"{name} must be a number of seconds")
@@ -66,6 +84,9 @@ class Issuer:
         allow_insecure_http: Allow ``http://`` for a non-loopback host (never in production).
         scope_claim: Where scopes live, e.g. ``permissions`` or ``realm_access.roles``;
             default: ``scope`` (space-separated) and ``scp``.
+        role_claims: Where roles live (``Claims.roles``), each a claim name, a dotted path
+            (``realm_access.roles``) or a tuple of path steps; default ``roles`` (RFC 9068
+            section 2.2.3.1). The provider presets name their provider's claims.
         allowed_client_ids: If set, ``client_id`` (or ``azp``) must be one of these.
         claim_checks: Extra checks on the verified payload, run after the standard ones.
         metadata: Free-form data for presets and adapters (e.g. the provider name).
@@ -88,6 +109,7 @@ class Issuer:
     max_keys: int = 100
     allow_insecure_http: bool = False
     scope_claim: str | None = None
+    role_claims: Sequence[str | tuple[str, ...]] = ("roles",)
     allowed_client_ids: Sequence[str] | None = None
     claim_checks: Sequence[ClaimCheck] = ()
     metadata: Mapping[str, Any] = field(default_factory=dict)
@@ -129,6 +151,7 @@ class Issuer:
             not isinstance(self.scope_claim, str) or not self.scope_claim
         ):
             raise ConfigurationError("scope_claim must be a non-empty claim name or dotted path")
+        object.__setattr__(self, "role_claims", _role_claims(self.role_claims))
         if isinstance(self.claim_checks, str | bytes):
             raise ConfigurationError("claim_checks must be a list of callables")
         object.__setattr__(self, "claim_checks", tuple(self.claim_checks))

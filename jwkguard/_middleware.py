@@ -47,6 +47,11 @@ class GuardedApp(Generic[AppT]):
             no token) at its well-known path.
         acr_values: Step-up (RFC 9470): every token's ``acr`` must be one of these.
         max_age: Step-up (RFC 9470): the user authenticated at most this many seconds ago.
+        any_scopes: Every token must grant at least one of these scopes.
+        roles: Every token must hold all of these roles (``Claims.roles``).
+        any_roles: Every token must hold at least one of these roles.
+        issuers: Accept only tokens from these of the validator's issuers.
+        audiences: Accept only tokens whose ``aud`` names one of these.
         pipeline: A ready :class:`jwkguard.RequestPipeline` instead of the options above
             (``realm`` to ``introspector``, and ``resource``).
     """
@@ -69,6 +74,11 @@ class GuardedApp(Generic[AppT]):
         resource: ResourceMetadata | str | None = None,
         acr_values: Collection[str] = (),
         max_age: int | None = None,
+        any_scopes: Collection[str] = (),
+        roles: Collection[str] = (),
+        any_roles: Collection[str] = (),
+        issuers: Collection[str] = (),
+        audiences: Collection[str] = (),
         pipeline: RequestPipeline | None = None,
     ) -> None:
         if pipeline is None:
@@ -96,6 +106,11 @@ class GuardedApp(Generic[AppT]):
             introspect=introspect,
             acr_values=acr_list(acr_values),
             max_age=max_age,
+            any_scopes=scope_set(any_scopes, "any_scopes"),
+            roles=scope_set(roles, "roles"),
+            any_roles=scope_set(any_roles, "any_roles"),
+            issuers=scope_set(issuers, "issuers"),
+            audiences=scope_set(audiences, "audiences"),
         )
         pipeline.check_policy(self.policy)
         self.exemptions = Exemptions(exempt_paths, exempt_methods)

@@ -27,7 +27,7 @@ The flow is one generator (:meth:`RequestPipeline._flow`) that yields the steps 
 from __future__ import annotations
 
 from collections.abc import Collection, Generator, Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 from urllib.parse import parse_qsl
 
@@ -36,7 +36,14 @@ from ._bearer import Credentials, ErrorResponse, extract_credentials
 from ._claims_result import Claims
 from ._introspection import IntrospectionUnavailable, Introspector
 from ._lifecycle import Lifecycle
-from ._policy import check_scopes, check_user_authentication
+from ._policy import (
+    check_any_scopes,
+    check_roles,
+    check_route_audience,
+    check_route_issuer,
+    check_scopes,
+    check_user_authentication,
+)
 from ._request_view import RequestView
 from ._resource import ResourceMetadata, check_resource_audience
 from ._sender import PresentedRequest, SenderConstraints
@@ -51,6 +58,7 @@ __all__ = [
     "TokenSource",
     "acr_list",
     "query_policy",
+    "scope_set",
 ]
 
 QueryPolicy = Literal["never", "websocket", "always"]
@@ -85,6 +93,11 @@ def acr_list(values: Iterable[str], what: str = "acr_values") -> tuple[str, ...]
 
 
 def scope_set(scopes: Iterable[str], what: str) -> frozenset[str]:
+    """Names (scopes, roles, issuers, audiences) as a set, refusing one bare string.
+
+    Raises:
+        ConfigurationError: One string instead of a list, or an item that is not a string.
+    """
     if isinstance(scopes, str) or not all(isinstance(scope, str) for scope in scopes):
         raise ConfigurationError(f"{what} must be a list of strings")
     return frozenset(scopes)
@@ -105,7 +118,16 @@ class RoutePolicy:
             authentication context classes (in order of preference, for the challenge).
         max_age: Step-up (RFC 9470): the user must have authenticated (``auth_time``) at
             most this many seconds ago.
+        any_scopes: The token must grant at least one of these scopes (beside ``scopes``).
+        roles: The token must hold every one of these roles (``Claims.roles``).
+        any_roles: The token must hold at least one of these roles.
+        issuers: Only tokens from these issuers (exact ``iss``, among the validator's).
+        audiences: Only tokens whose ``aud`` names one of these.
 
+    A token that fails ``scopes`` or ``any_scopes`` is refused with 403 ``insufficient_scope``
+    naming them; ``roles`` or ``any_roles`` with 403 ``insufficient_scope`` and reason
+    ``insufficient_role``; ``issuers`` or ``audiences`` with 401 ``invalid_token`` and reason
+    ``issuer_not_accepted`` or ``audience_not_accepted``.
     A token that fails ``acr_values`` or ``max_age`` is refused with 401
     ``insufficient_user_authentication``, the challenge naming both (RFC 9470 section 3).
     """
@@ -117,9 +139,24 @@ class RoutePolicy:
     introspect: bool = False
     acr_values: tuple[str, ...] = ()
     max_age: int | None = None
+    any_scopes: frozenset[str] = frozenset()
+    roles: frozenset[str] = frozenset()
+    any_roles: frozenset[str] = frozenset()
+    issuers: frozenset[str] = frozenset()
+    audiences: frozenset[str] = frozenset()
+    # True when any of the five above is set: one test on the hot path for all of them.
+    narrowed: bool = field(default=False, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "scopes", scope_set(self.scopes, "scopes"))
+        narrowed = False
+        for name in ("any_scopes", "roles", "any_roles", "issuers", "audiences"):
+            values = scope_set(getattr(self, name), name)
+            if "" in values:
+                raise ConfigurationError(f"{name} must not hold an empty string")
+            object.__setattr__(self, name, values)
+            narrowed = narrowed or bool(values)
+        object.__setattr__(self, "narrowed", narrowed)
         for name in ("optional", "dpop", "certificate", "introspect"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigurationError(f"{name} must be True or False")
@@ -318,6 +355,12 @@ class RequestPipeline:
         """
         if policy.introspect and self.introspector is None:
             raise ConfigurationError("this route asks for introspection but none is configured")
+        if policy.issuers:
+            unknown = sorted(i for i in policy.issuers if not self.validator.may_trust(i))
+            if unknown:
+                raise ConfigurationError(
+                    f"this route accepts issuers the validator does not trust: {', '.join(unknown)}"
+                )
         self.constraints(policy)
 
     def constraints(self, policy: RoutePolicy) -> SenderConstraints:
@@ -462,7 +505,9 @@ class RequestPipeline:
             # A token checked by another pipeline (a stacked dependency) passed its binding
             # check there; what this one requires of an unbound token is checked here.
             constraints.check_required(claims)
-        if policy.scopes:
+        if policy.narrowed:
+            _narrow(claims, policy)
+        elif policy.scopes:
             check_scopes(claims.scopes, policy.scopes)
         if policy.acr_values or policy.max_age is not None:
             validator = self.validator
@@ -604,6 +649,21 @@ class RequestPipeline:
         return self.constraints(policy).refusal(
             None, realm=self.realm, challenge_params=self._challenge
         )
+
+
+def _narrow(claims: Claims, policy: RoutePolicy) -> None:
+    """A route with issuer, audience, any-of scope or role demands: the token's origin first
+    (401), then what it grants (403)."""
+    if policy.issuers:
+        check_route_issuer(claims.get("iss"), policy.issuers)
+    if policy.audiences:
+        check_route_audience(claims.audiences, policy.audiences)
+    if policy.scopes:
+        check_scopes(claims.scopes, policy.scopes)
+    if policy.any_scopes:
+        check_any_scopes(claims.scopes, policy.any_scopes)
+    if policy.roles or policy.any_roles:
+        check_roles(claims.roles, policy.roles, policy.any_roles)
 
 
 def _query_token(query: str) -> str | None:

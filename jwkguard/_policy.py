@@ -20,7 +20,16 @@ from .errors import (
     TokenError,
 )
 
-__all__ = ["ClaimsPolicy", "check_confirmation", "check_scopes", "check_user_authentication"]
+__all__ = [
+    "ClaimsPolicy",
+    "check_any_scopes",
+    "check_confirmation",
+    "check_roles",
+    "check_route_audience",
+    "check_route_issuer",
+    "check_scopes",
+    "check_user_authentication",
+]
 
 logger = logging.getLogger("jwkguard.claims")
 
@@ -48,6 +57,57 @@ def check_scopes(granted: frozenset[str], required: Collection[str]) -> None:
             "The access token lacks a required scope",
             required_scopes=frozenset(required),
             claim="scope",
+        )
+
+
+def check_any_scopes(granted: frozenset[str], accepted: frozenset[str]) -> None:
+    """Raise ``InsufficientScope`` unless at least one of ``accepted`` is granted."""
+    if accepted and granted.isdisjoint(accepted):
+        raise InsufficientScope(
+            "The access token holds none of the accepted scopes",
+            required_scopes=accepted,
+            claim="scope",
+        )
+
+
+def check_roles(
+    granted: frozenset[str], required: frozenset[str], accepted: frozenset[str]
+) -> None:
+    """Raise ``InsufficientScope`` (reason ``insufficient_role``) unless the token holds every
+    role of ``required`` and, when ``accepted`` is not empty, at least one of ``accepted``.
+
+    Roles are not requested like scopes, so the challenge names no role: it is 403
+    ``insufficient_scope`` with the reason in the body.
+    """
+    if required and not granted.issuperset(required):
+        raise InsufficientScope(
+            "The access token lacks a required role", reason="insufficient_role", claim="roles"
+        )
+    if accepted and granted.isdisjoint(accepted):
+        raise InsufficientScope(
+            "The access token holds none of the accepted roles",
+            reason="insufficient_role",
+            claim="roles",
+        )
+
+
+def check_route_issuer(issuer: object, accepted: frozenset[str]) -> None:
+    """Refuse a token whose ``iss`` is not among the route's ``accepted`` issuers (401)."""
+    if issuer not in accepted:
+        raise IssuerMismatch(
+            "This resource does not accept tokens from this issuer",
+            reason="issuer_not_accepted",
+            claim="iss",
+        )
+
+
+def check_route_audience(audiences: tuple[str, ...], accepted: frozenset[str]) -> None:
+    """Refuse a token whose ``aud`` names none of the route's ``accepted`` audiences (401)."""
+    if accepted.isdisjoint(audiences):
+        raise AudienceMismatch(
+            "The access token is not meant for this resource",
+            reason="audience_not_accepted",
+            claim="aud",
         )
 
 

@@ -450,6 +450,7 @@ class Validator:
             key_id=key.kid,
             thumbprint=key.thumbprint,
             scopes=granted,
+            role_claims=route.issuer.role_claims,
         )
 
     # -- keys and lifetime ----------------------------------------------------------------
@@ -460,6 +461,11 @@ class Validator:
             return self._routes[issuer].source
         except KeyError:
             raise ConfigurationError(f"{issuer} is not a configured issuer") from None
+
+    def may_trust(self, issuer: str) -> bool:
+        """True if tokens from ``issuer`` can pass: a configured issuer, or one a tenant
+        template could accept (the run-time decision is not asked here)."""
+        return issuer in self._routes
 
     def route_policy(self, issuer: str) -> ClaimsPolicy:
         """The compiled claims policy of a configured issuer."""

@@ -21,6 +21,7 @@ from ._pipeline import (
     TokenSource,
     acr_list,
     query_policy,
+    scope_set,
 )
 from ._request_view import (
     ASGIHeaders,
@@ -64,6 +65,7 @@ __all__ = [
     "environ_url",
     "query_policy",
     "resource_identifier",
+    "scope_set",
     "view_from_asgi",
     "view_from_environ",
 ]

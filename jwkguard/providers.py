@@ -177,7 +177,9 @@ def entra_id(
     Accepts v2.0 tokens (``iss`` ``https://login.microsoftonline.com/{tid}/v2.0``, ``aud`` the
     client id) and v1.0 tokens (``iss`` ``https://sts.windows.net/{tid}/``, ``aud`` the
     Application ID URI); both are signed by the tenant's keys. ``tid`` must be the tenant.
-    Delegated scopes are read from ``scp``; pass ``scope_claim="roles"`` for app roles.
+    Delegated scopes are read from ``scp`` (``Claims.scopes``) and app roles from ``roles``
+    (``Claims.roles``): an app-only token (client credentials) carries only ``roles``, so a
+    route that serves both kinds says ``any_scopes``/``any_roles`` or checks each.
 
     Args:
         tenant_id: The directory (tenant) id, a GUID.
@@ -274,9 +276,12 @@ def auth0(
         audience: The API identifier(s) configured in Auth0.
         use_permissions: Read scopes from ``permissions`` (RBAC with "Add Permissions in the
             Access Token"); False reads the ``scope`` string.
-        **options: Any other ``Issuer`` option.
+        **options: Any other ``Issuer`` option. ``role_claims`` defaults to ``permissions``
+            (Auth0 RBAC); name your Action's namespaced claim to read role names instead,
+            e.g. ``role_claims=["https://example.com/roles"]``.
     """
     base = _base_url(domain, "domain")
+    options = {"role_claims": ("permissions",), **options}
     return _issuers(
         "auth0",
         [f"{base}/"],
@@ -332,6 +337,7 @@ def keycloak(
     audiences: str | Sequence[str] | None = None,
     client_ids: Sequence[str] | None = None,
     roles_as_scopes: bool = True,
+    role_clients: Sequence[str] = (),
     **options: Any,
 ) -> list[Issuer]:
     """Keycloak realm: ``iss`` is ``{server_url}/realms/{realm}``.
@@ -346,9 +352,20 @@ def keycloak(
         audiences: Accepted ``aud`` values (needs an audience mapper in Keycloak).
         client_ids: Accepted clients (``azp``).
         roles_as_scopes: Read scopes from ``realm_access.roles``; False reads ``scope``.
+            Either way, ``Claims.roles`` holds the realm roles.
+        role_clients: Clients whose roles (``resource_access.<client>.roles``) also count
+            in ``Claims.roles``, usually your API's own client.
         **options: Any other ``Issuer`` option.
     """
     (realm_name,) = _strings(realm, "realm")
+    clients = _strings(role_clients, "role_clients") if role_clients else ()
+    options = {
+        "role_claims": (
+            "realm_access.roles",
+            *(("resource_access", client, "roles") for client in clients),
+        ),
+        **options,
+    }
     issuer = f"{_base_url(server_url, 'server_url')}/realms/{realm_name}"
     return _issuers(
         "keycloak",
@@ -376,7 +393,7 @@ def cognito(
 
     Cognito access tokens carry no ``aud``: the app client is in ``client_id``, and
     ``token_use`` must be ``access`` (an ID token, whose ``aud`` is the client id, is refused).
-    Scopes are read from ``scope``.
+    Scopes are read from ``scope``, roles (``Claims.roles``) from ``cognito:groups``.
 
     Args:
         region: The AWS region, e.g. ``eu-west-1``.
@@ -390,6 +407,7 @@ def cognito(
     if not pool.startswith(f"{region_name}_"):
         raise ConfigurationError(f"user pool {pool!r} is not in region {region_name!r}")
     base = _base_url(endpoint or f"cognito-idp.{region_name}.amazonaws.com", "endpoint")
+    options = {"role_claims": ("cognito:groups",), **options}
     issuer = f"{base}/{pool}"
     return _issuers(
         "cognito",

@@ -37,7 +37,9 @@ class ViewPolicy:
 
     ``dpop`` and ``certificate`` demand a token bound to a DPoP key or to the client
     certificate; ``introspect`` asks ``JWKGUARD["INTROSPECTION"]`` whether it is still active;
-    ``acr_values`` and ``max_age`` demand a strong or recent login (RFC 9470 step-up).
+    ``acr_values`` and ``max_age`` demand a strong or recent login (RFC 9470 step-up);
+    ``any_scopes``, ``roles``, ``any_roles``, ``issuers`` and ``audiences`` are the
+    :class:`jwkguard.RoutePolicy` fields of the same names.
     """
 
     kind: Literal["required", "optional", "exempt"]
@@ -47,6 +49,11 @@ class ViewPolicy:
     introspect: bool = False
     acr_values: tuple[str, ...] = ()
     max_age: int | None = None
+    any_scopes: frozenset[str] = frozenset()
+    roles: frozenset[str] = frozenset()
+    any_roles: frozenset[str] = frozenset()
+    issuers: frozenset[str] = frozenset()
+    audiences: frozenset[str] = frozenset()
     route: RoutePolicy = field(init=False)
 
     def __post_init__(self) -> None:
@@ -58,6 +65,11 @@ class ViewPolicy:
             introspect=self.introspect,
             acr_values=self.acr_values,
             max_age=self.max_age,
+            any_scopes=self.any_scopes,
+            roles=self.roles,
+            any_roles=self.any_roles,
+            issuers=self.issuers,
+            audiences=self.audiences,
         )
         object.__setattr__(self, "route", route)
 
@@ -137,12 +149,13 @@ def _apply(view: V, policy: ViewPolicy) -> V:
     return _guard(view, policy, is_async=iscoroutinefunction(view), position=0)  # type: ignore[return-value]
 
 
-def _scopes(scopes: Iterable[str]) -> frozenset[str]:
+def _scopes(scopes: Iterable[str], what: str = "scopes") -> frozenset[str]:
     if isinstance(scopes, str):
-        raise TypeError("scopes must be a list of scope names, e.g. scopes=['orders:read']")
+        noun = "scope names" if what == "scopes" else "names"
+        raise TypeError(f"{what} must be a list of {noun}, e.g. {what}=['orders:read']")
     chosen = frozenset(scopes)
     if not all(isinstance(scope, str) and scope for scope in chosen):
-        raise TypeError("scopes must be non-empty strings")
+        raise TypeError(f"{what} must be non-empty strings")
     return chosen
 
 
@@ -157,6 +170,11 @@ def token_required(
     introspect: bool = False,
     acr_values: Iterable[str] = (),
     max_age: int | None = None,
+    any_scopes: Iterable[str] = (),
+    roles: Iterable[str] = (),
+    any_roles: Iterable[str] = (),
+    issuers: Iterable[str] = (),
+    audiences: Iterable[str] = (),
 ) -> Callable[[V], V]: ...
 def token_required(
     view: Any = None,
@@ -168,6 +186,11 @@ def token_required(
     introspect: bool = False,
     acr_values: Iterable[str] = (),
     max_age: int | None = None,
+    any_scopes: Iterable[str] = (),
+    roles: Iterable[str] = (),
+    any_roles: Iterable[str] = (),
+    issuers: Iterable[str] = (),
+    audiences: Iterable[str] = (),
 ) -> Any:
     """Refuse the request unless it carries a valid bearer token granting ``scopes``.
 
@@ -185,6 +208,12 @@ def token_required(
     Step-up (RFC 9470): ``acr_values=["urn:mfa"]`` demands one of these ``acr`` values and
     ``max_age=300`` a login (``auth_time``) at most five minutes old; a token that falls short
     gets 401 ``insufficient_user_authentication`` with both in the challenge.
+
+    Roles and origin: ``roles=["admin"]`` demands every role named (``Claims.roles``, read
+    from the provider's role claims), ``any_roles`` and ``any_scopes`` at least one of those
+    named (403 ``insufficient_scope``, reason ``insufficient_role`` for roles);
+    ``issuers=[...]`` and ``audiences=[...]`` accept only tokens of those issuers or for
+    those audiences (401, reason ``issuer_not_accepted`` / ``audience_not_accepted``).
     """
     for name, flag in (("dpop", dpop), ("certificate", certificate), ("introspect", introspect)):
         if not isinstance(flag, bool):
@@ -198,6 +227,11 @@ def token_required(
             introspect=introspect,
             acr_values=acr_list(acr_values),
             max_age=max_age,
+            any_scopes=_scopes(any_scopes, "any_scopes"),
+            roles=_scopes(roles, "roles"),
+            any_roles=_scopes(any_roles, "any_roles"),
+            issuers=_scopes(issuers, "issuers"),
+            audiences=_scopes(audiences, "audiences"),
         )
     except ConfigurationError as exc:
         raise TypeError(str(exc)) from None

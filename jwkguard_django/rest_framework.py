@@ -100,12 +100,38 @@ def _required_scopes(request: Request, view: Any) -> frozenset[str] | None:
     return None
 
 
+# View attributes read besides ``required_scopes``, and the RoutePolicy field each sets.
+_VIEW_DEMANDS = (
+    ("any_scopes", "any_scopes"),
+    ("required_roles", "roles"),
+    ("any_roles", "any_roles"),
+    ("accepted_issuers", "issuers"),
+    ("accepted_audiences", "audiences"),
+)
+
+
+def _view_demands(view: Any) -> dict[str, frozenset[str]]:
+    demands: dict[str, frozenset[str]] = {}
+    for attribute, name in _VIEW_DEMANDS:
+        values = getattr(view, attribute, None)
+        if values:
+            if isinstance(values, str):
+                raise TypeError(f"{attribute} must be a list of names")
+            demands[name] = frozenset(values)
+    return demands
+
+
 class HasScopes(BasePermission):
     """Requires a valid token granting the view's ``required_scopes``.
 
     ``required_scopes`` is a list (every method), or a mapping from a viewset action or an
     HTTP method to a list, with ``"*"`` for the rest; a request no entry covers is refused.
     Without a token the answer is 401, with too few scopes 403 ``insufficient_scope``.
+
+    The view may also demand, each as a list for every method: ``any_scopes`` (at least one),
+    ``required_roles`` (all), ``any_roles`` (at least one), ``accepted_issuers`` and
+    ``accepted_audiences`` (the :class:`jwkguard.RoutePolicy` fields ``any_scopes``,
+    ``roles``, ``any_roles``, ``issuers``, ``audiences``).
     """
 
     def has_permission(self, request: Request, view: Any) -> bool:
@@ -116,7 +142,13 @@ class HasScopes(BasePermission):
         """
         claims = request.auth
         scopes = _required_scopes(request, view)
-        if isinstance(claims, Claims) and scopes is not None and claims.scopes >= scopes:
+        demands = _view_demands(view)
+        if (
+            not demands
+            and isinstance(claims, Claims)
+            and scopes is not None
+            and claims.scopes >= scopes
+        ):
             return True
         if scopes is None:
             pipeline = get_state().pipeline
@@ -124,7 +156,16 @@ class HasScopes(BasePermission):
                 raise JWKGuardAPIError(pipeline.missing())
             exc = InsufficientScope("No scope grants this method", reason="method_not_covered")
             raise JWKGuardAPIError(pipeline.refusal(exc))
-        answer = judge(request._request, RoutePolicy(scopes=scopes))
+        none: frozenset[str] = frozenset()
+        policy = RoutePolicy(
+            scopes=scopes,
+            any_scopes=demands.get("any_scopes", none),
+            roles=demands.get("roles", none),
+            any_roles=demands.get("any_roles", none),
+            issuers=demands.get("issuers", none),
+            audiences=demands.get("audiences", none),
+        )
+        answer = judge(request._request, policy)
         if answer is not None:
             raise JWKGuardAPIError(answer)
         return True

@@ -9,6 +9,7 @@ on the same route neither validates the token again nor spends its DPoP proof tw
 from __future__ import annotations
 
 from collections.abc import Collection
+from dataclasses import replace
 from functools import partial
 
 from starlette.types import Scope
@@ -84,7 +85,8 @@ class Authenticator:
         self.introspect = introspector is not None if introspect is None else introspect
         self._pipelines: dict[int, tuple[Validator, RequestPipeline]] = {}
         self._policies: dict[
-            tuple[bool, tuple[str, ...], tuple[str, ...], int | None], RoutePolicy
+            tuple[bool, tuple[str, ...], tuple[str, ...], int | None, RoutePolicy | None],
+            RoutePolicy,
         ] = {}
 
     def pipeline(self, validator: Validator) -> RequestPipeline:
@@ -106,13 +108,17 @@ class Authenticator:
         optional: bool = False,
         acr_values: tuple[str, ...] = (),
         max_age: int | None = None,
+        narrow: RoutePolicy | None = None,
     ) -> RoutePolicy:
-        """The route policy for ``scopes`` and step-up (cached: routes ask on every request)."""
+        """The route policy for ``scopes``, step-up and the dependency's issuer, audience,
+        any-of scope and role demands (``narrow``, None when it has none; cached: routes ask
+        on every request)."""
         # A route passes its scopes in the same order every time: no sorting needed.
-        key = (optional, tuple(scopes), acr_values, max_age)
+        key = (optional, tuple(scopes), acr_values, max_age, narrow)
         policy = self._policies.get(key)
         if policy is None:
-            policy = RoutePolicy(
+            policy = replace(
+                narrow if narrow is not None else RoutePolicy(),
                 scopes=frozenset(scopes),
                 optional=optional,
                 introspect=self.introspect,

@@ -23,6 +23,7 @@ from jwkguard import (
     ErrorResponse,
     Introspector,
     ResourceMetadata,
+    RoutePolicy,
     SenderConstraints,
     TokenError,
     Validator,
@@ -35,6 +36,33 @@ from ._responses import VALIDATOR_STATE, BearerError
 __all__ = ["CurrentClaims", "JWTBearer", "OptionalClaims", "swagger_ui_oauth"]
 
 _Model = TypeVar("_Model")
+
+
+def _narrowing(
+    base: RoutePolicy,
+    any_scopes: Collection[str],
+    roles: Collection[str],
+    any_roles: Collection[str],
+    issuers: Collection[str],
+    audiences: Collection[str],
+) -> RoutePolicy | None:
+    """``base`` with these demands added (all-of sets joined, any-of sets replaced), or None
+    when it demands none of them (the common case costs nothing per request)."""
+    given = RoutePolicy(
+        any_scopes=any_scopes,  # type: ignore[arg-type]  # checked and frozen by RoutePolicy
+        roles=roles,  # type: ignore[arg-type]
+        any_roles=any_roles,  # type: ignore[arg-type]
+        issuers=issuers,  # type: ignore[arg-type]
+        audiences=audiences,  # type: ignore[arg-type]
+    )
+    policy = RoutePolicy(
+        any_scopes=given.any_scopes or base.any_scopes,
+        roles=base.roles | given.roles,
+        any_roles=given.any_roles or base.any_roles,
+        issuers=given.issuers or base.issuers,
+        audiences=given.audiences or base.audiences,
+    )
+    return policy if policy.narrowed else None
 
 
 class JWTBearer(SecurityBase):
@@ -92,6 +120,15 @@ class JWTBearer(SecurityBase):
             route, use :meth:`step_up`.
         max_age: Step-up (RFC 9470): the user authenticated (``auth_time``) at most this many
             seconds ago.
+        any_scopes: The token must grant at least one of these scopes (the route's own
+            ``Security(auth, scopes=[...])`` must all be granted); else 403.
+        roles: The token must hold every one of these roles (``Claims.roles``); else 403
+            ``insufficient_scope`` with reason ``insufficient_role``.
+        any_roles: The token must hold at least one of these roles.
+        issuers: Accept only tokens from these of the validator's issuers; else 401 with
+            reason ``issuer_not_accepted``.
+        audiences: Accept only tokens whose ``aud`` names one of these; else 401 with reason
+            ``audience_not_accepted``. For one route, use :meth:`requiring`.
     """
 
     def __init__(
@@ -120,6 +157,11 @@ class JWTBearer(SecurityBase):
         resource: ResourceMetadata | str | None = None,
         acr_values: Collection[str] = (),
         max_age: int | None = None,
+        any_scopes: Collection[str] = (),
+        roles: Collection[str] = (),
+        any_roles: Collection[str] = (),
+        issuers: Collection[str] = (),
+        audiences: Collection[str] = (),
     ) -> None:
         if validator is not None and not isinstance(validator, Validator):
             raise ConfigurationError("JWTBearer needs a jwkguard.Validator")
@@ -169,7 +211,35 @@ class JWTBearer(SecurityBase):
         )
         self.acr_values = acr_list(acr_values)
         self.max_age = max_age
+        self.narrow = _narrowing(RoutePolicy(), any_scopes, roles, any_roles, issuers, audiences)
         self.authenticator.policy(acr_values=self.acr_values, max_age=max_age)  # checked now
+        if validator is not None and self.narrow is not None:
+            self.authenticator.pipeline(validator).check_policy(self.narrow)
+
+    def requiring(
+        self,
+        *,
+        any_scopes: Collection[str] = (),
+        roles: Collection[str] = (),
+        any_roles: Collection[str] = (),
+        issuers: Collection[str] = (),
+        audiences: Collection[str] = (),
+    ) -> JWTBearer:
+        """This dependency for a route that demands more: roles, any-of scopes, or tokens of
+        only some issuers or audiences, on top of this dependency's own demands.
+
+        ``Security(auth.requiring(roles=["admin"], issuers=[CORPORATE]), scopes=[...])``.
+        All-of sets add up; an any-of set replaces this dependency's. The copy shares this
+        dependency's pipeline, so a token already validated for the request is not validated
+        again.
+        """
+        stricter = copy.copy(self)
+        stricter.narrow = _narrowing(
+            self.narrow or RoutePolicy(), any_scopes, roles, any_roles, issuers, audiences
+        )
+        if self.validator is not None and stricter.narrow is not None:
+            self.authenticator.pipeline(self.validator).check_policy(stricter.narrow)
+        return stricter
 
     def step_up(self, *, acr_values: Collection[str] = (), max_age: int | None = None) -> JWTBearer:
         """This dependency for a route that demands more of the user's login (RFC 9470).
@@ -236,6 +306,7 @@ class JWTBearer(SecurityBase):
             optional=not self.auto_error,
             acr_values=self.acr_values,
             max_age=self.max_age,
+            narrow=self.narrow,
         )
         decision = await self.authenticator.decide(request.scope, validator, policy)
         if decision.response is not None:

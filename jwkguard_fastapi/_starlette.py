@@ -154,6 +154,11 @@ class JWKGuardMiddleware(ASGIMiddleware):
             challenge, and the document served at its well-known path.
         acr_values: Step-up (RFC 9470): every token's ``acr`` must be one of these.
         max_age: Step-up (RFC 9470): the user authenticated at most this many seconds ago.
+        any_scopes: Every token must grant at least one of these scopes.
+        roles: Every token must hold all of these roles (``Claims.roles``).
+        any_roles: Every token must hold at least one of these roles.
+        issuers: Accept only tokens from these of the validator's issuers.
+        audiences: Accept only tokens whose ``aud`` names one of these.
     """
 
     def __init__(
@@ -175,6 +180,11 @@ class JWKGuardMiddleware(ASGIMiddleware):
         resource: ResourceMetadata | str | None = None,
         acr_values: Collection[str] = (),
         max_age: int | None = None,
+        any_scopes: Collection[str] = (),
+        roles: Collection[str] = (),
+        any_roles: Collection[str] = (),
+        issuers: Collection[str] = (),
+        audiences: Collection[str] = (),
     ) -> None:
         if isinstance(exempt_prefixes, str):
             raise ConfigurationError("exempt_prefixes must be a list of paths")
@@ -194,6 +204,11 @@ class JWKGuardMiddleware(ASGIMiddleware):
             resource=resource,
             acr_values=acr_values,
             max_age=max_age,
+            any_scopes=any_scopes,
+            roles=roles,
+            any_roles=any_roles,
+            issuers=issuers,
+            audiences=audiences,
         )
         self.validator = validator
 

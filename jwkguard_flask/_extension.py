@@ -17,7 +17,7 @@ from jwkguard import (
     RoutePolicy,
     Validator,
 )
-from jwkguard.pipeline import acr_list
+from jwkguard.pipeline import acr_list, scope_set
 
 from ._config import GuardState, build_state
 from ._errors import BearerError, handle_bearer_error
@@ -44,6 +44,11 @@ def _policy(
     introspect: bool,
     acr_values: Iterable[str] = (),
     max_age: int | None = None,
+    any_scopes: Iterable[str] = (),
+    roles: Iterable[str] = (),
+    any_roles: Iterable[str] = (),
+    issuers: Iterable[str] = (),
+    audiences: Iterable[str] = (),
 ) -> RoutePolicy:
     if isinstance(scopes, str):
         raise ConfigurationError("scopes must be a list of strings, e.g. scopes=['orders:read']")
@@ -58,6 +63,11 @@ def _policy(
         introspect=introspect,
         acr_values=acr_list(acr_values),
         max_age=max_age,
+        any_scopes=scope_set(any_scopes, "any_scopes"),
+        roles=scope_set(roles, "roles"),
+        any_roles=scope_set(any_roles, "any_roles"),
+        issuers=scope_set(issuers, "issuers"),
+        audiences=scope_set(audiences, "audiences"),
     )
 
 
@@ -187,6 +197,11 @@ class JWKGuard:
         introspect: bool = False,
         acr_values: Iterable[str] = (),
         max_age: int | None = None,
+        any_scopes: Iterable[str] = (),
+        roles: Iterable[str] = (),
+        any_roles: Iterable[str] = (),
+        issuers: Iterable[str] = (),
+        audiences: Iterable[str] = (),
     ) -> Callable[[Callable[P, R]], Callable[P, R]]: ...
 
     def require(
@@ -201,6 +216,11 @@ class JWKGuard:
         introspect: bool = False,
         acr_values: Iterable[str] = (),
         max_age: int | None = None,
+        any_scopes: Iterable[str] = (),
+        roles: Iterable[str] = (),
+        any_roles: Iterable[str] = (),
+        issuers: Iterable[str] = (),
+        audiences: Iterable[str] = (),
     ) -> Any:
         """Decorate a view so it runs only for a request with a valid bearer token.
 
@@ -222,6 +242,13 @@ class JWKGuard:
                 ``insufficient_user_authentication`` with ``acr_values`` in the challenge.
             max_age: Step-up (RFC 9470): the user authenticated (``auth_time``) at most this
                 many seconds ago.
+            any_scopes: The token must grant at least one of these scopes (403).
+            roles: The token must hold all of these roles (``Claims.roles``); else 403
+                ``insufficient_scope`` with reason ``insufficient_role``.
+            any_roles: The token must hold at least one of these roles.
+            issuers: Accept only tokens of these issuers (401, ``issuer_not_accepted``).
+            audiences: Accept only tokens for these audiences (401,
+                ``audience_not_accepted``).
         """
         policy = _policy(
             scopes,
@@ -231,6 +258,11 @@ class JWKGuard:
             introspect=introspect,
             acr_values=acr_values,
             max_age=max_age,
+            any_scopes=any_scopes,
+            roles=roles,
+            any_roles=any_roles,
+            issuers=issuers,
+            audiences=audiences,
         )
         decorator = _requiring(policy)
         return decorator if view is None else decorator(view)
@@ -253,6 +285,11 @@ class JWKGuard:
         introspect: bool = False,
         acr_values: Iterable[str] = (),
         max_age: int | None = None,
+        any_scopes: Iterable[str] = (),
+        roles: Iterable[str] = (),
+        any_roles: Iterable[str] = (),
+        issuers: Iterable[str] = (),
+        audiences: Iterable[str] = (),
     ) -> Target:
         """Require a valid token for every request to a blueprint or a whole app.
 
@@ -272,6 +309,11 @@ class JWKGuard:
             introspect: Every request's token is also introspected (hybrid mode).
             acr_values: Step-up (RFC 9470) for every request, as :meth:`require`.
             max_age: Step-up (RFC 9470) for every request, as :meth:`require`.
+            any_scopes: As :meth:`require`, for every request.
+            roles: As :meth:`require`, for every request.
+            any_roles: As :meth:`require`, for every request.
+            issuers: As :meth:`require`, for every request.
+            audiences: As :meth:`require`, for every request.
 
         Returns:
             ``target``, so ``bp = guard.protect(Blueprint(...))`` reads naturally.
@@ -284,6 +326,11 @@ class JWKGuard:
             introspect=introspect,
             acr_values=acr_values,
             max_age=max_age,
+            any_scopes=any_scopes,
+            roles=roles,
+            any_roles=any_roles,
+            issuers=issuers,
+            audiences=audiences,
         )
         entries = tuple(exempt)
         if isinstance(exempt, str) or not all(isinstance(e, str) or callable(e) for e in entries):

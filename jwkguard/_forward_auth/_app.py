@@ -413,6 +413,11 @@ class ForwardAuthApp:
                 introspect=route.introspect,
                 acr_values=route.acr_values,
                 max_age=route.max_age,
+                any_scopes=route.any_scopes,
+                roles=route.roles,
+                any_roles=route.any_roles,
+                issuers=route.issuers,
+                audiences=route.audiences,
             )
             self.pipeline.check_policy(policy)
             self._policies[route] = policy

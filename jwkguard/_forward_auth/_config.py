@@ -41,7 +41,10 @@ Routes may add ``dpop = true``, ``certificate = true`` and ``introspect = true``
 needs ``[sender.introspection]``). With ``[lifecycle]``, DPoP proofs are remembered in its
 Redis, under its ``on_unavailable`` policy. Step-up (RFC 9470): ``acr_values = ["urn:mfa"]``
 and ``max_age = 300`` on a route answer a weaker or older login with 401
-``insufficient_user_authentication``.
+``insufficient_user_authentication``. Roles and origin: ``roles`` (all), ``any_roles``,
+``any_scopes`` (at least one) answer 403 ``insufficient_scope``; ``issuers`` and
+``audiences`` narrow the validator's for the route (401, ``issuer_not_accepted`` /
+``audience_not_accepted``).
 
 RFC 9728: ``resource = "https://api.example.com"`` (before the first table), or a
 ``[resource]`` table of metadata members (``resource``, ``scopes_supported``,
@@ -107,6 +110,11 @@ _ROUTE_KEYS = frozenset(
         "introspect",
         "acr_values",
         "max_age",
+        "any_scopes",
+        "roles",
+        "any_roles",
+        "issuers",
+        "audiences",
     }
 )
 _TOP_KEYS = frozenset({"server", "validator", "routes", "lifecycle", "sender", "resource"})
@@ -270,9 +278,22 @@ def _route(raw: Any, position: int) -> Route:
         not (anonymous and (acr_values or max_age is not None)),
         f"{where}: an anonymous route cannot demand a step-up (acr_values, max_age)",
     )
+    narrowing = {
+        name: frozenset(_string_list(raw.get(name, []), f"{where}.{name}"))
+        for name in ("any_scopes", "roles", "any_roles", "issuers", "audiences")
+    }
+    _require(
+        not (anonymous and any(narrowing.values())),
+        f"{where}: an anonymous route cannot demand roles, any_scopes, issuers or audiences",
+    )
     return Route(
         acr_values=acr_values,
         max_age=max_age,
+        any_scopes=narrowing["any_scopes"],
+        roles=narrowing["roles"],
+        any_roles=narrowing["any_roles"],
+        issuers=narrowing["issuers"],
+        audiences=narrowing["audiences"],
         host=host,
         path=path,
         methods=None if methods is None else tuple(methods),

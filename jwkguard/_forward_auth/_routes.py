@@ -53,6 +53,11 @@ class Route:
         introspect: Also ask the introspection endpoint whether the token is active.
         acr_values: Step-up (RFC 9470): the token's ``acr`` must be one of these.
         max_age: Step-up (RFC 9470): the user authenticated at most this many seconds ago.
+        any_scopes: The token must grant at least one of these scopes.
+        roles: The token must hold all of these roles.
+        any_roles: The token must hold at least one of these roles.
+        issuers: Only tokens from these issuers.
+        audiences: Only tokens whose ``aud`` names one of these.
     """
 
     host: str | None = None
@@ -65,6 +70,11 @@ class Route:
     introspect: bool = False
     acr_values: tuple[str, ...] = ()
     max_age: int | None = None
+    any_scopes: frozenset[str] = frozenset()
+    roles: frozenset[str] = frozenset()
+    any_roles: frozenset[str] = frozenset()
+    issuers: frozenset[str] = frozenset()
+    audiences: frozenset[str] = frozenset()
 
     def __post_init__(self) -> None:
         host = self.host.lower().rstrip(".") if self.host and self.host != "*" else None
@@ -108,6 +118,10 @@ class Route:
             demands += f" acr_values={' '.join(self.acr_values)}"
         if self.max_age is not None:
             demands += f" max_age={self.max_age}"
+        for name in ("any_scopes", "roles", "any_roles", "issuers", "audiences"):
+            values: frozenset[str] = getattr(self, name)
+            if values:
+                demands += f" {name}={','.join(sorted(values))}"
         return f"methods={methods} host={self.host or '*'} path={self.path} {what}{demands}"
 
 
