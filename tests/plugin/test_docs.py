@@ -9,6 +9,9 @@ import pytest
 
 PAGE = Path(__file__).resolve().parents[2] / "docs" / "testing.md"
 
+# pytester is enabled here: pytest_plugins in a conftest is allowed only at the rootdir.
+pytest_plugins = ["pytester"]
+
 
 def test_the_example_project_of_the_testing_page_passes(pytester: pytest.Pytester) -> None:
     files = re.findall(r'```python title="([^"]+)"\n(.*?)```', PAGE.read_text(), re.DOTALL)

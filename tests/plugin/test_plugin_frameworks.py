@@ -6,6 +6,9 @@ import pytest
 
 pytestmark = pytest.mark.filterwarnings("error")
 
+# pytester is enabled here: pytest_plugins in a conftest is allowed only at the rootdir.
+pytest_plugins = ["pytester"]
+
 
 def _run(pytester: pytest.Pytester, **files: str) -> pytest.RunResult:
     pytester.makepyfile(**files)

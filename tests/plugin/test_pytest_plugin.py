@@ -10,6 +10,9 @@ import pytest
 
 pytestmark = pytest.mark.filterwarnings("error")
 
+# pytester is enabled here: pytest_plugins in a conftest is allowed only at the rootdir.
+pytest_plugins = ["pytester"]
+
 
 def _run(pytester: pytest.Pytester, source: str, *args: str) -> pytest.RunResult:
     pytester.makepyfile(test_user=source)
