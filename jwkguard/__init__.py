@@ -12,6 +12,7 @@ from ._issuer import ClaimCheck, Issuer
 from ._keyset import KeySet, VerificationKey
 from ._keysource import KeySource, StaticKeySource
 from ._policy import check_scopes
+from ._tenants import TenantIssuers
 from ._token_cache import TokenCache
 from ._validator import LifecycleCheck, Validator
 from .errors import (
@@ -118,6 +119,7 @@ __all__ = [
     "SenderSettings",
     "StaticKeySource",
     "StoreUnavailable",
+    "TenantIssuers",
     "TokenCache",
     "TokenError",
     "TokenSource",

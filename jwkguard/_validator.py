@@ -23,6 +23,7 @@ from ._keyset import KeySet, VerificationKey, load_jwks_document
 from ._keysource import KeyMatch, KeySource, StaticKeySource
 from ._parse import ParsedToken, split_standard, standard_b64_decode, strict_json_object
 from ._policy import ClaimsPolicy, check_scopes
+from ._tenants import TenantIssuers, TenantRoutes
 from ._token_cache import TokenCache, build_token_cache, requested_scopes
 from .errors import (
     ConfigurationError,
@@ -116,6 +117,8 @@ class Validator:
         lifecycle: Revocation, cut-off and replay checks run after the claims.
         token_cache: Reuse verified tokens (``True``, or a ``TokenCache`` with its bounds);
             see ``TokenCache`` for what a hit re-checks. Off by default.
+        tenants: Dynamic tenants: issuers matching a ``TenantIssuers`` template, accepted at
+            run time by its decision; consulted only for an ``iss`` no configured issuer has.
     """
 
     def __init__(
@@ -135,6 +138,7 @@ class Validator:
         on_event: EventHandler | None = None,
         lifecycle: LifecycleCheck | None = None,
         token_cache: TokenCache | Mapping[str, int] | bool | None = None,
+        tenants: Sequence[TenantIssuers] = (),
     ) -> None:
         self.algorithms = _check_algorithms(algorithms)
         if not _is_seconds(leeway) or leeway < 0:
@@ -167,7 +171,11 @@ class Validator:
         if isinstance(issuers, Issuer) or not isinstance(issuers, Iterable):
             raise ConfigurationError("issuers must be a list of Issuer")
         issuers = tuple(issuers)
-        if not issuers:
+        if isinstance(tenants, TenantIssuers) or not all(
+            isinstance(template, TenantIssuers) for template in tenants
+        ):
+            raise ConfigurationError("tenants must be a list of TenantIssuers")
+        if not issuers and not tenants:
             raise ConfigurationError("at least one issuer is required")
         if not all(isinstance(issuer, Issuer) for issuer in issuers):
             raise ConfigurationError("issuers must be Issuer instances")
@@ -178,33 +186,54 @@ class Validator:
                 "HMAC algorithms need an issuer with an explicit secret; "
                 "they are never verified against a JWK Set"
             )
-        base_required = tuple(dict.fromkeys(required_claims))
-        scopes = frozenset(required_scopes)
+        self._claims_settings = (
+            tuple(dict.fromkeys(required_claims)),
+            max_age,
+            max_lifetime,
+            frozenset(required_scopes),
+            claim_checks,
+        )
         self._routes: dict[str, _Route] = {}
         # Remote issuers that name the same jwks_uri share one cache and fetch through this.
         self._shared_endpoints: dict[Any, Any] = {}
         for issuer in issuers:
             if issuer.issuer in self._routes:
                 raise ConfigurationError(f"issuer {issuer.issuer} is configured twice")
-            policy = ClaimsPolicy(
-                issuer=issuer.issuer,
-                audiences=frozenset(issuer.audiences) if issuer.audiences is not None else None,
-                leeway=self.leeway,
-                required_claims=base_required,
-                max_age=max_age,
-                max_lifetime=max_lifetime,
-                scope_claim=issuer.scope_claim,
-                required_scopes=scopes,
-                allowed_client_ids=(
-                    frozenset(issuer.allowed_client_ids)
-                    if issuer.allowed_client_ids is not None
-                    else None
-                ),
-                claim_checks=(*claim_checks, *issuer.claim_checks),
-            )
-            self._routes[issuer.issuer] = _Route(issuer, policy, self._key_source_for(issuer))
+            self._routes[issuer.issuer] = self._route_for(issuer)
+        self._tenants = (
+            TenantRoutes(tuple(tenants), self._tenant_route, _forget_route, self.clock)
+            if tenants
+            else None
+        )
 
     # -- construction helpers -------------------------------------------------------------
+
+    def _route_for(self, issuer: Issuer, source: KeySource | None = None) -> _Route:
+        required, max_age, max_lifetime, scopes, claim_checks = self._claims_settings
+        policy = ClaimsPolicy(
+            issuer=issuer.issuer,
+            audiences=frozenset(issuer.audiences) if issuer.audiences is not None else None,
+            leeway=self.leeway,
+            required_claims=required,
+            max_age=max_age,
+            max_lifetime=max_lifetime,
+            scope_claim=issuer.scope_claim,
+            required_scopes=scopes,
+            allowed_client_ids=(
+                frozenset(issuer.allowed_client_ids)
+                if issuer.allowed_client_ids is not None
+                else None
+            ),
+            claim_checks=(*claim_checks, *issuer.claim_checks),
+        )
+        return _Route(issuer, policy, source or self._key_source_for(issuer))
+
+    def _tenant_route(self, template: TenantIssuers, issuer: Issuer) -> _Route:
+        # Tenants with one fixed key URL share its cache; per-tenant key URLs get their own
+        # (never registered validator-wide, so dropped tenants leave nothing behind).
+        if template.shares_keys or issuer.uses_static_keys:
+            return self._route_for(issuer)
+        return self._route_for(issuer, self._remote_key_source(issuer, shared=False))
 
     def _key_source_for(self, issuer: Issuer) -> KeySource:
         if issuer.secret is not None:
@@ -241,7 +270,7 @@ class Validator:
             keys.append(_secret_key(issuer.secret, hmac_algorithms, issuer.secret_kid))
         return KeySet(keys)
 
-    def _remote_key_source(self, issuer: Issuer) -> KeySource:
+    def _remote_key_source(self, issuer: Issuer, *, shared: bool = True) -> KeySource:
         from ._remote import RemoteKeySource  # the HTTP machinery loads only when needed
 
         return RemoteKeySource(
@@ -249,7 +278,7 @@ class Validator:
             algorithms=self.algorithms - HMAC_ALGORITHMS,
             clock=self.clock,
             on_event=self.on_event,
-            shared=self._shared_endpoints,
+            shared=self._shared_endpoints if shared else None,
         )
 
     # -- validation -----------------------------------------------------------------------
@@ -351,6 +380,9 @@ class Validator:
             )
             iss = payload.get("iss")
             route = self._routes.get(iss) if type(iss) is str else None
+            if route is None and self._tenants is not None and type(iss) is str:
+                # Only before any key is fetched, and only for a template the operator wrote.
+                route = self._tenants.route(iss)
         except TokenError:
             raise
         except _INPUT_ERRORS as exc:
@@ -465,7 +497,17 @@ class Validator:
     def may_trust(self, issuer: str) -> bool:
         """True if tokens from ``issuer`` can pass: a configured issuer, or one a tenant
         template could accept (the run-time decision is not asked here)."""
-        return issuer in self._routes
+        if issuer in self._routes:
+            return True
+        tenants = self._tenants
+        return tenants is not None and any(
+            template.tenant_of(issuer) is not None for template in tenants.templates
+        )
+
+    @property
+    def tenant_count(self) -> int:
+        """How many dynamic tenants (accepted or refused) are remembered now."""
+        return len(self._tenants) if self._tenants is not None else 0
 
     def route_policy(self, issuer: str) -> ClaimsPolicy:
         """The compiled claims policy of a configured issuer."""
@@ -483,13 +525,17 @@ class Validator:
 
     def close(self) -> None:
         """Close the HTTP clients the validator owns."""
-        for route in self._routes.values():
+        for route in self._all_routes():
             route.source.close()
 
     async def aclose(self) -> None:
         """Close the HTTP clients the validator owns."""
-        for route in self._routes.values():
+        for route in self._all_routes():
             await route.source.aclose()
+
+    def _all_routes(self) -> list[_Route]:
+        tenants = self._tenants.routes() if self._tenants is not None else []
+        return [*self._routes.values(), *tenants]
 
     def __enter__(self) -> Self:
         return self
@@ -516,6 +562,19 @@ class Validator:
     def emit(self, kind: str, issuer: str, **fields: Any) -> None:
         """Send an event to the configured handler."""
         self.on_event(Event(kind=kind, issuer=issuer, timestamp=self.clock(), **fields))
+
+
+def _forget_route(route: _Route) -> None:
+    """A dropped tenant's route: its issuer leaves a shared key endpoint's members, and a key
+    source of its own closes its pooled connections (a later use, from a cached token, opens
+    new ones)."""
+    endpoint = getattr(route.source, "_endpoint", None)
+    members = getattr(endpoint, "members", None)
+    if isinstance(members, dict):
+        members.pop(route.issuer.issuer, None)
+        if members:
+            return  # other tenants still use the shared endpoint
+    route.source.close()
 
 
 def _check_algorithms(algorithms: Collection[str]) -> frozenset[str]:
