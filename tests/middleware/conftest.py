@@ -85,12 +85,19 @@ class WaitressServer:
 
     def __exit__(self, *exc_info: object) -> None:
         server: Any = self._server
-        server.close()
-        # The loop runs until its map is empty: close the kept-alive client channels too.
-        for channel in list(server._map.values()):
-            channel.close()
-        server.task_dispatcher.shutdown()
+
+        def close_everything() -> None:
+            # Runs in the server's own loop thread (closing sockets from this thread raced
+            # with the loop's select: "Bad file descriptor"). The loop ends once its map is
+            # empty: the listener, the trigger and kept-alive client channels all close here.
+            for channel in list(server._map.values()):
+                if channel is not server and channel is not server.trigger:
+                    channel.close()
+            server.close()
+
+        server.trigger.pull_trigger(close_everything)
         self._thread.join(timeout=10)
+        server.task_dispatcher.shutdown()
 
 
 @pytest.fixture(scope="session")
