@@ -95,7 +95,7 @@ def _configure() -> None:
         "ALGORITHM": "RS256",
         "JWK_URL": os.environ["JWKGUARD_JWKS_URI"],
         "ISSUER": os.environ["JWKGUARD_ISSUER"],
-        "AUDIENCE": os.environ["JWKGUARD_AUDIENCE"],
+        "AUDIENCE": os.environ["JWKGUARD_AUDIENCES"],
         "USER_ID_CLAIM": "sub",
         "AUTH_HEADER_TYPES": ("Bearer",),
     }
@@ -153,7 +153,7 @@ def main() -> None:
     with LocalIssuer() as issuer:
         environment = {
             "JWKGUARD_ISSUER": issuer.url,
-            "JWKGUARD_AUDIENCE": issuer.audience,
+            "JWKGUARD_AUDIENCES": issuer.audience,
             "JWKGUARD_JWKS_URI": issuer.jwks_uri,
         }
         # drf-simplejwt insists on its own token_type claim; jwkguard ignores it.

@@ -69,7 +69,7 @@ def bench_app() -> Any:
     validator = validator_from_env()
     app = create_app(validator)
     issuer = os.environ["JWKGUARD_ISSUER"]
-    audience = os.environ["JWKGUARD_AUDIENCE"]
+    audience = os.environ["JWKGUARD_AUDIENCES"]
     orders = [
         Order(id=1, item="coffee beans", quantity=2, owner="user-123"),
         Order(id=2, item="filter papers", quantity=1, owner="user-456"),
@@ -176,7 +176,7 @@ def main() -> None:
     with LocalIssuer() as issuer:
         environment = {
             "JWKGUARD_ISSUER": issuer.url,
-            "JWKGUARD_AUDIENCE": issuer.audience,
+            "JWKGUARD_AUDIENCES": issuer.audience,
             "JWKGUARD_ALGORITHMS": issuer.alg,
             "JWKGUARD_JWKS_URI": issuer.jwks_uri,
             "BENCH_JWKS": json.dumps(issuer.jwks()),

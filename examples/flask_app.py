@@ -11,25 +11,24 @@ Against a local test issuer started in-process (``GET /demo/token`` mints a toke
 
 Against a real issuer, from environment variables::
 
-    JWKGUARD_ISSUER=https://id.example.com/ JWKGUARD_AUDIENCE=https://api.example.com \\
+    JWKGUARD_ISSUER=https://id.example.com/ JWKGUARD_AUDIENCES=https://api.example.com \\
     JWKGUARD_ALGORITHMS=RS256,ES256 flask --app examples/flask_app run
 
-``JWKGUARD_JWKS_URI`` names the key set; without it, OpenID discovery finds it. Any other
-option can be set as a Flask config key from the environment, e.g. ``FLASK_JWKGUARD_LEEWAY=5``.
+``JWKGUARD_JWKS_URI`` names the key set; without it, OpenID discovery finds it. Every
+``JWKGUARD_*`` config key can be set from the environment (``jwkguard_flask.config_from_env``),
+e.g. ``JWKGUARD_LEEWAY=5``; a misspelt variable stops the app with "did you mean".
 """
 
 from __future__ import annotations
 
 import atexit
-import os
 from collections.abc import Mapping
 from typing import Any
 
 from flask import Blueprint, Flask, request
 
-from jwkguard import ConfigurationError
 from jwkguard.testing import LocalIssuer
-from jwkguard_flask import JWKGuard, current_claims, get_claims
+from jwkguard_flask import JWKGuard, config_from_env, current_claims, get_claims
 
 guard = JWKGuard()
 
@@ -110,24 +109,6 @@ def status() -> dict[str, str]:
     return {"status": "ok"}
 
 
-def settings_from_environment(environ: Mapping[str, str]) -> dict[str, Any] | None:
-    """``JWKGUARD_*`` config for a real issuer from environment variables, or None."""
-    issuer = environ.get("JWKGUARD_ISSUER")
-    if not issuer:
-        return None
-    audiences = [a for a in environ.get("JWKGUARD_AUDIENCE", "").split(",") if a.strip()]
-    if not audiences:
-        raise ConfigurationError("set JWKGUARD_AUDIENCE along with JWKGUARD_ISSUER")
-    entry: dict[str, Any] = {"issuer": issuer, "audiences": [a.strip() for a in audiences]}
-    if environ.get("JWKGUARD_JWKS_URI"):
-        entry["jwks_uri"] = environ["JWKGUARD_JWKS_URI"]
-    algorithms = environ.get("JWKGUARD_ALGORITHMS", "RS256")
-    return {
-        "JWKGUARD_ISSUERS": [entry],
-        "JWKGUARD_ALGORITHMS": [a.strip() for a in algorithms.split(",") if a.strip()],
-    }
-
-
 def _start_demo_issuer(app: Flask) -> None:
     """Serve a local issuer in this process and a route that mints its tokens."""
     issuer = LocalIssuer().start()
@@ -152,18 +133,14 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 
     Args:
         config: Config keys to set (tests pass ``JWKGUARD_*`` keys here). Without
-            ``JWKGUARD_ISSUERS``, a real issuer is read from the environment, or else a local
-            demo issuer is started.
+            ``JWKGUARD_ISSUERS`` (from here or from ``JWKGUARD_*`` environment variables), a
+            local demo issuer is started.
     """
     app = Flask(__name__)
-    app.config.from_prefixed_env()
+    app.config.update(config_from_env())  # JWKGUARD_* environment variables
     app.config.update(config or {})
     if "JWKGUARD_ISSUERS" not in app.config:
-        settings = settings_from_environment(os.environ)
-        if settings is not None:
-            app.config.update(settings)
-        else:
-            _start_demo_issuer(app)
+        _start_demo_issuer(app)
     guard.init_app(app)
     app.register_blueprint(api)
     app.register_blueprint(admin)

@@ -66,6 +66,7 @@ if TYPE_CHECKING:
     from ._resource import ResourceMetadata, check_resource_audience
     from ._sender import PresentedRequest, SenderConstraints
     from ._sender_settings import SenderSettings, build_sender_settings
+    from ._env import settings_from_env, validator_from_env
     from ._settings import build_validator, describe_unknown, unknown_settings
     from ._stores import LifecycleStore, MemoryStore, TokenUsage
 
@@ -144,8 +145,10 @@ __all__ = [
     "missing_token_response",
     "normalise_htu",
     "read_scopes",
+    "settings_from_env",
     "token_hash",
     "unknown_settings",
+    "validator_from_env",
     "view_from_asgi",
     "view_from_environ",
 ]
@@ -202,8 +205,10 @@ _LAZY = {
     "issuer_status": "._metrics",
     "missing_token_response": "._bearer",
     "normalise_htu": "._dpop",
+    "settings_from_env": "._env",
     "token_hash": "._audit",
     "unknown_settings": "._settings",
+    "validator_from_env": "._env",
     "view_from_asgi": "._request_view",
     "view_from_environ": "._request_view",
 }

@@ -28,6 +28,7 @@ from jwkguard import (
     build_sender_settings,
     build_validator,
 )
+from jwkguard import settings_from_env as _settings_from_env
 from jwkguard.fleet import (
     Fleet,
     build_fleet,
@@ -51,6 +52,7 @@ __all__ = [
     "parse_options",
     "reset",
     "resolve_settings",
+    "settings_from_env",
 ]
 
 ADAPTER_SETTINGS = (
@@ -156,6 +158,23 @@ class State:
             resource=options.resource,
         )
         object.__setattr__(self, "pipeline", pipeline)
+
+
+def settings_from_env(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """A ``JWKGUARD`` settings dict from ``JWKGUARD_*`` environment variables.
+
+    In ``settings.py``: ``JWKGUARD = {"MODE": "protect", **settings_from_env()}`` (the
+    environment wins). The variables are ``JWKGUARD_`` + a key of the dict
+    (``JWKGUARD_ALGORITHMS``, ``JWKGUARD_EXEMPT_PATHS``...), plus one issuer given flat
+    (``JWKGUARD_ISSUER``, ``JWKGUARD_AUDIENCES``...); values as
+    :func:`jwkguard.settings_from_env` reads them. Dotted paths (``JWKGUARD_CLOCK``) are
+    imported as in the dict.
+
+    Raises:
+        ConfigurationError: A variable no setting matches ("did you mean"), or a bad value.
+    """
+    settings = _settings_from_env(environ, extra=ADAPTER_SETTINGS)
+    return {key.upper(): value for key, value in settings.items()}
 
 
 def _lowered(raw: Mapping[str, Any]) -> dict[str, Any]:

@@ -26,7 +26,7 @@ try:
 except ImportError as exc:  # pragma: no cover - exercised in a subprocess
     raise ImportError("jwkguard_flask needs Flask: pip install 'jwkguard[flask]'") from exc
 
-from ._config import GuardState
+from ._config import GuardState, config_from_env
 from ._errors import BearerError, handle_bearer_error
 from ._extension import JWKGuard
 from ._metrics import metrics_view
@@ -37,6 +37,7 @@ __all__ = [
     "BearerError",
     "GuardState",
     "JWKGuard",
+    "config_from_env",
     "current_claims",
     "get_claims",
     "handle_bearer_error",

@@ -17,6 +17,7 @@ from jwkguard import (
     build_sender_settings,
     build_validator,
     describe_unknown,
+    settings_from_env,
     unknown_settings,
 )
 from jwkguard.fleet import (
@@ -31,7 +32,14 @@ from jwkguard.pipeline import query_policy, resource_identifier
 if TYPE_CHECKING:
     from jwkguard import PrometheusMetrics
 
-__all__ = ["ADAPTER_SETTINGS", "PREFIX", "GuardState", "build_state", "prefixed_settings"]
+__all__ = [
+    "ADAPTER_SETTINGS",
+    "PREFIX",
+    "GuardState",
+    "build_state",
+    "config_from_env",
+    "prefixed_settings",
+]
 
 PREFIX = "JWKGUARD_"
 
@@ -126,6 +134,23 @@ def prefixed_settings(config: Mapping[str, Any]) -> dict[str, Any]:
         for key, value in config.items()
         if isinstance(key, str) and key[:size].upper() == PREFIX
     }
+
+
+def config_from_env(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """``JWKGUARD_*`` config keys from environment variables, for ``app.config.update()``.
+
+    The variables are the config keys themselves (``JWKGUARD_ALGORITHMS``,
+    ``JWKGUARD_EXEMPT_PATHS``...), plus one issuer given flat (``JWKGUARD_ISSUER``,
+    ``JWKGUARD_AUDIENCES``...); values as :func:`jwkguard.settings_from_env` reads them.
+
+    Args:
+        environ: The environment; ``os.environ`` when None.
+
+    Raises:
+        ConfigurationError: A variable no config key matches ("did you mean"), or a bad value.
+    """
+    settings = settings_from_env(environ, extra=ADAPTER_SETTINGS)
+    return {PREFIX + key.upper(): value for key, value in settings.items()}
 
 
 def _config_name(setting: str) -> str:

@@ -41,7 +41,13 @@ def serve_command(
         if check:
             build_validator(config.validator).close()
     except ConfigurationError as exc:
-        fail(f"configuration: {exc}", EXIT_USAGE, as_json=as_json)
+        hint = ""
+        if config_path is None:
+            hint = (
+                " (no configuration file was given: pass --config FILE or set JWKGUARD_CONFIG;"
+                " see jwkguard serve --help and docs/gateways.md)"
+            )
+        fail(f"configuration: {exc}{hint}", EXIT_USAGE, as_json=as_json)
     if check:
         summary = {
             "valid": True,

@@ -20,11 +20,12 @@ Routes (``create_app(validator)`` builds them; the signature is stable):
 
 Run it against any issuer::
 
-    JWKGUARD_ISSUER=https://id.example.com/ JWKGUARD_AUDIENCE=https://api.example.com \\
+    JWKGUARD_ISSUER=https://id.example.com/ JWKGUARD_AUDIENCES=https://api.example.com \\
     JWKGUARD_ALGORITHMS=RS256 uvicorn examples.fastapi_app:app
 
+Any ``JWKGUARD_*`` setting applies (``jwkguard.validator_from_env``, docs/configuration.md):
 ``JWKGUARD_JWKS_URI`` is optional (default: the issuer's discovery document);
-``JWKGUARD_AUDIENCE`` and ``JWKGUARD_ALGORITHMS`` take comma-separated lists.
+``JWKGUARD_AUDIENCES`` and ``JWKGUARD_ALGORITHMS`` take comma-separated lists or JSON.
 """
 
 import importlib.util
@@ -39,7 +40,8 @@ from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
 
-from jwkguard import Claims, ConfigurationError, Issuer, Validator
+import jwkguard
+from jwkguard import Claims, Validator
 from jwkguard_fastapi import CurrentClaims, JWTBearer, OptionalClaims, install, lifespan
 
 __all__ = ["NewOrder", "Order", "create_app", "swagger_assets", "validator_from_env"]
@@ -178,23 +180,7 @@ def _offline_docs(app: FastAPI) -> None:
         return get_swagger_ui_oauth2_redirect_html()
 
 
-def _split(value: str) -> list[str]:
-    return [part for part in value.replace(",", " ").split() if part]
-
-
 def validator_from_env(environ: Mapping[str, str] = os.environ) -> Validator:
-    """A validator from ``JWKGUARD_ISSUER``, ``JWKGUARD_AUDIENCE``, ``JWKGUARD_ALGORITHMS``
-    and the optional ``JWKGUARD_JWKS_URI``."""
-    missing = [
-        name
-        for name in ("JWKGUARD_ISSUER", "JWKGUARD_AUDIENCE", "JWKGUARD_ALGORITHMS")
-        if not environ.get(name)
-    ]
-    if missing:
-        raise ConfigurationError(f"set {', '.join(missing)} to run the example API")
-    issuer = Issuer(
-        environ["JWKGUARD_ISSUER"],
-        audiences=_split(environ["JWKGUARD_AUDIENCE"]),
-        jwks_uri=environ.get("JWKGUARD_JWKS_URI") or None,
-    )
-    return Validator(issuers=[issuer], algorithms=_split(environ["JWKGUARD_ALGORITHMS"]))
+    """A validator from ``JWKGUARD_*`` variables: ``JWKGUARD_ISSUER``, ``JWKGUARD_AUDIENCES``,
+    ``JWKGUARD_ALGORITHMS``, the optional ``JWKGUARD_JWKS_URI`` and any other setting."""
+    return jwkguard.validator_from_env(environ)

@@ -52,14 +52,19 @@ RFC 9728: ``resource = "https://api.example.com"`` (before the first table), or 
 serves at its well-known path (route that path of the gateway to it); issuers without
 ``audiences`` take the resource identifier as their audience (RFC 8707).
 
-An override ``JWKGUARD__SERVER__PORT=9000`` sets ``server.port``; list items are addressed by
-index (``JWKGUARD__VALIDATOR__ISSUERS__0__AUDIENCES='["https://api"]'``). Values are read as
-TOML values, or taken as plain strings when they are not one.
+The ``[validator]`` settings also come from ``JWKGUARD_<KEY>`` variables, the scheme every
+adapter shares (``jwkguard.settings_from_env``): ``JWKGUARD_ALGORITHMS=RS256``,
+``JWKGUARD_ISSUER`` with ``JWKGUARD_AUDIENCES``, or ``JWKGUARD_ISSUERS`` as JSON; they win over
+the file. Any other key is set with a double underscore: ``JWKGUARD__SERVER__PORT=9000`` sets
+``server.port``; list items are addressed by index
+(``JWKGUARD__VALIDATOR__ISSUERS__0__AUDIENCES='["https://api"]'``). Those values are read as
+TOML values, then JSON, or taken as plain strings when they are neither.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import json
 import re
 import tomllib
 from collections.abc import Mapping
@@ -67,9 +72,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .._env import settings_from_env
 from .._pipeline import QueryPolicy, acr_list, query_policy
 from .._resource import build_resource_metadata
 from .._sender_settings import SENDER_SETTINGS, build_sender_settings
+from .._settings import describe_unknown
 from ..errors import ConfigurationError
 from ._original import GATEWAYS
 from ._routes import AmbiguousPath, Route, RouteTable, normalise_path
@@ -175,7 +182,13 @@ def _toml_value(text: str) -> Any:
     try:
         return tomllib.loads(f"value = {text}")["value"]
     except tomllib.TOMLDecodeError:
-        return text
+        pass
+    if text.lstrip()[:1] in ("[", "{"):
+        try:
+            return json.loads(text)  # JSON lists and objects, as every JWKGUARD_* variable
+        except ValueError:
+            pass
+    return text
 
 
 def apply_environment(document: dict[str, Any], environ: Mapping[str, str]) -> dict[str, Any]:
@@ -211,6 +224,14 @@ def _require(condition: bool, message: str) -> None:
         raise ConfigurationError(message)
 
 
+def _require_known(table: Mapping[str, Any], known: frozenset[str], message: str) -> None:
+    """Refuse keys of ``table`` not in ``known``, each with the closest known key."""
+    unknown = sorted(str(key) for key in set(table) - known)
+    if unknown:
+        names = describe_unknown(unknown, known, spell=str)
+        raise ConfigurationError(f"{message}: {', '.join(names)}")
+
+
 def _string_list(value: Any, where: str) -> tuple[str, ...]:
     _require(
         isinstance(value, list) and all(isinstance(item, str) and item for item in value),
@@ -234,8 +255,7 @@ def _networks(value: Any) -> tuple[str, ...]:
 def _route(raw: Any, position: int) -> Route:
     where = f"routes[{position}]"
     _require(isinstance(raw, dict), f"{where} must be a table")
-    unknown = sorted(set(raw) - _ROUTE_KEYS)
-    _require(not unknown, f"{where}: unknown keys: {', '.join(unknown)}")
+    _require_known(raw, _ROUTE_KEYS, f"{where}: unknown keys")
     host = raw.get("host")
     _require(
         host is None or (isinstance(host, str) and bool(host)), f"{where}.host must be a string"
@@ -305,12 +325,10 @@ def _route(raw: Any, position: int) -> Route:
 
 def parse_config(document: Mapping[str, Any]) -> ServerConfig:
     """A validated ``ServerConfig`` from a parsed document; unknown keys are refused."""
-    unknown = sorted(set(document) - _TOP_KEYS)
-    _require(not unknown, f"unknown sections: {', '.join(unknown)}")
+    _require_known(document, _TOP_KEYS, "unknown sections")
     server = document.get("server", {})
     _require(isinstance(server, dict), "[server] must be a table")
-    unknown = sorted(set(server) - _SERVER_KEYS)
-    _require(not unknown, f"[server]: unknown keys: {', '.join(unknown)}")
+    _require_known(server, _SERVER_KEYS, "[server]: unknown keys")
     validator = document.get("validator")
     if not isinstance(validator, dict) or not validator:
         raise ConfigurationError("a [validator] table is required")
@@ -382,8 +400,7 @@ def parse_config(document: Mapping[str, Any]) -> ServerConfig:
 
 def _sender(raw: Any, routes: RouteTable) -> dict[str, Any]:
     _require(isinstance(raw, dict), "[sender] must be a table")
-    unknown = sorted(set(raw) - SENDER_SETTINGS)
-    _require(not unknown, f"[sender]: unknown keys: {', '.join(unknown)}")
+    _require_known(raw, SENDER_SETTINGS, "[sender]: unknown keys")
     try:
         built = build_sender_settings(raw)  # checked now, built again by the app
     except ConfigurationError as exc:
@@ -399,8 +416,7 @@ def _sender(raw: Any, routes: RouteTable) -> dict[str, Any]:
 
 def _lifecycle(raw: Any) -> dict[str, Any]:
     _require(isinstance(raw, dict), "[lifecycle] must be a table")
-    unknown = sorted(set(raw) - _LIFECYCLE_KEYS)
-    _require(not unknown, f"[lifecycle]: unknown keys: {', '.join(unknown)}")
+    _require_known(raw, _LIFECYCLE_KEYS, "[lifecycle]: unknown keys")
     url = raw.get("redis_url")
     _require(isinstance(url, str) and bool(url), "lifecycle.redis_url is required")
     prefix = raw.get("prefix", "jwkguard:")
@@ -425,4 +441,12 @@ def load_config(path: str | Path | None, environ: Mapping[str, str]) -> ServerCo
         except tomllib.TOMLDecodeError as exc:
             raise ConfigurationError(f"{chosen} is not valid TOML: {exc}") from exc
     apply_environment(document, environ)
+    flat = settings_from_env(environ)
+    if flat:
+        validator = document.setdefault("validator", {})
+        _require(isinstance(validator, dict), "[validator] must be a table")
+        if "issuers" in flat:
+            for key in [key for key in validator if str(key).lower() == "issuers"]:
+                del validator[key]
+        validator.update(flat)
     return parse_config(document)

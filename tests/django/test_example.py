@@ -80,7 +80,7 @@ def server(
     env = {
         **os.environ,
         "JWKGUARD_ISSUER": example_issuer.url,
-        "JWKGUARD_AUDIENCE": example_issuer.audience,
+        "JWKGUARD_AUDIENCES": example_issuer.audience,
         "PYTHONUNBUFFERED": "1",
     }
     if kind == "wsgi":

@@ -120,7 +120,7 @@ def test_websocket_closes_with_1013_when_keys_are_unavailable(local_issuer: Loca
 
 
 def test_validator_from_env_names_what_is_missing() -> None:
-    with pytest.raises(ConfigurationError, match="JWKGUARD_AUDIENCE, JWKGUARD_ALGORITHMS"):
+    with pytest.raises(ConfigurationError, match="JWKGUARD_AUDIENCES, JWKGUARD_ALGORITHMS"):
         validator_from_env({"JWKGUARD_ISSUER": "https://id.example.com/"})
 
 
@@ -129,7 +129,7 @@ def test_module_app_is_built_from_the_environment(
 ) -> None:
     module = importlib.import_module("examples.fastapi_app")
     monkeypatch.setenv("JWKGUARD_ISSUER", issuer.url)
-    monkeypatch.setenv("JWKGUARD_AUDIENCE", f"{issuer.audience}, https://other.example.com")
+    monkeypatch.setenv("JWKGUARD_AUDIENCES", f"{issuer.audience}, https://other.example.com")
     monkeypatch.setenv("JWKGUARD_ALGORITHMS", "RS256,ES256")
     monkeypatch.setenv("JWKGUARD_JWKS_URI", issuer.jwks_uri)
     try:
@@ -155,7 +155,7 @@ def served_example(issuer: LocalIssuer) -> Iterator[str]:
     env = {
         **os.environ,
         "JWKGUARD_ISSUER": issuer.url,
-        "JWKGUARD_AUDIENCE": issuer.audience,
+        "JWKGUARD_AUDIENCES": issuer.audience,
         "JWKGUARD_ALGORITHMS": "RS256",
         "PYTHONPATH": str(ROOT),
     }

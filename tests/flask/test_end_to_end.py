@@ -46,7 +46,7 @@ def _server_environment(issuer: LocalIssuer) -> dict[str, str]:
     """The example's environment variables for a real issuer, here the local one."""
     return {
         "JWKGUARD_ISSUER": issuer.url,
-        "JWKGUARD_AUDIENCE": issuer.audience,
+        "JWKGUARD_AUDIENCES": issuer.audience,
         "JWKGUARD_JWKS_URI": issuer.jwks_uri,
         "JWKGUARD_ALGORITHMS": issuer.alg,
     }

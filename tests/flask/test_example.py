@@ -13,9 +13,10 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from examples.flask_app import create_app, settings_from_environment
+from examples.flask_app import create_app
 from jwkguard import ConfigurationError
 from jwkguard.testing import LocalIssuer
+from jwkguard_flask import config_from_env
 
 from .conftest import bearer
 
@@ -95,14 +96,15 @@ def test_example_views_see_the_callers_claims(client: FlaskClient, issuer: Local
     assert client.get("/async/me", headers=token).json == {"sub": "ada", "async": True}
 
 
-def test_settings_from_environment() -> None:
-    assert settings_from_environment({}) is None
-    settings = settings_from_environment(
+def test_config_from_env_gives_the_config_keys() -> None:
+    assert config_from_env({}) == {}
+    settings = config_from_env(
         {
             "JWKGUARD_ISSUER": "https://id.example.com/",
-            "JWKGUARD_AUDIENCE": "https://api.example.com, https://other.example.com",
+            "JWKGUARD_AUDIENCES": "https://api.example.com, https://other.example.com",
             "JWKGUARD_JWKS_URI": "https://id.example.com/keys",
             "JWKGUARD_ALGORITHMS": "RS256, ES256",
+            "JWKGUARD_EXEMPT_PATHS": '["/health"]',
         }
     )
     assert settings == {
@@ -114,18 +116,19 @@ def test_settings_from_environment() -> None:
             }
         ],
         "JWKGUARD_ALGORITHMS": ["RS256", "ES256"],
+        "JWKGUARD_EXEMPT_PATHS": ["/health"],
     }
-    with pytest.raises(ConfigurationError, match="set JWKGUARD_AUDIENCE"):
-        settings_from_environment({"JWKGUARD_ISSUER": "https://id.example.com/"})
+    with pytest.raises(ConfigurationError, match=r"JWKGUARD_EXEMPT_PATH \(did you mean"):
+        config_from_env({"JWKGUARD_EXEMPT_PATH": "/health"})
 
 
 def test_create_app_reads_a_real_issuer_from_the_environment(
     issuer: LocalIssuer, monkeypatch: pytest.MonkeyPatch, closing: list[Flask]
 ) -> None:
     monkeypatch.setenv("JWKGUARD_ISSUER", issuer.url)
-    monkeypatch.setenv("JWKGUARD_AUDIENCE", issuer.audience)
+    monkeypatch.setenv("JWKGUARD_AUDIENCES", issuer.audience)
     monkeypatch.setenv("JWKGUARD_ALGORITHMS", issuer.alg)
-    monkeypatch.setenv("FLASK_JWKGUARD_REALM", '"orders"')
+    monkeypatch.setenv("JWKGUARD_REALM", "orders")
     app = create_app()
     closing.append(app)
     client = app.test_client()

@@ -1,17 +1,20 @@
 """Settings of the jwkguard example project.
 
 The trusted issuer comes from the environment; by default it is the local test issuer that
-``python manage.py local_issuer`` runs on http://127.0.0.1:8765.
+``python manage.py local_issuer`` runs on http://127.0.0.1:8765. Every key of ``JWKGUARD``
+may be set as ``JWKGUARD_<KEY>`` (docs/configuration.md), for example:
 
     JWKGUARD_ISSUER     the issuer identifier (``iss``)
-    JWKGUARD_AUDIENCE   this API's identifier (``aud``)
+    JWKGUARD_AUDIENCES  this API's identifier (``aud``), comma-separated or JSON
     JWKGUARD_JWKS_URI   where its JWK Set is (optional: discovery finds it)
-    JWKGUARD_ALGORITHMS comma-separated, default RS256
+    JWKGUARD_ALGORITHMS comma-separated or JSON, default RS256
 """
 
 from __future__ import annotations
 
 import os
+
+from jwkguard_django.conf import settings_from_env
 
 SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "example-only-secret-key-change-me-in-production")
 DEBUG = os.environ.get("DJANGO_DEBUG") == "1"
@@ -38,19 +41,12 @@ ASGI_APPLICATION = "example.asgi.application"
 DATABASES: dict[str, dict[str, str]] = {}
 USE_TZ = True
 
-JWKGUARD_ISSUER = os.environ.get("JWKGUARD_ISSUER", "http://127.0.0.1:8765")
-_issuer = {
-    "ISSUER": JWKGUARD_ISSUER,
-    "AUDIENCES": [os.environ.get("JWKGUARD_AUDIENCE", "https://api.example.com")],
-}
-if os.environ.get("JWKGUARD_JWKS_URI"):
-    _issuer["JWKS_URI"] = os.environ["JWKGUARD_JWKS_URI"]
-
 JWKGUARD = {
-    "ISSUERS": [_issuer],
-    "ALGORITHMS": os.environ.get("JWKGUARD_ALGORITHMS", "RS256").split(","),
+    "ISSUERS": [{"ISSUER": "http://127.0.0.1:8765", "AUDIENCES": ["https://api.example.com"]}],
+    "ALGORITHMS": ["RS256"],
     "MODE": "protect",
     "EXEMPT_PATHS": ["/health"],
+    **settings_from_env(),  # JWKGUARD_* environment variables win
 }
 
 REST_FRAMEWORK = {
