@@ -84,7 +84,10 @@ def _check_url(url: str, allow_http: bool) -> None:
     scheme = urlsplit(url).scheme
     if scheme == "https" or (scheme == "http" and (is_loopback_host(url) or allow_http)):
         return
-    raise KeysUnreachable(f"{url} must use https (http only for loopback hosts)")
+    raise KeysUnreachable(
+        f"{url} must use https (http only for loopback hosts); pass --allow-http to read it "
+        "anyway (never in production)"
+    )
 
 
 def _get(client: httpx.Client, url: str, allow_http: bool) -> Fetched:

@@ -167,6 +167,7 @@ class Review:
     available_kids: list[str | None] = field(default_factory=list)
     checks: list[Check] = field(default_factory=list)
     lifecycle: bool = False
+    cause: str | None = None
 
     @property
     def valid(self) -> bool:
@@ -197,6 +198,7 @@ class Review:
                 "claim": self.error.claim,
                 "description": self.error.description,
                 "status_code": self.error.status_code,
+                "cause": self.cause,
             },
             "key": key,
             "key_source": self.key_source,
@@ -292,7 +294,12 @@ def review_token(
     except TokenError as exc:
         current = source.current_keys()
         review.available_kids = [key.kid for key in current.keys] if current else []
-        checks.append(Check("key", False, exc.description, exc.reason))
+        detail = exc.description
+        if isinstance(exc, KeysUnavailable):
+            review.cause = _unavailable_cause(exc, source)
+            if review.cause:
+                detail = f"{detail}: {review.cause}"
+        checks.append(Check("key", False, detail, exc.reason))
         return _finish(review)
     current = source.current_keys()
     review.available_kids = [key.kid for key in current.keys] if current else []
@@ -393,6 +400,15 @@ def _claims_checks(
         )
     else:
         checks.append(Check("scopes", None, f"none required; granted {' '.join(sorted(granted))}"))
+
+
+def _unavailable_cause(exc: KeysUnavailable, source: object) -> str | None:
+    """Why no keys could be had: the chained cause, or the key source's last fetch error."""
+    if exc.__cause__ is not None:
+        return str(exc.__cause__)
+    status = getattr(source, "status", None)
+    last_error = getattr(status(), "last_error", None) if callable(status) else None
+    return str(last_error) if last_error else None
 
 
 def _finish(review: Review) -> Review:

@@ -35,6 +35,7 @@ __all__ = ["inspect_command", "parse_time", "read_token", "verify_command"]
 _RELATIVE = re.compile(r"([+-])(\d+(?:\.\d+)?)([smhd])")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 _STDIN = "-"
+_FILE_SUFFIXES = frozenset({"jwt", "txt", "token", "json"})
 
 
 def parse_time(text: str, now: float) -> float:
@@ -68,6 +69,11 @@ def read_token(token: str | None) -> str:
         if sys.stdin is None or sys.stdin.isatty():
             raise click.UsageError("give a TOKEN, or '-' and the token on standard input")
         token = sys.stdin.read()
+    elif _is_file(token):
+        raise click.UsageError(
+            f"{token} is a file, not a token: read it from standard input with "
+            f"`{_command()} - < {token}`"
+        )
     token = token.strip()
     scheme, _, rest = token.partition(" ")
     if scheme.lower() == "bearer" and rest:
@@ -75,6 +81,18 @@ def read_token(token: str | None) -> str:
     if not token:
         raise click.UsageError("the token is empty")
     return token
+
+
+def _is_file(text: str) -> bool:
+    try:
+        return len(text) < 1024 and Path(text).is_file()
+    except (OSError, ValueError):
+        return False
+
+
+def _command() -> str:
+    context = click.get_current_context(silent=True)
+    return f"jwkguard {context.info_name}" if context is not None else "jwkguard inspect"
 
 
 def _render_value(value: Any) -> str:
@@ -133,7 +151,10 @@ def inspect_command(token: str | None, as_json: bool) -> None:
     try:
         decoded = decode_token(raw, now)
     except MalformedToken as exc:
-        fail(exc.description, EXIT_INVALID, as_json=as_json, reason=exc.reason)
+        hint = ""
+        if "/" in raw or "\\" in raw or raw.rsplit(".", 1)[-1].lower() in _FILE_SUFFIXES:
+            hint = f" (to read a token from a file: `{_command()} - < FILE`)"
+        fail(exc.description + hint, EXIT_INVALID, as_json=as_json, reason=exc.reason)
     if as_json:
         emit_json(decoded.as_dict(now))
     else:
@@ -188,7 +209,10 @@ def _render_review(review: Review, now: float, style: Style) -> None:
         click.echo(f"{style.ok('VALID')}    at {when}")
     else:
         where = f" ({error.claim})" if error.claim else ""
-        click.echo(f"{style.bad('INVALID')}  at {when}: {error.reason}{where}: {error.description}")
+        cause = f" ({review.cause})" if review.cause else ""
+        click.echo(
+            f"{style.bad('INVALID')}  at {when}: {error.reason}{where}: {error.description}{cause}"
+        )
     rows = []
     if review.key is not None:
         key = review.key
@@ -287,7 +311,11 @@ def verify_command(
             allow_http=allow_http,
         )
     except ConfigurationError as exc:
-        fail(str(exc), EXIT_USAGE, as_json=as_json)
+        hint = ""
+        urls = [issuer, jwks or ""]
+        if not allow_http and any(url.lower().startswith("http://") for url in urls):
+            hint = " (pass --allow-http to read keys over plain HTTP; never in production)"
+        fail(f"{exc}{hint}", EXIT_USAGE, as_json=as_json)
     with validator:
         review = review_token(validator, raw, at=at, scopes=scopes, source_label=label)
     code = EXIT_OK if review.valid else EXIT_UNAVAILABLE if review.unavailable else EXIT_INVALID
