@@ -13,6 +13,7 @@ import click
 
 from ._admin import ADMIN_COMMANDS
 from ._demo import demo_command
+from ._issuer import issuer_command
 from ._keys import keys_command
 from ._serve import serve_command
 from ._tokens import inspect_command, verify_command
@@ -36,6 +37,7 @@ cli.add_command(verify_command)
 cli.add_command(keys_command)
 cli.add_command(serve_command)
 cli.add_command(demo_command)
+cli.add_command(issuer_command)
 for _command in ADMIN_COMMANDS:
     cli.add_command(_command)
 
