@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from ._inner import STRICT_WARNINGS
+
 pytestmark = pytest.mark.filterwarnings("error")
 
 # pytester is enabled here: pytest_plugins in a conftest is allowed only at the rootdir.
@@ -12,7 +14,7 @@ pytest_plugins = ["pytester"]
 
 def _run(pytester: pytest.Pytester, **files: str) -> pytest.RunResult:
     pytester.makepyfile(**files)
-    return pytester.runpytest_subprocess("-p", "no:cacheprovider", "-W", "error")
+    return pytester.runpytest_subprocess("-p", "no:cacheprovider", *STRICT_WARNINGS)
 
 
 FASTAPI_APP = """

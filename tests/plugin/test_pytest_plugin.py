@@ -8,6 +8,8 @@ import sys
 
 import pytest
 
+from ._inner import STRICT_WARNINGS
+
 pytestmark = pytest.mark.filterwarnings("error")
 
 # pytester is enabled here: pytest_plugins in a conftest is allowed only at the rootdir.
@@ -16,7 +18,7 @@ pytest_plugins = ["pytester"]
 
 def _run(pytester: pytest.Pytester, source: str, *args: str) -> pytest.RunResult:
     pytester.makepyfile(test_user=source)
-    return pytester.runpytest_subprocess("-p", "no:cacheprovider", "-W", "error", *args)
+    return pytester.runpytest_subprocess("-p", "no:cacheprovider", *STRICT_WARNINGS, *args)
 
 
 def test_the_plugin_is_registered_by_the_pytest11_entry_point() -> None:
