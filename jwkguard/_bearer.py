@@ -1,7 +1,9 @@
-"""Shared by every adapter: bearer extraction and error responses (RFC 6750 sections 2, 3).
+"""Bearer extraction and error responses (RFC 6750 sections 2 and 3).
 
-Adapters call :func:`extract_bearer` with the request's headers, and turn any refusal into
-an HTTP answer with :func:`error_response`, so that the contract is identical everywhere.
+The request pipeline (``_pipeline.py``) reads a request's credentials with
+:func:`extract_credentials` and renders every refusal through :func:`error_response` or
+:func:`missing_token_response` (by way of ``SenderConstraints.refusal``), so every adapter
+answers alike. :func:`extract_bearer` remains for callers outside a pipeline.
 """
 
 from __future__ import annotations

@@ -1,8 +1,9 @@
 """DPoP proofs (RFC 9449): proof-of-possession for access tokens bound with ``cnf.jkt``.
 
-The adapters call :meth:`DPoPVerifier.verify` with the request's method and URL, the ``DPoP``
-header and the already validated access token; it checks the proof and the binding, and
-remembers each proof's ``jti`` for the replay window.
+The request pipeline reaches :class:`DPoPVerifier` through ``SenderConstraints.check`` /
+``acheck`` with the request's method and URL, the ``DPoP`` header and the already validated
+access token; it checks the proof and the binding, and remembers each proof's ``jti`` for the
+replay window. :meth:`DPoPVerifier.verify` serves callers outside a pipeline.
 """
 
 from __future__ import annotations

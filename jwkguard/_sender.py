@@ -1,4 +1,4 @@
-"""Sender constraints: one place where adapters enforce DPoP and certificate binding.
+"""Sender constraints: where the request pipeline enforces DPoP and certificate binding.
 
 ``check`` and ``acheck`` share one decision core (``_screen``), which makes every check that
 needs no IO; the drivers differ only in how they ask the DPoP replay ledger. ``refusal``
