@@ -42,6 +42,8 @@ from jwkguard.pipeline import build_resource_metadata, query_policy, resource_id
 if TYPE_CHECKING:
     from jwkguard import PrometheusMetrics
 
+    from .lifecycle import DatabaseLifecycle
+
 __all__ = [
     "ADAPTER_SETTINGS",
     "MODES",
@@ -67,6 +69,7 @@ ADAPTER_SETTINGS = (
             "warm_up",
             "require_keys",
             "fleet",
+            "lifecycle_store",
             "metrics",
             "resource",
         }
@@ -138,7 +141,8 @@ class State:
 
     ``pipeline`` judges every request, with the settings' realm, query-token rule, sender
     constraints and introspector. ``fleet`` is the Redis store and lifecycle of ``FLEET``
-    (started in each worker process on its first request), ``metrics`` the Prometheus
+    (started in each worker process on its first request), ``database`` the database store
+    and lifecycle of ``LIFECYCLE_STORE`` (likewise), ``metrics`` the Prometheus
     metrics of ``METRICS`` (served by ``jwkguard_django.views.metrics``).
     """
 
@@ -147,6 +151,7 @@ class State:
     options: AdapterOptions
     fleet: Fleet | None = None
     metrics: PrometheusMetrics | None = None
+    database: DatabaseLifecycle | None = None
     pipeline: RequestPipeline = field(init=False)
 
     def __post_init__(self) -> None:
@@ -243,6 +248,7 @@ def parse_options(raw: Mapping[str, Any], fleet: Fleet | None = None) -> Adapter
     allow_query = query_policy(options.get("allow_query_token", False), "ALLOW_QUERY_TOKEN")
     if build_fleet_settings(options.get("fleet")) is not None and options.get("lifecycle"):
         raise ConfigurationError("set FLEET or LIFECYCLE, not both: FLEET builds the lifecycle")
+    _check_lifecycle_store(options)
     metrics = options.get("metrics", False)
     if not isinstance(metrics, bool | str) and not callable(getattr(metrics, "instrument", None)):
         raise ConfigurationError("METRICS must be True, False or a PrometheusMetrics")
@@ -262,6 +268,20 @@ def parse_options(raw: Mapping[str, Any], fleet: Fleet | None = None) -> Adapter
         sender=_sender_settings(options, fleet),
         resource=_resource(options.get("resource")),
     )
+
+
+def _check_lifecycle_store(options: Mapping[str, Any]) -> None:
+    """``LIFECYCLE_STORE`` is valid and not set together with ``FLEET`` or ``LIFECYCLE``."""
+    from .lifecycle import build_database_store_settings
+
+    if build_database_store_settings(options.get("lifecycle_store")) is None:
+        return
+    for other in ("fleet", "lifecycle"):
+        if options.get(other):
+            raise ConfigurationError(
+                f"set LIFECYCLE_STORE or {other.upper()}, not both: "
+                "LIFECYCLE_STORE builds the lifecycle"
+            )
 
 
 def _resource(value: Any) -> str | Mapping[str, Any] | None:
@@ -296,13 +316,29 @@ def _build(source: object) -> State:
     metrics = build_metrics(_import(lowered.get("metrics"), "metrics"))
     options = parse_options(source, fleet)
     settings = wired_settings(resolve_settings(source), fleet, metrics)
+    database = None
+    if lowered.get("lifecycle_store"):
+        from .lifecycle import build_database_lifecycle
+
+        database = build_database_lifecycle(lowered["lifecycle_store"])
+        if database is not None:
+            settings["lifecycle"] = database.lifecycle
     validator = build_validator(
         settings,
         ignore=ADAPTER_SETTINGS,
         default_audience=resource_identifier(options.resource),
     )
     wire_validator(validator, fleet, metrics)
-    return State(source=source, validator=validator, options=options, fleet=fleet, metrics=metrics)
+    if database is not None:
+        database.attach(validator)
+    return State(
+        source=source,
+        validator=validator,
+        options=options,
+        fleet=fleet,
+        metrics=metrics,
+        database=database,
+    )
 
 
 class _Cache:
@@ -343,6 +379,8 @@ def _close(state: State) -> None:
     state.validator.close()
     if state.fleet is not None:
         state.fleet.close()
+    if state.database is not None:
+        state.database.close()
     if state.options.sender.introspector is not None:
         state.options.sender.introspector.close()
 

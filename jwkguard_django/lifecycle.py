@@ -1,0 +1,644 @@
+"""Lifecycle state in Django's database: revocation across processes without Redis.
+
+Every process keeps a local :class:`~jwkguard.fleet.Replica`-backed copy of the revocations,
+cut-offs and distrusted keys, so the hot path never queries the database. A background thread
+polls the change table (``LifecycleRecord``) by ``id`` every ``poll_interval`` seconds and
+reloads the whole state (``LifecycleEntry``) every ``resync_interval`` seconds. A change made
+in one process is therefore enforced by every other within ``poll_interval`` plus the poll's
+own duration; the process that made it enforces it at once.
+
+Writes go through the database in one transaction (the change row and the entry). The replay
+ledger is a unique insert, so one-time use is exact across processes; the reuse watch counts
+rows. While the database cannot be reached the store reports itself unavailable and the
+lifecycle's ``on_unavailable`` policy decides.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final, Literal, Self
+
+from asgiref.sync import sync_to_async
+from django.core.exceptions import ImproperlyConfigured
+from django.db import DatabaseError, IntegrityError, connections, transaction
+from django.db.models import Count, Max
+
+from jwkguard import (
+    ConfigurationError,
+    Event,
+    EventHandler,
+    Lifecycle,
+    LifecycleAdmin,
+    LifecycleChange,
+    ReuseWatch,
+    StoreUnavailable,
+    TokenUsage,
+    Validator,
+    log_event,
+)
+from jwkguard.fleet import ChangeListener, Replica, lowered_options, track_forks
+
+__all__ = [
+    "LIFECYCLE_STORE_SETTINGS",
+    "DatabaseLifecycle",
+    "DatabaseStore",
+    "DatabaseStoreSettings",
+    "build_database_lifecycle",
+    "build_database_store_settings",
+    "lifecycle_admin",
+]
+
+logger = logging.getLogger("jwkguard.lifecycle")
+
+UnavailablePolicy = Literal["fail_open", "fail_closed"]
+
+# How long a gap in the change ids is watched for a late commit (PostgreSQL hands out ids
+# before commit, so a transaction with a lower id can become visible after a higher one).
+_GAP_GRACE: Final = 30.0
+_SWEEP_INTERVAL: Final = 60.0
+
+
+def _digest(*parts: str) -> str:
+    text = "\x1f".join(f"{len(part)}:{part}" for part in parts)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _kind(change: LifecycleChange) -> str:
+    return {
+        "revoke_token": "revoked",
+        "cut_off_subject": "subject",
+        "cut_off_client": "client",
+    }.get(change.op, change.key_field or "")
+
+
+def _as_change(row: Any) -> LifecycleChange | None:
+    try:
+        return LifecycleChange.from_mapping(
+            {
+                "op": row.op,
+                "issuer": row.issuer,
+                "value": row.value or None,
+                "key_field": row.key_field or None,
+                "at": row.at,
+                "by": row.by,
+                "why": row.why,
+                "timestamp": row.timestamp,
+            }
+        )
+    except ValueError:
+        return None
+
+
+class DatabaseStore:
+    """Lifecycle state shared through Django's database, with a local replica.
+
+    Call :meth:`start` (or :meth:`start_on_first_use`, what the ``LIFECYCLE_STORE`` setting
+    does) before serving: it loads the replica and starts the polling thread. A store that is
+    never started still writes (for an admin job or a management command).
+
+    Args:
+        using: The database alias (``DATABASES`` key).
+        poll_interval: Seconds between polls of the change table: the bound on how stale
+            another process's view can be (plus one query).
+        resync_interval: Seconds between full reloads of the state.
+        clock: Unix time for expiring revocations and the ledger; default ``time.time``.
+        on_event: Receives ``store_unavailable`` and ``store_recovered``.
+    """
+
+    def __init__(
+        self,
+        *,
+        using: str = "default",
+        poll_interval: float = 2.0,
+        resync_interval: float = 300.0,
+        clock: Callable[[], float] | None = None,
+        on_event: EventHandler | None = None,
+    ) -> None:
+        if not isinstance(using, str) or not using:
+            raise ConfigurationError("using must be a database alias")
+        for name, value in (("poll_interval", poll_interval), ("resync_interval", resync_interval)):
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, int | float)
+                or not math.isfinite(value)
+                or value <= 0
+            ):
+                raise ConfigurationError(f"{name} must be a positive number of seconds")
+        self._using = using
+        self._poll_interval = float(poll_interval)
+        self._resync_interval = float(resync_interval)
+        self._clock = clock or time.time
+        self._on_event = on_event or log_event
+        self._replica = Replica()
+        self._lock = threading.Lock()  # guards the replica, last id and gaps
+        self._last_id = 0
+        self._gaps: dict[int, float] = {}  # missing id -> until when to look for it
+        self._loaded = False
+        self._state = "starting"
+        self._outages = 0
+        self._listeners: list[ChangeListener] = []
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._attempted = threading.Event()
+        self._revive = False
+        self._revive_lock = threading.Lock()
+        self._next_sweep = 0.0
+        track_forks(self)
+
+    # -- what the hot path reads ----------------------------------------------------------
+
+    @property
+    def replica(self) -> Replica:
+        """The local copy of revocations, cut-offs and distrusted keys."""
+        return self._replica
+
+    @property
+    def available(self) -> bool:
+        """True while the replica is loaded and the last poll reached the database.
+
+        A store set to :meth:`start_on_first_use` starts its thread here the first time it
+        is asked and waits for the first load at most ``poll_interval`` seconds.
+        """
+        if self._state == "up":
+            return True
+        if self._revive:
+            self._revive_thread()
+            return self._is_up()
+        return False
+
+    def _is_up(self) -> bool:
+        return self._state == "up"
+
+    @property
+    def outages(self) -> int:
+        """How many times the store has become unavailable."""
+        return self._outages
+
+    @property
+    def poll_interval(self) -> float:
+        """Seconds between polls: the documented staleness bound of other processes."""
+        return self._poll_interval
+
+    # -- lifetime -------------------------------------------------------------------------
+
+    def start(self, timeout: float = 5.0) -> Self:
+        """Load the replica and start polling; waits at most ``timeout`` for the first load."""
+        if self._thread is None:
+            self._stop.clear()
+            self._attempted.clear()
+            self._thread = threading.Thread(target=self._run, name="jwkguard-db-store", daemon=True)
+            self._thread.start()
+        self._attempted.wait(timeout)
+        return self
+
+    def start_on_first_use(self) -> Self:
+        """Start polling the first time a process consults the store (pre-fork safe)."""
+        self._revive = True
+        return self
+
+    def _revive_thread(self) -> None:
+        with self._revive_lock:
+            if not self._revive:
+                return
+            self._revive = False
+            if self._thread is None:
+                self.start(timeout=0)
+        self._attempted.wait(self._poll_interval)
+
+    def close(self) -> None:
+        """Stop the polling thread (waits for at most one poll)."""
+        self._stop.set()
+        thread, self._thread = self._thread, None
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout=self._poll_interval + 5.0)
+        self._revive = False
+
+    def _after_fork_in_child(self) -> None:
+        # The thread did not survive the fork and a lock it held stays held: start afresh.
+        self._revive = self._revive or self._thread is not None
+        self._thread = None
+        self._lock = threading.Lock()
+        self._revive_lock = threading.Lock()
+        self._stop = threading.Event()
+        self._attempted = threading.Event()
+        self._state = "starting"
+
+    # -- the replica: load and poll -------------------------------------------------------
+
+    def resync(self) -> None:
+        """Reload the whole state from the database now."""
+        from .models import LifecycleEntry, LifecycleRecord
+
+        try:
+            with transaction.atomic(using=self._using):
+                last = LifecycleRecord.objects.using(self._using).aggregate(n=Max("id"))["n"]
+                entries = list(LifecycleEntry.objects.using(self._using).all())
+        except DatabaseError as exc:
+            raise self._failed(exc) from exc
+        replica = Replica()
+        now = self._clock()
+        for entry in entries:
+            change = self._entry_change(entry)
+            if change is not None and not (change.op == "revoke_token" and entry.at <= now):
+                replica.apply(change)
+        with self._lock:
+            self._replica.replace(replica)
+            self._last_id = max(self._last_id, last or 0)
+            self._loaded = True
+
+    @staticmethod
+    def _entry_change(entry: Any) -> LifecycleChange | None:
+        ops = {"revoked": "revoke_token", "subject": "cut_off_subject", "client": "cut_off_client"}
+        try:
+            if entry.kind in ops:
+                return LifecycleChange.from_mapping(
+                    {"op": ops[entry.kind], "issuer": entry.issuer, "value": entry.value,
+                     "at": entry.at}
+                )  # fmt: skip
+            return LifecycleChange.from_mapping(
+                {"op": "distrust_key", "issuer": entry.issuer, "value": entry.value,
+                 "key_field": entry.kind, "timestamp": entry.at}
+            )  # fmt: skip
+        except ValueError:
+            return None
+
+    def poll(self) -> int:
+        """Apply the changes made since the last poll (in ``id`` order); returns how many.
+
+        Raises:
+            StoreUnavailable: The database cannot be reached.
+        """
+        from django.db.models import Q
+
+        from .models import LifecycleRecord
+
+        if not self._loaded:
+            self.resync()
+        now = time.monotonic()
+        with self._lock:
+            last = self._last_id
+            self._gaps = {gap: until for gap, until in self._gaps.items() if until > now}
+            gaps = list(self._gaps)
+        query = Q(id__gt=last) | Q(id__in=gaps) if gaps else Q(id__gt=last)
+        try:
+            rows = list(
+                LifecycleRecord.objects.using(self._using).filter(query).order_by("id")[:1000]
+            )
+        except DatabaseError as exc:
+            raise self._failed(exc) from exc
+        broadcasts: list[LifecycleChange] = []
+        with self._lock:
+            for row in rows:
+                change = _as_change(row)
+                self._gaps.pop(row.id, None)
+                if row.id > self._last_id:
+                    self._gaps.update(
+                        {gap: now + _GAP_GRACE for gap in range(self._last_id + 1, row.id)}
+                        if row.id - self._last_id <= 100
+                        else {}
+                    )
+                    self._last_id = row.id
+                if change is None:
+                    continue
+                if change.op == "force_refresh":
+                    broadcasts.append(change)
+                else:
+                    self._replica.apply(change)
+        for change in broadcasts:
+            self._broadcast(change)
+        return len(rows)
+
+    def _run(self) -> None:
+        delay = self._poll_interval
+        full = time.monotonic() + self._resync_interval
+        while not self._stop.is_set():
+            try:
+                if time.monotonic() >= full:
+                    self.resync()
+                    full = time.monotonic() + self._resync_interval
+                self.poll()
+                self._sweep()
+                self._mark_up()
+                delay = self._poll_interval
+            except StoreUnavailable:
+                delay = min(delay * 2, max(self._poll_interval, 30.0))
+            except Exception as exc:  # a bug here must not leave a stale replica marked "up"
+                logger.exception("lifecycle database poller failed")
+                self._mark_down(exc)
+            finally:
+                self._attempted.set()
+                # This thread's connection: let Django drop it if it broke or aged out.
+                connections[self._using].close_if_unusable_or_obsolete()
+            self._stop.wait(delay)
+        connections[self._using].close()
+
+    def _sweep(self) -> None:
+        """Delete expired revocations, ledger entries and reuse rows (every minute)."""
+        from .models import LifecycleEntry, OneTimeUse, TokenUse
+
+        now = self._clock()
+        if now < self._next_sweep:
+            return
+        self._next_sweep = now + _SWEEP_INTERVAL
+        try:
+            db = self._using
+            LifecycleEntry.objects.using(db).filter(kind="revoked", at__lte=now).delete()
+            OneTimeUse.objects.using(db).filter(expires__lte=now).delete()
+            TokenUse.objects.using(db).filter(at__lte=now - 86400.0).delete()
+        except DatabaseError as exc:
+            raise self._failed(exc) from exc
+        with self._lock:
+            self._replica.prune(now)
+
+    # -- writes ---------------------------------------------------------------------------
+
+    def publish(self, change: LifecycleChange) -> None:
+        """Store ``change`` (its row and its entry, in one transaction) and apply it here.
+
+        Raises:
+            StoreUnavailable: The database cannot be reached.
+        """
+        from .models import LifecycleEntry, LifecycleRecord
+
+        db = self._using
+        try:
+            with transaction.atomic(using=db):
+                LifecycleRecord.objects.using(db).create(
+                    op=change.op,
+                    issuer=change.issuer,
+                    value=change.value or "",
+                    key_field=change.key_field or "",
+                    at=change.at,
+                    by=change.by,
+                    why=change.why,
+                    timestamp=change.timestamp,
+                )
+                if change.op != "force_refresh" and change.value is not None:
+                    kind = _kind(change)
+                    digest = _digest(change.issuer, kind, change.value)
+                    entries = LifecycleEntry.objects.using(db)
+                    if change.op == "trust_key":
+                        entries.filter(digest=digest).delete()
+                    else:
+                        at = change.timestamp if kind in ("kid", "thumbprint") else change.at
+                        current = entries.select_for_update().filter(digest=digest).first()
+                        if kind == "revoked" and current is not None:
+                            at = max(at or 0.0, current.at)
+                        entries.update_or_create(
+                            digest=digest,
+                            defaults={
+                                "kind": kind,
+                                "issuer": change.issuer,
+                                "value": change.value,
+                                "at": at,
+                            },
+                        )
+        except DatabaseError as exc:
+            raise self._failed(exc) from exc
+        with self._lock:
+            # Re-applied later by this process's poll, in id order with everyone's changes.
+            self._replica.apply(change)
+
+    async def apublish(self, change: LifecycleChange) -> None:
+        """``publish`` in Django's sync thread."""
+        await sync_to_async(self.publish)(change)
+
+    def add_listener(self, listener: ChangeListener) -> None:
+        """Call ``listener`` with every ``force_refresh`` change seen by a poll."""
+        self._listeners.append(listener)
+
+    def _broadcast(self, change: LifecycleChange) -> None:
+        for listener in tuple(self._listeners):
+            try:
+                listener(change)
+            except Exception:  # a listener's bug must not stop the poller
+                logger.exception("lifecycle listener failed on %s", change.op)
+
+    # -- replay ledger and reuse watch ----------------------------------------------------
+
+    def claim_once(self, issuer: str, token_id: str, ttl: float) -> bool | None:
+        """A unique insert: True for the first use, False after; None if the DB is down."""
+        from .models import OneTimeUse
+
+        now = self._clock()
+        digest = _digest(issuer, token_id)
+        ledger = OneTimeUse.objects.using(self._using)
+        try:
+            try:
+                with transaction.atomic(using=self._using):
+                    ledger.create(digest=digest, expires=now + ttl)
+                return True
+            except IntegrityError:
+                pass
+            # Taken: free it only if that use has expired, then claim it again (still unique).
+            with transaction.atomic(using=self._using):
+                if not ledger.filter(digest=digest, expires__lte=now).delete()[0]:
+                    return False
+            try:
+                with transaction.atomic(using=self._using):
+                    ledger.create(digest=digest, expires=now + ttl)
+                return True
+            except IntegrityError:
+                return False
+        except DatabaseError as exc:
+            self._failed(exc)
+            return None
+
+    async def aclaim_once(self, issuer: str, token_id: str, ttl: float) -> bool | None:
+        """``claim_once`` in Django's sync thread."""
+        return await sync_to_async(self.claim_once)(issuer, token_id, ttl)
+
+    def record_use(
+        self, issuer: str, token_id: str, address: str, window: float
+    ) -> TokenUsage | None:
+        """Count a use from ``address`` within the last ``window`` seconds; None if down."""
+        from .models import TokenUse
+
+        now = self._clock()
+        digest = _digest(issuer, token_id)
+        uses = TokenUse.objects.using(self._using)
+        try:
+            with transaction.atomic(using=self._using):
+                uses.create(digest=digest, address=address[:255], at=now)
+                recent = uses.filter(digest=digest, at__gt=now - window)
+                counts = recent.aggregate(
+                    uses=Count("id"), addresses=Count("address", distinct=True)
+                )
+                mine = recent.filter(address=address[:255]).count()
+        except DatabaseError as exc:
+            self._failed(exc)
+            return None
+        return TokenUsage(
+            uses=int(counts["uses"]), addresses=int(counts["addresses"]), new_address=mine == 1
+        )
+
+    async def arecord_use(
+        self, issuer: str, token_id: str, address: str, window: float
+    ) -> TokenUsage | None:
+        """``record_use`` in Django's sync thread."""
+        return await sync_to_async(self.record_use)(issuer, token_id, address, window)
+
+    # -- health ---------------------------------------------------------------------------
+
+    def _failed(self, exc: BaseException) -> StoreUnavailable:
+        self._mark_down(exc)
+        return StoreUnavailable("The lifecycle store cannot be reached")
+
+    def _mark_down(self, exc: BaseException) -> None:
+        if self._state == "down":
+            return
+        self._state = "down"
+        self._outages += 1
+        self._emit("store_unavailable", error=type(exc).__name__)
+
+    def _mark_up(self) -> None:
+        previous, self._state = self._state, "up"
+        if previous == "down":
+            self._emit("store_recovered", **self._replica.counts())
+
+    def _emit(self, kind: str, **detail: Any) -> None:
+        event = Event(
+            kind=kind, issuer="*", timestamp=self._clock(), detail={"store": "database", **detail}
+        )
+        try:
+            self._on_event(event)
+        except Exception:  # an event handler's bug must not stop the poller
+            logger.exception("lifecycle event handler failed on %s", kind)
+
+
+# -- settings ------------------------------------------------------------------------------
+
+LIFECYCLE_STORE_SETTINGS = frozenset(
+    {"store", "database", "poll_interval", "resync_interval", "on_unavailable", "reuse"}
+)
+"""Lower-case keys of a ``LIFECYCLE_STORE`` mapping."""
+
+
+@dataclass(frozen=True, slots=True)
+class DatabaseStoreSettings:
+    """``JWKGUARD["LIFECYCLE_STORE"]``, checked."""
+
+    using: str = "default"
+    poll_interval: float = 2.0
+    resync_interval: float = 300.0
+    on_unavailable: UnavailablePolicy = "fail_open"
+    reuse: ReuseWatch | None = field(default_factory=ReuseWatch)
+
+
+def build_database_store_settings(
+    value: Any, *, where: str = "LIFECYCLE_STORE"
+) -> DatabaseStoreSettings | None:
+    """Settings from ``"database"`` or ``{"STORE": "database", ...}``; None when unset.
+
+    Raises:
+        ConfigurationError: Unknown keys ("did you mean"), or bad values, naming ``where``.
+    """
+    if value is None or value is False:
+        return None
+    if value == "database":
+        value = {"store": "database"}
+    if not isinstance(value, Mapping):
+        raise ConfigurationError(f"{where} must be 'database' or a mapping with STORE")
+    options = lowered_options(value, where, LIFECYCLE_STORE_SETTINGS)
+    if options.get("store") != "database":
+        raise ConfigurationError(f"{where}.STORE must be 'database' (Redis: use FLEET)")
+    using = options.get("database", "default")
+    if not isinstance(using, str) or not using:
+        raise ConfigurationError(f"{where}.DATABASE must be a DATABASES alias")
+    policy = options.get("on_unavailable", "fail_open")
+    if policy not in ("fail_open", "fail_closed"):
+        raise ConfigurationError(f"{where}.ON_UNAVAILABLE must be 'fail_open' or 'fail_closed'")
+    reuse_value = options.get("reuse", True)
+    reuse: ReuseWatch | None
+    if reuse_value is False or reuse_value is None:
+        reuse = None
+    elif reuse_value is True:
+        reuse = ReuseWatch()
+    elif isinstance(reuse_value, Mapping):
+        try:
+            reuse = ReuseWatch(**{str(k).lower(): v for k, v in reuse_value.items()})
+        except (ConfigurationError, TypeError) as exc:
+            raise ConfigurationError(f"{where}.REUSE: {exc}") from exc
+    else:
+        raise ConfigurationError(f"{where}.REUSE must be a mapping, True or False")
+    defaults = {"poll_interval": 2.0, "resync_interval": 300.0}
+    intervals = {key: options.get(key, default) for key, default in defaults.items()}
+    for key, number in intervals.items():
+        if (
+            isinstance(number, bool)
+            or not isinstance(number, int | float)
+            or not math.isfinite(number)
+            or number <= 0
+        ):
+            raise ConfigurationError(f"{where}.{key.upper()} must be a positive number of seconds")
+    return DatabaseStoreSettings(
+        using=using,
+        on_unavailable=policy,
+        reuse=reuse,
+        poll_interval=float(intervals["poll_interval"]),
+        resync_interval=float(intervals["resync_interval"]),
+    )
+
+
+class DatabaseLifecycle:
+    """A :class:`DatabaseStore` and its :class:`~jwkguard.Lifecycle`, built from settings.
+
+    The store starts polling in each process the first time it is consulted.
+    """
+
+    def __init__(self, settings: DatabaseStoreSettings) -> None:
+        self.settings = settings
+        self._handler: EventHandler | None = None
+        self.store = DatabaseStore(
+            using=settings.using,
+            poll_interval=settings.poll_interval,
+            resync_interval=settings.resync_interval,
+            on_event=self._emit,
+        ).start_on_first_use()
+        self.lifecycle = Lifecycle(
+            self.store, on_unavailable=settings.on_unavailable, reuse=settings.reuse
+        )
+
+    def _emit(self, event: Event) -> None:
+        (self._handler or log_event)(event)
+
+    def attach(self, validator: Validator) -> Validator:
+        """Act on ``force_refresh`` for ``validator`` and send store events to its handler."""
+        self._handler = validator.on_event
+        self.lifecycle.attach(validator)
+        return validator
+
+    def close(self) -> None:
+        """Stop the store's polling thread (in this process)."""
+        self.store.close()
+
+
+def build_database_lifecycle(value: Any) -> DatabaseLifecycle | None:
+    """A :class:`DatabaseLifecycle` from ``LIFECYCLE_STORE``, or None when unset."""
+    settings = build_database_store_settings(value)
+    return None if settings is None else DatabaseLifecycle(settings)
+
+
+def lifecycle_admin() -> LifecycleAdmin:
+    """A :class:`~jwkguard.LifecycleAdmin` writing to the database store, audited.
+
+    With ``LIFECYCLE_STORE`` set it uses that store (so this process enforces a change at
+    once) and the validator's event handler (so the audit trail records it); otherwise a
+    write-only store on the default database and the ``jwkguard.events`` logger.
+    """
+    from . import conf
+
+    try:
+        state = conf.get_state()
+    except ImproperlyConfigured:
+        state = None
+    if state is not None and state.database is not None:
+        return LifecycleAdmin(state.database.store, on_event=state.validator.on_event)
+    on_event = state.validator.on_event if state is not None else log_event
+    return LifecycleAdmin(DatabaseStore(), on_event=on_event)
