@@ -46,6 +46,7 @@ if TYPE_CHECKING:
         access_token_hash,
         normalise_htu,
     )
+    from ._env import settings_from_env, validator_from_env
     from ._exemptions import Exemptions
     from ._introspection import IntrospectionUnavailable, Introspector
     from ._lifecycle import Lifecycle, ReuseWatch
@@ -66,7 +67,6 @@ if TYPE_CHECKING:
     from ._resource import ResourceMetadata, check_resource_audience
     from ._sender import PresentedRequest, SenderConstraints
     from ._sender_settings import SenderSettings, build_sender_settings
-    from ._env import settings_from_env, validator_from_env
     from ._settings import build_validator, describe_unknown, unknown_settings
     from ._stores import LifecycleStore, MemoryStore, TokenUsage
 
