@@ -1,0 +1,8 @@
+"""URLs for the admin test only (tests/django/test_admin.py): the Django admin at /admin/."""
+
+from __future__ import annotations
+
+from django.contrib import admin
+from django.urls import path
+
+urlpatterns = [path("admin/", admin.site.urls)]
