@@ -1,4 +1,4 @@
-"""Real servers for the tests, each on a loopback port: redis-server, nginx and uvicorn.
+"""Real servers for the tests, each on a loopback port: redis-server, PostgreSQL, nginx, uvicorn.
 
 The binaries come from ``require_binary`` (tests/conftest.py) in the callers, so a missing one
 skips the test locally and fails it in CI.
@@ -7,9 +7,12 @@ skips the test locally and fails it in CI.
 from __future__ import annotations
 
 import os
+import pwd
+import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -132,6 +135,116 @@ class RedisServer:
         self.resume()  # a paused server would not act on SIGTERM
         process, self.process = self.process, None
         stop_process(process)
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+
+class PostgresServer:
+    """A throwaway PostgreSQL cluster on a loopback port: ``initdb`` into a fresh directory,
+    then ``postgres`` in the foreground (no fsync, trust authentication for ``postgres``).
+
+    ``bindir`` holds ``initdb`` and ``postgres`` (Debian: /usr/lib/postgresql/<N>/bin, not on
+    PATH). Both refuse to run as root, so under root they run as the ``postgres`` user and the
+    cluster lives in a directory of its own under the system temp dir (pytest's tmp_path is not
+    reachable by another user). As a context manager it starts and stops, and removes the
+    directory.
+    """
+
+    def __init__(self, bindir: Path, *, user: str = "postgres") -> None:
+        self.bindir = bindir
+        self.port = free_port()
+        self.as_user: pwd.struct_passwd | None = pwd.getpwnam(user) if os.geteuid() == 0 else None
+        self.workdir: Path | None = None
+        self.process: subprocess.Popen[str] | None = None
+
+    @property
+    def user(self) -> str:
+        return self.as_user.pw_name if self.as_user is not None else pwd.getpwuid(os.geteuid())[0]
+
+    def url(self, database: str = "postgres") -> str:
+        return f"postgresql://{self.user}@127.0.0.1:{self.port}/{database}"
+
+    def django_database(self, name: str = "postgres") -> dict[str, Any]:
+        """A ``DATABASES`` entry for database ``name`` of this cluster."""
+        return {
+            "ENGINE": "django.db.backends.postgresql",
+            "NAME": name,
+            "USER": self.user,
+            "HOST": "127.0.0.1",
+            "PORT": str(self.port),
+        }
+
+    def _run_as(self) -> dict[str, Any]:
+        if self.as_user is None:
+            return {}
+        return {"user": self.as_user.pw_uid, "group": self.as_user.pw_gid, "extra_groups": []}
+
+    def start(self, timeout: float = 30.0) -> None:
+        workdir = Path(tempfile.mkdtemp(prefix="jwkguard-pg-"))
+        self.workdir = workdir
+        if self.as_user is not None:
+            os.chown(workdir, self.as_user.pw_uid, self.as_user.pw_gid)
+        data = workdir / "data"
+        env = {"PATH": os.environ.get("PATH", ""), "LC_ALL": "C", "HOME": str(workdir)}
+        initdb = [str(self.bindir / "initdb"), "-D", str(data), "-U", self.user]
+        initdb += ["--auth=trust", "--no-locale", "-E", "UTF8", "--no-sync"]
+        done = subprocess.run(
+            initdb, env=env, cwd=workdir, capture_output=True, text=True, **self._run_as()
+        )
+        if done.returncode != 0:
+            self.stop()
+            raise RuntimeError(f"initdb exited with {done.returncode}:\n{done.stdout}{done.stderr}")
+        command = [str(self.bindir / "postgres"), "-D", str(data), "-p", str(self.port)]
+        command += ["-k", str(workdir), "-h", "127.0.0.1", "-F", "-c", "max_connections=50"]
+        self.process = subprocess.Popen(
+            command,
+            env=env,
+            cwd=workdir,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            **self._run_as(),
+        )
+        deadline = time.monotonic() + timeout
+        while not self.ready():
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                output = stop_process(self.process)
+                self.process = None
+                self.stop()
+                raise RuntimeError(f"postgres did not start:\n{output}")
+            time.sleep(0.05)
+
+    def ready(self) -> bool:
+        """True once the server accepts a connection (not just the port: startup refuses)."""
+        import psycopg
+
+        try:
+            with psycopg.connect(self.url(), connect_timeout=2):
+                return True
+        except psycopg.OperationalError:
+            return False
+
+    def create_database(self, name: str) -> None:
+        import psycopg
+        from psycopg import sql
+
+        with psycopg.connect(self.url(), autocommit=True) as conn:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+
+    def stop(self) -> None:
+        process, self.process = self.process, None
+        if process is not None and process.poll() is None:
+            process.send_signal(signal.SIGINT)  # fast shutdown: disconnects clients
+        if process is not None:
+            stop_process(process, timeout=20)
+        workdir, self.workdir = self.workdir, None
+        if workdir is not None:
+            shutil.rmtree(workdir, ignore_errors=True)
 
     def __enter__(self) -> Self:
         self.start()

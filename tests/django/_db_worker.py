@@ -1,6 +1,8 @@
-"""A Django process on a file SQLite database with ``LIFECYCLE_STORE``, for the two-process test.
+"""A Django process on a shared database with ``LIFECYCLE_STORE``, for the two-process test.
 
-``python -m tests.django._db_worker DB migrate`` creates the tables;
+``DB`` is a SQLite file, or a ``postgresql://user@host:port/name`` URL (no password: the
+test cluster trusts loopback). ``python -m tests.django._db_worker DB migrate`` creates the
+tables;
 ``... DB serve`` validates each token read from stdin and answers one line (``ok`` or the
 refusal's reason); ``... DB command ARGS...`` runs ``manage.py jwkguard ARGS...``;
 ``... DB admin`` runs one such command per stdin line and answers ``done <unix time after
@@ -12,6 +14,8 @@ from __future__ import annotations
 import json
 import os
 import sys
+from typing import Any
+from urllib.parse import urlsplit
 
 import django
 from django.conf import settings
@@ -19,12 +23,25 @@ from django.conf import settings
 POLL_INTERVAL = 0.25
 
 
+def database(db: str) -> dict[str, Any]:
+    if not db.startswith("postgresql://"):
+        return {"ENGINE": "django.db.backends.sqlite3", "NAME": db}
+    url = urlsplit(db)
+    return {
+        "ENGINE": "django.db.backends.postgresql",
+        "NAME": url.path.lstrip("/"),
+        "USER": url.username or "",
+        "HOST": url.hostname or "",
+        "PORT": str(url.port or ""),
+    }
+
+
 def configure(db: str) -> None:
     issuer = json.loads(os.environ["JWKGUARD_TEST_ISSUER"])
     settings.configure(
         SECRET_KEY="tests-only-secret-key-that-is-long-enough-for-django",
         INSTALLED_APPS=["django.contrib.contenttypes", "django.contrib.auth", "jwkguard_django"],
-        DATABASES={"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": db}},
+        DATABASES={"default": database(db)},
         DEFAULT_AUTO_FIELD="django.db.models.AutoField",
         USE_TZ=True,
         JWKGUARD={

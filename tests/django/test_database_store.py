@@ -1,13 +1,15 @@
 """``JWKGUARD["LIFECYCLE_STORE"]``: lifecycle state in Django's database.
 
-In-process tests run on the suite's SQLite test database; the two-process test runs two
-Django processes on one SQLite file and measures how soon a revocation made by
-``manage.py jwkguard`` in one is enforced by the other. PostgreSQL is not tested here (see
-docs/django.md).
+In-process tests run on the suite's SQLite test database and, where marked with the ``db``
+fixture, on a real PostgreSQL started for this module (tests/servers.py ``PostgresServer``,
+database alias ``pg``). The two-process test runs two Django processes on one SQLite file, then
+on one PostgreSQL database, and measures how soon a revocation made by ``manage.py jwkguard``
+in one is enforced by the other.
 """
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import subprocess
@@ -21,6 +23,7 @@ from typing import Any
 import pytest
 from django.core.checks import run_checks
 from django.core.management import call_command
+from django.db import connections
 from django.test import override_settings
 
 from jwkguard import LifecycleAdmin, StoreUnavailable
@@ -29,6 +32,8 @@ from jwkguard.testing import LocalIssuer
 from jwkguard_django import conf
 from jwkguard_django.lifecycle import DatabaseLifecycle, DatabaseStore
 
+from ..conftest import require_binary
+from ..servers import PostgresServer
 from . import _db_worker
 from .conftest import jwkguard_settings
 
@@ -36,13 +41,51 @@ ROOT = Path(__file__).resolve().parents[2]
 STORE = {"STORE": "database", "POLL_INTERVAL": 0.2}
 
 
+@pytest.fixture(scope="module")
+def postgres() -> Iterator[PostgresServer]:
+    """A PostgreSQL cluster for this module (Debian keeps its binaries off PATH)."""
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), key=_version)
+    initdb = Path(found[-1] if found else require_binary("initdb"))
+    with PostgresServer(initdb.parent) as server:
+        yield server
+
+
+def _version(path: str) -> tuple[int, ...]:
+    return tuple(int(p) for p in Path(path).parts[-3].split(".") if p.isdigit())
+
+
+@pytest.fixture(scope="module")
+def pg_alias(postgres: PostgresServer) -> Iterator[str]:
+    """The ``pg`` database alias on ``postgres``, migrated; removed again afterwards."""
+    default = dict(connections.settings["default"])
+    configured = connections.configure_settings(
+        {"default": default, "pg": postgres.django_database()}
+    )
+    connections.settings["pg"] = configured["pg"]
+    try:
+        call_command("migrate", database="pg", verbosity=0, interactive=False)
+        yield "pg"
+    finally:
+        connections["pg"].close()
+        del connections["pg"]
+        del connections.settings["pg"]
+
+
+@pytest.fixture(params=["default", "pg"], ids=["sqlite", "postgresql"])
+def db(request: pytest.FixtureRequest) -> str:
+    """The database alias a store test runs on: the SQLite test database, then PostgreSQL."""
+    return str(request.getfixturevalue("pg_alias") if request.param == "pg" else "default")
+
+
 @pytest.fixture(autouse=True)
 def empty_tables() -> Iterator[None]:
     from jwkguard_django.models import LifecycleEntry, LifecycleRecord, OneTimeUse, TokenUse
 
     yield
-    for model in (LifecycleRecord, LifecycleEntry, OneTimeUse, TokenUse):
-        model.objects.all().delete()
+    for alias in ("default", "pg"):
+        if alias in connections.settings:
+            for model in (LifecycleRecord, LifecycleEntry, OneTimeUse, TokenUse):
+                model.objects.using(alias).all().delete()
 
 
 def errors(settings: dict[str, Any]) -> dict[str, str]:
@@ -87,16 +130,17 @@ def _passes(validator: Any, token: str) -> bool:
 
 
 def test_a_change_is_enforced_by_its_writer_at_once_and_by_another_store_after_a_poll(
-    issuer: LocalIssuer,
+    issuer: LocalIssuer, db: str
 ) -> None:
     from jwkguard_django.models import LifecycleEntry, LifecycleRecord
 
-    with override_settings(JWKGUARD=jwkguard_settings(issuer, LIFECYCLE_STORE=STORE)):
+    store = {**STORE, "DATABASE": db}
+    with override_settings(JWKGUARD=jwkguard_settings(issuer, LIFECYCLE_STORE=store)):
         validator = conf.get_validator()
         jti = uuid.uuid4().hex
         token = issuer.mint(jti=jti, sub="alice")
         validator.validate(token)  # starts the store (first use) and passes
-        other = DatabaseStore()
+        other = DatabaseStore(using=db)
         other.resync()
         admin = LifecycleAdmin(other)
         admin.revoke_token(jti, issuer=issuer.url, expires_at=time.time() + 300, by="t", why="t")
@@ -116,22 +160,22 @@ def test_a_change_is_enforced_by_its_writer_at_once_and_by_another_store_after_a
         assert other.replica.verdict(claims, time.time()) == "key_distrusted"
         admin.trust_key(issuer=issuer.url, kid=claims.key_id or "", by="sec", why="false alarm")
         assert other.replica.verdict(claims, time.time()) is None
-        assert [r.op for r in LifecycleRecord.objects.order_by("id")] == [
+        assert [r.op for r in LifecycleRecord.objects.using(db).order_by("id")] == [
             "revoke_token",
             "distrust_key",
             "trust_key",
         ]
-        assert list(LifecycleEntry.objects.values_list("kind", flat=True)) == ["revoked"]
-        fresh = DatabaseStore()
+        assert list(LifecycleEntry.objects.using(db).values_list("kind", flat=True)) == ["revoked"]
+        fresh = DatabaseStore(using=db)
         fresh.resync()
         assert fresh.replica.counts()["revoked"] == 1
         assert fresh.replica.counts()["distrusted"] == 0
 
 
 def test_replaying_the_log_in_id_order_converges_whatever_each_process_applied_first(
-    issuer: LocalIssuer,
+    issuer: LocalIssuer, db: str
 ) -> None:
-    one, two = DatabaseStore(), DatabaseStore()
+    one, two = DatabaseStore(using=db), DatabaseStore(using=db)
     one.resync()
     two.resync()
     LifecycleAdmin(one).distrust_key(issuer=issuer.url, kid="k1", by="a", why="a")
@@ -141,8 +185,8 @@ def test_replaying_the_log_in_id_order_converges_whatever_each_process_applied_f
         assert store.replica.counts()["distrusted"] == 0
 
 
-def test_claim_once_is_a_unique_insert_shared_by_every_store() -> None:
-    one, two = DatabaseStore(), DatabaseStore(clock=lambda: time.time() + 120)
+def test_claim_once_is_a_unique_insert_shared_by_every_store(db: str) -> None:
+    one, two = DatabaseStore(using=db), DatabaseStore(using=db, clock=lambda: time.time() + 120)
     assert one.claim_once("iss", "t1", ttl=60) is True
     assert one.claim_once("iss", "t1", ttl=60) is False
     assert two.claim_once("iss", "t2", ttl=60) is True
@@ -151,8 +195,8 @@ def test_claim_once_is_a_unique_insert_shared_by_every_store() -> None:
     assert two.claim_once("iss", "t1", ttl=60) is True  # after the first use expired
 
 
-def test_record_use_counts_uses_and_addresses_across_stores() -> None:
-    one, two = DatabaseStore(), DatabaseStore()
+def test_record_use_counts_uses_and_addresses_across_stores(db: str) -> None:
+    one, two = DatabaseStore(using=db), DatabaseStore(using=db)
     first = one.record_use("iss", "t", "10.0.0.1", window=60)
     assert (first.uses, first.addresses, first.new_address) == (1, 1, True)  # type: ignore[union-attr]
     again = two.record_use("iss", "t", "10.0.0.1", window=60)
@@ -162,8 +206,6 @@ def test_record_use_counts_uses_and_addresses_across_stores() -> None:
 
 
 def test_an_unreachable_database_makes_the_store_unavailable(tmp_path: Path) -> None:
-    from django.db import connections
-
     missing = {"ENGINE": "django.db.backends.sqlite3", "NAME": str(tmp_path / "no" / "db")}
     configured = connections.configure_settings({"default": missing, "gone": missing})
     connections.settings["gone"] = configured["gone"]
@@ -210,13 +252,13 @@ def test_the_management_command_writes_audited_changes(issuer: LocalIssuer) -> N
         }
 
 
-# -- two processes on one SQLite file ------------------------------------------------------
+# -- two processes on one database: a SQLite file, then PostgreSQL -------------------------
 
 
 class Worker:
-    def __init__(self, db: Path, env: dict[str, str], *args: str) -> None:
+    def __init__(self, db: str, env: dict[str, str], *args: str) -> None:
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "tests.django._db_worker", str(db), *args],
+            [sys.executable, "-m", "tests.django._db_worker", db, *args],
             cwd=ROOT,
             env=env,
             stdin=subprocess.PIPE,
@@ -246,15 +288,21 @@ class Worker:
             self.process.stdout.close()
 
 
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
 def test_a_revocation_made_in_one_process_is_enforced_by_another_within_the_poll_interval(
-    issuer: LocalIssuer, tmp_path: Path
+    issuer: LocalIssuer, tmp_path: Path, backend: str, request: pytest.FixtureRequest
 ) -> None:
-    db = tmp_path / "lifecycle.sqlite3"
+    db = str(tmp_path / "lifecycle.sqlite3")
+    if backend == "postgresql":
+        server: PostgresServer = request.getfixturevalue("postgres")
+        name = f"two_{uuid.uuid4().hex[:12]}"
+        server.create_database(name)
+        db = server.url(name)
     spec = {"url": issuer.url, "audience": issuer.audience, "jwks": issuer.jwks()}
     env = {**os.environ, "JWKGUARD_TEST_ISSUER": json.dumps(spec)}
 
     def run(*args: str) -> None:
-        command = [sys.executable, "-m", "tests.django._db_worker", str(db), *args]
+        command = [sys.executable, "-m", "tests.django._db_worker", db, *args]
         subprocess.run(command, cwd=ROOT, env=env, check=True, timeout=60)
 
     run("migrate")
@@ -282,7 +330,7 @@ def test_a_revocation_made_in_one_process_is_enforced_by_another_within_the_poll
             assert time.monotonic() < deadline, "not enforced within 5 s"
             time.sleep(0.005)
         assert answer == "subject_cut_off"
-        print(f"revocation enforced by the other process {seen:.3f} s after its commit")
+        print(f"{backend}: revocation enforced by the other process {seen:.3f} s after its commit")
     finally:
         worker.stop()
         admin.stop()
