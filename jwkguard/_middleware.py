@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable
-from typing import Generic, TypeVar
+from collections.abc import Iterable
+from typing import Generic, TypeVar, Unpack
 
 from ._exemptions import DEFAULT_EXEMPT_METHODS, Exemptions
 from ._introspection import Introspector
-from ._pipeline import QueryPolicy, RequestPipeline, RoutePolicy, acr_list, scope_set
+from ._pipeline import QueryPolicy, RequestPipeline, RouteOptions, RoutePolicy
 from ._resource import ResourceMetadata
 from ._sender import SenderConstraints
 from ._validator import Validator
@@ -33,7 +33,6 @@ class GuardedApp(Generic[AppT]):
         exempt_methods: Methods served without a token; default ``OPTIONS`` (CORS preflight).
         optional: Let requests without a token through with ``None`` claims; a bad token is
             still refused.
-        scopes: Scopes every request's token must grant.
         realm: The ``realm`` of the ``WWW-Authenticate`` challenge.
         allow_query: Where ``?access_token=`` is accepted (``"never"``, ``"websocket"``,
             ``"always"``); RFC 6750 section 2.3 advises against it.
@@ -41,19 +40,15 @@ class GuardedApp(Generic[AppT]):
         sender: DPoP and certificate binding; bound tokens are refused by default.
         introspector: Introspection for opaque tokens, and for every token with
             ``introspect=True`` (RFC 7662).
-        introspect: Ask the introspector about every token (hybrid mode).
         resource: The resource's RFC 9728 metadata (or its identifier URL): every challenge
             names it in ``resource_metadata``, and the document is served (``GET``/``HEAD``,
             no token) at its well-known path.
-        acr_values: Step-up (RFC 9470): every token's ``acr`` must be one of these.
-        max_age: Step-up (RFC 9470): the user authenticated at most this many seconds ago.
-        any_scopes: Every token must grant at least one of these scopes.
-        roles: Every token must hold all of these roles (``Claims.roles``).
-        any_roles: Every token must hold at least one of these roles.
-        issuers: Accept only tokens from these of the validator's issuers.
-        audiences: Accept only tokens whose ``aud`` names one of these.
         pipeline: A ready :class:`jwkguard.RequestPipeline` instead of the options above
             (``realm`` to ``introspector``, and ``resource``).
+        route: What every request's token must satisfy: ``scopes``, ``introspect`` (ask the
+            introspector about every token, hybrid mode), ``dpop``, ``certificate``,
+            ``acr_values``, ``max_age``, ``any_scopes``, ``roles``, ``any_roles``,
+            ``issuers``, ``audiences``; see :class:`jwkguard.pipeline.RouteOptions`.
     """
 
     def __init__(
@@ -64,22 +59,14 @@ class GuardedApp(Generic[AppT]):
         exempt_paths: Iterable[str] = (),
         exempt_methods: Iterable[str] = DEFAULT_EXEMPT_METHODS,
         optional: bool = False,
-        scopes: Collection[str] = (),
         realm: str = "api",
         allow_query: QueryPolicy = "never",
         websocket_subprotocol: str | None = None,
         sender: SenderConstraints | None = None,
         introspector: Introspector | None = None,
-        introspect: bool = False,
         resource: ResourceMetadata | str | None = None,
-        acr_values: Collection[str] = (),
-        max_age: int | None = None,
-        any_scopes: Collection[str] = (),
-        roles: Collection[str] = (),
-        any_roles: Collection[str] = (),
-        issuers: Collection[str] = (),
-        audiences: Collection[str] = (),
         pipeline: RequestPipeline | None = None,
+        **route: Unpack[RouteOptions],
     ) -> None:
         if pipeline is None:
             if validator is None:
@@ -100,17 +87,6 @@ class GuardedApp(Generic[AppT]):
         self.app = app
         self.pipeline = pipeline
         self.resource = pipeline.resource
-        self.policy = RoutePolicy(
-            scopes=scope_set(scopes, "scopes"),
-            optional=optional,
-            introspect=introspect,
-            acr_values=acr_list(acr_values),
-            max_age=max_age,
-            any_scopes=scope_set(any_scopes, "any_scopes"),
-            roles=scope_set(roles, "roles"),
-            any_roles=scope_set(any_roles, "any_roles"),
-            issuers=scope_set(issuers, "issuers"),
-            audiences=scope_set(audiences, "audiences"),
-        )
+        self.policy = RoutePolicy.from_options(optional=optional, **route)
         pipeline.check_policy(self.policy)
         self.exemptions = Exemptions(exempt_paths, exempt_methods)

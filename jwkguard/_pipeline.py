@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Generator, Iterable
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal
+from typing import Any, Literal, TypedDict, Unpack
 from urllib.parse import parse_qsl
 
 from ._bearer import B64TOKEN as _B64TOKEN
@@ -54,6 +54,7 @@ __all__ = [
     "Decision",
     "QueryPolicy",
     "RequestPipeline",
+    "RouteOptions",
     "RoutePolicy",
     "TokenSource",
     "acr_list",
@@ -101,6 +102,48 @@ def scope_set(scopes: Iterable[str], what: str) -> frozenset[str]:
     if isinstance(scopes, str) or not all(isinstance(scope, str) for scope in scopes):
         raise ConfigurationError(f"{what} must be a list of strings")
     return frozenset(scopes)
+
+
+class RouteOptions(TypedDict, total=False):
+    """The keyword options every adapter takes for a route (or a whole app), as given.
+
+    :meth:`RoutePolicy.from_options` turns them into a policy; each means what the
+    :class:`RoutePolicy` field of the same name means. Lists of names must be lists (one bare
+    string is refused) of non-empty strings; the defaults demand nothing.
+
+    Attributes:
+        scopes: Scopes the token must grant, all of them; else 403 ``insufficient_scope``.
+        dpop: Demand a DPoP-bound token (RFC 9449); the challenge is then ``DPoP``.
+        certificate: Demand a token bound to the TLS client certificate (RFC 8705).
+        introspect: After every local check, also ask the authorization server whether the
+            token is still active (RFC 7662 hybrid mode, for high-value routes).
+        acr_values: Step-up (RFC 9470): the token's ``acr`` must be one of these, else 401
+            ``insufficient_user_authentication`` with ``acr_values`` in the challenge.
+        max_age: Step-up (RFC 9470): the user authenticated (``auth_time``) at most this many
+            seconds ago.
+        any_scopes: The token must grant at least one of these scopes (403).
+        roles: The token must hold every one of these roles (``Claims.roles``); else 403
+            ``insufficient_scope`` with reason ``insufficient_role``.
+        any_roles: The token must hold at least one of these roles.
+        issuers: Accept only tokens of these issuers (401, ``issuer_not_accepted``).
+        audiences: Accept only tokens for these audiences (401, ``audience_not_accepted``).
+    """
+
+    scopes: Iterable[str]
+    dpop: bool
+    certificate: bool
+    introspect: bool
+    acr_values: Iterable[str]
+    max_age: int | None
+    any_scopes: Iterable[str]
+    roles: Iterable[str]
+    any_roles: Iterable[str]
+    issuers: Iterable[str]
+    audiences: Iterable[str]
+
+
+_ROUTE_OPTIONS = frozenset(RouteOptions.__annotations__)
+_NAME_OPTIONS = ("scopes", "any_scopes", "roles", "any_roles", "issuers", "audiences")
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,6 +212,36 @@ class RoutePolicy:
     def step_up(self) -> bool:
         """True when the route demands an ``acr`` or a recent ``auth_time`` (RFC 9470)."""
         return bool(self.acr_values) or self.max_age is not None
+
+    @classmethod
+    def from_options(
+        cls, *, optional: bool = False, **options: Unpack[RouteOptions]
+    ) -> RoutePolicy:
+        """The policy of a route declared with ``options`` (see :class:`RouteOptions`).
+
+        The one place where adapters turn their keyword options into a policy.
+
+        Raises:
+            ConfigurationError: A bad value, such as one string where a list is due.
+            TypeError: An option that :class:`RouteOptions` does not name.
+        """
+        unknown = sorted(options.keys() - _ROUTE_OPTIONS)
+        if unknown:
+            raise TypeError(f"unexpected keyword argument {unknown[0]!r}")
+        values: dict[str, Any] = dict(options)
+        for name in _NAME_OPTIONS:
+            given = values.get(name, ())
+            if isinstance(given, str):
+                noun = "scope names" if name == "scopes" else "names"
+                raise ConfigurationError(
+                    f"{name} must be a list of {noun}, e.g. {name}=[{given!r}]"
+                )
+            values[name] = tuple(given)  # read once: the argument may be an iterator
+        acr_values = values.get("acr_values", ())
+        values["acr_values"] = acr_values if isinstance(acr_values, str) else tuple(acr_values)
+        if "" in values["scopes"]:
+            raise ConfigurationError("scopes must not hold an empty string")
+        return cls(optional=optional, **values)
 
     def with_scopes(self, scopes: Collection[str]) -> RoutePolicy:
         """This policy, also requiring ``scopes``."""

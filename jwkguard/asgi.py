@@ -64,9 +64,10 @@ class JWKGuardMiddleware(GuardedApp[ASGIApp]):
     """ASGI middleware: every HTTP request and WebSocket handshake needs a valid token.
 
     ``JWKGuardMiddleware(app, validator, *, exempt_paths=(), exempt_methods=("OPTIONS",),
-    optional=False, scopes=(), realm="api", allow_query="never", websocket_subprotocol=None,
-    sender=None, introspector=None, introspect=False, pipeline=None)``: the options are
-    described on :class:`jwkguard.asgi.GuardedApp`.
+    optional=False, realm="api", allow_query="never", websocket_subprotocol=None,
+    sender=None, introspector=None, resource=None, pipeline=None, **route)``: the options are
+    described on :class:`jwkguard.asgi.GuardedApp`, ``route`` (``scopes``, ``introspect``,
+    ...) on :class:`jwkguard.pipeline.RouteOptions`.
     """
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

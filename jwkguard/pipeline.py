@@ -4,7 +4,8 @@ Application code rarely needs this module: every adapter (FastAPI, Starlette, Dj
 ``jwkguard.asgi``, ``jwkguard.wsgi``, ``jwkguard serve``) already runs its requests through
 a :class:`RequestPipeline`. Write a new integration as glue around it: build a
 :class:`RequestView`, call :meth:`RequestPipeline.run` (or ``arun``) with a
-:class:`RoutePolicy`, attach ``Decision.claims`` or render ``Decision.response``.
+:class:`RoutePolicy` (:meth:`RoutePolicy.from_options` builds one from the keyword options
+in :class:`RouteOptions`), attach ``Decision.claims`` or render ``Decision.response``.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from ._pipeline import (
     Decision,
     QueryPolicy,
     RequestPipeline,
+    RouteOptions,
     RoutePolicy,
     TokenSource,
     acr_list,
@@ -57,6 +59,7 @@ __all__ = [
     "RequestPipeline",
     "RequestView",
     "ResourceMetadata",
+    "RouteOptions",
     "RoutePolicy",
     "TokenSource",
     "acr_list",

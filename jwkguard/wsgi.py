@@ -33,9 +33,10 @@ class JWKGuardMiddleware(GuardedApp[WSGIApp]):
     """WSGI middleware: every request needs a valid token, except the exempt ones.
 
     ``JWKGuardMiddleware(app, validator, *, exempt_paths=(), exempt_methods=("OPTIONS",),
-    optional=False, scopes=(), realm="api", allow_query="never", sender=None,
-    introspector=None, introspect=False, pipeline=None)``: the options are described on
-    :class:`jwkguard.wsgi.GuardedApp`.
+    optional=False, realm="api", allow_query="never", sender=None, introspector=None,
+    resource=None, pipeline=None, **route)``: the options are described on
+    :class:`jwkguard.wsgi.GuardedApp`, ``route`` (``scopes``, ``introspect``, ...) on
+    :class:`jwkguard.pipeline.RouteOptions`.
     """
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:

@@ -9,17 +9,17 @@ request themselves (``validate`` in sync views, ``await avalidate`` in async one
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields
 from functools import wraps
-from typing import Any, Literal, TypeVar, overload
+from typing import Any, Literal, TypeVar, Unpack, overload
 
 from asgiref.sync import iscoroutinefunction, sync_to_async
 from django.http import HttpRequest, HttpResponseBase
 from django.views import View
 
 from jwkguard import ConfigurationError, RoutePolicy
-from jwkguard.pipeline import acr_list
+from jwkguard.pipeline import RouteOptions
 
 from ._auth import ajudge, csrf_applies, csrf_refusal, judge, respond
 
@@ -57,21 +57,18 @@ class ViewPolicy:
     route: RoutePolicy = field(init=False)
 
     def __post_init__(self) -> None:
-        route = RoutePolicy(
-            scopes=self.scopes,
-            optional=self.kind != "required",
-            dpop=self.dpop,
-            certificate=self.certificate,
-            introspect=self.introspect,
-            acr_values=self.acr_values,
-            max_age=self.max_age,
-            any_scopes=self.any_scopes,
-            roles=self.roles,
-            any_roles=self.any_roles,
-            issuers=self.issuers,
-            audiences=self.audiences,
-        )
+        demands = {name: getattr(self, name) for name in _DEMANDS}
+        route = RoutePolicy(optional=self.kind != "required", **demands)
         object.__setattr__(self, "route", route)
+
+    @classmethod
+    def required(cls, route: RoutePolicy) -> ViewPolicy:
+        """The policy of a ``token_required`` view demanding what ``route`` demands."""
+        return cls("required", **{name: getattr(route, name) for name in _DEMANDS})
+
+
+# The fields a view policy shares with RoutePolicy: every one but ``kind`` and ``route``.
+_DEMANDS = tuple(f.name for f in fields(ViewPolicy) if f.init and f.name != "kind")
 
 
 def _request_of(args: tuple[Any, ...], position: int) -> HttpRequest:
@@ -149,48 +146,14 @@ def _apply(view: V, policy: ViewPolicy) -> V:
     return _guard(view, policy, is_async=iscoroutinefunction(view), position=0)  # type: ignore[return-value]
 
 
-def _scopes(scopes: Iterable[str], what: str = "scopes") -> frozenset[str]:
-    if isinstance(scopes, str):
-        noun = "scope names" if what == "scopes" else "names"
-        raise TypeError(f"{what} must be a list of {noun}, e.g. {what}=['orders:read']")
-    chosen = frozenset(scopes)
-    if not all(isinstance(scope, str) and scope for scope in chosen):
-        raise TypeError(f"{what} must be non-empty strings")
-    return chosen
-
-
 @overload
 def token_required(view: V, /) -> V: ...
 @overload
-def token_required(
-    *,
-    scopes: Iterable[str] = (),
-    dpop: bool = False,
-    certificate: bool = False,
-    introspect: bool = False,
-    acr_values: Iterable[str] = (),
-    max_age: int | None = None,
-    any_scopes: Iterable[str] = (),
-    roles: Iterable[str] = (),
-    any_roles: Iterable[str] = (),
-    issuers: Iterable[str] = (),
-    audiences: Iterable[str] = (),
-) -> Callable[[V], V]: ...
+def token_required(**route: Unpack[RouteOptions]) -> Callable[[V], V]: ...
 def token_required(
     view: Any = None,
     /,
-    *,
-    scopes: Iterable[str] = (),
-    dpop: bool = False,
-    certificate: bool = False,
-    introspect: bool = False,
-    acr_values: Iterable[str] = (),
-    max_age: int | None = None,
-    any_scopes: Iterable[str] = (),
-    roles: Iterable[str] = (),
-    any_roles: Iterable[str] = (),
-    issuers: Iterable[str] = (),
-    audiences: Iterable[str] = (),
+    **route: Unpack[RouteOptions],
 ) -> Any:
     """Refuse the request unless it carries a valid bearer token granting ``scopes``.
 
@@ -214,25 +177,11 @@ def token_required(
     named (403 ``insufficient_scope``, reason ``insufficient_role`` for roles);
     ``issuers=[...]`` and ``audiences=[...]`` accept only tokens of those issuers or for
     those audiences (401, reason ``issuer_not_accepted`` / ``audience_not_accepted``).
+    The options are described on :class:`jwkguard.pipeline.RouteOptions`; a bad one raises
+    ``TypeError``.
     """
-    for name, flag in (("dpop", dpop), ("certificate", certificate), ("introspect", introspect)):
-        if not isinstance(flag, bool):
-            raise TypeError(f"{name} must be True or False")
     try:
-        policy = ViewPolicy(
-            "required",
-            _scopes(scopes),
-            dpop=dpop,
-            certificate=certificate,
-            introspect=introspect,
-            acr_values=acr_list(acr_values),
-            max_age=max_age,
-            any_scopes=_scopes(any_scopes, "any_scopes"),
-            roles=_scopes(roles, "roles"),
-            any_roles=_scopes(any_roles, "any_roles"),
-            issuers=_scopes(issuers, "issuers"),
-            audiences=_scopes(audiences, "audiences"),
-        )
+        policy = ViewPolicy.required(RoutePolicy.from_options(**route))
     except ConfigurationError as exc:
         raise TypeError(str(exc)) from None
     if view is not None:

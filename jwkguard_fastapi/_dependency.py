@@ -48,12 +48,12 @@ def _narrowing(
 ) -> RoutePolicy | None:
     """``base`` with these demands added (all-of sets joined, any-of sets replaced), or None
     when it demands none of them (the common case costs nothing per request)."""
-    given = RoutePolicy(
-        any_scopes=any_scopes,  # type: ignore[arg-type]  # checked and frozen by RoutePolicy
-        roles=roles,  # type: ignore[arg-type]
-        any_roles=any_roles,  # type: ignore[arg-type]
-        issuers=issuers,  # type: ignore[arg-type]
-        audiences=audiences,  # type: ignore[arg-type]
+    given = RoutePolicy.from_options(
+        any_scopes=any_scopes,
+        roles=roles,
+        any_roles=any_roles,
+        issuers=issuers,
+        audiences=audiences,
     )
     policy = RoutePolicy(
         any_scopes=given.any_scopes or base.any_scopes,

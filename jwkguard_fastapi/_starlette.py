@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, MutableMapping
-from typing import Any
+from collections.abc import Iterable, MutableMapping
+from typing import Any, Unpack
 
 from starlette.authentication import (
     AuthCredentials,
@@ -28,6 +28,7 @@ from jwkguard import (
 )
 from jwkguard.asgi import DEFAULT_EXEMPT_METHODS
 from jwkguard.asgi import JWKGuardMiddleware as ASGIMiddleware
+from jwkguard.pipeline import RouteOptions
 
 from ._authenticate import Authenticator
 from ._responses import to_response
@@ -143,22 +144,16 @@ class JWKGuardMiddleware(ASGIMiddleware):
         exempt_prefixes: The same as ``exempt_paths`` (kept for existing configurations).
         exempt_methods: Methods served without a token; default ``OPTIONS`` (CORS preflight).
         optional: Let requests without a token through (``request.state.claims`` is None).
-        scopes: Scopes every request needs.
         realm: The ``realm`` of the ``WWW-Authenticate`` challenge.
         allow_query: Where ``?access_token=`` is accepted.
         websocket_subprotocol: Accept a WebSocket token offered as ``[marker, token]``.
         sender_constraints: DPoP and certificate binding; bound tokens are refused by default.
         introspector: Introspection for opaque tokens (and every token with ``introspect``).
-        introspect: Ask the introspector about every token (RFC 7662 hybrid mode).
         resource: RFC 9728 metadata (or the resource URL): ``resource_metadata`` in every
             challenge, and the document served at its well-known path.
-        acr_values: Step-up (RFC 9470): every token's ``acr`` must be one of these.
-        max_age: Step-up (RFC 9470): the user authenticated at most this many seconds ago.
-        any_scopes: Every token must grant at least one of these scopes.
-        roles: Every token must hold all of these roles (``Claims.roles``).
-        any_roles: Every token must hold at least one of these roles.
-        issuers: Accept only tokens from these of the validator's issuers.
-        audiences: Accept only tokens whose ``aud`` names one of these.
+        route: What every request's token must satisfy (``scopes``, ``introspect``, step-up,
+            roles, issuers, audiences...), as :class:`jwkguard.asgi.GuardedApp` takes them;
+            see :class:`jwkguard.pipeline.RouteOptions`.
     """
 
     def __init__(
@@ -170,21 +165,13 @@ class JWKGuardMiddleware(ASGIMiddleware):
         exempt_prefixes: Iterable[str] = (),
         exempt_methods: Iterable[str] = DEFAULT_EXEMPT_METHODS,
         optional: bool = False,
-        scopes: Collection[str] = (),
         realm: str = "api",
         allow_query: QueryPolicy = "never",
         websocket_subprotocol: str | None = None,
         sender_constraints: SenderConstraints | None = None,
         introspector: Introspector | None = None,
-        introspect: bool = False,
         resource: ResourceMetadata | str | None = None,
-        acr_values: Collection[str] = (),
-        max_age: int | None = None,
-        any_scopes: Collection[str] = (),
-        roles: Collection[str] = (),
-        any_roles: Collection[str] = (),
-        issuers: Collection[str] = (),
-        audiences: Collection[str] = (),
+        **route: Unpack[RouteOptions],
     ) -> None:
         if isinstance(exempt_prefixes, str):
             raise ConfigurationError("exempt_prefixes must be a list of paths")
@@ -194,21 +181,13 @@ class JWKGuardMiddleware(ASGIMiddleware):
             exempt_paths=[*exempt_paths, *exempt_prefixes],
             exempt_methods=exempt_methods,
             optional=optional,
-            scopes=scopes,
             realm=realm,
             allow_query=allow_query,
             websocket_subprotocol=websocket_subprotocol,
             sender=sender_constraints,
             introspector=introspector,
-            introspect=introspect,
             resource=resource,
-            acr_values=acr_values,
-            max_age=max_age,
-            any_scopes=any_scopes,
-            roles=roles,
-            any_roles=any_roles,
-            issuers=issuers,
-            audiences=audiences,
+            **route,
         )
         self.validator = validator
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Callable, Iterable
-from typing import Any, ParamSpec, TypeVar, cast, overload
+from typing import Any, ParamSpec, TypeVar, Unpack, cast, overload
 
 from flask import Blueprint, Flask, Response, current_app, request
 
@@ -17,7 +17,7 @@ from jwkguard import (
     RoutePolicy,
     Validator,
 )
-from jwkguard.pipeline import acr_list, scope_set
+from jwkguard.pipeline import RouteOptions
 
 from ._config import GuardState, build_state
 from ._errors import BearerError, handle_bearer_error
@@ -33,42 +33,6 @@ Target = TypeVar("Target", Flask, Blueprint)
 
 EXEMPT_ATTRIBUTE = "_jwkguard_exempt"
 _MAX_WRAPPERS = 32
-
-
-def _policy(
-    scopes: Iterable[str],
-    *,
-    optional: bool,
-    dpop: bool,
-    certificate: bool,
-    introspect: bool,
-    acr_values: Iterable[str] = (),
-    max_age: int | None = None,
-    any_scopes: Iterable[str] = (),
-    roles: Iterable[str] = (),
-    any_roles: Iterable[str] = (),
-    issuers: Iterable[str] = (),
-    audiences: Iterable[str] = (),
-) -> RoutePolicy:
-    if isinstance(scopes, str):
-        raise ConfigurationError("scopes must be a list of strings, e.g. scopes=['orders:read']")
-    chosen = frozenset(scopes)
-    if not all(isinstance(scope, str) and scope for scope in chosen):
-        raise ConfigurationError("scopes must be non-empty strings")
-    return RoutePolicy(
-        scopes=chosen,
-        optional=optional,
-        dpop=dpop,
-        certificate=certificate,
-        introspect=introspect,
-        acr_values=acr_list(acr_values),
-        max_age=max_age,
-        any_scopes=scope_set(any_scopes, "any_scopes"),
-        roles=scope_set(roles, "roles"),
-        any_roles=scope_set(any_roles, "any_roles"),
-        issuers=scope_set(issuers, "issuers"),
-        audiences=scope_set(audiences, "audiences"),
-    )
 
 
 def _metadata_view(resource: ResourceMetadata) -> Callable[[], Response]:
@@ -190,18 +154,8 @@ class JWKGuard:
         view: None = None,
         /,
         *,
-        scopes: Iterable[str] = (),
         optional: bool = False,
-        dpop: bool = False,
-        certificate: bool = False,
-        introspect: bool = False,
-        acr_values: Iterable[str] = (),
-        max_age: int | None = None,
-        any_scopes: Iterable[str] = (),
-        roles: Iterable[str] = (),
-        any_roles: Iterable[str] = (),
-        issuers: Iterable[str] = (),
-        audiences: Iterable[str] = (),
+        **route: Unpack[RouteOptions],
     ) -> Callable[[Callable[P, R]], Callable[P, R]]: ...
 
     def require(
@@ -209,18 +163,8 @@ class JWKGuard:
         view: Callable[..., Any] | None = None,
         /,
         *,
-        scopes: Iterable[str] = (),
         optional: bool = False,
-        dpop: bool = False,
-        certificate: bool = False,
-        introspect: bool = False,
-        acr_values: Iterable[str] = (),
-        max_age: int | None = None,
-        any_scopes: Iterable[str] = (),
-        roles: Iterable[str] = (),
-        any_roles: Iterable[str] = (),
-        issuers: Iterable[str] = (),
-        audiences: Iterable[str] = (),
+        **route: Unpack[RouteOptions],
     ) -> Any:
         """Decorate a view so it runs only for a request with a valid bearer token.
 
@@ -230,40 +174,17 @@ class JWKGuard:
 
         Args:
             view: The view, when used without parentheses.
-            scopes: Scopes the token must grant; missing ones answer 403 ``insufficient_scope``.
             optional: Run the view without a token too (``current_claims`` is then falsy);
                 a token that is sent must still be valid.
-            dpop: Demand a DPoP-bound token (RFC 9449); the challenge is then ``DPoP``.
-            certificate: Demand a token bound to the TLS client certificate (RFC 8705).
-            introspect: After every local check, also ask the authorization server
-                (``JWKGUARD_INTROSPECTION``) whether the token is still active (RFC 7662):
-                hybrid mode, for high-value views.
-            acr_values: Step-up (RFC 9470): the token's ``acr`` must be one of these, else 401
-                ``insufficient_user_authentication`` with ``acr_values`` in the challenge.
-            max_age: Step-up (RFC 9470): the user authenticated (``auth_time``) at most this
-                many seconds ago.
-            any_scopes: The token must grant at least one of these scopes (403).
-            roles: The token must hold all of these roles (``Claims.roles``); else 403
-                ``insufficient_scope`` with reason ``insufficient_role``.
-            any_roles: The token must hold at least one of these roles.
-            issuers: Accept only tokens of these issuers (401, ``issuer_not_accepted``).
-            audiences: Accept only tokens for these audiences (401,
-                ``audience_not_accepted``).
+            route: What the token must satisfy: ``scopes``, ``dpop``, ``certificate``,
+                ``introspect`` (asks ``JWKGUARD_INTROSPECTION``), ``acr_values``, ``max_age``,
+                ``any_scopes``, ``roles``, ``any_roles``, ``issuers``, ``audiences``; each is
+                described on :class:`jwkguard.pipeline.RouteOptions`.
+
+        Raises:
+            ConfigurationError: A bad option value, such as one string where a list is due.
         """
-        policy = _policy(
-            scopes,
-            optional=optional,
-            dpop=dpop,
-            certificate=certificate,
-            introspect=introspect,
-            acr_values=acr_values,
-            max_age=max_age,
-            any_scopes=any_scopes,
-            roles=roles,
-            any_roles=any_roles,
-            issuers=issuers,
-            audiences=audiences,
-        )
+        policy = RoutePolicy.from_options(optional=optional, **route)
         decorator = _requiring(policy)
         return decorator if view is None else decorator(view)
 
@@ -277,19 +198,9 @@ class JWKGuard:
         target: Target,
         *,
         exempt: Iterable[str | Callable[..., Any]] = (),
-        scopes: Iterable[str] = (),
         optional: bool = False,
         exempt_methods: Iterable[str] | None = None,
-        dpop: bool = False,
-        certificate: bool = False,
-        introspect: bool = False,
-        acr_values: Iterable[str] = (),
-        max_age: int | None = None,
-        any_scopes: Iterable[str] = (),
-        roles: Iterable[str] = (),
-        any_roles: Iterable[str] = (),
-        issuers: Iterable[str] = (),
-        audiences: Iterable[str] = (),
+        **route: Unpack[RouteOptions],
     ) -> Target:
         """Require a valid token for every request to a blueprint or a whole app.
 
@@ -300,38 +211,16 @@ class JWKGuard:
             target: A ``Flask`` app or a ``Blueprint``.
             exempt: Endpoint names (``"api.health"``) or view functions left open; add to
                 ``JWKGUARD_EXEMPT`` and views marked with :meth:`exempt`.
-            scopes: Scopes every request must grant.
             optional: Let requests without a token through (a bad token is still refused).
             exempt_methods: Methods left open; default ``JWKGUARD_EXEMPT_METHODS``
                 (``OPTIONS``, as CORS preflight requests carry no credentials).
-            dpop: Every request needs a DPoP-bound token (as :meth:`require`).
-            certificate: Every request needs a certificate-bound token.
-            introspect: Every request's token is also introspected (hybrid mode).
-            acr_values: Step-up (RFC 9470) for every request, as :meth:`require`.
-            max_age: Step-up (RFC 9470) for every request, as :meth:`require`.
-            any_scopes: As :meth:`require`, for every request.
-            roles: As :meth:`require`, for every request.
-            any_roles: As :meth:`require`, for every request.
-            issuers: As :meth:`require`, for every request.
-            audiences: As :meth:`require`, for every request.
+            route: What every request's token must satisfy, as for :meth:`require`
+                (:class:`jwkguard.pipeline.RouteOptions`).
 
         Returns:
             ``target``, so ``bp = guard.protect(Blueprint(...))`` reads naturally.
         """
-        policy = _policy(
-            scopes,
-            optional=optional,
-            dpop=dpop,
-            certificate=certificate,
-            introspect=introspect,
-            acr_values=acr_values,
-            max_age=max_age,
-            any_scopes=any_scopes,
-            roles=roles,
-            any_roles=any_roles,
-            issuers=issuers,
-            audiences=audiences,
-        )
+        policy = RoutePolicy.from_options(optional=optional, **route)
         entries = tuple(exempt)
         if isinstance(exempt, str) or not all(isinstance(e, str) or callable(e) for e in entries):
             raise ConfigurationError("exempt must be a list of endpoint names or view functions")
