@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -19,7 +20,7 @@ from ._parse import b64url_decode, strict_json_object
 from .errors import InsufficientScope, KeysUnavailable, LifecycleError, TokenError
 
 if TYPE_CHECKING:
-    from prometheus_client import CollectorRegistry
+    from prometheus_client import CollectorRegistry, Counter
 
     from ._claims_result import Claims
     from ._validator import Validator
@@ -32,6 +33,71 @@ DEFAULT_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0
 _FETCH_SUCCESS_KINDS = frozenset({"keys_fetched", "refreshed", "recovered", "keys_loaded"})
 _FETCH_FAILURE_KINDS = frozenset({"refresh_failed", "fetch_failed"})
 _FETCH_NOT_MODIFIED_KINDS = frozenset({"not_modified"})
+
+
+@dataclass(frozen=True, slots=True)
+class _Metric:
+    """One metric as both exporters name it: Prometheus (under its namespace) and OTel."""
+
+    prometheus: str
+    otel: str
+    unit: str
+    description: str
+    labels: tuple[str, ...] = ()
+
+
+_VALIDATIONS = _Metric(
+    "validations",
+    "jwkguard.validations",
+    "{validation}",
+    "Token validations by issuer, outcome and reason.",
+    ("issuer", "outcome", "reason"),
+)
+_DURATION = _Metric(
+    "validation_duration_seconds",
+    "jwkguard.validation.duration",
+    "s",
+    "Time spent validating one token, including any key fetch it waited for.",
+)
+_JWKS_FETCHES = _Metric(
+    "jwks_fetches",
+    "jwkguard.jwks.fetches",
+    "{fetch}",
+    "JWK Set fetches by issuer and outcome (success, not_modified, failure).",
+    ("issuer", "outcome"),
+)
+_LIFECYCLE_REJECTIONS = _Metric(
+    "lifecycle_rejections",
+    "jwkguard.lifecycle.rejections",
+    "{token}",
+    "Validly signed tokens refused by lifecycle checks (revoked, cut off, replayed, ...).",
+    ("issuer", "reason"),
+)
+_EVENTS = _Metric(
+    "events",
+    "jwkguard.events",
+    "{event}",
+    "Trust-change and key-source events by issuer and kind.",
+    ("issuer", "kind"),
+)
+_KEYS = _Metric("keys", "jwkguard.keys", "{key}", "Usable keys held per issuer.", ("issuer",))
+_ISSUER_READY = _Metric(
+    "issuer_ready", "jwkguard.issuer.ready", "", "1 when the issuer has usable keys.", ("issuer",)
+)
+_KEY_SET_AGE = _Metric(
+    "key_set_age_seconds",
+    "jwkguard.key_set.age",
+    "s",
+    "Seconds since the issuer's key set was last fetched successfully.",
+    ("issuer",),
+)
+_SERVING_STALE = _Metric(
+    "serving_stale",
+    "jwkguard.serving_stale",
+    "",
+    "1 while refreshes fail and the last good keys are served.",
+    ("issuer",),
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,7 +226,75 @@ def _unverified_issuer(token: str | bytes, known: frozenset[str], limit: int) ->
     return iss if isinstance(iss, str) and iss in known else "unknown"
 
 
-class PrometheusMetrics:
+class _Instrumentation:
+    """What :class:`PrometheusMetrics` and ``OpenTelemetry`` share: the watched validators,
+    and wrapping one validator instance so each validation is timed and reported."""
+
+    def __init__(self, clock: Callable[[], float] | None) -> None:
+        self._clock = clock or time.time
+        self._validators: list[Validator] = []
+
+    def watch(self, validator: Validator) -> None:
+        """Export the key-set gauges of ``validator``'s issuers whenever metrics are read."""
+        if validator not in self._validators:
+            self._validators.append(validator)
+
+    def statuses(self) -> Iterator[IssuerStatus]:
+        """The status of every watched issuer."""
+        for validator in self._validators:
+            yield from issuer_status(validator)
+
+    def _wrap(
+        self,
+        validator: Validator,
+        marker: str,
+        record: Callable[
+            [Any, str | bytes, Claims | None, TokenError | None, float, frozenset[str], int],
+            None,
+        ],
+        span: Callable[[], AbstractContextManager[Any]] = nullcontext,
+    ) -> Validator:
+        """Wrap ``validator``'s own ``validate``/``avalidate`` (this instance only, once per
+        ``marker``) so each runs inside ``span()`` and is reported to ``record``."""
+        self.watch(validator)
+        if getattr(validator, marker, None) is self:
+            return validator
+        validate = validator.validate
+        avalidate = validator.avalidate
+        known = frozenset(issuer.issuer for issuer in validator.issuers)
+        limit = validator.max_token_size
+        clock = time.perf_counter
+
+        def metered_validate(token: str | bytes, *, scopes: Iterable[str] = ()) -> Claims:
+            with span() as current:
+                start = clock()
+                try:
+                    claims = validate(token, scopes=scopes)
+                except TokenError as exc:
+                    record(current, token, None, exc, clock() - start, known, limit)
+                    raise
+                record(current, token, claims, None, clock() - start, known, limit)
+                return claims
+
+        async def metered_avalidate(token: str | bytes, *, scopes: Iterable[str] = ()) -> Claims:
+            with span() as current:
+                start = clock()
+                try:
+                    claims = await avalidate(token, scopes=scopes)
+                except TokenError as exc:
+                    record(current, token, None, exc, clock() - start, known, limit)
+                    raise
+                record(current, token, claims, None, clock() - start, known, limit)
+                return claims
+
+        attributes = vars(validator)
+        attributes["validate"] = metered_validate
+        attributes["avalidate"] = metered_avalidate
+        attributes[marker] = self
+        return validator
+
+
+class PrometheusMetrics(_Instrumentation):
     """Prometheus metrics for validators and their key sources.
 
     Example:
@@ -192,44 +326,29 @@ class PrometheusMetrics:
             ) from exc
         if registry is None:
             registry = prom.REGISTRY
+        super().__init__(clock)
         self.registry = registry
-        self._clock = clock or time.time
-        self._validators: list[Validator] = []
-        self.validations = prom.Counter(
-            "validations",
-            "Token validations by issuer, outcome and reason.",
-            ["issuer", "outcome", "reason"],
-            namespace=namespace,
-            registry=registry,
-        )
+
+        def counter(metric: _Metric) -> Counter:
+            return prom.Counter(
+                metric.prometheus,
+                metric.description,
+                metric.labels,
+                namespace=namespace,
+                registry=registry,
+            )
+
+        self.validations = counter(_VALIDATIONS)
         self.latency = prom.Histogram(
-            "validation_duration_seconds",
-            "Time spent validating one token, including any key fetch it waited for.",
+            _DURATION.prometheus,
+            _DURATION.description,
             namespace=namespace,
             buckets=tuple(buckets),
             registry=registry,
         )
-        self.jwks_fetches = prom.Counter(
-            "jwks_fetches",
-            "JWK Set fetches by issuer and outcome (success, not_modified, failure).",
-            ["issuer", "outcome"],
-            namespace=namespace,
-            registry=registry,
-        )
-        self.lifecycle_rejections = prom.Counter(
-            "lifecycle_rejections",
-            "Validly signed tokens refused by lifecycle checks (revoked, cut off, replayed, ...).",
-            ["issuer", "reason"],
-            namespace=namespace,
-            registry=registry,
-        )
-        self.events = prom.Counter(
-            "events",
-            "Trust-change and key-source events by issuer and kind.",
-            ["issuer", "kind"],
-            namespace=namespace,
-            registry=registry,
-        )
+        self.jwks_fetches = counter(_JWKS_FETCHES)
+        self.lifecycle_rejections = counter(_LIFECYCLE_REJECTIONS)
+        self.events = counter(_EVENTS)
         self._collector = _KeySetCollector(self, namespace)
         registry.register(self._collector)
         self._valid_children: dict[str, Any] = {}
@@ -266,11 +385,6 @@ class PrometheusMetrics:
         if isinstance(exc, LifecycleError):
             self.lifecycle_rejections.labels(issuer, exc.reason).inc()
 
-    def watch(self, validator: Validator) -> None:
-        """Export the key-set gauges of ``validator``'s issuers at every scrape."""
-        if validator not in self._validators:
-            self._validators.append(validator)
-
     def instrument(self, validator: Validator) -> Validator:
         """Count and time every validation of ``validator``, and watch its key sets.
 
@@ -278,49 +392,22 @@ class PrometheusMetrics:
         class is untouched), so validators without metrics pay nothing. Returns the same
         validator.
         """
-        self.watch(validator)
-        if getattr(validator, "_jwkguard_metrics", None) is self:
-            return validator
-        validate = validator.validate
-        avalidate = validator.avalidate
-        known = frozenset(issuer.issuer for issuer in validator.issuers)
-        limit = validator.max_token_size
-        observe = self.observe
-        clock = time.perf_counter
+        return self._wrap(validator, "_jwkguard_metrics", self._record)
 
-        def failed(token: str | bytes, exc: TokenError, start: float) -> None:
-            observe(_unverified_issuer(token, known, limit), exc, clock() - start)
-
-        def metered_validate(token: str | bytes, *, scopes: Iterable[str] = ()) -> Claims:
-            start = clock()
-            try:
-                claims = validate(token, scopes=scopes)
-            except TokenError as exc:
-                failed(token, exc, start)
-                raise
-            observe(claims.issuer, None, clock() - start)
-            return claims
-
-        async def metered_avalidate(token: str | bytes, *, scopes: Iterable[str] = ()) -> Claims:
-            start = clock()
-            try:
-                claims = await avalidate(token, scopes=scopes)
-            except TokenError as exc:
-                failed(token, exc, start)
-                raise
-            observe(claims.issuer, None, clock() - start)
-            return claims
-
-        attributes = vars(validator)
-        attributes["validate"] = metered_validate
-        attributes["avalidate"] = metered_avalidate
-        attributes["_jwkguard_metrics"] = self
-        return validator
-
-    def statuses(self) -> Iterator[IssuerStatus]:
-        """The status of every watched issuer."""
-        for validator in self._validators:
-            yield from issuer_status(validator)
+    def _record(
+        self,
+        span: object,
+        token: str | bytes,
+        claims: Claims | None,
+        exc: TokenError | None,
+        seconds: float,
+        known: frozenset[str],
+        limit: int,
+    ) -> None:
+        if claims is not None:
+            self.observe(claims.issuer, None, seconds)
+        else:
+            self.observe(_unverified_issuer(token, known, limit), exc, seconds)
 
     def now(self) -> float:
         """The metrics clock."""
@@ -341,19 +428,9 @@ class _KeySetCollector:
         from prometheus_client.core import GaugeMetricFamily
 
         prefix = self._prefix
-        keys = GaugeMetricFamily(f"{prefix}keys", "Usable keys held per issuer.", labels=["issuer"])
-        ready = GaugeMetricFamily(
-            f"{prefix}issuer_ready", "1 when the issuer has usable keys.", labels=["issuer"]
-        )
-        age = GaugeMetricFamily(
-            f"{prefix}key_set_age_seconds",
-            "Seconds since the issuer's key set was last fetched successfully.",
-            labels=["issuer"],
-        )
-        stale = GaugeMetricFamily(
-            f"{prefix}serving_stale",
-            "1 while refreshes fail and the last good keys are served.",
-            labels=["issuer"],
+        keys, ready, age, stale = (
+            GaugeMetricFamily(prefix + metric.prometheus, metric.description, labels=metric.labels)
+            for metric in (_KEYS, _ISSUER_READY, _KEY_SET_AGE, _SERVING_STALE)
         )
         now = self._metrics.now()
         for status in self._metrics.statuses():

@@ -9,24 +9,33 @@ is the API's no-op. Nothing here is imported at ``import jwkguard``.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from ._events import Event
 from ._metrics import (
+    _DURATION,
+    _EVENTS,
     _FETCH_FAILURE_KINDS,
     _FETCH_NOT_MODIFIED_KINDS,
     _FETCH_SUCCESS_KINDS,
+    _ISSUER_READY,
+    _JWKS_FETCHES,
+    _KEY_SET_AGE,
+    _KEYS,
+    _LIFECYCLE_REJECTIONS,
+    _SERVING_STALE,
+    _VALIDATIONS,
+    _Instrumentation,
+    _Metric,
     _unverified_issuer,
-    issuer_status,
     outcome_of,
 )
 from ._parse import b64url_decode, strict_json_object
 from .errors import KeysUnavailable, LifecycleError, TokenError
 
 if TYPE_CHECKING:
-    from opentelemetry.metrics import CallbackOptions, MeterProvider, Observation
+    from opentelemetry.metrics import CallbackOptions, Counter, MeterProvider, Observation
     from opentelemetry.trace import Span, TracerProvider
 
     from ._claims_result import Claims
@@ -41,7 +50,7 @@ SCOPE = "jwkguard"
 _MAX_KID = 128
 
 
-class OpenTelemetry:
+class OpenTelemetry(_Instrumentation):
     """OpenTelemetry spans and metrics for validators and their key sources.
 
     Example:
@@ -89,58 +98,36 @@ class OpenTelemetry:
             ) from exc
         from . import __version__
 
+        super().__init__(clock)
         self._trace = trace
-        self._clock = clock or time.time
-        self._validators: list[Validator] = []
         self.tracer = trace.get_tracer(SCOPE, __version__, tracer_provider=tracer_provider)
         meter = metrics.get_meter(SCOPE, __version__, meter_provider=meter_provider)
-        self.validations = meter.create_counter(
-            "jwkguard.validations",
-            unit="{validation}",
-            description="Token validations by issuer, outcome and reason.",
-        )
+
+        def counter(metric: _Metric) -> Counter:
+            return meter.create_counter(
+                metric.otel, unit=metric.unit, description=metric.description
+            )
+
+        self.validations = counter(_VALIDATIONS)
         self.duration = meter.create_histogram(
-            "jwkguard.validation.duration",
-            unit="s",
-            description="Time spent validating one token, including any key fetch it waited for.",
+            _DURATION.otel, unit=_DURATION.unit, description=_DURATION.description
         )
-        self.jwks_fetches = meter.create_counter(
-            "jwkguard.jwks.fetches",
-            unit="{fetch}",
-            description="JWK Set fetches by issuer and outcome (success, not_modified, failure).",
+        self.jwks_fetches = counter(_JWKS_FETCHES)
+        self.lifecycle_rejections = counter(_LIFECYCLE_REJECTIONS)
+        self.events = counter(_EVENTS)
+        gauges: tuple[tuple[_Metric, Callable[[IssuerStatus], float | None]], ...] = (
+            (_KEYS, lambda s: len(s.thumbprints)),
+            (_ISSUER_READY, lambda s: 1 if s.ready else 0),
+            (_KEY_SET_AGE, self._age),
+            (_SERVING_STALE, lambda s: 1 if s.serving_stale else 0),
         )
-        self.lifecycle_rejections = meter.create_counter(
-            "jwkguard.lifecycle.rejections",
-            unit="{token}",
-            description="Validly signed tokens refused by lifecycle checks.",
-        )
-        self.events = meter.create_counter(
-            "jwkguard.events",
-            unit="{event}",
-            description="Trust-change and key-source events by issuer and kind.",
-        )
-        meter.create_observable_gauge(
-            "jwkguard.keys",
-            callbacks=[self._gauge(lambda s: len(s.thumbprints))],
-            unit="{key}",
-            description="Usable keys held per issuer.",
-        )
-        meter.create_observable_gauge(
-            "jwkguard.issuer.ready",
-            callbacks=[self._gauge(lambda s: 1 if s.ready else 0)],
-            description="1 when the issuer has usable keys.",
-        )
-        meter.create_observable_gauge(
-            "jwkguard.key_set.age",
-            callbacks=[self._gauge(self._age)],
-            unit="s",
-            description="Seconds since the issuer's key set was last fetched successfully.",
-        )
-        meter.create_observable_gauge(
-            "jwkguard.serving_stale",
-            callbacks=[self._gauge(lambda s: 1 if s.serving_stale else 0)],
-            description="1 while refreshes fail and the last good keys are served.",
-        )
+        for metric, value in gauges:
+            meter.create_observable_gauge(
+                metric.otel,
+                callbacks=[self._gauge(value)],
+                unit=metric.unit,
+                description=metric.description,
+            )
 
     # -- events ---------------------------------------------------------------------------
 
@@ -176,53 +163,15 @@ class OpenTelemetry:
         class is untouched; a ``PrometheusMetrics`` may wrap the same instance too). Returns
         the same validator.
         """
-        self.watch(validator)
-        if getattr(validator, "_jwkguard_otel", None) is self:
-            return validator
-        validate = validator.validate
-        avalidate = validator.avalidate
-        known = frozenset(issuer.issuer for issuer in validator.issuers)
-        limit = validator.max_token_size
         tracer = self.tracer
-        record = self._record
-        clock = time.perf_counter
-
-        def metered_validate(token: str | bytes, *, scopes: Iterable[str] = ()) -> Claims:
-            with tracer.start_as_current_span(
+        return self._wrap(
+            validator,
+            "_jwkguard_otel",
+            self._record,
+            lambda: tracer.start_as_current_span(
                 "jwkguard.validate", record_exception=False, set_status_on_exception=False
-            ) as span:
-                start = clock()
-                try:
-                    claims = validate(token, scopes=scopes)
-                except TokenError as exc:
-                    record(span, token, None, exc, clock() - start, known, limit)
-                    raise
-                record(span, token, claims, None, clock() - start, known, limit)
-                return claims
-
-        async def metered_avalidate(token: str | bytes, *, scopes: Iterable[str] = ()) -> Claims:
-            with tracer.start_as_current_span(
-                "jwkguard.validate", record_exception=False, set_status_on_exception=False
-            ) as span:
-                start = clock()
-                try:
-                    claims = await avalidate(token, scopes=scopes)
-                except TokenError as exc:
-                    record(span, token, None, exc, clock() - start, known, limit)
-                    raise
-                record(span, token, claims, None, clock() - start, known, limit)
-                return claims
-
-        attributes = vars(validator)
-        attributes["validate"] = metered_validate
-        attributes["avalidate"] = metered_avalidate
-        attributes["_jwkguard_otel"] = self
-        return validator
-
-    def watch(self, validator: Validator) -> None:
-        """Export the key-set gauges of ``validator``'s issuers at every collection."""
-        if validator not in self._validators:
-            self._validators.append(validator)
+            ),
+        )
 
     def _record(
         self,
@@ -262,11 +211,6 @@ class OpenTelemetry:
                 span.set_status(Status(StatusCode.ERROR, reason))
 
     # -- gauges ---------------------------------------------------------------------------
-
-    def statuses(self) -> Iterator[IssuerStatus]:
-        """The status of every watched issuer."""
-        for validator in self._validators:
-            yield from issuer_status(validator)
 
     def _age(self, status: IssuerStatus) -> float | None:
         if status.fetched_at is None:
