@@ -7,6 +7,7 @@ change is written to the audit trail (stderr, and ``--audit-log`` if given).
 
 from __future__ import annotations
 
+import functools
 import getpass
 import logging
 import socket
@@ -14,9 +15,9 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import click
 
@@ -30,8 +31,6 @@ from ._tokens import parse_time, read_token
 
 __all__ = ["ADMIN_COMMANDS"]
 
-F = TypeVar("F", bound=Callable[..., Any])
-
 
 def _default_actor() -> str:
     try:
@@ -41,8 +40,38 @@ def _default_actor() -> str:
     return f"{user}@{socket.gethostname()}"
 
 
-def admin_options(function: F) -> F:
-    """The options every admin command shares."""
+@dataclass(frozen=True, slots=True)
+class _Fleet:
+    """What every admin command shares: where the fleet's Redis is, who acts and why."""
+
+    redis_url: str | None
+    prefix: str
+    why: str
+    actor: str | None
+    audit_log: Path | None
+    as_json: bool
+
+    @property
+    def by(self) -> str:
+        return self.actor or _default_actor()
+
+
+def admin_options(function: Callable[..., None]) -> Callable[..., None]:
+    """The options every admin command shares, handed to it as one ``fleet`` argument."""
+
+    @functools.wraps(function)
+    def command(
+        *,
+        redis_url: str | None,
+        prefix: str,
+        why: str,
+        actor: str | None,
+        audit_log: Path | None,
+        as_json: bool,
+        **arguments: Any,
+    ) -> None:
+        function(fleet=_Fleet(redis_url, prefix, why, actor, audit_log, as_json), **arguments)
+
     decorators = [
         click.option(
             "--redis",
@@ -68,8 +97,8 @@ def admin_options(function: F) -> F:
         click.option("--json", "as_json", is_flag=True, help="Print the change as JSON."),
     ]
     for decorator in reversed(decorators):
-        function = decorator(function)
-    return function
+        command = decorator(command)
+    return command
 
 
 @contextmanager
@@ -106,16 +135,14 @@ def _admin(redis_url: str | None, prefix: str, audit_log: Path | None) -> Iterat
 
 
 def _run(
-    redis_url: str | None,
-    prefix: str,
-    audit_log: Path | None,
-    as_json: bool,
+    fleet: _Fleet,
     action: Callable[[LifecycleAdmin], LifecycleChange],
     summary: str,
     **extra: Any,
 ) -> None:
+    as_json = fleet.as_json
     try:
-        with _admin(redis_url, prefix, audit_log) as admin:
+        with _admin(fleet.redis_url, fleet.prefix, fleet.audit_log) as admin:
             change = action(admin)
     except StoreUnavailable as exc:
         fail(f"Redis is unreachable: {exc.description}", EXIT_UNAVAILABLE, as_json=as_json)
@@ -125,7 +152,7 @@ def _run(
         emit_json({"change": asdict(change), "broadcast": True, **extra})
     else:
         style = Style()
-        click.echo(f"{style.ok('done')}  {summary}; broadcast to every instance on {prefix}")
+        click.echo(f"{style.ok('done')}  {summary}; broadcast to every instance on {fleet.prefix}")
     raise SystemExit(EXIT_OK)
 
 
@@ -145,12 +172,7 @@ def revoke_command(
     issuer: str | None,
     expires_at: str | None,
     token_text: str | None,
-    redis_url: str | None,
-    prefix: str,
-    why: str,
-    actor: str | None,
-    audit_log: Path | None,
-    as_json: bool,
+    fleet: _Fleet,
 ) -> None:
     """Revoke one token by its jti (TOKEN_ID) until it expires, across the fleet.
 
@@ -175,16 +197,9 @@ def revoke_command(
         raise click.UsageError("give TOKEN_ID, --issuer and --expires-at, or --token")
     chosen_id, chosen_issuer, chosen_expiry = token_id, issuer, expiry
     _run(
-        redis_url,
-        prefix,
-        audit_log,
-        as_json,
+        fleet,
         lambda admin: admin.revoke_token(
-            chosen_id,
-            issuer=chosen_issuer,
-            expires_at=chosen_expiry,
-            by=actor or _default_actor(),
-            why=why,
+            chosen_id, issuer=chosen_issuer, expires_at=chosen_expiry, by=fleet.by, why=fleet.why
         ),
         f"token {chosen_id} revoked until {format_time(chosen_expiry)}",
         **extra,
@@ -211,30 +226,21 @@ def cut_off_command(
     value: str,
     issuer: str,
     before: str | None,
-    redis_url: str | None,
-    prefix: str,
-    why: str,
-    actor: str | None,
-    audit_log: Path | None,
-    as_json: bool,
+    fleet: _Fleet,
 ) -> None:
     """Refuse every token of a subject or client issued before a time (offboarding).
 
     Exit status: 0 done, 2 usage, 3 Redis unreachable.
     """
     moment = parse_time(before, time.time()) if before else time.time()
-    who = actor or _default_actor()
+    who = fleet.by
 
     def action(admin: LifecycleAdmin) -> LifecycleChange:
-        if kind == "subject":
-            return admin.cut_off_subject(value, issuer=issuer, before=moment, by=who, why=why)
-        return admin.cut_off_client(value, issuer=issuer, before=moment, by=who, why=why)
+        cut_off = admin.cut_off_subject if kind == "subject" else admin.cut_off_client
+        return cut_off(value, issuer=issuer, before=moment, by=who, why=fleet.why)
 
     _run(
-        redis_url,
-        prefix,
-        audit_log,
-        as_json,
+        fleet,
         action,
         f"{kind} {value} cut off: tokens issued before {format_time(moment)} are refused",
     )
@@ -252,23 +258,18 @@ def _key_command(name: str, trust: bool) -> click.Command:
         issuer: str,
         kid: str | None,
         thumbprint: str | None,
-        redis_url: str | None,
-        prefix: str,
-        why: str,
-        actor: str | None,
-        audit_log: Path | None,
-        as_json: bool,
+        fleet: _Fleet,
     ) -> None:
         if (kid is None) == (thumbprint is None):
             raise click.UsageError("name the key by exactly one of --kid or --thumbprint")
-        who = actor or _default_actor()
+        who = fleet.by
 
         def action(admin: LifecycleAdmin) -> LifecycleChange:
             method = admin.trust_key if trust else admin.distrust_key
-            return method(issuer=issuer, kid=kid, thumbprint=thumbprint, by=who, why=why)
+            return method(issuer=issuer, kid=kid, thumbprint=thumbprint, by=who, why=fleet.why)
 
         label = f"kid {kid}" if kid is not None else f"thumbprint {thumbprint}"
-        _run(redis_url, prefix, audit_log, as_json, action, f"key {label} {verb}")
+        _run(fleet, action, f"key {label} {verb}")
 
     command.help = (
         "Trust again a key distrusted earlier."
@@ -283,24 +284,16 @@ def _key_command(name: str, trust: bool) -> click.Command:
 @admin_options
 def force_refresh_command(
     issuer: str,
-    redis_url: str | None,
-    prefix: str,
-    why: str,
-    actor: str | None,
-    audit_log: Path | None,
-    as_json: bool,
+    fleet: _Fleet,
 ) -> None:
     """Ask every instance to refetch an issuer's JWK Set now.
 
     Exit status: 0 done, 2 usage, 3 Redis unreachable.
     """
-    who = actor or _default_actor()
+    who = fleet.by
     _run(
-        redis_url,
-        prefix,
-        audit_log,
-        as_json,
-        lambda admin: admin.force_refresh(issuer, by=who, why=why),
+        fleet,
+        lambda admin: admin.force_refresh(issuer, by=who, why=fleet.why),
         f"refresh of {issuer}'s keys requested",
     )
 
