@@ -428,6 +428,11 @@ class RedisStore:
         Waits until the first load succeeded or failed (at most ``timeout`` seconds); if
         Redis is unreachable the store starts unavailable and keeps retrying.
         """
+        self._start_listener()
+        self._attempted.wait(timeout)
+        return self
+
+    def _start_listener(self) -> None:
         if self._thread is None:
             self._stop.clear()
             self._attempted.clear()
@@ -435,8 +440,6 @@ class RedisStore:
                 target=self._run, name="jwkguard-redis-store", daemon=True
             )
             self._thread.start()
-        self._attempted.wait(timeout)
-        return self
 
     def start_on_first_use(self) -> Self:
         """Start the listener lazily, the first time a process consults the store.
@@ -453,13 +456,7 @@ class RedisStore:
             if not self._revive:
                 return
             self._revive = False
-            if self._thread is None:
-                self._stop.clear()
-                self._attempted.clear()
-                self._thread = threading.Thread(
-                    target=self._run, name="jwkguard-redis-store", daemon=True
-                )
-                self._thread.start()
+            self._start_listener()
         self._attempted.wait(self._first_load_bound)
 
     def _after_fork_in_child(self) -> None:

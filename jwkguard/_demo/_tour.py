@@ -55,6 +55,16 @@ def _body(response: httpx.Response) -> str:
     return text if len(text) <= _BODY_WIDTH else text[: _BODY_WIDTH - 1] + "…"
 
 
+def _refused(client: httpx.Client, token: str, reason: str) -> Seen:
+    """GET /orders with ``token`` and expect 401 ``invalid_token`` for ``reason``."""
+    return _expect(
+        client.get("/orders", headers=_bearer(token)),
+        401,
+        reason=reason,
+        challenge={"error": "invalid_token"},
+    )
+
+
 def _expect(
     response: httpx.Response,
     status: int,
@@ -103,22 +113,12 @@ def _missing(stack: DemoStack, client: httpx.Client) -> Seen:
 
 def _expired(stack: DemoStack, client: httpx.Client) -> Seen:
     token = stack.issuer.mint(scopes=["orders:read"], now=time.time() - 3600, lifetime=300)
-    return _expect(
-        client.get("/orders", headers=_bearer(token)),
-        401,
-        reason="expired",
-        challenge={"error": "invalid_token"},
-    )
+    return _refused(client, token, "expired")
 
 
 def _wrong_audience(stack: DemoStack, client: httpx.Client) -> Seen:
     token = stack.issuer.mint(scopes=["orders:read"], audience="https://billing.example.com")
-    return _expect(
-        client.get("/orders", headers=_bearer(token)),
-        401,
-        reason="audience_mismatch",
-        challenge={"error": "invalid_token"},
-    )
+    return _refused(client, token, "audience_mismatch")
 
 
 def _claims(stack: DemoStack) -> dict[str, Any]:
@@ -136,12 +136,7 @@ def _claims(stack: DemoStack) -> dict[str, Any]:
 def _alg_none(stack: DemoStack, client: httpx.Client) -> Seen:
     header = {"alg": "none", "typ": "at+jwt", "kid": stack.issuer.active_key.kid}
     token = sign_compact(header, _claims(stack))
-    return _expect(
-        client.get("/orders", headers=_bearer(token)),
-        401,
-        reason="algorithm_not_allowed",
-        challenge={"error": "invalid_token"},
-    )
+    return _refused(client, token, "algorithm_not_allowed")
 
 
 def _hs256_with_public_key(stack: DemoStack, client: httpx.Client) -> Seen:
@@ -153,12 +148,7 @@ def _hs256_with_public_key(stack: DemoStack, client: httpx.Client) -> Seen:
     )
     header = {"alg": "HS256", "typ": "at+jwt", "kid": stack.issuer.active_key.kid}
     token = sign_compact(header, _claims(stack), secret=public_pem, alg="HS256")
-    return _expect(
-        client.get("/orders", headers=_bearer(token)),
-        401,
-        reason="algorithm_not_allowed",
-        challenge={"error": "invalid_token"},
-    )
+    return _refused(client, token, "algorithm_not_allowed")
 
 
 def _insufficient_scope(stack: DemoStack, client: httpx.Client) -> Seen:
@@ -218,12 +208,7 @@ def _revoked(stack: DemoStack, client: httpx.Client) -> Seen:
     stack.admin.cut_off_subject(
         "bob", issuer=stack.issuer.url, by="demo@ops", why="bob left the company"
     )
-    seen = _expect(
-        client.get("/orders", headers=_bearer(token)),
-        401,
-        reason="subject_cut_off",
-        challenge={"error": "invalid_token"},
-    )
+    seen = _refused(client, token, "subject_cut_off")
     seen.ok = seen.ok and accepted
     record = stack.last_audit()
     if record is not None:
