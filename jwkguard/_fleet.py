@@ -95,6 +95,35 @@ class FleetSettings:
     store_options: Mapping[str, Any] = field(default_factory=dict)
 
 
+def lifecycle_policy(
+    options: Mapping[str, Any], where: str
+) -> tuple[UnavailablePolicy, ReuseWatch | None]:
+    """``ON_UNAVAILABLE`` and ``REUSE`` of a lower-cased store mapping (Redis or database).
+
+    ``REUSE`` is True (a default :class:`ReuseWatch`), False/None (off), a ``ReuseWatch``, or
+    a mapping of its options.
+
+    Raises:
+        ConfigurationError: A value of the wrong kind, named by ``where``.
+    """
+    policy = options.get("on_unavailable", "fail_open")
+    if policy not in ("fail_open", "fail_closed"):
+        raise ConfigurationError(f"{where}.ON_UNAVAILABLE must be 'fail_open' or 'fail_closed'")
+    reuse_value = options.get("reuse", True)
+    if reuse_value is False or reuse_value is None:
+        return policy, None
+    if reuse_value is True:
+        return policy, ReuseWatch()
+    if isinstance(reuse_value, ReuseWatch):
+        return policy, reuse_value
+    if isinstance(reuse_value, Mapping):
+        try:
+            return policy, ReuseWatch(**_lowered(reuse_value, f"{where}.REUSE", _REUSE_SETTINGS))
+        except ConfigurationError as exc:
+            raise ConfigurationError(f"{where}.REUSE: {exc}") from exc
+    raise ConfigurationError(f"{where}.REUSE must be a mapping, True or False")
+
+
 def build_fleet_settings(value: Any, *, where: str = "FLEET") -> FleetSettings | None:
     """:class:`FleetSettings` from a mapping (or a Redis URL); None for ``None``/``False``.
 
@@ -116,24 +145,7 @@ def build_fleet_settings(value: Any, *, where: str = "FLEET") -> FleetSettings |
     prefix = options.get("prefix", "jwkguard:")
     if not isinstance(prefix, str):
         raise ConfigurationError(f"{where}.PREFIX must be a string")
-    policy = options.get("on_unavailable", "fail_open")
-    if policy not in ("fail_open", "fail_closed"):
-        raise ConfigurationError(f"{where}.ON_UNAVAILABLE must be 'fail_open' or 'fail_closed'")
-    reuse_value = options.get("reuse", True)
-    reuse: ReuseWatch | None
-    if reuse_value is False or reuse_value is None:
-        reuse = None
-    elif reuse_value is True:
-        reuse = ReuseWatch()
-    elif isinstance(reuse_value, ReuseWatch):
-        reuse = reuse_value
-    elif isinstance(reuse_value, Mapping):
-        try:
-            reuse = ReuseWatch(**_lowered(reuse_value, f"{where}.REUSE", _REUSE_SETTINGS))
-        except ConfigurationError as exc:
-            raise ConfigurationError(f"{where}.REUSE: {exc}") from exc
-    else:
-        raise ConfigurationError(f"{where}.REUSE must be a mapping, True or False")
+    policy, reuse = lifecycle_policy(options, where)
     dpop_replay = options.get("dpop_replay", True)
     if not isinstance(dpop_replay, bool):
         raise ConfigurationError(f"{where}.DPOP_REPLAY must be True or False")

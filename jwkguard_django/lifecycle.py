@@ -42,7 +42,7 @@ from jwkguard import (
     Validator,
     log_event,
 )
-from jwkguard.fleet import ChangeListener, Replica, lowered_options, track_forks
+from jwkguard.fleet import ChangeListener, Replica, lifecycle_policy, lowered_options, track_forks
 
 __all__ = [
     "LIFECYCLE_STORE_SETTINGS",
@@ -551,22 +551,7 @@ def build_database_store_settings(
     using = options.get("database", "default")
     if not isinstance(using, str) or not using:
         raise ConfigurationError(f"{where}.DATABASE must be a DATABASES alias")
-    policy = options.get("on_unavailable", "fail_open")
-    if policy not in ("fail_open", "fail_closed"):
-        raise ConfigurationError(f"{where}.ON_UNAVAILABLE must be 'fail_open' or 'fail_closed'")
-    reuse_value = options.get("reuse", True)
-    reuse: ReuseWatch | None
-    if reuse_value is False or reuse_value is None:
-        reuse = None
-    elif reuse_value is True:
-        reuse = ReuseWatch()
-    elif isinstance(reuse_value, Mapping):
-        try:
-            reuse = ReuseWatch(**{str(k).lower(): v for k, v in reuse_value.items()})
-        except (ConfigurationError, TypeError) as exc:
-            raise ConfigurationError(f"{where}.REUSE: {exc}") from exc
-    else:
-        raise ConfigurationError(f"{where}.REUSE must be a mapping, True or False")
+    policy, reuse = lifecycle_policy(options, where)
     defaults = {"poll_interval": 2.0, "resync_interval": 300.0}
     intervals = {key: options.get(key, default) for key, default in defaults.items()}
     for key, number in intervals.items():
