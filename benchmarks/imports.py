@@ -44,7 +44,7 @@ LAZY = (
     "redis",
     "prometheus_client",
     "authlib",
-    "jwkguard._remote",
+    "jwkguard.keys._remote",
 )
 _TIMEOUT = 60.0
 

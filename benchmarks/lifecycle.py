@@ -42,16 +42,9 @@ import redis
 from benchmarks import _timing
 from benchmarks._http_load import free_port
 from benchmarks._timing import CPU, WALL, Call, Clock, medians, paired_ratio
-from jwkguard import (
-    Issuer,
-    Lifecycle,
-    LifecycleAdmin,
-    LifecycleStore,
-    MemoryStore,
-    RedisStore,
-    ReuseWatch,
-    Validator,
-)
+from jwkguard import Issuer, Validator
+from jwkguard.fleet import RedisStore
+from jwkguard.lifecycle import Lifecycle, LifecycleAdmin, LifecycleStore, MemoryStore, ReuseWatch
 from jwkguard.testing import SigningKey, generate_key, mint_token, sign_compact
 
 ISSUER = "https://id.example.com/"

@@ -28,7 +28,8 @@ import time
 from collections.abc import Iterator
 
 from benchmarks._timing import CPU, Call, interleaved_samples, paired_ratio
-from jwkguard import Issuer, KeySource, TokenError, Validator
+from jwkguard import Issuer, TokenError, Validator
+from jwkguard.keys import KeySource
 from jwkguard.testing import LocalIssuer, b64url, sign_compact
 
 BLOCK_SECONDS = 0.02

@@ -28,14 +28,9 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from jwkguard import (
-    DPoPVerifier,
-    Introspector,
-    Issuer,
-    RedisReplayLedger,
-    RedisStore,
-    Validator,
-)
+from jwkguard import Issuer, Validator
+from jwkguard.fleet import RedisReplayLedger, RedisStore
+from jwkguard.sender import DPoPVerifier, Introspector
 from jwkguard.testing import LocalIssuer, generate_key, make_dpop_proof, mint_token
 
 ISSUER = "https://id.example.com/"

@@ -24,15 +24,15 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ._claims_result import split_scopes
-from ._keysource import StaticKeySource
 from ._policy import check_scopes
 from .errors import ConfigurationError, InsufficientScope, InvalidSignature, TokenError
+from .keys._source import StaticKeySource
 
 if TYPE_CHECKING:
     from ._claims_result import Claims
-    from ._keysource import KeyMatch, KeySource
     from ._parse import ParsedToken
     from ._policy import ClaimsPolicy
+    from .keys._source import KeyMatch, KeySource
 
 __all__ = ["CachedToken", "TokenCache", "build_token_cache", "requested_scopes", "token_digest"]
 

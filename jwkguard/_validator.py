@@ -18,9 +18,6 @@ from ._algorithms import (
 from ._claims_result import Claims
 from ._events import Event, EventHandler, log_event
 from ._issuer import ClaimCheck, Issuer
-from ._jwk import secret_thumbprint
-from ._keyset import KeySet, VerificationKey, load_jwks_document
-from ._keysource import KeyMatch, KeySource, StaticKeySource
 from ._parse import ParsedToken, split_standard, standard_b64_decode, strict_json_object
 from ._policy import ClaimsPolicy, check_scopes
 from ._tenants import TenantIssuers, TenantRoutes
@@ -34,6 +31,9 @@ from .errors import (
     MalformedToken,
     TokenError,
 )
+from .keys._jwk import secret_thumbprint
+from .keys._set import KeySet, VerificationKey, load_jwks_document
+from .keys._source import KeyMatch, KeySource, StaticKeySource
 
 __all__ = ["LifecycleCheck", "Validator"]
 
@@ -271,7 +271,7 @@ class Validator:
         return KeySet(keys)
 
     def _remote_key_source(self, issuer: Issuer, *, shared: bool = True) -> KeySource:
-        from ._remote import RemoteKeySource  # the HTTP machinery loads only when needed
+        from .keys._remote import RemoteKeySource  # the HTTP machinery loads only when needed
 
         return RemoteKeySource(
             issuer,

@@ -21,13 +21,13 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-from ._bearer import ErrorResponse
-from ._exemptions import DEFAULT_EXEMPT_METHODS
-from ._middleware import CLAIMS_KEY, GuardedApp
-from ._pipeline import Decision
-from ._request_view import view_from_asgi
-from ._resource import ResourceMetadata
 from .errors import KeysUnavailable, TokenError
+from .pipeline._bearer import ErrorResponse
+from .pipeline._exemptions import DEFAULT_EXEMPT_METHODS
+from .pipeline._middleware import CLAIMS_KEY, GuardedApp
+from .pipeline._pipeline import Decision
+from .pipeline._request_view import view_from_asgi
+from .pipeline._resource import ResourceMetadata
 
 __all__ = [
     "CLAIMS_KEY",

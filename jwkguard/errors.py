@@ -36,6 +36,7 @@ __all__ = [
     "ExpiredToken",
     "InsufficientScope",
     "InsufficientUserAuthentication",
+    "IntrospectionUnavailable",
     "InvalidClaim",
     "InvalidDPoPProof",
     "InvalidHeader",
@@ -275,3 +276,12 @@ class StoreUnavailable(KeysUnavailable):
         retry_after: int = 5,
     ) -> None:
         super().__init__(description, reason=reason, retry_after=retry_after)
+
+
+class IntrospectionUnavailable(KeysUnavailable):
+    """The introspection endpoint cannot be reached and the policy is fail-closed.
+
+    An outage like :class:`KeysUnavailable`: adapters answer 503 with ``Retry-After``.
+    """
+
+    default_reason = "introspection_unavailable"

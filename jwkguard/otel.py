@@ -6,6 +6,6 @@ See ``docs/metrics.md``. Importing this module does not import ``opentelemetry``
 
 from __future__ import annotations
 
-from ._otel import SCOPE, OpenTelemetry
+from .metrics._otel import SCOPE, OpenTelemetry
 
 __all__ = ["SCOPE", "OpenTelemetry"]

@@ -18,10 +18,10 @@ from collections.abc import Callable, Iterable
 from http import HTTPStatus
 from typing import Any
 
-from ._bearer import ErrorResponse
-from ._exemptions import DEFAULT_EXEMPT_METHODS
-from ._middleware import CLAIMS_KEY, GuardedApp
-from ._request_view import view_from_environ
+from .pipeline._bearer import ErrorResponse
+from .pipeline._exemptions import DEFAULT_EXEMPT_METHODS
+from .pipeline._middleware import CLAIMS_KEY, GuardedApp
+from .pipeline._request_view import view_from_environ
 
 __all__ = ["CLAIMS_KEY", "DEFAULT_EXEMPT_METHODS", "GuardedApp", "JWKGuardMiddleware", "refuse"]
 

@@ -16,17 +16,14 @@ from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.middleware.csrf import CsrfViewMiddleware
 from django.utils.functional import SimpleLazyObject
 
-from jwkguard import (
-    Claims,
-    ConfigurationError,
+from jwkguard import Claims, ConfigurationError, RoutePolicy, TokenError
+from jwkguard.pipeline import (
     Credentials,
     Decision,
     EnvironHeaders,
     ErrorResponse,
     RequestView,
     ResourceMetadata,
-    RoutePolicy,
-    TokenError,
 )
 
 from .conf import State, get_state
@@ -253,7 +250,7 @@ def metadata_response(resource: ResourceMetadata) -> HttpResponse:
 
 
 def respond(answer: ErrorResponse) -> HttpResponse:
-    """An ``HttpResponse`` for a refusal built by ``jwkguard.error_response``."""
+    """An ``HttpResponse`` for a refusal built by ``jwkguard.pipeline.error_response``."""
     response = HttpResponse(
         answer.body_bytes(), status=answer.status_code, content_type="application/json"
     )

@@ -1,7 +1,7 @@
 """The Django admin: the lifecycle history, and forms to revoke, cut off and distrust.
 
 Adding a "lifecycle change" does not save the form's row directly: it calls
-:class:`~jwkguard.LifecycleAdmin` on the database store (see
+:class:`~jwkguard.lifecycle.LifecycleAdmin` on the database store (see
 :func:`~jwkguard_django.lifecycle.lifecycle_admin`), which writes the change and its entry and
 emits the audit event, with the signed-in user as ``by``. Existing changes are read-only: the
 history is append-only.
@@ -16,7 +16,8 @@ from django import forms
 from django.contrib import admin
 from django.http import HttpRequest
 
-from jwkguard import ConfigurationError, StoreUnavailable
+from jwkguard import ConfigurationError
+from jwkguard.errors import StoreUnavailable
 
 from .lifecycle import lifecycle_admin
 from .models import LifecycleEntry, LifecycleRecord

@@ -27,7 +27,8 @@ from django.apps import AppConfig
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, Warning
 
-from jwkguard import ConfigurationError, Issuer, Validator, build_validator, unknown_settings
+from jwkguard import ConfigurationError, Issuer, Validator, build_validator
+from jwkguard.settings import unknown_settings
 
 from .conf import ADAPTER_SETTINGS, parse_options, resolve_settings
 

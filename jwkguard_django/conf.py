@@ -16,18 +16,7 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.module_loading import import_string
 
-from jwkguard import (
-    Claims,
-    ConfigurationError,
-    Exemptions,
-    QueryPolicy,
-    RequestPipeline,
-    SenderConstraints,
-    SenderSettings,
-    Validator,
-    build_sender_settings,
-    build_validator,
-)
+from jwkguard import Claims, ConfigurationError, RequestPipeline, Validator, build_validator
 from jwkguard import settings_from_env as _settings_from_env
 from jwkguard.fleet import (
     Fleet,
@@ -37,10 +26,17 @@ from jwkguard.fleet import (
     wire_validator,
     wired_settings,
 )
-from jwkguard.pipeline import build_resource_metadata, query_policy, resource_identifier
+from jwkguard.pipeline import (
+    Exemptions,
+    QueryPolicy,
+    build_resource_metadata,
+    query_policy,
+    resource_identifier,
+)
+from jwkguard.sender import SenderConstraints, SenderSettings, build_sender_settings
 
 if TYPE_CHECKING:
-    from jwkguard import PrometheusMetrics
+    from jwkguard.metrics import PrometheusMetrics
 
     from .lifecycle import DatabaseLifecycle
 

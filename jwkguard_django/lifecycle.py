@@ -29,20 +29,10 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db import DatabaseError, IntegrityError, connections, transaction
 from django.db.models import Count, Max
 
-from jwkguard import (
-    ConfigurationError,
-    Event,
-    EventHandler,
-    Lifecycle,
-    LifecycleAdmin,
-    LifecycleChange,
-    ReuseWatch,
-    StoreUnavailable,
-    TokenUsage,
-    Validator,
-    log_event,
-)
+from jwkguard import ConfigurationError, Event, EventHandler, Validator, log_event
+from jwkguard.errors import StoreUnavailable
 from jwkguard.fleet import ChangeListener, Replica, lifecycle_policy, lowered_options, track_forks
+from jwkguard.lifecycle import Lifecycle, LifecycleAdmin, LifecycleChange, ReuseWatch, TokenUsage
 
 __all__ = [
     "LIFECYCLE_STORE_SETTINGS",
@@ -572,7 +562,7 @@ def build_database_store_settings(
 
 
 class DatabaseLifecycle:
-    """A :class:`DatabaseStore` and its :class:`~jwkguard.Lifecycle`, built from settings.
+    """A :class:`DatabaseStore` and its :class:`~jwkguard.lifecycle.Lifecycle`, built from settings.
 
     The store starts polling in each process the first time it is consulted.
     """
@@ -611,7 +601,7 @@ def build_database_lifecycle(value: Any) -> DatabaseLifecycle | None:
 
 
 def lifecycle_admin() -> LifecycleAdmin:
-    """A :class:`~jwkguard.LifecycleAdmin` writing to the database store, audited.
+    """A :class:`~jwkguard.lifecycle.LifecycleAdmin` writing to the database store, audited.
 
     With ``LIFECYCLE_STORE`` set it uses that store (so this process enforces a change at
     once) and the validator's event handler (so the audit trail records it); otherwise a

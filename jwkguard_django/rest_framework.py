@@ -26,7 +26,8 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
         "jwkguard_django.rest_framework needs Django REST framework: pip install 'jwkguard[drf]'"
     ) from exc
 
-from jwkguard import Claims, ErrorResponse, InsufficientScope, RoutePolicy
+from jwkguard import Claims, InsufficientScope, RoutePolicy
+from jwkguard.pipeline import ErrorResponse
 
 from ._auth import authenticate, csrf_refusal, judge
 from .conf import get_state

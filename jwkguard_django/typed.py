@@ -9,7 +9,8 @@ from typing import Any, TypeVar
 
 from django.http import HttpRequest
 
-from jwkguard import TokenError, error_response
+from jwkguard import TokenError
+from jwkguard.pipeline import error_response
 from jwkguard.typed import check_model, claims_as
 
 from ._auth import respond

@@ -14,19 +14,10 @@ from functools import partial
 
 from starlette.types import Scope
 
-from jwkguard import (
-    ConfigurationError,
-    Decision,
-    Introspector,
-    QueryPolicy,
-    RequestPipeline,
-    ResourceMetadata,
-    RoutePolicy,
-    SenderConstraints,
-    Validator,
-    view_from_asgi,
-)
+from jwkguard import ConfigurationError, RequestPipeline, RoutePolicy, Validator
 from jwkguard.asgi import close_reason
+from jwkguard.pipeline import Decision, QueryPolicy, ResourceMetadata, view_from_asgi
+from jwkguard.sender import Introspector, SenderConstraints
 
 __all__ = ["Authenticator", "QueryPolicy", "close_reason"]
 
@@ -80,7 +71,9 @@ class Authenticator:
             resource=resource,
         )
         if resource is not None and not isinstance(resource, ResourceMetadata | str):
-            raise ConfigurationError("resource must be a jwkguard.ResourceMetadata or a URL")
+            raise ConfigurationError(
+                "resource must be a jwkguard.pipeline.ResourceMetadata or a URL"
+            )
         self.resource = resource
         self.introspect = introspector is not None if introspect is None else introspect
         self._pipelines: dict[int, tuple[Validator, RequestPipeline]] = {}

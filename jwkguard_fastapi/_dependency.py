@@ -16,19 +16,9 @@ from fastapi.security import SecurityScopes
 from fastapi.security.base import SecurityBase
 from starlette.requests import HTTPConnection
 
-from jwkguard import (
-    Claims,
-    ConfigurationError,
-    DPoPVerifier,
-    ErrorResponse,
-    Introspector,
-    ResourceMetadata,
-    RoutePolicy,
-    SenderConstraints,
-    TokenError,
-    Validator,
-)
-from jwkguard.pipeline import acr_list
+from jwkguard import Claims, ConfigurationError, RoutePolicy, TokenError, Validator
+from jwkguard.pipeline import ErrorResponse, ResourceMetadata, acr_list
+from jwkguard.sender import DPoPVerifier, Introspector, SenderConstraints
 
 from ._authenticate import Authenticator, QueryPolicy, close_reason
 from ._responses import VALIDATOR_STATE, BearerError
@@ -105,7 +95,7 @@ class JWTBearer(SecurityBase):
         trusted_proxies: Addresses or networks whose ``client_cert_header`` is believed.
         introspector: After every local check, also ask the authorization server whether
             the token is still active (RFC 7662 hybrid mode, for high-value routes).
-        sender_constraints: A ready :class:`jwkguard.SenderConstraints`, instead of the
+        sender_constraints: A ready :class:`jwkguard.sender.SenderConstraints`, instead of the
             six options above.
         openid_connect_url: Describe the scheme in OpenAPI as OpenID Connect discovery.
         authorization_url: With ``token_url``, describe it as OAuth 2 authorization code.
@@ -200,7 +190,7 @@ class JWTBearer(SecurityBase):
                 trusted_proxies=trusted_proxies,
             )
         if introspector is not None and not isinstance(introspector, Introspector):
-            raise ConfigurationError("introspector must be a jwkguard.Introspector")
+            raise ConfigurationError("introspector must be a jwkguard.sender.Introspector")
         self.authenticator = Authenticator(
             realm=realm,
             allow_query=allow_query,

@@ -8,7 +8,8 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 
-from jwkguard import ConfigurationError, ResourceMetadata
+from jwkguard import ConfigurationError
+from jwkguard.pipeline import ResourceMetadata
 
 if TYPE_CHECKING:
     from ._dependency import JWTBearer

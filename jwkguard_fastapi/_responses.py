@@ -7,7 +7,8 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 
-from jwkguard import ErrorResponse, Validator
+from jwkguard import Validator
+from jwkguard.pipeline import ErrorResponse
 
 __all__ = ["BearerError", "bearer_error_handler", "install", "to_response"]
 
@@ -30,7 +31,7 @@ class BearerError(HTTPException):
 
 
 def to_response(error: ErrorResponse) -> Response:
-    """A Starlette response for an :class:`jwkguard.ErrorResponse`."""
+    """A Starlette response for an :class:`jwkguard.pipeline.ErrorResponse`."""
     return Response(
         content=error.body_bytes(),
         status_code=error.status_code,

@@ -15,20 +15,11 @@ from starlette.requests import HTTPConnection
 from starlette.responses import PlainTextResponse, Response
 from starlette.types import ASGIApp
 
-from jwkguard import (
-    Claims,
-    ConfigurationError,
-    Decision,
-    ErrorResponse,
-    Introspector,
-    QueryPolicy,
-    ResourceMetadata,
-    SenderConstraints,
-    Validator,
-)
+from jwkguard import Claims, ConfigurationError, Validator
 from jwkguard.asgi import DEFAULT_EXEMPT_METHODS
 from jwkguard.asgi import JWKGuardMiddleware as ASGIMiddleware
-from jwkguard.pipeline import RouteOptions
+from jwkguard.pipeline import Decision, ErrorResponse, QueryPolicy, ResourceMetadata, RouteOptions
+from jwkguard.sender import Introspector, SenderConstraints
 
 from ._authenticate import Authenticator
 from ._responses import to_response

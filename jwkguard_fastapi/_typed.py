@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 from fastapi import Security
 from starlette.requests import HTTPConnection
 
-from jwkguard import Claims, TokenError, error_response
+from jwkguard import Claims, TokenError
+from jwkguard.pipeline import error_response
 from jwkguard.typed import check_model, claims_as
 
 if TYPE_CHECKING:

@@ -32,7 +32,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from jwkguard import ConfigurationError, ResourceMetadata, SenderConstraints, Validator
+from jwkguard import ConfigurationError, Validator
+from jwkguard.pipeline import ResourceMetadata
+from jwkguard.sender import SenderConstraints
 
 from ._metadata import metadata_response
 from .mcp import JWKGuardMCPGuard, JWKGuardTokenVerifier
@@ -46,7 +48,7 @@ class JWKGuardProvider(TokenVerifier):
     Args:
         validator: The validator (issuers, algorithms, key cache).
         resource: The MCP server's resource identifier, e.g. ``https://api.example.com/mcp``
-            (its path is the MCP endpoint's), or its :class:`jwkguard.ResourceMetadata`.
+            (its path is the MCP endpoint's), or its :class:`jwkguard.pipeline.ResourceMetadata`.
             Tokens must name it in ``aud`` (RFC 8707).
         required_scopes: Scopes every request must grant (403 ``insufficient_scope``).
         acr_values: Step-up (RFC 9470): the token's ``acr`` must be one of these.

@@ -36,20 +36,10 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
         "jwkguard_fastapi.mcp needs the MCP SDK: pip install 'jwkguard[mcp]'"
     ) from exc
 
-from jwkguard import (
-    Claims,
-    ConfigurationError,
-    Decision,
-    RequestPipeline,
-    ResourceMetadata,
-    RoutePolicy,
-    SenderConstraints,
-    TokenError,
-    Validator,
-    view_from_asgi,
-)
+from jwkguard import Claims, ConfigurationError, RequestPipeline, RoutePolicy, TokenError, Validator
 from jwkguard.asgi import send_error, send_metadata
-from jwkguard.pipeline import acr_list
+from jwkguard.pipeline import Decision, ResourceMetadata, acr_list, view_from_asgi
+from jwkguard.sender import SenderConstraints
 
 __all__ = ["JWKGuardMCPGuard", "JWKGuardTokenVerifier", "access_token"]
 
@@ -94,7 +84,8 @@ class JWKGuardTokenVerifier:
     Args:
         validator: The validator (issuers, algorithms, key cache).
         resource: The MCP server's resource identifier (RFC 8707), e.g.
-            ``https://api.example.com/mcp``, or its full :class:`jwkguard.ResourceMetadata`.
+            ``https://api.example.com/mcp``, or its full
+            :class:`jwkguard.pipeline.ResourceMetadata`.
             A token whose ``aud`` does not name it is refused, whatever the validator's own
             audiences accept.
         required_scopes: Scopes every request must grant (403 ``insufficient_scope``).

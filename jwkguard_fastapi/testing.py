@@ -17,7 +17,8 @@ from fastapi.security import SecurityScopes
 from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp
 
-from jwkguard import Claims, RoutePolicy, Validator, view_from_asgi
+from jwkguard import Claims, RoutePolicy, Validator
+from jwkguard.pipeline import view_from_asgi
 from jwkguard.testing import fake_pipeline
 
 from ._dependency import JWTBearer

@@ -8,17 +8,10 @@ from typing import TYPE_CHECKING, Any
 
 from jwkguard import (
     ConfigurationError,
-    Exemptions,
-    QueryPolicy,
     RequestPipeline,
-    SenderConstraints,
-    SenderSettings,
     Validator,
-    build_sender_settings,
     build_validator,
-    describe_unknown,
     settings_from_env,
-    unknown_settings,
 )
 from jwkguard.fleet import (
     Fleet,
@@ -27,10 +20,12 @@ from jwkguard.fleet import (
     wire_validator,
     wired_settings,
 )
-from jwkguard.pipeline import query_policy, resource_identifier
+from jwkguard.pipeline import Exemptions, QueryPolicy, query_policy, resource_identifier
+from jwkguard.sender import SenderConstraints, SenderSettings, build_sender_settings
+from jwkguard.settings import describe_unknown, unknown_settings
 
 if TYPE_CHECKING:
-    from jwkguard import PrometheusMetrics
+    from jwkguard.metrics import PrometheusMetrics
 
 __all__ = [
     "ADAPTER_SETTINGS",
@@ -45,7 +40,7 @@ PREFIX = "JWKGUARD_"
 
 # Keys read by this adapter; every other JWKGUARD_* key is a core option (see build_validator).
 # The sender-constraint keys (JWKGUARD_DPOP, JWKGUARD_INTROSPECTION...) are read by
-# jwkguard.build_sender_settings.
+# jwkguard.sender.build_sender_settings.
 ADAPTER_SETTINGS = (
     frozenset(
         {

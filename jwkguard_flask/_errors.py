@@ -6,7 +6,8 @@ from flask import Response
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response as WerkzeugResponse
 
-from jwkguard import ErrorResponse, TokenError
+from jwkguard import TokenError
+from jwkguard.pipeline import ErrorResponse
 
 __all__ = ["BearerError", "handle_bearer_error"]
 

@@ -9,15 +9,8 @@ from typing import Any, ParamSpec, TypeVar, Unpack, cast, overload
 
 from flask import Blueprint, Flask, Response, current_app, request
 
-from jwkguard import (
-    ConfigurationError,
-    Exemptions,
-    JWKGuardError,
-    ResourceMetadata,
-    RoutePolicy,
-    Validator,
-)
-from jwkguard.pipeline import RouteOptions
+from jwkguard import ConfigurationError, JWKGuardError, RoutePolicy, Validator
+from jwkguard.pipeline import Exemptions, ResourceMetadata, RouteOptions
 
 from ._config import GuardState, build_state
 from ._errors import BearerError, handle_bearer_error

@@ -9,7 +9,8 @@ from __future__ import annotations
 from flask import Flask, current_app, g, request
 from werkzeug.local import LocalProxy
 
-from jwkguard import Claims, Decision, RoutePolicy, view_from_environ
+from jwkguard import Claims, RoutePolicy
+from jwkguard.pipeline import Decision, view_from_environ
 
 from ._config import GuardState
 from ._errors import BearerError

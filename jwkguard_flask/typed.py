@@ -6,7 +6,8 @@ from typing import TypeVar
 
 from flask import current_app
 
-from jwkguard import TokenError, error_response
+from jwkguard import TokenError
+from jwkguard.pipeline import error_response
 from jwkguard.typed import claims_as as _claims_as
 
 from ._errors import BearerError

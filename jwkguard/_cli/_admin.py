@@ -1,8 +1,8 @@
 """Fleet admin commands: revoke, cut-off, distrust, trust and force-refresh through Redis.
 
-Each command builds one change with :class:`jwkguard.LifecycleAdmin`, which stores it in Redis
-and broadcasts it, so every instance using the same Redis enforces it within seconds. Each
-change is written to the audit trail (stderr, and ``--audit-log`` if given).
+Each command builds one change with :class:`jwkguard.lifecycle.LifecycleAdmin`, which stores
+it in Redis and broadcasts it, so every instance using the same Redis enforces it within
+seconds. Each change is written to the audit trail (stderr, and ``--audit-log`` if given).
 """
 
 from __future__ import annotations
@@ -21,10 +21,10 @@ from typing import Any
 
 import click
 
-from .._admin import LifecycleAdmin
-from .._audit import AUDIT_LOGGER, AuditTrail, token_hash
-from .._replica import LifecycleChange
 from ..errors import ConfigurationError, MalformedToken, StoreUnavailable
+from ..lifecycle._admin import LifecycleAdmin
+from ..lifecycle._audit import AUDIT_LOGGER, AuditTrail, token_hash
+from ..lifecycle._replica import LifecycleChange
 from ._output import EXIT_OK, EXIT_UNAVAILABLE, EXIT_USAGE, Style, emit_json, fail, format_time
 from ._review import decode_token
 from ._tokens import parse_time, read_token
@@ -105,7 +105,7 @@ def admin_options(function: Callable[..., None]) -> Callable[..., None]:
 def _admin(redis_url: str | None, prefix: str, audit_log: Path | None) -> Iterator[LifecycleAdmin]:
     if not redis_url:
         raise click.UsageError("fleet admin commands need --redis URL (or $JWKGUARD_REDIS_URL)")
-    from .._redis_store import RedisStore
+    from ..fleet._redis_store import RedisStore
 
     logger = logging.getLogger(AUDIT_LOGGER)
     handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]

@@ -20,8 +20,8 @@ from joserfc.jwk import JWKRegistry
 
 from .._algorithms import ASYMMETRIC_ALGORITHMS
 from .._issuer import is_loopback_host
-from .._keyset import KeySet
 from .._parse import b64url_decode
+from ..keys._set import KeySet
 from ._output import EXIT_OK, EXIT_UNAVAILABLE, Style, emit_json, fail, table
 
 if TYPE_CHECKING:

@@ -12,9 +12,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .._audit import token_hash
 from .._claims_result import Claims, read_scopes
-from .._keyset import VerificationKey
 from .._parse import ParsedToken, parse_compact
 from .._policy import ClaimsPolicy, check_scopes
 from .._validator import Validator
@@ -24,6 +22,8 @@ from ..errors import (
     MalformedToken,
     TokenError,
 )
+from ..keys._set import VerificationKey
+from ..lifecycle._audit import token_hash
 from ._output import format_time, iso_time, relative
 
 __all__ = ["Check", "Decoded", "Review", "decode_token", "review_token"]

@@ -10,12 +10,12 @@ import time
 from types import TracebackType
 from typing import Any, Self
 
-from .._admin import LifecycleAdmin
-from .._audit import AuditTrail
-from .._lifecycle import Lifecycle
-from .._stores import MemoryStore
 from .._validator import Validator
 from ..errors import ConfigurationError
+from ..lifecycle._admin import LifecycleAdmin
+from ..lifecycle._audit import AuditTrail
+from ..lifecycle._policy import Lifecycle
+from ..lifecycle._store import MemoryStore
 from ..testing import LocalIssuer
 
 __all__ = ["DemoStack", "PortUnavailable"]

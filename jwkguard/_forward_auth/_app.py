@@ -39,21 +39,21 @@ from typing import Any, Generic, TypeVar
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from .._audit import AuditTrail, fan_out, token_hash
-from .._bearer import ErrorResponse
 from .._claims_result import Claims
 from .._events import EventHandler, log_event
-from .._lifecycle import Lifecycle
-from .._metrics import PrometheusMetrics, issuer_status
-from .._pipeline import RoutePolicy
-from .._redis_store import RedisStore
-from .._replay_ledger import RedisReplayLedger
-from .._request_view import HeaderReader, IndexedHeaders, RequestView
-from .._resource import ResourceMetadata, resource_identifier
-from .._sender_settings import build_sender_settings
 from .._settings import build_validator
 from .._validator import Validator
 from ..errors import InvalidRequest, JWKGuardError
+from ..fleet._redis_store import RedisStore
+from ..fleet._replay_ledger import RedisReplayLedger
+from ..lifecycle._audit import AuditTrail, fan_out, token_hash
+from ..lifecycle._policy import Lifecycle
+from ..metrics._prometheus import PrometheusMetrics, issuer_status
+from ..pipeline._bearer import ErrorResponse
+from ..pipeline._pipeline import RoutePolicy
+from ..pipeline._request_view import HeaderReader, IndexedHeaders, RequestView
+from ..pipeline._resource import ResourceMetadata, resource_identifier
+from ..sender._settings import build_sender_settings
 from ._config import ServerConfig
 from ._identity import encode_list, header_value
 from ._original import OriginalRequest, reader_for

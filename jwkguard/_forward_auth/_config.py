@@ -73,11 +73,11 @@ from pathlib import Path
 from typing import Any
 
 from .._env import settings_from_env
-from .._pipeline import QueryPolicy, acr_list, query_policy
-from .._resource import build_resource_metadata
-from .._sender_settings import SENDER_SETTINGS, build_sender_settings
 from .._settings import describe_unknown
 from ..errors import ConfigurationError
+from ..pipeline._pipeline import QueryPolicy, acr_list, query_policy
+from ..pipeline._resource import build_resource_metadata
+from ..sender._settings import SENDER_SETTINGS, build_sender_settings
 from ._original import GATEWAYS
 from ._routes import AmbiguousPath, Route, RouteTable, normalise_path
 
@@ -152,7 +152,7 @@ class ServerConfig:
         audit: Write the audit trail (``jwkguard.audit`` logger).
         lifecycle: ``redis_url``, ``prefix`` and ``on_unavailable`` of the fleet's lifecycle
             store, or None for no lifecycle checks.
-        sender: The ``[sender]`` table (``jwkguard.build_sender_settings`` keys): DPoP,
+        sender: The ``[sender]`` table (``jwkguard.sender.build_sender_settings`` keys): DPoP,
             certificate binding through the gateway's header, introspection.
         resource: The protected resource (RFC 9728): its identifier URL, or a ``[resource]``
             table of metadata members; None for none.

@@ -6,12 +6,12 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
-from .._bearer import Credentials
 from .._claims_result import Claims, read_scopes
 from .._issuer import Issuer
-from .._pipeline import RequestPipeline, TokenSource
-from .._request_view import RequestView
 from .._validator import Validator
+from ..pipeline._bearer import Credentials
+from ..pipeline._pipeline import RequestPipeline, TokenSource
+from ..pipeline._request_view import RequestView
 from ._keys import generate_key
 
 __all__ = ["fake_pipeline", "make_claims"]

@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from joserfc.errors import SecurityWarning
 from joserfc.jwk import JWKRegistry
 
-from .._jwk import jwk_thumbprint
+from ..keys._jwk import jwk_thumbprint
 
 __all__ = ["SigningKey", "b64url", "generate_key", "mint_token", "sign_compact"]
 

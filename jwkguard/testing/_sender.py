@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from jwkguard._dpop import access_token_hash
+from jwkguard.sender._dpop import access_token_hash
 
 from ._keys import SigningKey, sign_compact
 

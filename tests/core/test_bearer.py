@@ -6,16 +6,11 @@ import json
 
 import pytest
 
-from jwkguard import (
+from jwkguard import InsufficientScope, Issuer, KeysUnavailable, TokenError, Validator, errors
+from jwkguard.errors import InvalidRequest
+from jwkguard.pipeline import (
     Credentials,
-    InsufficientScope,
-    InvalidRequest,
-    Issuer,
-    KeysUnavailable,
-    TokenError,
-    Validator,
     error_response,
-    errors,
     extract_bearer,
     extract_credentials,
     missing_token_response,

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from jwkguard import KeysUnavailable
-from jwkguard._discovery import discovery_urls
-from jwkguard._remote import RemoteKeySource
+from jwkguard.keys._discovery import discovery_urls
+from jwkguard.keys._remote import RemoteKeySource
 from jwkguard.testing import LocalIssuer
 
 from ..conftest import FakeClock

@@ -11,7 +11,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from jwkguard import _fetch, _introspection
+from jwkguard.keys import _fetch
+from jwkguard.sender import _introspection
 
 ROOT = Path(__file__).resolve().parents[2]
 

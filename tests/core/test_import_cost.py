@@ -24,7 +24,12 @@ def test_import_jwkguard_loads_no_heavy_optional_module() -> None:
 
 def test_import_jwkguard_defers_everything_beyond_validation() -> None:
     """The request pipeline, DPoP, introspection, stores and admin load on first use."""
-    deferred = ("jwkguard._pipeline", "jwkguard._dpop", "jwkguard._admin", "jwkguard._redis_store")
+    deferred = (
+        "jwkguard.pipeline._pipeline",
+        "jwkguard.sender._dpop",
+        "jwkguard.lifecycle._admin",
+        "jwkguard.fleet._redis_store",
+    )
     code = (
         "import sys, json, jwkguard; "
         f"print(json.dumps([name for name in {list(deferred)!r} if name in sys.modules]))"

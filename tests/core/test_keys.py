@@ -11,9 +11,10 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed448
 
-from jwkguard import ConfigurationError, Issuer, KeySet, TokenError, Validator
-from jwkguard._jwk import import_public_jwk, jwk_thumbprint, secret_thumbprint
-from jwkguard._keyset import load_jwks_document
+from jwkguard import ConfigurationError, Issuer, TokenError, Validator
+from jwkguard.keys import KeySet
+from jwkguard.keys._jwk import import_public_jwk, jwk_thumbprint, secret_thumbprint
+from jwkguard.keys._set import load_jwks_document
 from jwkguard.testing import SigningKey, b64url, generate_key, mint_token, sign_compact
 
 from ..conftest import AUDIENCE, ISSUER, FakeClock

@@ -8,23 +8,17 @@ from typing import Any
 
 import pytest
 
-from jwkguard import (
+from jwkguard import Event, Issuer, RequestPipeline, RoutePolicy, Validator
+from jwkguard.errors import ConfigurationError
+from jwkguard.lifecycle import Lifecycle, MemoryStore, ReuseWatch
+from jwkguard.pipeline import (
     Decision,
     EnvironHeaders,
-    Event,
-    Introspector,
-    Issuer,
-    Lifecycle,
-    MemoryStore,
-    RequestPipeline,
     RequestView,
-    ReuseWatch,
-    RoutePolicy,
-    Validator,
     view_from_asgi,
     view_from_environ,
 )
-from jwkguard.errors import ConfigurationError
+from jwkguard.sender import Introspector
 from jwkguard.testing import LocalIssuer, SigningKey, mint_token
 
 from ..conftest import AUDIENCE, ISSUER
@@ -216,7 +210,7 @@ def test_a_bound_token_without_a_verifier_is_refused(validator: Validator, mint:
 def test_a_route_requiring_dpop_refuses_a_bearer_token_with_a_dpop_challenge(
     validator: Validator, mint: Any
 ) -> None:
-    from jwkguard import DPoPVerifier, SenderConstraints
+    from jwkguard.sender import DPoPVerifier, SenderConstraints
 
     pipeline = RequestPipeline(validator, sender=SenderConstraints(dpop=DPoPVerifier()))
     decision = both(pipeline, view(authorization=f"Bearer {mint()}"), RoutePolicy(dpop=True))

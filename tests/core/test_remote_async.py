@@ -10,8 +10,8 @@ from collections.abc import Callable
 import pytest
 
 from jwkguard import KeysUnavailable, TokenError, Validator
-from jwkguard._remote import RemoteKeySource
 from jwkguard.errors import KeyNotFound
+from jwkguard.keys._remote import RemoteKeySource
 from jwkguard.testing import LocalIssuer
 
 from ..conftest import FakeClock

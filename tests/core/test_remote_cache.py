@@ -6,9 +6,9 @@ import random
 
 import pytest
 
-from jwkguard import KeySet, KeysUnavailable, TokenError
-from jwkguard._fetch import server_lifetime
-from jwkguard._jwks_cache import (
+from jwkguard import KeysUnavailable, TokenError
+from jwkguard.keys import KeySet
+from jwkguard.keys._cache import (
     NEGATIVE_CACHE_SIZE,
     Action,
     CachePolicy,
@@ -17,6 +17,7 @@ from jwkguard._jwks_cache import (
     JwksCache,
     NotModified,
 )
+from jwkguard.keys._fetch import server_lifetime
 from jwkguard.testing import SigningKey, generate_key
 
 T0 = 1_800_000_000.0

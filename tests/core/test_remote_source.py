@@ -9,8 +9,8 @@ from collections.abc import Iterator
 import pytest
 
 from jwkguard import Issuer, KeysUnavailable, TokenError, Validator
-from jwkguard._remote import RemoteKeySource
 from jwkguard.errors import IssuerMismatch, KeyNotFound
+from jwkguard.keys._remote import RemoteKeySource
 from jwkguard.testing import LocalIssuer, generate_key, mint_token
 
 from ..conftest import FakeClock

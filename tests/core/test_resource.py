@@ -7,21 +7,20 @@ from typing import Any
 
 import pytest
 
-from jwkguard import (
-    DPoPVerifier,
+from jwkguard import Issuer, RequestPipeline, RoutePolicy, Validator, build_validator
+from jwkguard.errors import (
+    AudienceMismatch,
+    ConfigurationError,
     InsufficientUserAuthentication,
-    Issuer,
-    RequestPipeline,
+    InvalidClaim,
+)
+from jwkguard.pipeline import (
     ResourceMetadata,
-    RoutePolicy,
-    SenderConstraints,
-    Validator,
-    build_validator,
+    build_resource_metadata,
     check_resource_audience,
     error_response,
 )
-from jwkguard.errors import AudienceMismatch, ConfigurationError, InvalidClaim
-from jwkguard.pipeline import build_resource_metadata
+from jwkguard.sender import DPoPVerifier, SenderConstraints
 from jwkguard.testing import SigningKey, mint_token
 
 from ..conftest import AUDIENCE, ISSUER, FakeClock

@@ -16,8 +16,9 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from jwkguard import Issuer, KeySet, TokenError, Validator
+from jwkguard import Issuer, TokenError, Validator
 from jwkguard._parse import b64url_decode, split_compact, strict_json_object
+from jwkguard.keys import KeySet
 from jwkguard.testing import SigningKey, mint_token
 
 from ..conftest import AUDIENCE, ISSUER, FakeClock

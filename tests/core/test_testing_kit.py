@@ -9,9 +9,10 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from jwkguard import Issuer, KeySet, TokenError, Validator
-from jwkguard._jwk import jwk_thumbprint
+from jwkguard import Issuer, TokenError, Validator
 from jwkguard._parse import b64url_decode
+from jwkguard.keys import KeySet
+from jwkguard.keys._jwk import jwk_thumbprint
 from jwkguard.testing import LocalIssuer, b64url, generate_key, mint_token, sign_compact
 
 from ..conftest import AUDIENCE, ISSUER, FakeClock

@@ -20,21 +20,18 @@ from jwkguard import (
     ConfigurationError,
     Event,
     Issuer,
-    KeySet,
-    Lifecycle,
-    LifecycleAdmin,
-    LifecycleCheck,
-    MemoryStore,
     TokenCache,
     TokenError,
     Validator,
     build_validator,
 )
 from jwkguard._algorithms import Verifier
-from jwkguard._keysource import KeyMatch, key_not_found
 from jwkguard._policy import ClaimsPolicy
 from jwkguard._token_cache import _deep_size, validity_window
 from jwkguard.errors import LifecycleError
+from jwkguard.keys import KeySet
+from jwkguard.keys._source import KeyMatch, key_not_found
+from jwkguard.lifecycle import Lifecycle, LifecycleAdmin, LifecycleCheck, MemoryStore
 from jwkguard.testing import LocalIssuer, SigningKey, generate_key, mint_token, sign_compact
 
 from ..conftest import AUDIENCE, ISSUER, FakeClock

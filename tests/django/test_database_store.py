@@ -26,8 +26,8 @@ from django.core.management import call_command
 from django.db import connections
 from django.test import override_settings
 
-from jwkguard import LifecycleAdmin, StoreUnavailable
-from jwkguard.errors import LifecycleError
+from jwkguard.errors import LifecycleError, StoreUnavailable
+from jwkguard.lifecycle import LifecycleAdmin
 from jwkguard.testing import LocalIssuer
 from jwkguard_django import conf
 from jwkguard_django.lifecycle import DatabaseLifecycle, DatabaseStore
@@ -103,7 +103,9 @@ def test_lifecycle_store_is_a_checked_setting_refused_with_fleet_or_lifecycle(
     fleet = {"REDIS_URL": "redis://127.0.0.1:1/0"}
     both = errors(jwkguard_settings(issuer, LIFECYCLE_STORE=STORE, FLEET=fleet))
     assert "not both" in both["jwkguard.E008"]
-    own = errors(jwkguard_settings(issuer, LIFECYCLE_STORE=STORE, LIFECYCLE="jwkguard.Lifecycle"))
+    own = errors(
+        jwkguard_settings(issuer, LIFECYCLE_STORE=STORE, LIFECYCLE="jwkguard.lifecycle.Lifecycle")
+    )
     assert "not both" in own["jwkguard.E008"]
     assert "STORE" in errors(jwkguard_settings(issuer, LIFECYCLE_STORE="redis"))["jwkguard.E008"]
     bad = errors(jwkguard_settings(issuer, LIFECYCLE_STORE={**STORE, "POLL_INTERVAL": 0}))

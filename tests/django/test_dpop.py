@@ -15,7 +15,7 @@ import httpx
 import pytest
 from django.test import override_settings
 
-from jwkguard import DPoPNonces, certificate_thumbprint
+from jwkguard.sender import DPoPNonces, certificate_thumbprint
 from jwkguard.testing import (
     CertificateAuthority,
     IntrospectionEndpoint,

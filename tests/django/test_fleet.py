@@ -13,8 +13,7 @@ from django.core.checks import run_checks
 from django.http import Http404
 from django.test import RequestFactory, override_settings
 
-from jwkguard import RedisReplayLedger
-from jwkguard.fleet import Fleet
+from jwkguard.fleet import Fleet, RedisReplayLedger
 from jwkguard.testing import LocalIssuer
 from jwkguard_django import conf
 from jwkguard_django.views import metrics
@@ -35,7 +34,7 @@ def test_fleet_and_metrics_are_known_settings_checked_by_manage_py_check(
     assert errors(jwkguard_settings(issuer, FLEET=FLEET, METRICS=True)) == {}
     bad = errors(jwkguard_settings(issuer, FLEET={**FLEET, "PREFX": "x:"}))
     assert "did you mean PREFIX" in bad["jwkguard.E008"]
-    both = errors(jwkguard_settings(issuer, FLEET=FLEET, LIFECYCLE="jwkguard.Lifecycle"))
+    both = errors(jwkguard_settings(issuer, FLEET=FLEET, LIFECYCLE="jwkguard.lifecycle.Lifecycle"))
     assert "not both" in both["jwkguard.E008"]
     assert "METRICS" in errors(jwkguard_settings(issuer, METRICS=42))["jwkguard.E008"]
 

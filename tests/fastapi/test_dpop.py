@@ -12,13 +12,12 @@ import pytest
 from fastapi import FastAPI, Request, Security
 from fastapi.testclient import TestClient
 
-from jwkguard import (
-    Claims,
+from jwkguard import Claims, Validator
+from jwkguard.sender import (
     DPoPNonces,
     DPoPVerifier,
     Introspector,
     MemoryReplayLedger,
-    Validator,
     certificate_thumbprint,
 )
 from jwkguard.testing import (
@@ -335,7 +334,8 @@ def test_without_a_verifier_a_bound_token_is_refused_with_a_dpop_error(
 def test_conflicting_sender_options_are_refused_at_construction(
     static_validator: Validator,
 ) -> None:
-    from jwkguard import ConfigurationError, SenderConstraints
+    from jwkguard import ConfigurationError
+    from jwkguard.sender import SenderConstraints
 
     with pytest.raises(ConfigurationError):
         JWTBearer(static_validator, require_dpop=True)
@@ -535,7 +535,7 @@ def test_the_starlette_middleware_and_backend_check_dpop_too(
     from starlette.responses import JSONResponse
     from starlette.routing import Route
 
-    from jwkguard import SenderConstraints
+    from jwkguard.sender import SenderConstraints
     from jwkguard_fastapi import JWKGuardBackend, JWKGuardMiddleware
 
     async def whoami(request: StarletteRequest) -> JSONResponse:

@@ -19,7 +19,8 @@ import httpx
 import pytest
 from fastapi import FastAPI, Request, Security
 
-from jwkguard import Claims, DPoPVerifier, Validator, certificate_thumbprint
+from jwkguard import Claims, Validator
+from jwkguard.sender import DPoPVerifier, certificate_thumbprint
 from jwkguard.testing import LocalIssuer, generate_key, make_dpop_proof
 from jwkguard_fastapi import JWTBearer, install
 

@@ -15,7 +15,8 @@ from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from jwkguard import ConfigurationError, DPoPNonces, certificate_thumbprint
+from jwkguard import ConfigurationError
+from jwkguard.sender import DPoPNonces, certificate_thumbprint
 from jwkguard.testing import (
     CertificateAuthority,
     IntrospectionEndpoint,

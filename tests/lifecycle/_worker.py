@@ -12,15 +12,9 @@ import sys
 import time
 from typing import Any
 
-from jwkguard import (
-    Event,
-    Issuer,
-    Lifecycle,
-    LifecycleAdmin,
-    RedisStore,
-    TokenError,
-    Validator,
-)
+from jwkguard import Event, Issuer, TokenError, Validator
+from jwkguard.fleet import RedisStore
+from jwkguard.lifecycle import Lifecycle, LifecycleAdmin
 
 
 def main() -> None:

@@ -10,16 +10,9 @@ from typing import Any
 
 import pytest
 
-from jwkguard import (
-    Event,
-    Issuer,
-    Lifecycle,
-    LifecycleAdmin,
-    LifecycleStore,
-    MemoryStore,
-    RedisStore,
-    Validator,
-)
+from jwkguard import Event, Issuer, Validator
+from jwkguard.fleet import RedisStore
+from jwkguard.lifecycle import Lifecycle, LifecycleAdmin, LifecycleStore, MemoryStore
 from jwkguard.testing import SigningKey, generate_key
 
 from ..conftest import AUDIENCE, ISSUER, FakeClock, require_binary

@@ -6,17 +6,15 @@ from datetime import UTC, datetime
 
 import pytest
 
-from jwkguard import (
-    Event,
+from jwkguard import Event, TokenError, Validator
+from jwkguard.errors import ConfigurationError
+from jwkguard.lifecycle import (
     Lifecycle,
     LifecycleAdmin,
     LifecycleChange,
     LifecycleStore,
     MemoryStore,
-    TokenError,
-    Validator,
 )
-from jwkguard.errors import ConfigurationError
 from jwkguard.testing import LocalIssuer, SigningKey
 
 from ..conftest import ISSUER, FakeClock

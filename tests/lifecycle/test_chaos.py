@@ -31,8 +31,9 @@ import httpx
 import pytest
 import redis
 
-from jwkguard import LifecycleAdmin, RedisStore
 from jwkguard.errors import StoreUnavailable
+from jwkguard.fleet import RedisStore
+from jwkguard.lifecycle import LifecycleAdmin
 from jwkguard.testing import LocalIssuer
 
 from ..conftest import require_binary

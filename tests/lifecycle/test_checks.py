@@ -6,16 +6,11 @@ from datetime import UTC, datetime
 
 import pytest
 
-from jwkguard import (
-    Event,
-    LifecycleAdmin,
-    LifecycleStore,
-    RedisStore,
-    TokenError,
-    Validator,
-    error_response,
-)
+from jwkguard import Event, TokenError, Validator
 from jwkguard.errors import LifecycleError
+from jwkguard.fleet import RedisStore
+from jwkguard.lifecycle import LifecycleAdmin, LifecycleStore
+from jwkguard.pipeline import error_response
 from jwkguard.testing import SigningKey, mint_token
 
 from ..conftest import AUDIENCE, ISSUER, FakeClock
@@ -269,7 +264,8 @@ def test_lifecycle_applies_to_cached_tokens_too(
     clock: FakeClock,
     events: list[Event],
 ) -> None:
-    from jwkguard import Issuer, Lifecycle
+    from jwkguard import Issuer
+    from jwkguard.lifecycle import Lifecycle
 
     validator = Validator(
         issuers=[Issuer(ISSUER, audiences=[AUDIENCE], jwks={"keys": [rsa_key.public_jwk]})],

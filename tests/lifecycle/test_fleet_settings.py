@@ -14,8 +14,9 @@ from typing import Any
 import pytest
 from flask import Flask
 
-from jwkguard import ConfigurationError, Event, LifecycleAdmin, RedisReplayLedger, RedisStore
-from jwkguard.fleet import Fleet, build_fleet, build_fleet_settings
+from jwkguard import ConfigurationError, Event
+from jwkguard.fleet import Fleet, RedisReplayLedger, RedisStore, build_fleet, build_fleet_settings
+from jwkguard.lifecycle import LifecycleAdmin
 from jwkguard.testing import LocalIssuer
 from jwkguard_flask import JWKGuard, current_claims, metrics_view
 

@@ -18,7 +18,9 @@ from typing import Any
 
 import pytest
 
-from jwkguard import Issuer, Lifecycle, LifecycleAdmin, RedisStore, TokenError, Validator
+from jwkguard import Issuer, TokenError, Validator
+from jwkguard.fleet import RedisStore
+from jwkguard.lifecycle import Lifecycle, LifecycleAdmin
 from jwkguard.testing import LocalIssuer, SigningKey, mint_token
 
 from ..conftest import AUDIENCE, ISSUER

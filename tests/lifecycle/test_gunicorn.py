@@ -22,7 +22,8 @@ from typing import Any
 import httpx
 import pytest
 
-from jwkguard import LifecycleAdmin, RedisStore
+from jwkguard.fleet import RedisStore
+from jwkguard.lifecycle import LifecycleAdmin
 from jwkguard.testing import LocalIssuer
 
 from ..conftest import require_binary

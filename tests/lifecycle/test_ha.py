@@ -17,16 +17,10 @@ from typing import Any
 import pytest
 import redis
 
-from jwkguard import (
-    Event,
-    Issuer,
-    Lifecycle,
-    LifecycleAdmin,
-    RedisStore,
-    TokenError,
-    Validator,
-)
+from jwkguard import Event, Issuer, TokenError, Validator
 from jwkguard.errors import StoreUnavailable
+from jwkguard.fleet import RedisStore
+from jwkguard.lifecycle import Lifecycle, LifecycleAdmin
 from jwkguard.testing import SigningKey, mint_token
 
 from ..conftest import AUDIENCE, ISSUER, require_binary

@@ -10,16 +10,11 @@ from functools import partial
 import pytest
 import redis
 
-from jwkguard import (
-    Event,
-    Lifecycle,
-    LifecycleAdmin,
-    RedisStore,
-    TokenError,
-    Validator,
-    error_response,
-)
+from jwkguard import Event, TokenError, Validator
 from jwkguard.errors import StoreUnavailable
+from jwkguard.fleet import RedisStore
+from jwkguard.lifecycle import Lifecycle, LifecycleAdmin
+from jwkguard.pipeline import error_response
 from jwkguard.testing import SigningKey
 
 from ..conftest import ISSUER, FakeClock

@@ -7,16 +7,9 @@ import time
 
 import pytest
 
-from jwkguard import (
-    Event,
-    Lifecycle,
-    LifecycleStore,
-    MemoryStore,
-    ReuseWatch,
-    TokenError,
-    Validator,
-)
+from jwkguard import Event, TokenError, Validator
 from jwkguard.errors import ConfigurationError, InvalidClaim, LifecycleError
+from jwkguard.lifecycle import Lifecycle, LifecycleStore, MemoryStore, ReuseWatch
 from jwkguard.testing import SigningKey, mint_token
 
 from ..conftest import AUDIENCE, ISSUER, FakeClock

@@ -9,13 +9,12 @@ from typing import Any
 
 import pytest
 
-from jwkguard import (
+from jwkguard import Event, Validator
+from jwkguard.lifecycle import (
     AuditTrail,
-    Event,
     Lifecycle,
     LifecycleAdmin,
     MemoryStore,
-    Validator,
     fan_out,
     token_hash,
 )

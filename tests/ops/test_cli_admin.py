@@ -9,8 +9,10 @@ from collections.abc import Callable, Iterator
 import pytest
 from click.testing import CliRunner, Result
 
-from jwkguard import Issuer, Lifecycle, RedisStore, TokenError, Validator
+from jwkguard import Issuer, TokenError, Validator
 from jwkguard._cli import cli
+from jwkguard.fleet import RedisStore
+from jwkguard.lifecycle import Lifecycle
 from jwkguard.testing import SigningKey, generate_key, mint_token
 
 from ..servers import RedisServer, free_port

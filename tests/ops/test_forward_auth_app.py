@@ -10,8 +10,8 @@ import pytest
 from prometheus_client import CollectorRegistry
 from starlette.testclient import TestClient
 
-from jwkguard import PrometheusMetrics
 from jwkguard._forward_auth import ForwardAuthApp, parse_config
+from jwkguard.metrics import PrometheusMetrics
 from jwkguard.testing import LocalIssuer, sign_compact
 
 PEER = ("127.0.0.1", 50000)  # the gateway, on loopback (the default trusted_proxies)

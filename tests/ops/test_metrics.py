@@ -9,17 +9,9 @@ from typing import Any
 import pytest
 from prometheus_client import CollectorRegistry
 
-from jwkguard import (
-    Issuer,
-    Lifecycle,
-    LifecycleAdmin,
-    MemoryStore,
-    PrometheusMetrics,
-    TokenError,
-    Validator,
-    fan_out,
-    log_event,
-)
+from jwkguard import Issuer, TokenError, Validator, log_event
+from jwkguard.lifecycle import Lifecycle, LifecycleAdmin, MemoryStore, fan_out
+from jwkguard.metrics import PrometheusMetrics
 from jwkguard.testing import LocalIssuer
 
 

@@ -16,15 +16,9 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import StatusCode
 from prometheus_client import CollectorRegistry
 
-from jwkguard import (
-    Lifecycle,
-    LifecycleAdmin,
-    MemoryStore,
-    PrometheusMetrics,
-    TokenError,
-    Validator,
-    fan_out,
-)
+from jwkguard import TokenError, Validator
+from jwkguard.lifecycle import Lifecycle, LifecycleAdmin, MemoryStore, fan_out
+from jwkguard.metrics import PrometheusMetrics
 from jwkguard.otel import OpenTelemetry
 from jwkguard.testing import LocalIssuer, generate_key, mint_token
 

@@ -71,7 +71,8 @@ def test_tokens_of_every_kind_meet_the_validator(pytester: pytest.Pytester) -> N
         pytester,
         """
 import pytest
-from jwkguard import DPoPVerifier, PresentedRequest, SenderConstraints, TokenError
+from jwkguard import TokenError
+from jwkguard.sender import DPoPVerifier, PresentedRequest, SenderConstraints
 
 
 def test_valid(jwkguard_validator, jwkguard_token):

@@ -8,22 +8,17 @@ from urllib.parse import quote
 
 import pytest
 
-from jwkguard import (
-    Claims,
-    ConfigurationError,
+from jwkguard import Claims, ConfigurationError, Issuer, TokenError, Validator
+from jwkguard.errors import InsufficientScope, InvalidDPoPProof, InvalidRequest, UseDPoPNonce
+from jwkguard.sender import (
     DPoPVerifier,
     Introspector,
-    InvalidRequest,
-    Issuer,
     MemoryReplayLedger,
     PresentedRequest,
     SenderConstraints,
-    TokenError,
-    Validator,
     build_sender_settings,
     certificate_thumbprint,
 )
-from jwkguard.errors import InsufficientScope, InvalidDPoPProof, UseDPoPNonce
 from jwkguard.testing import CertificateAuthority, SigningKey, generate_key, make_dpop_proof
 from jwkguard.testing import mint_token as mint
 

@@ -13,7 +13,8 @@ from typing import Any
 import httpx
 import pytest
 
-from jwkguard import DPoPNonces, DPoPVerifier, Issuer, Validator, build_sender_settings
+from jwkguard import Issuer, Validator
+from jwkguard.sender import DPoPNonces, DPoPVerifier, build_sender_settings
 from jwkguard.testing import LocalIssuer
 
 from ..servers import ASGIServer

@@ -6,16 +6,13 @@ from typing import Any
 
 import pytest
 
-from jwkguard import (
-    Claims,
+from jwkguard import Claims, Issuer, TokenError, Validator
+from jwkguard.pipeline import error_response
+from jwkguard.sender import (
     DPoPNonces,
     DPoPVerifier,
-    Issuer,
     PresentedRequest,
     SenderConstraints,
-    TokenError,
-    Validator,
-    error_response,
     normalise_htu,
 )
 from jwkguard.testing import SigningKey, generate_key, make_dpop_proof, mint_token

@@ -15,8 +15,9 @@ import httpx
 import pytest
 from fastapi import FastAPI, Security
 
-from jwkguard import Claims, DPoPNonces, DPoPVerifier, Validator
+from jwkguard import Claims, Validator
 from jwkguard.errors import InvalidDPoPProof, UseDPoPNonce
+from jwkguard.sender import DPoPNonces, DPoPVerifier
 from jwkguard.testing import LocalIssuer, SigningKey, generate_key, make_dpop_proof
 from jwkguard_fastapi import JWTBearer, install
 

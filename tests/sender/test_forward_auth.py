@@ -21,8 +21,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route as StarletteRoute
 
-from jwkguard import ConfigurationError, DPoPNonces, RedisReplayLedger, certificate_thumbprint
+from jwkguard import ConfigurationError
 from jwkguard._forward_auth import ForwardAuthApp, parse_config
+from jwkguard.fleet import RedisReplayLedger
+from jwkguard.sender import DPoPNonces, certificate_thumbprint
 from jwkguard.testing import (
     CertificateAuthority,
     IntrospectionEndpoint,

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from jwkguard import TokenError
-from jwkguard._introspection import Introspector
+from jwkguard.sender._introspection import Introspector
 from jwkguard.testing import IntrospectionEndpoint, LocalIssuer, generate_key
 
 from ..conftest import FakeClock

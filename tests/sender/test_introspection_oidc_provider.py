@@ -25,16 +25,9 @@ from typing import Any
 import httpx
 import pytest
 
-from jwkguard import (
-    Event,
-    Issuer,
-    RequestPipeline,
-    RequestView,
-    RoutePolicy,
-    TokenError,
-    Validator,
-)
-from jwkguard._introspection import Introspector
+from jwkguard import Event, Issuer, RequestPipeline, RoutePolicy, TokenError, Validator
+from jwkguard.pipeline import RequestView
+from jwkguard.sender._introspection import Introspector
 
 from ..conftest import require_binary
 from ..servers import free_port, stop_process

@@ -13,8 +13,9 @@ from typing import Any
 
 import pytest
 
-from jwkguard import Event, RequestPipeline, RequestView, RoutePolicy, TokenError, Validator
-from jwkguard._introspection import Introspector
+from jwkguard import Event, RequestPipeline, RoutePolicy, TokenError, Validator
+from jwkguard.pipeline import RequestView
+from jwkguard.sender._introspection import Introspector
 from jwkguard.testing import IntrospectionEndpoint, LocalIssuer
 
 from ..conftest import FakeClock

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from jwkguard import certificate_from_proxy_header, certificate_thumbprint
-from jwkguard._mtls import check_certificate_binding
 from jwkguard.errors import TokenError
+from jwkguard.sender import certificate_from_proxy_header, certificate_thumbprint
+from jwkguard.sender._mtls import check_certificate_binding
 from jwkguard.testing import CertificateAuthority, IssuedCertificate
 
 

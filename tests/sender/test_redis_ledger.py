@@ -10,19 +10,11 @@ from collections.abc import Iterator
 
 import pytest
 
-from jwkguard import (
-    Claims,
-    ConfigurationError,
-    DPoPVerifier,
-    Event,
-    Issuer,
-    MemoryStore,
-    RedisReplayLedger,
-    RedisStore,
-    TokenError,
-    Validator,
-)
+from jwkguard import Claims, ConfigurationError, Event, Issuer, TokenError, Validator
 from jwkguard.errors import StoreUnavailable
+from jwkguard.fleet import RedisReplayLedger, RedisStore
+from jwkguard.lifecycle import MemoryStore
+from jwkguard.sender import DPoPVerifier
 from jwkguard.testing import SigningKey, generate_key, make_dpop_proof, mint_token
 
 from ..conftest import AUDIENCE, ISSUER

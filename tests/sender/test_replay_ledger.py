@@ -12,17 +12,8 @@ from typing import Any
 
 import pytest
 
-from jwkguard import (
-    Claims,
-    ConfigurationError,
-    DPoPVerifier,
-    Issuer,
-    MemoryReplayLedger,
-    PresentedRequest,
-    SenderConstraints,
-    Validator,
-    errors,
-)
+from jwkguard import Claims, ConfigurationError, Issuer, Validator, errors
+from jwkguard.sender import DPoPVerifier, MemoryReplayLedger, PresentedRequest, SenderConstraints
 from jwkguard.testing import SigningKey, generate_key, make_dpop_proof, mint_token
 
 from ..conftest import AUDIENCE, ISSUER, FakeClock

@@ -1,7 +1,7 @@
 """``manage.py jwkguard``: revoke tokens, cut off users and clients, distrust keys.
 
-Every change goes through :class:`~jwkguard.LifecycleAdmin` on the database store, so it is
-audited and every process with ``JWKGUARD["LIFECYCLE_STORE"]`` enforces it within its poll
+Every change goes through :class:`~jwkguard.lifecycle.LifecycleAdmin` on the database store,
+so it is audited and every process with ``JWKGUARD["LIFECYCLE_STORE"]`` enforces it within its poll
 interval::
 
     manage.py jwkguard revoke JTI --issuer ISS --expires-at 1767225600 --why "leaked"
@@ -21,7 +21,9 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
-from jwkguard import ConfigurationError, LifecycleChange, StoreUnavailable
+from jwkguard import ConfigurationError
+from jwkguard.errors import StoreUnavailable
+from jwkguard.lifecycle import LifecycleChange
 
 from ...lifecycle import lifecycle_admin
 

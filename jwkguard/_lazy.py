@@ -1,0 +1,53 @@
+"""Lazy public namespaces (PEP 562): a name loads its module on first use.
+
+``import jwkguard`` must stay cheaper than ``import jwt``, so a namespace lists where each
+of its names lives and imports that module only when the name is first read.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable, Mapping
+from importlib import import_module
+from typing import Any
+
+__all__ = ["lazy_namespace"]
+
+
+def lazy_namespace(
+    namespace: dict[str, Any],
+    homes: Mapping[str, str],
+    moved: Mapping[str, str] | None = None,
+) -> tuple[Callable[[str], Any], Callable[[], list[str]]]:
+    """Return a module's ``__getattr__`` and ``__dir__`` for the names in ``homes``.
+
+    ``homes`` maps a public name to the module (relative to the namespace) that defines it,
+    or to ``"module:attribute"`` where the public name is an alias.
+    ``moved`` maps a name that left this namespace to its new public module: reading it still
+    works for one release, with a ``DeprecationWarning`` that names the new import.
+    """
+    package = namespace["__name__"]
+    moved = moved or {}
+
+    def __getattr__(name: str) -> Any:
+        home = homes.get(name)
+        if home is not None:
+            module, _, attribute = home.partition(":")
+            value = getattr(import_module(module, package), attribute or name)
+            namespace[name] = value  # later reads skip this function
+            return value
+        new_home = moved.get(name)
+        if new_home is None:
+            raise AttributeError(f"module {package!r} has no attribute {name!r}")
+        warnings.warn(
+            f"{package}.{name} moved to {new_home}.{name}; "
+            f"import it as `from {new_home} import {name}` (the old path goes in 0.3)",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return getattr(import_module(new_home), name)
+
+    def __dir__() -> list[str]:
+        return sorted({*namespace, *namespace.get("__all__", ())})
+
+    return __getattr__, __dir__

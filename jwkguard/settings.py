@@ -1,0 +1,29 @@
+"""Validators from plain settings: a mapping (Django, Flask, TOML) or ``JWKGUARD_*`` variables.
+
+:func:`build_validator` takes the keys of ``jwkguard.Validator`` and ``jwkguard.Issuer``;
+:func:`validator_from_env` reads the same settings from the environment. Adapter authors
+report misspelt keys with :func:`unknown_settings` and :func:`describe_unknown`. See
+``docs/configuration.md``.
+"""
+
+from __future__ import annotations
+
+from ._env import ENV_PREFIX, settings_from_env, validator_from_env
+from ._settings import (
+    ISSUER_SETTINGS,
+    VALIDATOR_SETTINGS,
+    build_validator,
+    describe_unknown,
+    unknown_settings,
+)
+
+__all__ = [
+    "ENV_PREFIX",
+    "ISSUER_SETTINGS",
+    "VALIDATOR_SETTINGS",
+    "build_validator",
+    "describe_unknown",
+    "settings_from_env",
+    "unknown_settings",
+    "validator_from_env",
+]
