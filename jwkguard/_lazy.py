@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping
 from importlib import import_module
 from typing import Any
 
-__all__ = ["lazy_namespace"]
+__all__ = ["lazy_namespace", "require_modules"]
 
 
 def lazy_namespace(
@@ -65,3 +65,13 @@ def lazy_namespace(
         return sorted({*namespace, *namespace.get("__all__", ())})
 
     return __getattr__, __dir__
+
+
+def require_modules(hint: str, *modules: str) -> None:
+    """Import ``modules`` now, or fail with ``ImportError(hint)``: an adapter without its
+    framework says which extra to install, in one line."""
+    try:
+        for module in modules:
+            import_module(module)
+    except ImportError as exc:
+        raise ImportError(hint) from exc

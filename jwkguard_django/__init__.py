@@ -17,12 +17,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-try:
-    import django  # noqa: F401
-except ImportError as exc:  # pragma: no cover - depends on the environment
-    raise ImportError("jwkguard_django needs Django: pip install 'jwkguard[django]'") from exc
+from jwkguard._lazy import lazy_namespace, require_modules
 
-from jwkguard._lazy import lazy_namespace
+require_modules("jwkguard_django needs Django: pip install 'jwkguard[django]'", "django")
 
 if TYPE_CHECKING:
     from .conf import settings_from_env

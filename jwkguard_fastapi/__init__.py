@@ -25,15 +25,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-try:
-    import fastapi as _fastapi  # noqa: F401
-    import starlette as _starlette  # noqa: F401
-except ImportError as exc:  # pragma: no cover - depends on the environment
-    raise ImportError(
-        "jwkguard_fastapi needs FastAPI and Starlette: pip install 'jwkguard[fastapi]'"
-    ) from exc
+from jwkguard._lazy import lazy_namespace, require_modules
 
-from jwkguard._lazy import lazy_namespace
+require_modules(
+    "jwkguard_fastapi needs FastAPI and Starlette: pip install 'jwkguard[fastapi]'",
+    "fastapi",
+    "starlette",
+)
 
 if TYPE_CHECKING:
     from ._dependency import (

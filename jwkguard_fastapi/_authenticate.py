@@ -8,9 +8,10 @@ on the same route neither validates the token again nor spends its DPoP proof tw
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import replace
 from functools import partial
+from typing import Any
 
 from starlette.types import Scope
 
@@ -54,21 +55,17 @@ class Authenticator:
         introspect: bool | None = None,
         resource: ResourceMetadata | str | None = None,
     ) -> None:
-        RequestPipeline.check_options(
-            realm=realm,
-            allow_query=allow_query,
-            websocket_subprotocol=websocket_subprotocol,
-            sender=sender_constraints,
-            introspector=introspector,
-        )
-        self._build = partial(
-            RequestPipeline,
-            realm=realm,
-            allow_query=allow_query,
-            websocket_subprotocol=websocket_subprotocol,
-            sender=sender_constraints,
-            introspector=introspector,
-            resource=resource,
+        # Checked now, so a bad option fails at start-up; the pipelines come per validator.
+        options: dict[str, Any] = {
+            "realm": realm,
+            "allow_query": allow_query,
+            "websocket_subprotocol": websocket_subprotocol,
+            "sender": sender_constraints,
+            "introspector": introspector,
+        }
+        RequestPipeline.check_options(**options)
+        self._build: Callable[[Validator], RequestPipeline] = partial(
+            RequestPipeline, resource=resource, **options
         )
         if resource is not None and not isinstance(resource, ResourceMetadata | str):
             raise ConfigurationError(

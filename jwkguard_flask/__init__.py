@@ -29,12 +29,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-try:
-    import flask  # noqa: F401
-except ImportError as exc:  # pragma: no cover - exercised in a subprocess
-    raise ImportError("jwkguard_flask needs Flask: pip install 'jwkguard[flask]'") from exc
+from jwkguard._lazy import lazy_namespace, require_modules
 
-from jwkguard._lazy import lazy_namespace
+require_modules("jwkguard_flask needs Flask: pip install 'jwkguard[flask]'", "flask")
 
 if TYPE_CHECKING:
     from ._config import config_from_env
