@@ -16,11 +16,10 @@ from typing import Any
 from starlette.types import Scope
 
 from jwkguard import ConfigurationError, RequestPipeline, RoutePolicy, Validator
-from jwkguard.asgi import close_reason
 from jwkguard.pipeline import Decision, QueryPolicy, ResourceMetadata, view_from_asgi
 from jwkguard.sender import Introspector, SenderConstraints
 
-__all__ = ["Authenticator", "QueryPolicy", "close_reason"]
+__all__ = ["Authenticator"]
 
 # Where a connection's decision is kept (in the scope's state) for later dependencies.
 _DECIDED = "jwkguard_decision"

@@ -17,10 +17,11 @@ from fastapi.security.base import SecurityBase
 from starlette.requests import HTTPConnection
 
 from jwkguard import Claims, ConfigurationError, RoutePolicy, TokenError, Validator
-from jwkguard.pipeline import ErrorResponse, ResourceMetadata, acr_list
+from jwkguard.asgi import close_reason
+from jwkguard.pipeline import ErrorResponse, QueryPolicy, ResourceMetadata, acr_list
 from jwkguard.sender import DPoPVerifier, Introspector, SenderConstraints
 
-from ._authenticate import Authenticator, QueryPolicy, close_reason
+from ._authenticate import Authenticator
 from ._responses import VALIDATOR_STATE, BearerError
 
 __all__ = ["CurrentClaims", "JWTBearer", "OptionalClaims", "swagger_ui_oauth"]
