@@ -11,23 +11,28 @@ from collections.abc import Callable, Mapping
 from importlib import import_module
 from typing import Any
 
-__all__ = ["lazy_namespace"]
+__all__ = ["lazy_namespace", "require_modules"]
 
 
 def lazy_namespace(
     namespace: dict[str, Any],
     homes: Mapping[str, str],
     moved: Mapping[str, str] | None = None,
+    retired: Mapping[str, str] | None = None,
 ) -> tuple[Callable[[str], Any], Callable[[], list[str]]]:
     """Return a module's ``__getattr__`` and ``__dir__`` for the names in ``homes``.
 
     ``homes`` maps a public name to the module (relative to the namespace) that defines it,
     or to ``"module:attribute"`` where the public name is an alias.
-    ``moved`` maps a name that left this namespace to its new public module: reading it still
-    works for one release, with a ``DeprecationWarning`` that names the new import.
+    ``moved`` maps a name that left this namespace to its new public module, or to
+    ``"module:new_name"`` when it was renamed: reading it still works for one release, with a
+    ``DeprecationWarning`` that names the new import.
+    ``retired`` maps a name that left the public API (an internal) to the module, relative to
+    the namespace, that still defines it: it also works for one release, with a warning.
     """
     package = namespace["__name__"]
     moved = moved or {}
+    retired = retired or {}
 
     def __getattr__(name: str) -> Any:
         home = homes.get(name)
@@ -36,18 +41,37 @@ def lazy_namespace(
             value = getattr(import_module(module, package), attribute or name)
             namespace[name] = value  # later reads skip this function
             return value
-        new_home = moved.get(name)
-        if new_home is None:
+        if name in moved:
+            new_home, _, new_name = moved[name].partition(":")
+            new_name = new_name or name
+            warnings.warn(
+                f"{package}.{name} moved to {new_home}.{new_name}; "
+                f"import it as `from {new_home} import {new_name}` (the old path goes in 0.3)",
+                DeprecationWarning,
+                stacklevel=2,
+            )
+            return getattr(import_module(new_home), new_name)
+        internal = retired.get(name)
+        if internal is None:
             raise AttributeError(f"module {package!r} has no attribute {name!r}")
         warnings.warn(
-            f"{package}.{name} moved to {new_home}.{name}; "
-            f"import it as `from {new_home} import {name}` (the old path goes in 0.3)",
+            f"{package}.{name} is internal and leaves the public API in 0.3",
             DeprecationWarning,
             stacklevel=2,
         )
-        return getattr(import_module(new_home), name)
+        return getattr(import_module(internal, package), name)
 
     def __dir__() -> list[str]:
         return sorted({*namespace, *namespace.get("__all__", ())})
 
     return __getattr__, __dir__
+
+
+def require_modules(hint: str, *modules: str) -> None:
+    """Import ``modules`` now, or fail with ``ImportError(hint)``: an adapter without its
+    framework says which extra to install, in one line."""
+    try:
+        for module in modules:
+            import_module(module)
+    except ImportError as exc:
+        raise ImportError(hint) from exc

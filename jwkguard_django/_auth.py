@@ -31,7 +31,7 @@ from .users import UserSlot
 
 __all__ = [
     "OPTIONAL",
-    "Outcome",
+    "RequestAuth",
     "aauthenticate",
     "ajudge",
     "attach_user",
@@ -45,7 +45,7 @@ __all__ = [
     "respond",
 ]
 
-_OUTCOME = "_jwkguard_outcome"
+_RECORDED = "_jwkguard_auth"
 _VIEW = "_jwkguard_view"
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
 OPTIONAL = RoutePolicy(optional=True)
@@ -56,7 +56,7 @@ _NO_DECISION = Decision()
 
 
 @dataclass(frozen=True, slots=True)
-class Outcome:
+class RequestAuth:
     """The pipeline's decision on a request, with the Django user it gives.
 
     ``user`` and ``auser`` are the lazy ``request.user`` and ``request.auser`` for valid claims;
@@ -84,7 +84,7 @@ class Outcome:
         return self.decision.credentials
 
 
-_ANONYMOUS = Outcome()
+_ANONYMOUS = RequestAuth()
 
 
 def request_view(request: HttpRequest) -> RequestView:
@@ -116,13 +116,13 @@ def _build_view(request: HttpRequest) -> RequestView:
     )
 
 
-def recorded(request: HttpRequest) -> Outcome | None:
+def recorded(request: HttpRequest) -> RequestAuth | None:
     """The result recorded on ``request`` by an earlier step, if any."""
-    outcome: Outcome | None = request.__dict__.get(_OUTCOME)
+    outcome: RequestAuth | None = request.__dict__.get(_RECORDED)
     return outcome
 
 
-def authenticate(request: HttpRequest, state: State | None = None) -> Outcome:
+def authenticate(request: HttpRequest, state: State | None = None) -> RequestAuth:
     """Judge the request's token once (``Validator.validate``); later calls reuse it."""
     if (done := recorded(request)) is not None:
         return done
@@ -130,7 +130,7 @@ def authenticate(request: HttpRequest, state: State | None = None) -> Outcome:
     return _record(request, state, state.pipeline.run(request_view(request), OPTIONAL))
 
 
-async def aauthenticate(request: HttpRequest, state: State | None = None) -> Outcome:
+async def aauthenticate(request: HttpRequest, state: State | None = None) -> RequestAuth:
     """:func:`authenticate` with ``await Validator.avalidate``."""
     if (done := recorded(request)) is not None:
         return done
@@ -138,21 +138,21 @@ async def aauthenticate(request: HttpRequest, state: State | None = None) -> Out
     return _record(request, state, await state.pipeline.arun(request_view(request), OPTIONAL))
 
 
-def _record(request: HttpRequest, state: State, decision: Decision) -> Outcome:
+def _record(request: HttpRequest, state: State, decision: Decision) -> RequestAuth:
     """Keep the decision on ``request``; with claims, set the user and lift CSRF checks."""
     claims = decision.claims
     if claims is None:
-        outcome = _ANONYMOUS if decision.response is None else Outcome(decision)
+        outcome = _ANONYMOUS if decision.response is None else RequestAuth(decision)
     else:
         slot = UserSlot(claims, state.options.user_loader)
-        outcome = Outcome(
+        outcome = RequestAuth(
             decision,
             user=SimpleLazyObject(slot.get),
             auser=slot.aget,
             csrf_exempt=decision.source == "header",
         )
     # Plain attributes, set through __dict__ because HttpRequest does not declare them.
-    request.__dict__.update({_OUTCOME: outcome, "jwt_claims": claims, "auth": claims})
+    request.__dict__.update({_RECORDED: outcome, "jwt_claims": claims, "auth": claims})
     if claims is not None:
         attach_user(request, outcome)
         if outcome.csrf_exempt:
@@ -229,7 +229,7 @@ def _not_exempt_view(request: HttpRequest) -> HttpResponse:  # pragma: no cover 
     return HttpResponse()
 
 
-def attach_user(request: HttpRequest, outcome: Outcome) -> None:
+def attach_user(request: HttpRequest, outcome: RequestAuth) -> None:
     """Set ``request.user`` and ``request.auser`` to the token's user."""
     request.__dict__.update(user=outcome.user, auser=outcome.auser)
 

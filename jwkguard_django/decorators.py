@@ -146,6 +146,13 @@ def _apply(view: V, policy: ViewPolicy) -> V:
     return _guard(view, policy, is_async=iscoroutinefunction(view), position=0)  # type: ignore[return-value]
 
 
+def _decorate(view: Any, policy: ViewPolicy) -> Any:
+    """``@decorator`` (``view`` given) guards the view now; ``@decorator()`` returns a decorator."""
+    if view is not None:
+        return _apply(view, policy)
+    return lambda target: _apply(target, policy)
+
+
 @overload
 def token_required(view: V, /) -> V: ...
 @overload
@@ -184,9 +191,7 @@ def token_required(
         policy = ViewPolicy.required(RoutePolicy.from_options(**route))
     except ConfigurationError as exc:
         raise TypeError(str(exc)) from None
-    if view is not None:
-        return _apply(view, policy)
-    return lambda target: _apply(target, policy)
+    return _decorate(view, policy)
 
 
 @overload
@@ -198,10 +203,7 @@ def token_optional(view: Any = None, /) -> Any:
 
     An invalid token is still refused. ``request.jwt_claims`` is None for anonymous requests.
     """
-    policy = ViewPolicy("optional")
-    if view is not None:
-        return _apply(view, policy)
-    return lambda target: _apply(target, policy)
+    return _decorate(view, ViewPolicy("optional"))
 
 
 @overload
@@ -210,7 +212,4 @@ def token_exempt(view: V, /) -> V: ...
 def token_exempt() -> Callable[[V], V]: ...
 def token_exempt(view: Any = None, /) -> Any:
     """Serve the view without any token check, even when the middleware protects every path."""
-    policy = ViewPolicy("exempt")
-    if view is not None:
-        return _apply(view, policy)
-    return lambda target: _apply(target, policy)
+    return _decorate(view, ViewPolicy("exempt"))

@@ -81,21 +81,14 @@ class JWKGuardMiddleware:
             await aauthenticate(request, state)
         return await self.get_response(request)
 
+    # Django passes the view's args and kwargs too; the decision needs only the view.
     def _process_view(
-        self,
-        request: HttpRequest,
-        view_func: Callable[..., Any],
-        view_args: tuple[Any, ...],
-        view_kwargs: dict[str, Any],
+        self, request: HttpRequest, view_func: Callable[..., Any], *view_arguments: Any
     ) -> HttpResponseBase | None:
         return _decide(request, view_func)
 
     async def _aprocess_view(
-        self,
-        request: HttpRequest,
-        view_func: Callable[..., Any],
-        view_args: tuple[Any, ...],
-        view_kwargs: dict[str, Any],
+        self, request: HttpRequest, view_func: Callable[..., Any], *view_arguments: Any
     ) -> HttpResponseBase | None:
         return _decide(request, view_func)
 

@@ -12,50 +12,86 @@ Example::
 
     @app.get("/orders")
     async def orders(claims: Claims = Security(auth, scopes=["orders:read"])): ...
+
+Every adapter exports the same shape: its entry points (here :func:`install`,
+:func:`lifespan`, :class:`JWKGuardMiddleware`, :class:`JWKGuardBackend`), the route
+dependencies (:class:`JWTBearer`), the current claims (:data:`CurrentClaims`), the user
+(:class:`TokenUser`), the error and its handler; test helpers live in
+:mod:`jwkguard_fastapi.testing`, integrations with optional dependencies in
+:mod:`jwkguard_fastapi.mcp` and :mod:`jwkguard_fastapi.fastmcp`.
 """
 
 from __future__ import annotations
 
-try:
-    import fastapi as _fastapi  # noqa: F401
-    import starlette as _starlette  # noqa: F401
-except ImportError as exc:  # pragma: no cover - depends on the environment
-    raise ImportError(
-        "jwkguard_fastapi needs FastAPI and Starlette: pip install 'jwkguard[fastapi]'"
-    ) from exc
+from typing import TYPE_CHECKING
 
-from ._authenticate import Authenticator, QueryPolicy
-from ._dependency import (
-    CurrentClaims,
-    JWTBearer,
-    OptionalClaims,
-    bearer,
-    optional_bearer,
-    swagger_ui_oauth,
+from jwkguard._lazy import lazy_namespace, require_modules
+
+require_modules(
+    "jwkguard_fastapi needs FastAPI and Starlette: pip install 'jwkguard[fastapi]'",
+    "fastapi",
+    "starlette",
 )
-from ._lifespan import lifespan
-from ._metadata import add_resource_metadata, metadata_response
-from ._responses import BearerError, bearer_error_handler, install, to_response
-from ._starlette import ClaimsUser, JWKGuardBackend, JWKGuardMiddleware, TokenAuthenticationError
+
+if TYPE_CHECKING:
+    from ._dependency import (
+        CurrentClaims,
+        JWTBearer,
+        OptionalClaims,
+        bearer,
+        optional_bearer,
+        swagger_ui_oauth,
+    )
+    from ._lifespan import lifespan
+    from ._metadata import add_resource_metadata
+    from ._responses import BearerError, bearer_error_handler, install
+    from ._starlette import JWKGuardBackend, JWKGuardMiddleware, TokenAuthenticationError, TokenUser
 
 __all__ = [
-    "Authenticator",
     "BearerError",
-    "ClaimsUser",
     "CurrentClaims",
     "JWKGuardBackend",
     "JWKGuardMiddleware",
     "JWTBearer",
     "OptionalClaims",
-    "QueryPolicy",
     "TokenAuthenticationError",
+    "TokenUser",
     "add_resource_metadata",
     "bearer",
     "bearer_error_handler",
     "install",
     "lifespan",
-    "metadata_response",
     "optional_bearer",
     "swagger_ui_oauth",
-    "to_response",
 ]
+
+__getattr__, __dir__ = lazy_namespace(
+    globals(),
+    {
+        "BearerError": "._responses",
+        "CurrentClaims": "._dependency",
+        "JWKGuardBackend": "._starlette",
+        "JWKGuardMiddleware": "._starlette",
+        "JWTBearer": "._dependency",
+        "OptionalClaims": "._dependency",
+        "TokenAuthenticationError": "._starlette",
+        "TokenUser": "._starlette",
+        "add_resource_metadata": "._metadata",
+        "bearer": "._dependency",
+        "bearer_error_handler": "._responses",
+        "install": "._responses",
+        "lifespan": "._lifespan",
+        "optional_bearer": "._dependency",
+        "swagger_ui_oauth": "._dependency",
+    },
+    # Left the package in 0.2; each still works, with a DeprecationWarning, until 0.3.
+    moved={
+        "ClaimsUser": "jwkguard_fastapi:TokenUser",
+        "QueryPolicy": "jwkguard.pipeline",
+    },
+    retired={
+        "Authenticator": "._authenticate",
+        "metadata_response": "._metadata",
+        "to_response": "._responses",
+    },
+)

@@ -8,18 +8,18 @@ on the same route neither validates the token again nor spends its DPoP proof tw
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import replace
 from functools import partial
+from typing import Any
 
 from starlette.types import Scope
 
 from jwkguard import ConfigurationError, RequestPipeline, RoutePolicy, Validator
-from jwkguard.asgi import close_reason
 from jwkguard.pipeline import Decision, QueryPolicy, ResourceMetadata, view_from_asgi
 from jwkguard.sender import Introspector, SenderConstraints
 
-__all__ = ["Authenticator", "QueryPolicy", "close_reason"]
+__all__ = ["Authenticator"]
 
 # Where a connection's decision is kept (in the scope's state) for later dependencies.
 _DECIDED = "jwkguard_decision"
@@ -54,21 +54,17 @@ class Authenticator:
         introspect: bool | None = None,
         resource: ResourceMetadata | str | None = None,
     ) -> None:
-        RequestPipeline.check_options(
-            realm=realm,
-            allow_query=allow_query,
-            websocket_subprotocol=websocket_subprotocol,
-            sender=sender_constraints,
-            introspector=introspector,
-        )
-        self._build = partial(
-            RequestPipeline,
-            realm=realm,
-            allow_query=allow_query,
-            websocket_subprotocol=websocket_subprotocol,
-            sender=sender_constraints,
-            introspector=introspector,
-            resource=resource,
+        # Checked now, so a bad option fails at start-up; the pipelines come per validator.
+        options: dict[str, Any] = {
+            "realm": realm,
+            "allow_query": allow_query,
+            "websocket_subprotocol": websocket_subprotocol,
+            "sender": sender_constraints,
+            "introspector": introspector,
+        }
+        RequestPipeline.check_options(**options)
+        self._build: Callable[[Validator], RequestPipeline] = partial(
+            RequestPipeline, resource=resource, **options
         )
         if resource is not None and not isinstance(resource, ResourceMetadata | str):
             raise ConfigurationError(

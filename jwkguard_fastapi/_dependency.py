@@ -17,10 +17,11 @@ from fastapi.security.base import SecurityBase
 from starlette.requests import HTTPConnection
 
 from jwkguard import Claims, ConfigurationError, RoutePolicy, TokenError, Validator
-from jwkguard.pipeline import ErrorResponse, ResourceMetadata, acr_list
+from jwkguard.asgi import close_reason
+from jwkguard.pipeline import ErrorResponse, QueryPolicy, ResourceMetadata, acr_list
 from jwkguard.sender import DPoPVerifier, Introspector, SenderConstraints
 
-from ._authenticate import Authenticator, QueryPolicy, close_reason
+from ._authenticate import Authenticator
 from ._responses import VALIDATOR_STATE, BearerError
 
 __all__ = ["CurrentClaims", "JWTBearer", "OptionalClaims", "swagger_ui_oauth"]
@@ -168,27 +169,20 @@ class JWTBearer(SecurityBase):
         # Each kind of scheme has its own default name, so that the default bearer behind the
         # aliases never overwrites a configured OpenID Connect or OAuth 2 scheme in OpenAPI.
         self.scheme_name = scheme_name or _DEFAULT_SCHEME_NAMES[type(self.model)]
-        sender_options = (
-            dpop,
-            require_dpop,
-            require_dpop_issuers,
-            require_certificate,
-            client_cert_header,
-            trusted_proxies,
-        )
-        if sender_constraints is not None and any(sender_options):
+        sender_options: dict[str, Any] = {
+            "dpop": dpop,
+            "require_dpop": require_dpop,
+            "require_dpop_issuers": require_dpop_issuers,
+            "require_certificate": require_certificate,
+            "client_cert_header": client_cert_header,
+            "trusted_proxies": trusted_proxies,
+        }
+        if sender_constraints is not None and any(sender_options.values()):
             raise ConfigurationError(
                 "give sender_constraints or the DPoP / certificate options, not both"
             )
         if sender_constraints is None:
-            sender_constraints = SenderConstraints(
-                dpop=dpop,
-                require_dpop=require_dpop,
-                require_dpop_issuers=require_dpop_issuers,
-                require_certificate=require_certificate,
-                client_cert_header=client_cert_header,
-                trusted_proxies=trusted_proxies,
-            )
+            sender_constraints = SenderConstraints(**sender_options)
         if introspector is not None and not isinstance(introspector, Introspector):
             raise ConfigurationError("introspector must be a jwkguard.sender.Introspector")
         self.authenticator = Authenticator(

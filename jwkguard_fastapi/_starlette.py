@@ -24,10 +24,10 @@ from jwkguard.sender import Introspector, SenderConstraints
 from ._authenticate import Authenticator
 from ._responses import to_response
 
-__all__ = ["ClaimsUser", "JWKGuardBackend", "JWKGuardMiddleware", "TokenAuthenticationError"]
+__all__ = ["JWKGuardBackend", "JWKGuardMiddleware", "TokenAuthenticationError", "TokenUser"]
 
 
-class ClaimsUser(BaseUser):
+class TokenUser(BaseUser):
     """``request.user`` for a verified token: the subject, with the claims at hand."""
 
     def __init__(self, claims: Claims) -> None:
@@ -58,7 +58,7 @@ class JWKGuardBackend(AuthenticationBackend):
     """Authentication backend for Starlette's ``AuthenticationMiddleware``.
 
     A request without a token is anonymous; a valid token gives ``request.user`` (a
-    :class:`ClaimsUser`) and ``request.auth.scopes`` (the granted scopes, so ``@requires``
+    :class:`TokenUser`) and ``request.auth.scopes`` (the granted scopes, so ``@requires``
     works); a bad token is refused with its RFC 6750 answer when the middleware is given
     ``on_error=JWKGuardBackend.on_error``.
 
@@ -108,7 +108,7 @@ class JWKGuardBackend(AuthenticationBackend):
         if claims is None:
             return None
         conn.scope.setdefault("state", {})["claims"] = claims
-        return AuthCredentials(sorted(claims.scopes)), ClaimsUser(claims)
+        return AuthCredentials(sorted(claims.scopes)), TokenUser(claims)
 
     @staticmethod
     def on_error(conn: HTTPConnection, exc: AuthenticationError) -> Response:

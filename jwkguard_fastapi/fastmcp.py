@@ -18,8 +18,7 @@ be had) instead of FastMCP's single 401::
 
 from __future__ import annotations
 
-from collections.abc import Collection
-from typing import Any
+from typing import TYPE_CHECKING, Any, Unpack
 from urllib.parse import urlsplit
 
 try:
@@ -34,10 +33,12 @@ from starlette.routing import Route
 
 from jwkguard import ConfigurationError, Validator
 from jwkguard.pipeline import ResourceMetadata
-from jwkguard.sender import SenderConstraints
 
 from ._metadata import metadata_response
 from .mcp import JWKGuardMCPGuard, JWKGuardTokenVerifier
+
+if TYPE_CHECKING:
+    from .mcp import _VerifierOptions
 
 __all__ = ["JWKGuardProvider"]
 
@@ -50,11 +51,10 @@ class JWKGuardProvider(TokenVerifier):
         resource: The MCP server's resource identifier, e.g. ``https://api.example.com/mcp``
             (its path is the MCP endpoint's), or its :class:`jwkguard.pipeline.ResourceMetadata`.
             Tokens must name it in ``aud`` (RFC 8707).
-        required_scopes: Scopes every request must grant (403 ``insufficient_scope``).
-        acr_values: Step-up (RFC 9470): the token's ``acr`` must be one of these.
-        max_age: Step-up (RFC 9470): the user authenticated at most this many seconds ago.
-        realm: The ``realm`` of the challenges.
-        sender: DPoP and certificate binding; bound tokens are refused by default.
+        options: As for :class:`jwkguard_fastapi.mcp.JWKGuardTokenVerifier`:
+            ``required_scopes`` (403 ``insufficient_scope`` without them), ``acr_values`` and
+            ``max_age`` (RFC 9470 step-up), ``realm``, ``sender`` (DPoP and certificate
+            binding; bound tokens are refused by default).
     """
 
     def __init__(
@@ -62,21 +62,9 @@ class JWKGuardProvider(TokenVerifier):
         validator: Validator,
         *,
         resource: str | ResourceMetadata,
-        required_scopes: Collection[str] = (),
-        acr_values: Collection[str] = (),
-        max_age: int | None = None,
-        realm: str = "mcp",
-        sender: SenderConstraints | None = None,
+        **options: Unpack[_VerifierOptions],
     ) -> None:
-        self.verifier = JWKGuardTokenVerifier(
-            validator,
-            resource=resource,
-            required_scopes=required_scopes,
-            acr_values=acr_values,
-            max_age=max_age,
-            realm=realm,
-            sender=sender,
-        )
+        self.verifier = JWKGuardTokenVerifier(validator, resource=resource, **options)
         parts = urlsplit(self.verifier.resource)
         self.endpoint = parts.path.rstrip("/") or "/"
         super().__init__(

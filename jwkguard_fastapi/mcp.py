@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Collection, MutableMapping
 from contextvars import ContextVar
-from typing import Any, TypeVar
+from typing import Any, TypedDict, TypeVar
 from urllib.parse import urlsplit
 
 try:
@@ -76,6 +76,16 @@ def access_token(
         subject=claims.subject,
         claims=dict(claims),
     )
+
+
+class _VerifierOptions(TypedDict, total=False):
+    """The options of :class:`JWKGuardTokenVerifier` after the validator and the resource."""
+
+    required_scopes: Collection[str]
+    acr_values: Collection[str]
+    max_age: int | None
+    realm: str
+    sender: SenderConstraints | None
 
 
 class JWKGuardTokenVerifier:

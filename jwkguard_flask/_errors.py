@@ -9,7 +9,7 @@ from werkzeug.wrappers import Response as WerkzeugResponse
 from jwkguard import TokenError
 from jwkguard.pipeline import ErrorResponse
 
-__all__ = ["BearerError", "handle_bearer_error"]
+__all__ = ["BearerError", "bearer_error_handler"]
 
 
 class BearerError(HTTPException):
@@ -47,6 +47,6 @@ class BearerError(HTTPException):
         return f"{type(self).__name__}({self.code}, reason={self.reason!r})"
 
 
-def handle_bearer_error(error: BearerError) -> WerkzeugResponse:
+def bearer_error_handler(error: BearerError) -> WerkzeugResponse:
     """The default handler: the prepared RFC 6750 response."""
     return error.get_response()

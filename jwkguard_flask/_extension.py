@@ -13,7 +13,7 @@ from jwkguard import ConfigurationError, JWKGuardError, RoutePolicy, Validator
 from jwkguard.pipeline import Exemptions, ResourceMetadata, RouteOptions
 
 from ._config import GuardState, build_state
-from ._errors import BearerError, handle_bearer_error
+from ._errors import BearerError, bearer_error_handler
 from ._request import EXTENSION_KEY, authenticate, forget_claims, state_of
 
 __all__ = ["EXEMPT_ATTRIBUTE", "JWKGuard"]
@@ -130,7 +130,7 @@ class JWKGuard:
             )
         # Keep a handler the app registered before init_app; a later one replaces ours.
         if BearerError not in app.error_handler_spec[None][None]:
-            app.register_error_handler(BearerError, handle_bearer_error)
+            app.register_error_handler(BearerError, bearer_error_handler)
         app.teardown_request(forget_claims)
 
     @property

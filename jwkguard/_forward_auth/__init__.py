@@ -9,13 +9,13 @@ from ._app import ForwardAuthApp, create_app
 from ._config import ServerConfig, apply_environment, load_config, parse_config
 from ._identity import decode_list, decode_text, encode_list, encode_text, header_value
 from ._original import GATEWAYS, OriginalRequest, reader_for
-from ._routes import Route, RouteTable, normalise_host, normalise_path
+from ._routes import RouteRule, RouteTable, normalise_host, normalise_path
 
 __all__ = [
     "GATEWAYS",
     "ForwardAuthApp",
     "OriginalRequest",
-    "Route",
+    "RouteRule",
     "RouteTable",
     "ServerConfig",
     "apply_environment",

@@ -57,7 +57,7 @@ from ..sender._settings import build_sender_settings
 from ._config import ServerConfig
 from ._identity import encode_list, header_value
 from ._original import OriginalRequest, reader_for
-from ._routes import AmbiguousPath, MethodNotNamed, Route, normalise_host, normalise_path
+from ._routes import AmbiguousPath, MethodNotNamed, RouteRule, normalise_host, normalise_path
 
 __all__ = ["ForwardAuthApp", "create_app"]
 
@@ -68,7 +68,7 @@ Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
 _NO_STORE = {"Cache-Control": "no-store"}
-_AUTHENTICATE = Route()
+_AUTHENTICATE = RouteRule()
 _WARM_UP_TIMEOUT = 10.0
 _HEALTH_RETRY_INTERVAL = 5.0
 _HEALTH_RETRY_TIMEOUT = 2.0
@@ -206,11 +206,11 @@ class ForwardAuthApp:
             resource=config.resource,
         )
         self.resource = self.pipeline.resource
-        self._policies: dict[Route, RoutePolicy] = {}
+        self._policies: dict[RouteRule, RoutePolicy] = {}
         self._counters: dict[int, Any] = {}
         self._peers: BoundedMemo[str, bool] = BoundedMemo(_MEMO_ENTRIES)
         self._routes_seen: BoundedMemo[
-            tuple[str, str, str], tuple[Route | None, str, str] | Exception
+            tuple[str, str, str], tuple[RouteRule | None, str, str] | Exception
         ] = BoundedMemo(_MEMO_ENTRIES)
         self._identities: BoundedMemo[int, tuple[Claims, dict[str, str]]] = BoundedMemo(
             _MEMO_ENTRIES
@@ -376,7 +376,7 @@ class ForwardAuthApp:
             return Response(status_code=200, headers=_NO_STORE)
         return Response(status_code=200, headers=self.identity_headers(decision.claims))
 
-    def route_for(self, host: str, target: str, method: str) -> tuple[Route | None, str, str]:
+    def route_for(self, host: str, target: str, method: str) -> tuple[RouteRule | None, str, str]:
         """The rule for ``method host target``, with the canonical path and the raw query.
 
         The answer depends only on these three strings and the configuration, so it is kept
@@ -401,7 +401,7 @@ class ForwardAuthApp:
             raise known.with_traceback(None)
         return known
 
-    def policy(self, route: Route) -> RoutePolicy:
+    def policy(self, route: RouteRule) -> RoutePolicy:
         """What ``route`` demands, as the request pipeline reads it (built once per route)."""
         policy = self._policies.get(route)
         if policy is None:

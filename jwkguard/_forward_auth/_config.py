@@ -79,7 +79,7 @@ from ..pipeline._pipeline import QueryPolicy, acr_list, query_policy
 from ..pipeline._resource import build_resource_metadata
 from ..sender._settings import SENDER_SETTINGS, build_sender_settings
 from ._original import GATEWAYS
-from ._routes import AmbiguousPath, Route, RouteTable, normalise_path
+from ._routes import AmbiguousPath, RouteRule, RouteTable, normalise_path
 
 __all__ = ["ENV_PREFIX", "ServerConfig", "apply_environment", "load_config", "parse_config"]
 
@@ -252,7 +252,7 @@ def _networks(value: Any) -> tuple[str, ...]:
     return entries
 
 
-def _route(raw: Any, position: int) -> Route:
+def _route(raw: Any, position: int) -> RouteRule:
     where = f"routes[{position}]"
     _require(isinstance(raw, dict), f"{where} must be a table")
     _require_known(raw, _ROUTE_KEYS, f"{where}: unknown keys")
@@ -306,7 +306,7 @@ def _route(raw: Any, position: int) -> Route:
         not (anonymous and any(narrowing.values())),
         f"{where}: an anonymous route cannot demand roles, any_scopes, issuers or audiences",
     )
-    return Route(
+    return RouteRule(
         acr_values=acr_values,
         max_age=max_age,
         any_scopes=narrowing["any_scopes"],

@@ -20,7 +20,7 @@ __all__ = [
     "AmbiguousPath",
     "MethodNotNamed",
     "OriginalPath",
-    "Route",
+    "RouteRule",
     "RouteTable",
     "normalise_host",
     "normalise_path",
@@ -39,7 +39,7 @@ class AmbiguousPath(ValueError):
 
 
 @dataclass(frozen=True, slots=True)
-class Route:
+class RouteRule:
     """One rule: requests to ``host`` (any if None) under ``path`` (whole segments).
 
     Attributes:
@@ -166,8 +166,8 @@ class RouteTable:
     than left to a less specific, weaker rule. HEAD follows GET's rule (RFC 9110 section 9.3.2).
     """
 
-    def __init__(self, routes: Iterable[Route]) -> None:
-        self.routes = tuple(sorted(routes, key=Route.specificity, reverse=True))
+    def __init__(self, routes: Iterable[RouteRule]) -> None:
+        self.routes = tuple(sorted(routes, key=RouteRule.specificity, reverse=True))
         self._folded = tuple(route.path.casefold() for route in self.routes)
 
     def _select(self, host: str, path: str, method: str, *, fold: bool = False) -> int | None:
@@ -188,7 +188,7 @@ class RouteTable:
                 return index
         return None if chosen is None else _NOT_NAMED
 
-    def match(self, host: str, path: str, method: str) -> Route | None:
+    def match(self, host: str, path: str, method: str) -> RouteRule | None:
         """The rule for a normalised request, or None when none matches.
 
         Raises:
@@ -199,7 +199,7 @@ class RouteTable:
             raise MethodNotNamed(method)
         return None if index is None else self.routes[index]
 
-    def resolve(self, host: str, original: OriginalPath, method: str) -> Route | None:
+    def resolve(self, host: str, original: OriginalPath, method: str) -> RouteRule | None:
         """The rule for ``original``, the same whichever way an upstream reads the path.
 
         Raises:

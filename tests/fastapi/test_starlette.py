@@ -18,7 +18,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from jwkguard import Validator
 from jwkguard.testing import LocalIssuer, generate_key
-from jwkguard_fastapi import ClaimsUser, JWKGuardBackend, JWKGuardMiddleware
+from jwkguard_fastapi import JWKGuardBackend, JWKGuardMiddleware, TokenUser
 
 from ..sender.kit import UNENFORCEABLE_NAMES, assert_cnf_refusal, unenforceable_binding
 from .conftest import bearer
@@ -39,7 +39,7 @@ async def whoami(request: Request) -> Response:
 
 @requires("orders:read")
 async def orders(request: Request) -> Response:
-    assert isinstance(request.user, ClaimsUser)
+    assert isinstance(request.user, TokenUser)
     return JSONResponse({"sub": request.user.claims.subject})
 
 

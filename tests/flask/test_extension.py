@@ -13,7 +13,8 @@ from flask import Flask
 
 from jwkguard import ConfigurationError, Issuer, Validator
 from jwkguard.testing import LocalIssuer
-from jwkguard_flask import GuardState, JWKGuard, current_claims
+from jwkguard_flask import JWKGuard, current_claims
+from jwkguard_flask._config import GuardState
 
 from .conftest import bearer, static_settings
 

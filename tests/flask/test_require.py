@@ -11,7 +11,8 @@ from flask import Flask, g
 
 from jwkguard import Claims, ConfigurationError, Validator
 from jwkguard.testing import LocalIssuer
-from jwkguard_flask import CLAIMS_ATTRIBUTE, JWKGuard, current_claims, get_claims
+from jwkguard_flask import JWKGuard, current_claims, get_claims
+from jwkguard_flask._request import CLAIMS_ATTRIBUTE
 
 from .conftest import bearer
 

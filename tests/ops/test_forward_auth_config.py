@@ -12,7 +12,7 @@ from starlette.testclient import TestClient
 
 from jwkguard import ConfigurationError
 from jwkguard._cli import cli
-from jwkguard._forward_auth import ForwardAuthApp, Route, load_config, parse_config
+from jwkguard._forward_auth import ForwardAuthApp, RouteRule, load_config, parse_config
 from jwkguard._forward_auth._routes import AmbiguousPath, normalise_host, normalise_path
 from jwkguard.testing import LocalIssuer
 
@@ -196,7 +196,7 @@ def test_hosts_lose_port_case_and_trailing_dot() -> None:
 
 
 def test_wildcard_hosts_match_subdomains_only() -> None:
-    route = Route(host="*.example.com")
+    route = RouteRule(host="*.example.com")
     assert route.matches("api.example.com", "/", "GET")
     assert not route.matches("example.com", "/", "GET")
     assert not route.matches("evilexample.com", "/", "GET")

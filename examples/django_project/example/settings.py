@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 
-from jwkguard_django.conf import settings_from_env
+from jwkguard_django import settings_from_env
 
 SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "example-only-secret-key-change-me-in-production")
 DEBUG = os.environ.get("DJANGO_DEBUG") == "1"

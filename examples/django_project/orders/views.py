@@ -11,7 +11,7 @@ from rest_framework import viewsets
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from jwkguard_django.decorators import token_exempt, token_required
+from jwkguard_django import token_exempt, token_required
 
 ORDERS = [{"id": 1, "item": "coffee"}, {"id": 2, "item": "tea"}]
 
