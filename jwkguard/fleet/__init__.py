@@ -3,7 +3,8 @@
 Application code sets ``JWKGUARD["FLEET"]`` (Django), ``JWKGUARD_FLEET`` (Flask) or
 ``[lifecycle]`` (``jwkguard serve``); each adapter builds the same :class:`Fleet` from it
 with :func:`build_fleet`. See ``docs/fleet.md``. Other stores (the Django database store)
-build on :class:`Replica`, :func:`track_forks` and :func:`lowered_options`.
+build on :class:`ReplicatedStore` (a :class:`Replica` kept current by a background thread),
+:func:`track_forks` and :func:`lowered_options`.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from .._lazy import lazy_namespace
 if TYPE_CHECKING:
     from .._forks import track as track_forks
     from ..lifecycle._replica import Replica
+    from ..lifecycle._replicated import ReplicatedStore
     from ..lifecycle._store import ChangeListener
     from ._redis_store import RedisStore
     from ._replay_ledger import RedisReplayLedger
@@ -40,6 +42,7 @@ __all__ = [
     "RedisReplayLedger",
     "RedisStore",
     "Replica",
+    "ReplicatedStore",
     "build_fleet",
     "build_fleet_settings",
     "build_metrics",
@@ -61,6 +64,7 @@ __getattr__, __dir__ = lazy_namespace(
         "RedisReplayLedger": "._replay_ledger",
         "RedisStore": "._redis_store",
         "Replica": "..lifecycle._replica",
+        "ReplicatedStore": "..lifecycle._replicated",
         "build_fleet": "._settings",
         "build_fleet_settings": "._settings",
         "build_metrics": "._settings",
