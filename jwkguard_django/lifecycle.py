@@ -53,6 +53,17 @@ _GAP_GRACE: Final = 30.0
 _SWEEP_INTERVAL: Final = 60.0
 
 
+def _positive_seconds(name: str, value: Any) -> float:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not math.isfinite(value)
+        or value <= 0
+    ):
+        raise ConfigurationError(f"{name} must be a positive number of seconds")
+    return float(value)
+
+
 def _digest(*parts: str) -> str:
     text = "\x1f".join(f"{len(part)}:{part}" for part in parts)
     return hashlib.sha256(text.encode()).hexdigest()
@@ -111,24 +122,16 @@ class DatabaseStore(ReplicatedStore):
     ) -> None:
         if not isinstance(using, str) or not using:
             raise ConfigurationError("using must be a database alias")
-        for name, value in (("poll_interval", poll_interval), ("resync_interval", resync_interval)):
-            if (
-                isinstance(value, bool)
-                or not isinstance(value, int | float)
-                or not math.isfinite(value)
-                or value <= 0
-            ):
-                raise ConfigurationError(f"{name} must be a positive number of seconds")
+        self._poll_interval = _positive_seconds("poll_interval", poll_interval)
+        self._resync_interval = _positive_seconds("resync_interval", resync_interval)
         super().__init__(
             backend="database",
             thread_name="jwkguard-db-store",
-            first_load_wait=float(poll_interval),
+            first_load_wait=self._poll_interval,
             clock=clock,
             on_event=on_event,
         )
         self._using = using
-        self._poll_interval = float(poll_interval)
-        self._resync_interval = float(resync_interval)
         # _lock also guards the last id and the gaps.
         self._last_id = 0
         self._gaps: dict[int, float] = {}  # missing id -> until when to look for it
@@ -432,21 +435,16 @@ def build_database_store_settings(
         raise ConfigurationError(f"{where}.DATABASE must be a DATABASES alias")
     policy, reuse = lifecycle_policy(options, where)
     defaults = {"poll_interval": 2.0, "resync_interval": 300.0}
-    intervals = {key: options.get(key, default) for key, default in defaults.items()}
-    for key, number in intervals.items():
-        if (
-            isinstance(number, bool)
-            or not isinstance(number, int | float)
-            or not math.isfinite(number)
-            or number <= 0
-        ):
-            raise ConfigurationError(f"{where}.{key.upper()} must be a positive number of seconds")
+    intervals = {
+        key: _positive_seconds(f"{where}.{key.upper()}", options.get(key, default))
+        for key, default in defaults.items()
+    }
     return DatabaseStoreSettings(
         using=using,
         on_unavailable=policy,
         reuse=reuse,
-        poll_interval=float(intervals["poll_interval"]),
-        resync_interval=float(intervals["resync_interval"]),
+        poll_interval=intervals["poll_interval"],
+        resync_interval=intervals["resync_interval"],
     )
 
 

@@ -151,14 +151,17 @@ class RedisKeys:
         """The meta key and the data keys, in the order the snapshot and restore scripts take."""
         return [self.state["meta"], *(self.state[name] for name in DATA_KEYS)]
 
-    def once(self, issuer: str, token_id: str) -> str:
-        """The replay ledger's key for a token."""
-        return f"{self.prefix}once:{_token_digest(issuer, token_id)}"
+    def claim_call(self, issuer: str, token_id: str, ttl: float) -> dict[str, Any]:
+        """The replay ledger's ``SET NX PX`` for a token, as keyword arguments of ``set``."""
+        key = f"{self.prefix}once:{_token_digest(issuer, token_id)}"
+        return {"name": key, "value": "1", "nx": True, "px": max(1, int(ttl * 1000))}
 
-    def uses(self, issuer: str, token_id: str) -> list[str]:
-        """The reuse watch's counter and address-set keys for a token."""
+    def use_call(
+        self, issuer: str, token_id: str, address: str, window: float
+    ) -> dict[str, list[Any]]:
+        """The reuse-watch script's keys and arguments for one use from ``address``."""
         base = f"{self.prefix}use:{{{_token_digest(issuer, token_id)}}}"  # one slot for both
-        return [base + ":n", base + ":a"]
+        return {"keys": [base + ":n", base + ":a"], "args": [address, max(1, int(window * 1000))]}
 
     def write_call(self, change: LifecycleChange, now: float) -> tuple[list[str], list[str]]:
         """The write script's keys and arguments for ``change`` (not ``force_refresh``)."""

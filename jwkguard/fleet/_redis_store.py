@@ -193,9 +193,7 @@ class RedisStore(PubSubListener, AsyncContext):
         if not self.available:
             return None
         try:
-            result = self._client.set(
-                self._layout.once(issuer, token_id), "1", nx=True, px=max(1, int(ttl * 1000))
-            )
+            result = self._client.set(**self._layout.claim_call(issuer, token_id, ttl))
         except self._errors as exc:
             self._mark_down(exc)
             return None
@@ -207,9 +205,7 @@ class RedisStore(PubSubListener, AsyncContext):
             return None
         client, _ = self._aclient()
         try:
-            result = await client.set(
-                self._layout.once(issuer, token_id), "1", nx=True, px=max(1, int(ttl * 1000))
-            )
+            result = await client.set(**self._layout.claim_call(issuer, token_id, ttl))
         except self._errors as exc:
             self._mark_down(exc)
             return None
@@ -223,8 +219,7 @@ class RedisStore(PubSubListener, AsyncContext):
             return None
         try:
             result = self._scripts.record_use(
-                keys=self._layout.uses(issuer, token_id),
-                args=[address, max(1, int(window * 1000))],
+                **self._layout.use_call(issuer, token_id, address, window)
             )
         except self._errors as exc:
             self._mark_down(exc)
@@ -240,8 +235,7 @@ class RedisStore(PubSubListener, AsyncContext):
         _, scripts = self._aclient()
         try:
             result = await scripts.record_use(
-                keys=self._layout.uses(issuer, token_id),
-                args=[address, max(1, int(window * 1000))],
+                **self._layout.use_call(issuer, token_id, address, window)
             )
         except self._errors as exc:
             self._mark_down(exc)
