@@ -28,10 +28,16 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db import DatabaseError, IntegrityError, connections, transaction
 from django.db.models import Count, Max
 
-from jwkguard import ConfigurationError, Event, EventHandler, Validator, log_event
+from jwkguard import ConfigurationError, EventHandler, log_event
 from jwkguard.errors import StoreUnavailable
-from jwkguard.fleet import Replica, ReplicatedStore, lifecycle_policy, lowered_options
-from jwkguard.lifecycle import Lifecycle, LifecycleAdmin, LifecycleChange, ReuseWatch, TokenUsage
+from jwkguard.fleet import (
+    Replica,
+    ReplicatedStore,
+    WiredLifecycle,
+    lifecycle_policy,
+    lowered_options,
+)
+from jwkguard.lifecycle import LifecycleAdmin, LifecycleChange, ReuseWatch, TokenUsage
 
 __all__ = [
     "LIFECYCLE_STORE_SETTINGS",
@@ -448,7 +454,7 @@ def build_database_store_settings(
     )
 
 
-class DatabaseLifecycle:
+class DatabaseLifecycle(WiredLifecycle[DatabaseStore]):
     """A :class:`DatabaseStore` and its :class:`~jwkguard.lifecycle.Lifecycle`, built from settings.
 
     The store starts polling in each process the first time it is consulted.
@@ -456,29 +462,16 @@ class DatabaseLifecycle:
 
     def __init__(self, settings: DatabaseStoreSettings) -> None:
         self.settings = settings
-        self._handler: EventHandler | None = None
-        self.store = DatabaseStore(
-            using=settings.using,
-            poll_interval=settings.poll_interval,
-            resync_interval=settings.resync_interval,
-            on_event=self._emit,
-        ).start_on_first_use()
-        self.lifecycle = Lifecycle(
-            self.store, on_unavailable=settings.on_unavailable, reuse=settings.reuse
+        super().__init__(
+            lambda on_event: DatabaseStore(
+                using=settings.using,
+                poll_interval=settings.poll_interval,
+                resync_interval=settings.resync_interval,
+                on_event=on_event,
+            ),
+            on_unavailable=settings.on_unavailable,
+            reuse=settings.reuse,
         )
-
-    def _emit(self, event: Event) -> None:
-        (self._handler or log_event)(event)
-
-    def attach(self, validator: Validator) -> Validator:
-        """Act on ``force_refresh`` for ``validator`` and send store events to its handler."""
-        self._handler = validator.on_event
-        self.lifecycle.attach(validator)
-        return validator
-
-    def close(self) -> None:
-        """Stop the store's polling thread (in this process)."""
-        self.store.close()
 
 
 def build_database_lifecycle(value: Any) -> DatabaseLifecycle | None:

@@ -4,7 +4,8 @@ Application code sets ``JWKGUARD["FLEET"]`` (Django), ``JWKGUARD_FLEET`` (Flask)
 ``[lifecycle]`` (``jwkguard serve``); each adapter builds the same :class:`Fleet` from it
 with :func:`build_fleet`. See ``docs/fleet.md``. Other stores (the Django database store)
 build on :class:`ReplicatedStore` (a :class:`Replica` kept current by a background thread),
-:func:`track_forks` and :func:`lowered_options`.
+:class:`WiredLifecycle` (the store and its policy wired to a validator), :func:`track_forks`
+and :func:`lowered_options`.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ if TYPE_CHECKING:
         wired_settings,
     )
     from ._settings import _lowered as lowered_options
+    from ._wired import WiredLifecycle
 
 __all__ = [
     "FLEET_SETTINGS",
@@ -43,6 +45,7 @@ __all__ = [
     "RedisStore",
     "Replica",
     "ReplicatedStore",
+    "WiredLifecycle",
     "build_fleet",
     "build_fleet_settings",
     "build_metrics",
@@ -74,5 +77,6 @@ __getattr__, __dir__ = lazy_namespace(
         "track_forks": ".._forks:track",
         "wire_validator": "._settings",
         "wired_settings": "._settings",
+        "WiredLifecycle": "._wired",
     },
 )
