@@ -68,6 +68,7 @@ __getattr__, __dir__ = lazy_namespace(
         "RedisStore": "._redis_store",
         "Replica": "..lifecycle._replica",
         "ReplicatedStore": "..lifecycle._replicated",
+        "WiredLifecycle": "._wired",
         "build_fleet": "._settings",
         "build_fleet_settings": "._settings",
         "build_metrics": "._settings",
@@ -77,6 +78,5 @@ __getattr__, __dir__ = lazy_namespace(
         "track_forks": ".._forks:track",
         "wire_validator": "._settings",
         "wired_settings": "._settings",
-        "WiredLifecycle": "._wired",
     },
 )

@@ -95,6 +95,7 @@ class RedisStore(PubSubListener, AsyncContext):
         )
         self._restore = restore
         self._layout = RedisKeys(prefix)
+        # The prefix and the state's key names, as the tests read them.
         self._prefix = prefix
         self._keys = self._layout.state
         self._connect()

@@ -32,6 +32,12 @@ _State = Literal["starting", "up", "down"]
 class ReplicatedStore:
     """A lifecycle store read through a local replica that a background thread keeps current.
 
+    A subclass writes ``_run`` (the thread: load the replica, then keep it current until
+    ``_stop`` is set, calling ``_mark_up()`` after each good pass and ``_mark_down(exc)`` or
+    ``_failed(exc)`` on a failure), ``close`` (``_stop_thread`` and its own connections) and
+    the :class:`~jwkguard.lifecycle.LifecycleStore` writes, applying changes to ``_replica``
+    under ``_lock``.
+
     Args:
         backend: The ``store`` field of this store's events (``"redis"``, ``"database"``).
         thread_name: The background thread's name.
