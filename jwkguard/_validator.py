@@ -6,8 +6,7 @@ import math
 import time
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from types import TracebackType
-from typing import Any, Protocol, Self
+from typing import Any, Protocol
 
 from ._algorithms import (
     HMAC_ALGORITHMS,
@@ -16,6 +15,7 @@ from ._algorithms import (
     make_hmac_verifier,
 )
 from ._claims_result import Claims
+from ._context import AsyncContext
 from ._events import Event, EventHandler, log_event
 from ._issuer import ClaimCheck, Issuer
 from ._parse import ParsedToken, split_standard, standard_b64_decode, strict_json_object
@@ -94,7 +94,7 @@ class _Route:
     source: KeySource
 
 
-class Validator:
+class Validator(AsyncContext):
     """Validates JWT access tokens locally against trusted issuers' keys.
 
     Args:
@@ -537,26 +537,10 @@ class Validator:
         tenants = self._tenants.routes() if self._tenants is not None else []
         return [*self._routes.values(), *tenants]
 
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def _exit(self) -> None:
         self.close()
 
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def _aexit(self) -> None:
         await self.aclose()
 
     def emit(self, kind: str, issuer: str, **fields: Any) -> None:

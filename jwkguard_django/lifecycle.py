@@ -18,21 +18,26 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
-import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Final, Literal, Self
+from typing import Any, Final, Literal
 
 from asgiref.sync import sync_to_async
 from django.core.exceptions import ImproperlyConfigured
 from django.db import DatabaseError, IntegrityError, connections, transaction
 from django.db.models import Count, Max
 
-from jwkguard import ConfigurationError, Event, EventHandler, Validator, log_event
+from jwkguard import ConfigurationError, EventHandler, log_event
 from jwkguard.errors import StoreUnavailable
-from jwkguard.fleet import ChangeListener, Replica, lifecycle_policy, lowered_options, track_forks
-from jwkguard.lifecycle import Lifecycle, LifecycleAdmin, LifecycleChange, ReuseWatch, TokenUsage
+from jwkguard.fleet import (
+    Replica,
+    ReplicatedStore,
+    WiredLifecycle,
+    lifecycle_policy,
+    lowered_options,
+)
+from jwkguard.lifecycle import LifecycleAdmin, LifecycleChange, ReuseWatch, TokenUsage
 
 __all__ = [
     "LIFECYCLE_STORE_SETTINGS",
@@ -52,6 +57,17 @@ UnavailablePolicy = Literal["fail_open", "fail_closed"]
 # before commit, so a transaction with a lower id can become visible after a higher one).
 _GAP_GRACE: Final = 30.0
 _SWEEP_INTERVAL: Final = 60.0
+
+
+def _positive_seconds(name: str, value: Any) -> float:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not math.isfinite(value)
+        or value <= 0
+    ):
+        raise ConfigurationError(f"{name} must be a positive number of seconds")
+    return float(value)
 
 
 def _digest(*parts: str) -> str:
@@ -85,7 +101,7 @@ def _as_change(row: Any) -> LifecycleChange | None:
         return None
 
 
-class DatabaseStore:
+class DatabaseStore(ReplicatedStore):
     """Lifecycle state shared through Django's database, with a local replica.
 
     Call :meth:`start` (or :meth:`start_on_first_use`, what the ``LIFECYCLE_STORE`` setting
@@ -112,63 +128,21 @@ class DatabaseStore:
     ) -> None:
         if not isinstance(using, str) or not using:
             raise ConfigurationError("using must be a database alias")
-        for name, value in (("poll_interval", poll_interval), ("resync_interval", resync_interval)):
-            if (
-                isinstance(value, bool)
-                or not isinstance(value, int | float)
-                or not math.isfinite(value)
-                or value <= 0
-            ):
-                raise ConfigurationError(f"{name} must be a positive number of seconds")
+        self._poll_interval = _positive_seconds("poll_interval", poll_interval)
+        self._resync_interval = _positive_seconds("resync_interval", resync_interval)
+        super().__init__(
+            backend="database",
+            thread_name="jwkguard-db-store",
+            first_load_wait=self._poll_interval,
+            clock=clock,
+            on_event=on_event,
+        )
         self._using = using
-        self._poll_interval = float(poll_interval)
-        self._resync_interval = float(resync_interval)
-        self._clock = clock or time.time
-        self._on_event = on_event or log_event
-        self._replica = Replica()
-        self._lock = threading.Lock()  # guards the replica, last id and gaps
+        # _lock also guards the last id and the gaps.
         self._last_id = 0
         self._gaps: dict[int, float] = {}  # missing id -> until when to look for it
         self._loaded = False
-        self._state = "starting"
-        self._outages = 0
-        self._listeners: list[ChangeListener] = []
-        self._thread: threading.Thread | None = None
-        self._stop = threading.Event()
-        self._attempted = threading.Event()
-        self._revive = False
-        self._revive_lock = threading.Lock()
         self._next_sweep = 0.0
-        track_forks(self)
-
-    # -- what the hot path reads ----------------------------------------------------------
-
-    @property
-    def replica(self) -> Replica:
-        """The local copy of revocations, cut-offs and distrusted keys."""
-        return self._replica
-
-    @property
-    def available(self) -> bool:
-        """True while the replica is loaded and the last poll reached the database.
-
-        A store set to :meth:`start_on_first_use` starts its thread here the first time it
-        is asked and waits for the first load at most ``poll_interval`` seconds.
-        """
-        if self._state == "up":
-            return True
-        if self._revive:
-            self._revive_thread()
-            return self._is_up()
-        return False
-
-    def _is_up(self) -> bool:
-        return self._state == "up"
-
-    @property
-    def outages(self) -> int:
-        """How many times the store has become unavailable."""
-        return self._outages
 
     @property
     def poll_interval(self) -> float:
@@ -177,47 +151,9 @@ class DatabaseStore:
 
     # -- lifetime -------------------------------------------------------------------------
 
-    def start(self, timeout: float = 5.0) -> Self:
-        """Load the replica and start polling; waits at most ``timeout`` for the first load."""
-        if self._thread is None:
-            self._stop.clear()
-            self._attempted.clear()
-            self._thread = threading.Thread(target=self._run, name="jwkguard-db-store", daemon=True)
-            self._thread.start()
-        self._attempted.wait(timeout)
-        return self
-
-    def start_on_first_use(self) -> Self:
-        """Start polling the first time a process consults the store (pre-fork safe)."""
-        self._revive = True
-        return self
-
-    def _revive_thread(self) -> None:
-        with self._revive_lock:
-            if not self._revive:
-                return
-            self._revive = False
-            if self._thread is None:
-                self.start(timeout=0)
-        self._attempted.wait(self._poll_interval)
-
     def close(self) -> None:
         """Stop the polling thread (waits for at most one poll)."""
-        self._stop.set()
-        thread, self._thread = self._thread, None
-        if thread is not None and thread is not threading.current_thread():
-            thread.join(timeout=self._poll_interval + 5.0)
-        self._revive = False
-
-    def _after_fork_in_child(self) -> None:
-        # The thread did not survive the fork and a lock it held stays held: start afresh.
-        self._revive = self._revive or self._thread is not None
-        self._thread = None
-        self._lock = threading.Lock()
-        self._revive_lock = threading.Lock()
-        self._stop = threading.Event()
-        self._attempted = threading.Event()
-        self._state = "starting"
+        self._stop_thread(timeout=self._poll_interval + 5.0)
 
     # -- the replica: load and poll -------------------------------------------------------
 
@@ -399,17 +335,6 @@ class DatabaseStore:
         """``publish`` in Django's sync thread."""
         await sync_to_async(self.publish)(change)
 
-    def add_listener(self, listener: ChangeListener) -> None:
-        """Call ``listener`` with every ``force_refresh`` change seen by a poll."""
-        self._listeners.append(listener)
-
-    def _broadcast(self, change: LifecycleChange) -> None:
-        for listener in tuple(self._listeners):
-            try:
-                listener(change)
-            except Exception:  # a listener's bug must not stop the poller
-                logger.exception("lifecycle listener failed on %s", change.op)
-
     # -- replay ledger and reuse watch ----------------------------------------------------
 
     def claim_once(self, issuer: str, token_id: str, ttl: float) -> bool | None:
@@ -474,33 +399,6 @@ class DatabaseStore:
         """``record_use`` in Django's sync thread."""
         return await sync_to_async(self.record_use)(issuer, token_id, address, window)
 
-    # -- health ---------------------------------------------------------------------------
-
-    def _failed(self, exc: BaseException) -> StoreUnavailable:
-        self._mark_down(exc)
-        return StoreUnavailable("The lifecycle store cannot be reached")
-
-    def _mark_down(self, exc: BaseException) -> None:
-        if self._state == "down":
-            return
-        self._state = "down"
-        self._outages += 1
-        self._emit("store_unavailable", error=type(exc).__name__)
-
-    def _mark_up(self) -> None:
-        previous, self._state = self._state, "up"
-        if previous == "down":
-            self._emit("store_recovered", **self._replica.counts())
-
-    def _emit(self, kind: str, **detail: Any) -> None:
-        event = Event(
-            kind=kind, issuer="*", timestamp=self._clock(), detail={"store": "database", **detail}
-        )
-        try:
-            self._on_event(event)
-        except Exception:  # an event handler's bug must not stop the poller
-            logger.exception("lifecycle event handler failed on %s", kind)
-
 
 # -- settings ------------------------------------------------------------------------------
 
@@ -543,25 +441,20 @@ def build_database_store_settings(
         raise ConfigurationError(f"{where}.DATABASE must be a DATABASES alias")
     policy, reuse = lifecycle_policy(options, where)
     defaults = {"poll_interval": 2.0, "resync_interval": 300.0}
-    intervals = {key: options.get(key, default) for key, default in defaults.items()}
-    for key, number in intervals.items():
-        if (
-            isinstance(number, bool)
-            or not isinstance(number, int | float)
-            or not math.isfinite(number)
-            or number <= 0
-        ):
-            raise ConfigurationError(f"{where}.{key.upper()} must be a positive number of seconds")
+    intervals = {
+        key: _positive_seconds(f"{where}.{key.upper()}", options.get(key, default))
+        for key, default in defaults.items()
+    }
     return DatabaseStoreSettings(
         using=using,
         on_unavailable=policy,
         reuse=reuse,
-        poll_interval=float(intervals["poll_interval"]),
-        resync_interval=float(intervals["resync_interval"]),
+        poll_interval=intervals["poll_interval"],
+        resync_interval=intervals["resync_interval"],
     )
 
 
-class DatabaseLifecycle:
+class DatabaseLifecycle(WiredLifecycle[DatabaseStore]):
     """A :class:`DatabaseStore` and its :class:`~jwkguard.lifecycle.Lifecycle`, built from settings.
 
     The store starts polling in each process the first time it is consulted.
@@ -569,29 +462,16 @@ class DatabaseLifecycle:
 
     def __init__(self, settings: DatabaseStoreSettings) -> None:
         self.settings = settings
-        self._handler: EventHandler | None = None
-        self.store = DatabaseStore(
-            using=settings.using,
-            poll_interval=settings.poll_interval,
-            resync_interval=settings.resync_interval,
-            on_event=self._emit,
-        ).start_on_first_use()
-        self.lifecycle = Lifecycle(
-            self.store, on_unavailable=settings.on_unavailable, reuse=settings.reuse
+        super().__init__(
+            lambda on_event: DatabaseStore(
+                using=settings.using,
+                poll_interval=settings.poll_interval,
+                resync_interval=settings.resync_interval,
+                on_event=on_event,
+            ),
+            on_unavailable=settings.on_unavailable,
+            reuse=settings.reuse,
         )
-
-    def _emit(self, event: Event) -> None:
-        (self._handler or log_event)(event)
-
-    def attach(self, validator: Validator) -> Validator:
-        """Act on ``force_refresh`` for ``validator`` and send store events to its handler."""
-        self._handler = validator.on_event
-        self.lifecycle.attach(validator)
-        return validator
-
-    def close(self) -> None:
-        """Stop the store's polling thread (in this process)."""
-        self.store.close()
 
 
 def build_database_lifecycle(value: Any) -> DatabaseLifecycle | None:

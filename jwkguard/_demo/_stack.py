@@ -7,9 +7,9 @@ import logging
 import socket
 import threading
 import time
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
+from .._context import SyncContext
 from .._validator import Validator
 from ..errors import ConfigurationError
 from ..lifecycle._admin import LifecycleAdmin
@@ -41,7 +41,7 @@ class _AuditLines(logging.Handler):
         self.lines.append(record.getMessage())
 
 
-class DemoStack:
+class DemoStack(SyncContext):
     """The issuer, the validator with its lifecycle store, and the API served by uvicorn.
 
     Args:
@@ -129,15 +129,7 @@ class DemoStack:
         self.issuer.stop()
         logging.getLogger("jwkguard.demo.audit").removeHandler(self.audit_lines)
 
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def _exit(self) -> None:
         self.stop()
 
     def last_audit(self) -> dict[str, Any] | None:

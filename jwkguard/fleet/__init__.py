@@ -3,7 +3,9 @@
 Application code sets ``JWKGUARD["FLEET"]`` (Django), ``JWKGUARD_FLEET`` (Flask) or
 ``[lifecycle]`` (``jwkguard serve``); each adapter builds the same :class:`Fleet` from it
 with :func:`build_fleet`. See ``docs/fleet.md``. Other stores (the Django database store)
-build on :class:`Replica`, :func:`track_forks` and :func:`lowered_options`.
+build on :class:`ReplicatedStore` (a :class:`Replica` kept current by a background thread),
+:class:`WiredLifecycle` (the store and its policy wired to a validator), :func:`track_forks`
+and :func:`lowered_options`.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from .._lazy import lazy_namespace
 if TYPE_CHECKING:
     from .._forks import track as track_forks
     from ..lifecycle._replica import Replica
+    from ..lifecycle._replicated import ReplicatedStore
     from ..lifecycle._store import ChangeListener
     from ._redis_store import RedisStore
     from ._replay_ledger import RedisReplayLedger
@@ -31,6 +34,7 @@ if TYPE_CHECKING:
         wired_settings,
     )
     from ._settings import _lowered as lowered_options
+    from ._wired import WiredLifecycle
 
 __all__ = [
     "FLEET_SETTINGS",
@@ -40,6 +44,8 @@ __all__ = [
     "RedisReplayLedger",
     "RedisStore",
     "Replica",
+    "ReplicatedStore",
+    "WiredLifecycle",
     "build_fleet",
     "build_fleet_settings",
     "build_metrics",
@@ -61,6 +67,8 @@ __getattr__, __dir__ = lazy_namespace(
         "RedisReplayLedger": "._replay_ledger",
         "RedisStore": "._redis_store",
         "Replica": "..lifecycle._replica",
+        "ReplicatedStore": "..lifecycle._replicated",
+        "WiredLifecycle": "._wired",
         "build_fleet": "._settings",
         "build_fleet_settings": "._settings",
         "build_metrics": "._settings",

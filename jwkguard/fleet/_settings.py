@@ -25,13 +25,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .._events import Event, EventHandler, log_event
+from .._events import log_event
 from ..errors import ConfigurationError
 from ..lifecycle._audit import fan_out
-from ..lifecycle._policy import Lifecycle, ReuseWatch, UnavailablePolicy
+from ..lifecycle._policy import ReuseWatch, UnavailablePolicy
 from ..sender._dpop import DPoPVerifier
 from ._redis_store import RedisStore
 from ._replay_ledger import RedisReplayLedger
+from ._wired import WiredLifecycle
 
 if TYPE_CHECKING:
     from .._validator import Validator
@@ -165,7 +166,7 @@ def build_fleet_settings(value: Any, *, where: str = "FLEET") -> FleetSettings |
     return settings
 
 
-class Fleet:
+class Fleet(WiredLifecycle[RedisStore]):
     """A :class:`RedisStore` and its :class:`Lifecycle`, wired the same way in every adapter.
 
     The store starts in each process the first time it is consulted, so build the fleet
@@ -179,25 +180,16 @@ class Fleet:
 
     def __init__(self, settings: FleetSettings) -> None:
         self.settings = settings
-        self._handler: EventHandler = log_event
-        self.store = RedisStore(
-            settings.redis_url,
-            prefix=settings.prefix,
-            on_event=self._emit,
-            **settings.store_options,
-        ).start_on_first_use()
-        self.lifecycle = Lifecycle(
-            self.store, on_unavailable=settings.on_unavailable, reuse=settings.reuse
+        super().__init__(
+            lambda on_event: RedisStore(
+                settings.redis_url,
+                prefix=settings.prefix,
+                on_event=on_event,
+                **settings.store_options,
+            ),
+            on_unavailable=settings.on_unavailable,
+            reuse=settings.reuse,
         )
-
-    def _emit(self, event: Event) -> None:
-        self._handler(event)
-
-    def attach(self, validator: Validator) -> Validator:
-        """Act on broadcasts for ``validator`` and send store events to its handler."""
-        self._handler = validator.on_event
-        self.lifecycle.attach(validator)
-        return validator
 
     def replay_ledger(self) -> RedisReplayLedger:
         """A DPoP replay ledger in this fleet's Redis, under its ``on_unavailable`` policy."""
@@ -222,10 +214,6 @@ class Fleet:
                 return dpop
             return {**dpop, "replay": self.replay_ledger()}
         return dpop
-
-    def close(self) -> None:
-        """Stop the store's listener and close its connections (in this process)."""
-        self.store.close()
 
     async def aclose(self) -> None:
         """``close`` on the running event loop, closing the async client too."""

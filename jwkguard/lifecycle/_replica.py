@@ -11,7 +11,7 @@ import json
 import math
 from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, get_args
 
 from .._claims_result import Claims
 
@@ -25,16 +25,7 @@ ChangeOp = Literal[
     "trust_key",
     "force_refresh",
 ]
-_OPS: Final = frozenset(
-    {
-        "revoke_token",
-        "cut_off_subject",
-        "cut_off_client",
-        "distrust_key",
-        "trust_key",
-        "force_refresh",
-    }
-)
+_OPS: Final[frozenset[ChangeOp]] = frozenset(get_args(ChangeOp))
 KeyField = Literal["kid", "thumbprint"]
 
 Verdict = Literal["key_distrusted", "revoked", "subject_cut_off", "client_cut_off"]

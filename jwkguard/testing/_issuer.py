@@ -10,9 +10,9 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
 from typing import Any, Self
 
+from .._context import SyncContext
 from ._introspection import IntrospectionEndpoint
 from ._keys import SigningKey, generate_key, mint_token
 
@@ -34,7 +34,7 @@ class _Fault:
     retry_after: int | None = None
 
 
-class LocalIssuer:
+class LocalIssuer(SyncContext):
     """A local OAuth/OIDC issuer that serves discovery and a JWK Set on 127.0.0.1.
 
     It signs tokens with its active key, can rotate and retire keys, can be told to fail
@@ -105,12 +105,7 @@ class LocalIssuer:
     def __enter__(self) -> Self:
         return self.start()
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def _exit(self) -> None:
         self.stop()
 
     # -- addresses ------------------------------------------------------------------------
