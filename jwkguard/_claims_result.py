@@ -177,6 +177,10 @@ class Claims(Mapping[str, Any]):
     def __getitem__(self, name: str) -> Any:
         return self._payload[name]
 
+    def __contains__(self, name: object) -> bool:
+        # Mapping's own raises and catches KeyError for every absent name ("cnf" in claims).
+        return name in self._payload
+
     def __iter__(self) -> Iterator[str]:
         return iter(self._payload)
 
@@ -269,6 +273,7 @@ class PayloadSource(Protocol):
     """Where the claims of a verified-token cache hit come from: the cache entry."""
 
     payload: bytes
+    names: frozenset[str]
 
     def decode(self, payload: bytes, /) -> dict[str, Any]: ...
 
@@ -278,8 +283,8 @@ class _CachedClaims(Claims):
 
     Built from the cache entry (``_origin``), which keeps the payload as its JSON text: the
     text is decoded on the first read of the payload (once per hit, at C speed), so a caller
-    that needs only the decision, the scopes, the header or the key never pays for it. Every
-    hit gets a new object and its own decoded values.
+    that needs only the decision, the scopes, the header, the key or whether a claim is
+    present never pays for it. Every hit gets a new object and its own decoded values.
     """
 
     __slots__ = ("_decoded",)
@@ -293,6 +298,14 @@ class _CachedClaims(Claims):
             origin: PayloadSource = self._origin  # type: ignore[assignment]
             decoded = self._decoded = MappingProxyType(origin.decode(origin.payload))
         return decoded
+
+    def __contains__(self, name: object) -> bool:
+        # The member names are known without decoding (the request pipeline asks for "cnf").
+        decoded = self._decoded
+        if decoded is None:
+            origin: PayloadSource = self._origin  # type: ignore[assignment]
+            return name in origin.names
+        return name in decoded
 
 
 def cached_claims(

@@ -91,6 +91,7 @@ class CachedToken:
         "header",
         "key_id",
         "kid",
+        "names",
         "payload",
         "referenced",
         "role_claims",
@@ -125,6 +126,8 @@ class CachedToken:
         self.payload = payload_json
         fast = _c_loads is not None and _fast_json_object(payload_json) is not None
         self.decode: Callable[[bytes], dict[str, Any]] = _c_loads if fast else _strict_payload  # type: ignore[assignment]
+        # The payload's member names, shared among tokens with the same names (``put``).
+        self.names = frozenset(parsed.payload)
         # The header and the scope set are shared among tokens (one header per encoded
         # header, one scope set per `scope` string); the read-only view is the entry's own.
         self.header = MappingProxyType(parsed.header)
@@ -301,6 +304,7 @@ class TokenCache:
         self._hand = 0
         self._bytes = 0
         self._header_sizes: dict[int, tuple[object, int]] = {}
+        self._names: dict[frozenset[str], frozenset[str]] = {}
         self._lock = threading.Lock()
         self._max_token_size = 0
         self._owner: object | None = None
@@ -334,6 +338,7 @@ class TokenCache:
             self._ring.clear()
             self._free.clear()
             self._header_sizes.clear()
+            self._names.clear()
             self._hand = 0
             self._bytes = 0
 
@@ -378,8 +383,16 @@ class TokenCache:
             return
         payload_size = _allocated(getsizeof(payload_json))
         with self._lock:
-            # The header and the scope set are shared among tokens: each counted once.
-            shared = self._shared_size(parsed.header) + self._shared_size(claims.scopes)
+            entry.names = self._names.setdefault(entry.names, entry.names)
+            if len(self._names) > _HEADER_SIZES_LIMIT:
+                self._names.clear()
+            # The header, the scope set and the names are shared among tokens: each counted
+            # once.
+            shared = (
+                self._shared_size(parsed.header)
+                + self._shared_size(claims.scopes)
+                + self._shared_size(entry.names)
+            )
             entry.size = _FIXED_ENTRY_SIZE + payload_size + shared
             if entry.size > self.max_bytes or digest in self._entries:
                 return

@@ -243,9 +243,30 @@ def test_a_typical_entry_is_estimated_under_one_kib(
     entry = cache.get(token)
     assert entry is not None
     assert entry.decode is _c_loads
-    header_and_scopes = _deep_size(dict(entry.header)) + _deep_size(entry.scopes)
-    assert entry.size - header_and_scopes <= 1024
+    # The header, the scope set and the member names are shared among tokens (counted once,
+    # with the first entry that holds them): the rest is what each further token costs.
+    shared = _deep_size(dict(entry.header)) + _deep_size(entry.scopes) + _deep_size(entry.names)
+    assert entry.size - shared <= 1024
     assert entry.size == cache.size_bytes
+    second = mint(rsa_key, clock, scope="orders:read orders:write profile", client_id="web-app")
+    validator.validate(second)
+    assert cache.size_bytes - entry.size <= 1024
+
+
+def test_a_hit_answers_membership_without_decoding_its_payload(
+    rsa_key: SigningKey, clock: FakeClock
+) -> None:
+    validator = make_validator(rsa_key, clock)  # no lifecycle checks: nothing reads the claims
+    token = mint(rsa_key, clock, cnf={"jkt": "x"})
+    full = validator.validate(token)
+    hit = validator.validate(token)
+    assert ("cnf" in hit, "act" in hit, 1 in hit) == (True, False, False)
+    assert hit._decoded is None  # type: ignore[attr-defined]
+    assert hit.scopes == full.scopes
+    assert hit["cnf"] == {"jkt": "x"}
+    assert hit._decoded is not None  # type: ignore[attr-defined]
+    assert ("cnf" in hit, "act" in hit) == (True, False)
+    assert ("cnf" in full, "act" in full, 1 in full) == (True, False, False)
 
 
 @pytest.mark.anyio
