@@ -5,9 +5,17 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Protocol
 
-__all__ = ["Claims", "RoleClaim", "read_roles", "read_scopes", "split_scopes"]
+__all__ = [
+    "Claims",
+    "PayloadSource",
+    "RoleClaim",
+    "cached_claims",
+    "read_roles",
+    "read_scopes",
+    "split_scopes",
+]
 
 RoleClaim = str | tuple[str, ...]
 """Where roles live: a claim name or dotted path (``realm_access.roles``), or a tuple of
@@ -117,6 +125,7 @@ class Claims(Mapping[str, Any]):
     __slots__ = (
         "_header",
         "_key_id",
+        "_origin",
         "_payload",
         "_role_claims",
         "_roles",
@@ -141,12 +150,12 @@ class Claims(Mapping[str, Any]):
         self._scopes = scopes
         self._role_claims: Sequence[RoleClaim] = tuple(role_claims)
         self._roles: frozenset[str] | None = None
+        self._origin: object = None
 
     @classmethod
     def _trusted(
         cls,
         payload: dict[str, Any],
-        *,
         header: dict[str, Any],
         key_id: str | None,
         thumbprint: str,
@@ -162,10 +171,15 @@ class Claims(Mapping[str, Any]):
         claims._scopes = scopes
         claims._role_claims = role_claims
         claims._roles = None  # read on first use: most routes never look at roles
+        claims._origin = None
         return claims
 
     def __getitem__(self, name: str) -> Any:
         return self._payload[name]
+
+    def __contains__(self, name: object) -> bool:
+        # Mapping's own raises and catches KeyError for every absent name ("cnf" in claims).
+        return name in self._payload
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._payload)
@@ -253,3 +267,66 @@ class Claims(Mapping[str, Any]):
         """``client_id`` (RFC 9068), else ``azp``."""
         value = self._payload.get("client_id", self._payload.get("azp"))
         return value if isinstance(value, str) else None
+
+
+class PayloadSource(Protocol):
+    """Where the claims of a verified-token cache hit come from: the cache entry."""
+
+    payload: bytes
+    names: frozenset[str]
+
+    def decode(self, payload: bytes, /) -> dict[str, Any]: ...
+
+
+class _CachedClaims(Claims):
+    """The claims of a verified-token cache hit, equal to the full validation's.
+
+    Built from the cache entry (``_origin``), which keeps the payload as its JSON text: the
+    text is decoded on the first read of the payload (once per hit, at C speed), so a caller
+    that needs only the decision, the scopes, the header, the key or whether a claim is
+    present never pays for it. Every hit gets a new object and its own decoded values.
+    """
+
+    __slots__ = ("_decoded",)
+    _decoded: MappingProxyType[str, Any] | None
+
+    @property
+    def _payload(self) -> MappingProxyType[str, Any]:  # type: ignore[override]
+        decoded = self._decoded
+        if decoded is None:
+            # Concurrent first reads may each decode: equal values, one of them kept.
+            origin: PayloadSource = self._origin  # type: ignore[assignment]
+            decoded = self._decoded = MappingProxyType(origin.decode(origin.payload))
+        return decoded
+
+    def __contains__(self, name: object) -> bool:
+        # The member names are known without decoding (the request pipeline asks for "cnf").
+        decoded = self._decoded
+        if decoded is None:
+            origin: PayloadSource = self._origin  # type: ignore[assignment]
+            return name in origin.names
+        return name in decoded
+
+
+def cached_claims(
+    origin: PayloadSource,
+    header: MappingProxyType[str, Any],
+    key_id: str | None,
+    thumbprint: str,
+    scopes: frozenset[str],
+    role_claims: Sequence[RoleClaim],
+) -> Claims:
+    """Claims for a verified-token cache hit of ``origin`` (positional, for speed)."""
+    claims = _new_cached(_CachedClaims)
+    claims._decoded = None
+    claims._header = header
+    claims._key_id = key_id
+    claims._thumbprint = thumbprint
+    claims._scopes = scopes
+    claims._role_claims = role_claims
+    claims._roles = None
+    claims._origin = origin
+    return claims
+
+
+_new_cached = object.__new__

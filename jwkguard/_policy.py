@@ -259,9 +259,17 @@ class ClaimsPolicy:
     def check_times(self, payload: Mapping[str, Any], now: float) -> None:
         """The time-dependent checks alone (also re-run on cached tokens)."""
         leeway = self.leeway
-        exp = _numeric_date(payload, "exp")
-        nbf = _numeric_date(payload, "nbf")
-        iat = _numeric_date(payload, "iat")
+        # An integer in range, the common case, is taken inline; anything else is decided
+        # (and refused with its reason) by _numeric_date.
+        exp = payload.get("exp")
+        if type(exp) is not int or not 0 <= exp <= _MAX_NUMERIC_DATE:
+            exp = _numeric_date(payload, "exp")
+        nbf = payload.get("nbf")
+        if type(nbf) is not int or not 0 <= nbf <= _MAX_NUMERIC_DATE:
+            nbf = _numeric_date(payload, "nbf")
+        iat = payload.get("iat")
+        if type(iat) is not int or not 0 <= iat <= _MAX_NUMERIC_DATE:
+            iat = _numeric_date(payload, "iat")
         if exp is not None and now >= exp + leeway:
             raise ExpiredToken("The access token has expired", claim="exp")
         if nbf is not None and now < nbf - leeway:

@@ -212,7 +212,7 @@ class ForwardAuthApp:
         self._routes_seen: BoundedMemo[
             tuple[str, str, str], tuple[RouteRule | None, str, str] | Exception
         ] = BoundedMemo(_MEMO_ENTRIES)
-        self._identities: BoundedMemo[int, tuple[Claims, dict[str, str]]] = BoundedMemo(
+        self._identities: BoundedMemo[int, tuple[object, dict[str, str]]] = BoundedMemo(
             _MEMO_ENTRIES
         )
         for route in (*config.routes.routes, _AUTHENTICATE):
@@ -427,14 +427,18 @@ class ForwardAuthApp:
         """``X-Auth-Subject``, ``X-Auth-Scopes`` and the configured claim headers.
 
         Every value goes through the one encoding of ``_identity`` (reversible, never fails).
-        The verified-token cache hands back the same ``Claims`` for a repeated token, so the
-        headers are kept for it (bounded; checked by identity, never by equality).
+        Every hit of a token in the verified-token cache builds its ``Claims`` from the same
+        cache entry (``Claims._origin``), so the headers are kept per entry (bounded; checked
+        by identity, never by equality). Claims from a full validation are encoded each time.
         """
-        known = self._identities.get(id(claims))
-        if known is not None and known[0] is claims:
+        origin = claims._origin
+        if origin is None:
+            return self._encode_identity(claims)
+        known = self._identities.get(id(origin))
+        if known is not None and known[0] is origin:
             return known[1]
         headers = self._encode_identity(claims)
-        self._identities.remember(id(claims), (claims, headers))
+        self._identities.remember(id(origin), (origin, headers))
         return headers
 
     def _encode_identity(self, claims: Claims) -> dict[str, str]:

@@ -185,6 +185,43 @@ def test_what_orjson_reads_otherwise_is_left_to_the_strict_decoder(raw: bytes) -
     _assert_agree(raw)
 
 
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"a":[1,2],"a":1}',
+        b'{"a":[],"a":1}',
+        b'{"a":{},"a":1}',
+        b'{"a":{"b":1},"a":1}',
+        b'{"a":[{"a":1}],"a":2}',
+        b'{"a":1.5,"a":2}',
+        b'{"a":"x","a":"y,z"}',
+        b'{"a":1 ,"a":2}',
+    ],
+)
+def test_a_flat_result_of_a_duplicate_never_passes_the_comma_bound(raw: bytes) -> None:
+    """The decoded object is flat (the replaced value was nested, a float or anything), yet
+    its text has more members than names: commas + 1 exceeds the names, both bounds refuse."""
+    assert _fast_json_object(raw) is None
+    with pytest.raises(MalformedToken, match="not valid JSON"):
+        strict_json_object(raw, "payload")
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"a":1,"b":"x"}',
+        b'{ "a" : 1 , "b" : "x" }',
+        b'{"name":"Doe, John","a":1}',
+        b'{"a":"\\",\\"","b":2}',
+        b'{"a":1}',
+        b"{}",
+    ],
+)
+def test_flat_objects_take_the_fast_path_with_commas_in_strings_or_not(raw: bytes) -> None:
+    assert _fast_json_object(raw) == json.loads(raw)
+    _assert_agree(raw)
+
+
 def test_typical_payloads_take_the_fast_path() -> None:
     """Compact and ``json.dumps``-spaced tokens, nested claims and escapes read at C speed."""
     payload = {

@@ -26,6 +26,7 @@ from jwkguard import (
     build_validator,
 )
 from jwkguard._algorithms import Verifier
+from jwkguard._parse import _c_loads
 from jwkguard._policy import ClaimsPolicy
 from jwkguard._token_cache import _deep_size, validity_window
 from jwkguard.errors import LifecycleError
@@ -161,16 +162,108 @@ def cache_of(validator: Validator) -> TokenCache:
 # -- hits -------------------------------------------------------------------------------------
 
 
-def test_a_repeated_token_is_verified_once_and_gets_the_same_claims(
+def test_a_repeated_token_is_verified_once_and_gets_equal_claims(
     validator: SwappableValidator, rsa_key: SigningKey, clock: FakeClock
 ) -> None:
-    token = mint(rsa_key, clock, scopes="a b")
+    token = mint(rsa_key, clock, scopes="a b", roles=["admin"], realm_access={"roles": ["x"]})
     first = validator.validate(token)
     second = validator.validate(token)
-    assert second is first
     assert validator.source.verifications == 1
+    assert_same_claims(second, first)
     assert second.scopes == frozenset({"a", "b"})
     assert second.thumbprint == rsa_key.thumbprint
+    assert second.roles == frozenset({"admin"})
+
+
+def assert_same_claims(hit: Claims, full: Claims) -> None:
+    """A hit's claims equal the full validation's in every accessor, and share no mutable
+    value with them (each hit decodes the cached payload again)."""
+    assert hit is not full
+    assert dict(hit) == dict(full)
+    assert {name: type(value) for name, value in hit.items()} == {
+        name: type(value) for name, value in full.items()
+    }
+    assert dict(hit.header) == dict(full.header)
+    assert (hit.key_id, hit.thumbprint, hit.scopes, hit.roles) == (
+        full.key_id,
+        full.thumbprint,
+        full.scopes,
+        full.roles,
+    )
+    assert (hit.subject, hit.issuer, hit.audiences, hit.expires_at, hit.client_id) == (
+        full.subject,
+        full.issuer,
+        full.audiences,
+        full.expires_at,
+        full.client_id,
+    )
+    for name, value in hit.items():
+        if isinstance(value, list | dict):
+            assert value is not full[name]
+
+
+def test_every_hit_of_a_token_comes_from_the_same_entry(
+    validator: SwappableValidator, rsa_key: SigningKey, clock: FakeClock
+) -> None:
+    token = mint(rsa_key, clock)
+    full = validator.validate(token)
+    hits = [validator.validate(token) for _ in range(3)]
+    assert full._origin is None
+    entry = cache_of(validator).get(token)
+    assert entry is not None
+    assert all(hit._origin is entry for hit in hits)
+
+
+def test_payloads_orjson_would_read_differently_are_rebuilt_by_the_strict_decoder(
+    validator: SwappableValidator, rsa_key: SigningKey, clock: FakeClock
+) -> None:
+    # An integer beyond 64 bits: orjson would read a float, the strict decoder an int.
+    token = mint(rsa_key, clock, big=2**70 + 1, nested={"a": [1, {"b": 2.5}]})
+    first = validator.validate(token)
+    entry = cache_of(validator).get(token)
+    assert entry is not None
+    assert entry.decode is not _c_loads
+    second = validator.validate(token)
+    assert second["big"] == 2**70 + 1
+    assert type(second["big"]) is int
+    assert_same_claims(second, first)
+    assert validator.source.verifications == 1
+
+
+def test_a_typical_entry_is_estimated_under_one_kib(
+    validator: SwappableValidator, rsa_key: SigningKey, clock: FakeClock
+) -> None:
+    # About 450 characters, nine claims: the issue's "typical 500-byte token".
+    token = mint(rsa_key, clock, scope="orders:read orders:write profile", client_id="web-app")
+    validator.validate(token)
+    cache = cache_of(validator)
+    entry = cache.get(token)
+    assert entry is not None
+    assert entry.decode is _c_loads
+    # The header, the scope set and the member names are shared among tokens (counted once,
+    # with the first entry that holds them): the rest is what each further token costs.
+    shared = _deep_size(dict(entry.header)) + _deep_size(entry.scopes) + _deep_size(entry.names)
+    assert entry.size - shared <= 1024
+    assert entry.size == cache.size_bytes
+    second = mint(rsa_key, clock, scope="orders:read orders:write profile", client_id="web-app")
+    validator.validate(second)
+    assert cache.size_bytes - entry.size <= 1024
+
+
+def test_a_hit_answers_membership_without_decoding_its_payload(
+    rsa_key: SigningKey, clock: FakeClock
+) -> None:
+    validator = make_validator(rsa_key, clock)  # no lifecycle checks: nothing reads the claims
+    token = mint(rsa_key, clock, cnf={"jkt": "x"})
+    full = validator.validate(token)
+    hit = validator.validate(token)
+    assert ("cnf" in hit, "act" in hit, 1 in hit) == (True, False, False)
+    assert hit._decoded is None  # type: ignore[attr-defined]
+    assert hit.scopes == full.scopes
+    assert hit["cnf"] == {"jkt": "x"}
+    assert hit._decoded is not None  # type: ignore[attr-defined]
+    assert ("cnf" in hit, "act" in hit) == (True, False)
+    assert ("cnf" in full, "act" in full, 1 in full) == (True, False, False)
 
 
 @pytest.mark.anyio
@@ -179,7 +272,7 @@ async def test_avalidate_shares_the_cache_with_validate(
 ) -> None:
     token = mint(rsa_key, clock)
     first = validator.validate(token)
-    assert await validator.avalidate(token) is first
+    assert_same_claims(await validator.avalidate(token), first)
     assert validator.source.verifications == 1
 
 
@@ -244,7 +337,8 @@ def test_static_keys_serve_hits_until_the_token_expires(
     token = mint(rsa_key, clock, lifetime=10)
     first = validator.validate(token)
     clock.advance(9)
-    assert validator.validate(token) is first
+    assert_same_claims(validator.validate(token), first)
+    assert len(cache_of(validator)) == 1
     clock.advance(1)
     with pytest.raises(TokenError, match="expired"):
         validator.validate(token)
@@ -538,7 +632,8 @@ def test_a_key_retired_by_a_remote_issuer_stops_cached_tokens(
     validator = remote
     token = local_issuer.mint(now=clock.now)
     first = validator.validate(token)
-    assert validator.validate(token) is first
+    assert validator.validate(token)._origin is cache_of(validator).get(token)
+    assert_same_claims(validator.validate(token), first)
     local_issuer.rotate(retire_old=True)
     validator.validate(local_issuer.mint(now=clock.now))  # the new kid: one refetch
     with pytest.raises(TokenError) as caught:
@@ -589,7 +684,7 @@ async def test_a_key_retired_by_a_remote_issuer_stops_cached_tokens_in_async_cod
     validator = remote
     token = local_issuer.mint(now=clock.now)
     first = await validator.avalidate(token)
-    assert await validator.avalidate(token) is first
+    assert_same_claims(await validator.avalidate(token), first)
     local_issuer.rotate(retire_old=True)
     assert await validator.key_source(local_issuer.url).arefresh()  # type: ignore[attr-defined]
     with pytest.raises(TokenError) as caught:
@@ -789,7 +884,8 @@ async def test_concurrent_hits_from_tasks(
     token = mint(rsa_key, clock)
     first = await validator.avalidate(token)
     results = await asyncio.gather(*(validator.avalidate(token) for _ in range(200)))
-    assert all(claims is first for claims in results)
+    for claims in results:
+        assert_same_claims(claims, first)
     assert validator.source.verifications == 1
 
 

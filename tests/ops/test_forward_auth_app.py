@@ -297,3 +297,25 @@ def test_metrics_endpoint_is_404_when_disabled(issuer: LocalIssuer) -> None:
     with TestClient(ForwardAuthApp(config), client=PEER) as client:
         assert client.get("/metrics").status_code == 404
         assert client.get("/nothing").status_code == 404
+
+
+def test_identity_headers_are_kept_per_cached_token(issuer: LocalIssuer) -> None:
+    """With the token cache, every hit of a token builds new claims from one cache entry: the
+    headers are encoded once per entry and each token keeps its own."""
+    document = config_document(issuer)
+    document["validator"]["token_cache"] = True
+    app = ForwardAuthApp(
+        parse_config(document), metrics=PrometheusMetrics(registry=CollectorRegistry())
+    )
+    first = issuer.mint(scopes=["orders:read"], client_id="web", subject="alice")
+    second = issuer.mint(scopes=["orders:read"], client_id="cli", subject="bob")
+    with TestClient(app, base_url="http://127.0.0.1", client=PEER) as client:
+        answers = [ask(client, "/orders", token) for token in (first, second, first, second)]
+    assert [a.status_code for a in answers] == [200] * 4
+    assert [a.headers["X-Auth-Subject"] for a in answers] == ["alice", "bob", "alice", "bob"]
+    assert [a.headers["X-Auth-Client"] for a in answers] == ["web", "cli", "web", "cli"]
+    memo = app._identities._entries
+    assert len(memo) == 2  # one per cache entry (the first sights are full validations)
+    cache = app.validator.token_cache
+    assert cache is not None
+    assert {id(cache.get(first)), id(cache.get(second))} == set(memo)
