@@ -25,6 +25,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from .._checks import lowered_options
 from .._events import Event, EventHandler, log_event
 from ..errors import ConfigurationError
 from ..lifecycle._audit import fan_out
@@ -60,9 +61,7 @@ _REUSE_SETTINGS = frozenset({"max_addresses", "max_uses", "window"})
 
 
 def _lowered(value: Mapping[Any, Any], where: str, known: frozenset[str]) -> dict[str, Any]:
-    if not all(isinstance(key, str) for key in value):
-        raise ConfigurationError(f"{where}: option names must be strings")
-    options = {key.lower(): item for key, item in value.items()}
+    options = lowered_options(value, where)
     unknown = sorted(set(options) - known)
     if unknown:
         described = []

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Literal, TypedDict, Unpack
 from urllib.parse import parse_qsl
 
+from .._checks import list_of
 from .._claims_result import Claims
 from .._policy import (
     check_any_scopes,
@@ -86,11 +87,12 @@ def acr_list(values: Iterable[str], what: str = "acr_values") -> tuple[str, ...]
     Raises:
         ConfigurationError: One string instead of a list, or a value that is not a name.
     """
-    if isinstance(values, str) or not all(
-        isinstance(value, str) and value and " " not in value for value in values
-    ):
-        raise ConfigurationError(f"{what} must be a list of acr names (without spaces)")
-    return tuple(dict.fromkeys(values))
+    described = "acr names (without spaces)"
+    return tuple(dict.fromkeys(list_of(values, what, each=_is_acr, described=described)))
+
+
+def _is_acr(value: object) -> bool:
+    return isinstance(value, str) and value != "" and " " not in value
 
 
 def scope_set(scopes: Iterable[str], what: str) -> frozenset[str]:
@@ -99,9 +101,11 @@ def scope_set(scopes: Iterable[str], what: str) -> frozenset[str]:
     Raises:
         ConfigurationError: One string instead of a list, or an item that is not a string.
     """
-    if isinstance(scopes, str) or not all(isinstance(scope, str) for scope in scopes):
-        raise ConfigurationError(f"{what} must be a list of strings")
-    return frozenset(scopes)
+    return frozenset(list_of(scopes, what, each=_is_str, described="strings"))
+
+
+def _is_str(value: object) -> bool:
+    return isinstance(value, str)
 
 
 class RouteOptions(TypedDict, total=False):
