@@ -6,8 +6,9 @@ fails when the configuration is built, not on the first request.
 
 from __future__ import annotations
 
+import difflib
 import reprlib
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from typing import Any, cast
 
 from .errors import ConfigurationError
@@ -84,15 +85,32 @@ def string_list(
     return tuple(dict.fromkeys(items)) if unique else items
 
 
-def lowered_options(value: Mapping[Any, Any], where: str) -> dict[str, Any]:
+def lowered_options(
+    value: Mapping[Any, Any], where: str, known: Collection[str] | None = None
+) -> dict[str, Any]:
     """A mapping of options keyed by their lower-case names (settings spell them in capitals).
 
+    Args:
+        value: The options as given.
+        where: The setting that holds them, as the error message shows it.
+        known: The lower-case option names accepted; any other is refused, with the closest
+            known name as a hint. None accepts every name.
+
     Raises:
-        ConfigurationError: An option name that is not a string.
+        ConfigurationError: An option name that is not a string, or not one of ``known``.
     """
     if not all(isinstance(key, str) for key in value):
         raise ConfigurationError(f"{where}: option names must be strings")
-    return {key.lower(): item for key, item in value.items()}
+    options = {key.lower(): item for key, item in value.items()}
+    unknown = [] if known is None else sorted(set(options) - set(known))
+    if unknown:
+        described = []
+        for name in unknown:
+            close = difflib.get_close_matches(name, sorted(known or ()), n=1)
+            hint = f" (did you mean {close[0].upper()}?)" if close else ""
+            described.append(f"{name.upper()}{hint}")
+        raise ConfigurationError(f"{where}: unknown options: {', '.join(described)}")
+    return options
 
 
 def is_name(item: object) -> bool:

@@ -117,10 +117,7 @@ def build_dpop_verifier(value: Any) -> DPoPVerifier | None:
         return DPoPVerifier()
     if not isinstance(value, Mapping):
         raise ConfigurationError("DPOP must be True, a mapping of options or a DPoPVerifier")
-    options = lowered_options(value, "DPOP")
-    unknown = sorted(set(options) - _DPOP_OPTIONS)
-    if unknown:
-        raise ConfigurationError(f"DPOP: unknown options: {', '.join(unknown)}")
+    options = lowered_options(value, "DPOP", _DPOP_OPTIONS)
     kwargs: dict[str, Any] = {}
     if "algorithms" in options:
         algorithms = options["algorithms"]
@@ -164,10 +161,7 @@ def build_introspector(value: Any) -> Introspector | None:
         return value
     if not isinstance(value, Mapping):
         raise ConfigurationError("INTROSPECTION must be a mapping of options or an Introspector")
-    options = lowered_options(value, "INTROSPECTION")
-    unknown = sorted(set(options) - _INTROSPECTION_OPTIONS)
-    if unknown:
-        raise ConfigurationError(f"INTROSPECTION: unknown options: {', '.join(unknown)}")
+    options = lowered_options(value, "INTROSPECTION", _INTROSPECTION_OPTIONS)
     try:
         return Introspector(**options)
     except TypeError as exc:

@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from jwkguard import ConfigurationError
+from jwkguard._checks import lowered_options
 from jwkguard.pipeline import Exemptions
 from jwkguard.settings import list_of, string_list
 
@@ -63,3 +64,12 @@ def test_exempt_methods_given_as_one_string_are_refused() -> None:
         Exemptions((), "GET")
     with pytest.raises(ConfigurationError, match="exempt_methods must be a list of method names"):
         Exemptions((), [" "])
+
+
+def test_options_are_keyed_in_lower_case_and_unknown_ones_named_with_a_hint() -> None:
+    assert lowered_options({"MAX_AGE": 5}, "DPOP", {"max_age"}) == {"max_age": 5}
+    assert lowered_options({"Anything": 1}, "X") == {"anything": 1}
+    with pytest.raises(ConfigurationError, match=r"DPOP: unknown options: MAX_AEG \(did you mean"):
+        lowered_options({"MAX_AEG": 5}, "DPOP", {"max_age"})
+    with pytest.raises(ConfigurationError, match="DPOP: option names must be strings"):
+        lowered_options({1: 5}, "DPOP")
