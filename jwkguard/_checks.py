@@ -9,11 +9,11 @@ from __future__ import annotations
 import difflib
 import reprlib
 from collections.abc import Callable, Collection, Iterable, Mapping
-from typing import Any, cast
+from typing import Any, TypedDict, Unpack, cast
 
 from .errors import ConfigurationError
 
-__all__ = ["is_name", "list_of", "lowered_options", "string_list"]
+__all__ = ["ListOptions", "is_name", "list_of", "lowered_options", "string_list"]
 
 
 def list_of(
@@ -56,32 +56,36 @@ def list_of(
     return items
 
 
+class ListOptions(TypedDict, total=False):
+    """How :func:`string_list` reads a list, as for :func:`list_of`.
+
+    Attributes:
+        allow_empty: Accept an empty list (default True).
+        container: The types the list may have (any iterable by default; strings never).
+    """
+
+    allow_empty: bool
+    container: type | tuple[type, ...]
+
+
 def string_list(
-    value: object,
-    what: str,
-    *,
-    allow_empty: bool = True,
-    unique: bool = False,
-    container: type | tuple[type, ...] = Iterable,
+    value: object, what: str, *, unique: bool = False, **options: Unpack[ListOptions]
 ) -> tuple[str, ...]:
     """``value`` as a tuple of non-empty strings (names, URLs, ...); one bare string is refused.
 
     Args:
         value: The setting as given.
         what: The setting's name, as the error message shows it.
-        allow_empty: Accept an empty list.
         unique: Drop repeated items, keeping the first of each.
-        container: The types ``value`` may have (any iterable by default; strings never).
+        **options: ``allow_empty`` and ``container`` (:class:`ListOptions`).
 
     Raises:
         ConfigurationError: One string instead of a list, another type than ``container``,
             an item that is not a non-empty string, or an empty list unless ``allow_empty``.
     """
     # Not "a non-empty list of non-empty strings": the error quotes the item that is wrong.
-    described = "non-empty strings" if allow_empty else "strings"
-    items: tuple[str, ...] = list_of(
-        value, what, each=is_name, described=described, allow_empty=allow_empty, container=container
-    )
+    described = "non-empty strings" if options.get("allow_empty", True) else "strings"
+    items: tuple[str, ...] = list_of(value, what, each=is_name, described=described, **options)
     return tuple(dict.fromkeys(items)) if unique else items
 
 
