@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from ._checks import string_list
 from .errors import ConfigurationError
 
 __all__ = ["ClaimCheck", "Issuer", "is_loopback_host"]
@@ -23,15 +24,6 @@ def is_loopback_host(url: str) -> bool:
     """True if ``url``'s host is a loopback address (HTTP is tolerated there)."""
     host = urlsplit(url).hostname or ""
     return host in _LOOPBACK_HOSTS or host.startswith("127.")
-
-
-def _strings(values: Sequence[str], name: str) -> tuple[str, ...]:
-    if isinstance(values, str | bytes):
-        raise ConfigurationError(f"{name} must be a list of strings, not one string")
-    chosen = tuple(values)
-    if not chosen or not all(isinstance(value, str) and value for value in chosen):
-        raise ConfigurationError(f"{name} must be a non-empty list of non-empty strings")
-    return chosen
 
 
 def _role_claims(values: object) -> tuple[str | tuple[str, ...], ...]:
@@ -120,14 +112,10 @@ class Issuer:
     def _validate(self) -> None:
         if not isinstance(self.issuer, str) or not self.issuer:
             raise ConfigurationError("issuer must be a non-empty string")
-        if isinstance(self.audiences, str):
-            raise ConfigurationError("audiences must be a list of strings, not one string")
         if self.audiences is not None:
-            audiences = tuple(self.audiences)
-            if not audiences or not all(isinstance(a, str) and a for a in audiences):
-                raise ConfigurationError(
-                    f"issuer {self.issuer}: audiences must be a non-empty list of strings"
-                )
+            audiences = string_list(
+                self.audiences, f"issuer {self.issuer}: audiences", allow_empty=False
+            )
             object.__setattr__(self, "audiences", audiences)
         elif not self.allowed_client_ids:
             raise ConfigurationError(
@@ -136,7 +124,9 @@ class Issuer:
             )
         if self.allowed_client_ids is not None:
             object.__setattr__(
-                self, "allowed_client_ids", _strings(self.allowed_client_ids, "allowed_client_ids")
+                self,
+                "allowed_client_ids",
+                string_list(self.allowed_client_ids, "allowed_client_ids", allow_empty=False),
             )
         if self.jwks is not None and self.jwks_uri is not None:
             raise ConfigurationError(f"issuer {self.issuer}: give jwks or jwks_uri, not both")

@@ -25,6 +25,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from ._checks import string_list
 from ._issuer import ClaimCheck, Issuer
 from .errors import ConfigurationError, InvalidClaim
 
@@ -102,10 +103,8 @@ def _issuers(
 
 
 def _strings(values: str | Sequence[str], what: str) -> tuple[str, ...]:
-    chosen = (values,) if isinstance(values, str) else tuple(values)
-    if not chosen or not all(isinstance(value, str) and value for value in chosen):
-        raise ConfigurationError(f"{what} must be one or more non-empty strings")
-    return chosen
+    # Preset options take one value or a list of them.
+    return string_list((values,) if isinstance(values, str) else values, what, allow_empty=False)
 
 
 def _base_url(host_or_url: str, what: str) -> str:

@@ -19,7 +19,7 @@ from django.http import HttpRequest, HttpResponseBase
 from django.views import View
 
 from jwkguard import ConfigurationError, RoutePolicy
-from jwkguard.pipeline import RouteOptions
+from jwkguard.pipeline import RouteDemands, RouteOptions
 
 from ._auth import ajudge, csrf_applies, csrf_refusal, judge, respond
 
@@ -32,7 +32,7 @@ V = TypeVar("V", bound=Callable[..., Any] | type[View])
 
 
 @dataclass(frozen=True, slots=True)
-class ViewPolicy:
+class ViewPolicy(RouteDemands):
     """What a decorated view demands of the request's token.
 
     ``dpop`` and ``certificate`` demand a token bound to a DPoP key or to the client
@@ -44,16 +44,6 @@ class ViewPolicy:
 
     kind: Literal["required", "optional", "exempt"]
     scopes: frozenset[str] = frozenset()
-    dpop: bool = False
-    certificate: bool = False
-    introspect: bool = False
-    acr_values: tuple[str, ...] = ()
-    max_age: int | None = None
-    any_scopes: frozenset[str] = frozenset()
-    roles: frozenset[str] = frozenset()
-    any_roles: frozenset[str] = frozenset()
-    issuers: frozenset[str] = frozenset()
-    audiences: frozenset[str] = frozenset()
     route: RoutePolicy = field(init=False)
 
     def __post_init__(self) -> None:

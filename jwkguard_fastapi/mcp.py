@@ -40,6 +40,7 @@ from jwkguard import Claims, ConfigurationError, RequestPipeline, RoutePolicy, T
 from jwkguard.asgi import send_error, send_metadata
 from jwkguard.pipeline import Decision, ResourceMetadata, acr_list, view_from_asgi
 from jwkguard.sender import SenderConstraints
+from jwkguard.settings import list_of
 
 __all__ = ["JWKGuardMCPGuard", "JWKGuardTokenVerifier", "access_token"]
 
@@ -202,8 +203,12 @@ class JWKGuardMCPGuard:
     ) -> None:
         if paths is None:
             paths = (urlsplit(verifier.resource).path.rstrip("/") or "/",)
-        if isinstance(paths, str) or not all(isinstance(p, str) and p[:1] == "/" for p in paths):
-            raise ConfigurationError("paths must be a list of paths such as ['/mcp']")
+        paths = list_of(
+            paths,
+            "paths",
+            each=lambda p: isinstance(p, str) and p[:1] == "/",
+            described="paths such as ['/mcp']",
+        )
         self.app = app
         self.verifier = verifier
         self.paths = frozenset(paths)

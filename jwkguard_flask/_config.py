@@ -22,7 +22,7 @@ from jwkguard.fleet import (
 )
 from jwkguard.pipeline import Exemptions, QueryPolicy, query_policy, resource_identifier
 from jwkguard.sender import SenderConstraints, SenderSettings, build_sender_settings
-from jwkguard.settings import describe_unknown, unknown_settings
+from jwkguard.settings import describe_unknown, string_list, unknown_settings
 
 if TYPE_CHECKING:
     from jwkguard.metrics import PrometheusMetrics
@@ -154,11 +154,8 @@ def _config_name(setting: str) -> str:
 
 
 def _names(value: Any, key: str, *, upper: bool = False) -> frozenset[str]:
-    if isinstance(value, str) or not isinstance(value, Collection):
-        raise ConfigurationError(f"{PREFIX}{key} must be a list of strings")
-    if not all(isinstance(item, str) and item for item in value):
-        raise ConfigurationError(f"{PREFIX}{key} must be a list of non-empty strings")
-    return frozenset(item.upper() if upper else item for item in value)
+    names = string_list(value, PREFIX + key, container=Collection)
+    return frozenset(item.upper() if upper else item for item in names)
 
 
 def _flag(value: Any, key: str) -> bool:

@@ -11,6 +11,7 @@ from flask import Blueprint, Flask, Response, current_app, request
 
 from jwkguard import ConfigurationError, JWKGuardError, RoutePolicy, Validator
 from jwkguard.pipeline import Exemptions, ResourceMetadata, RouteOptions
+from jwkguard.settings import list_of
 
 from ._config import GuardState, build_state
 from ._errors import BearerError, bearer_error_handler
@@ -214,9 +215,12 @@ class JWKGuard:
             ``target``, so ``bp = guard.protect(Blueprint(...))`` reads naturally.
         """
         policy = RoutePolicy.from_options(optional=optional, **route)
-        entries = tuple(exempt)
-        if isinstance(exempt, str) or not all(isinstance(e, str) or callable(e) for e in entries):
-            raise ConfigurationError("exempt must be a list of endpoint names or view functions")
+        entries = list_of(
+            exempt,
+            "exempt",
+            each=lambda e: isinstance(e, str) or callable(e),
+            described="endpoint names or view functions",
+        )
         exempt_names = frozenset(e for e in entries if isinstance(e, str))
         exempt_views = tuple(e for e in entries if not isinstance(e, str))
         if isinstance(exempt_methods, str):

@@ -405,20 +405,7 @@ class ForwardAuthApp:
         """What ``route`` demands, as the request pipeline reads it (built once per route)."""
         policy = self._policies.get(route)
         if policy is None:
-            policy = RoutePolicy(
-                scopes=route.scopes,
-                optional=route.anonymous,
-                dpop=route.dpop,
-                certificate=route.certificate,
-                introspect=route.introspect,
-                acr_values=route.acr_values,
-                max_age=route.max_age,
-                any_scopes=route.any_scopes,
-                roles=route.roles,
-                any_roles=route.any_roles,
-                issuers=route.issuers,
-                audiences=route.audiences,
-            )
+            policy = RoutePolicy(scopes=route.scopes, optional=route.anonymous, **route.demands())
             self.pipeline.check_policy(policy)
             self._policies[route] = policy
         return policy

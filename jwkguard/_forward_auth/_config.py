@@ -72,6 +72,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .._checks import string_list
 from .._env import settings_from_env
 from .._settings import describe_unknown
 from ..errors import ConfigurationError
@@ -233,11 +234,8 @@ def _require_known(table: Mapping[str, Any], known: frozenset[str], message: str
 
 
 def _string_list(value: Any, where: str) -> tuple[str, ...]:
-    _require(
-        isinstance(value, list) and all(isinstance(item, str) and item for item in value),
-        f"{where} must be a list of strings",
-    )
-    return tuple(value)
+    # TOML and JSON arrays arrive as lists; any other type is a mistake in the file.
+    return string_list(value, where, container=list)
 
 
 def _networks(value: Any) -> tuple[str, ...]:

@@ -16,6 +16,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from urllib.parse import unquote
 
+from ..pipeline._pipeline import RouteDemands
+
 __all__ = [
     "AmbiguousPath",
     "MethodNotNamed",
@@ -39,7 +41,7 @@ class AmbiguousPath(ValueError):
 
 
 @dataclass(frozen=True, slots=True)
-class RouteRule:
+class RouteRule(RouteDemands):
     """One rule: requests to ``host`` (any if None) under ``path`` (whole segments).
 
     Attributes:
@@ -65,16 +67,6 @@ class RouteRule:
     methods: tuple[str, ...] | None = None
     scopes: frozenset[str] = frozenset()
     anonymous: bool = False
-    dpop: bool = False
-    certificate: bool = False
-    introspect: bool = False
-    acr_values: tuple[str, ...] = ()
-    max_age: int | None = None
-    any_scopes: frozenset[str] = frozenset()
-    roles: frozenset[str] = frozenset()
-    any_roles: frozenset[str] = frozenset()
-    issuers: frozenset[str] = frozenset()
-    audiences: frozenset[str] = frozenset()
 
     def __post_init__(self) -> None:
         host = self.host.lower().rstrip(".") if self.host and self.host != "*" else None

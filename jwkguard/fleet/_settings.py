@@ -20,11 +20,11 @@ store started before a fork restarts in the child.
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from .._checks import lowered_options
 from .._events import log_event
 from ..errors import ConfigurationError
 from ..lifecycle._audit import fan_out
@@ -61,18 +61,7 @@ _REUSE_SETTINGS = frozenset({"max_addresses", "max_uses", "window"})
 
 
 def _lowered(value: Mapping[Any, Any], where: str, known: frozenset[str]) -> dict[str, Any]:
-    if not all(isinstance(key, str) for key in value):
-        raise ConfigurationError(f"{where}: option names must be strings")
-    options = {key.lower(): item for key, item in value.items()}
-    unknown = sorted(set(options) - known)
-    if unknown:
-        described = []
-        for name in unknown:
-            close = difflib.get_close_matches(name, sorted(known), n=1)
-            hint = f" (did you mean {close[0].upper()}?)" if close else ""
-            described.append(f"{name.upper()}{hint}")
-        raise ConfigurationError(f"{where}: unknown options: {', '.join(described)}")
-    return options
+    return lowered_options(value, where, known)
 
 
 @dataclass(frozen=True, slots=True)

@@ -32,13 +32,13 @@ __all__ = [
     "CachePolicy",
     "Failed",
     "FetchError",
+    "FetchOutcome",
     "FetchTicket",
     "Fetched",
     "JwksCache",
     "KeyInfo",
     "KeySourceStatus",
     "NotModified",
-    "Outcome",
     "Step",
 ]
 
@@ -150,7 +150,8 @@ class Failed:
     rediscover: bool = False
 
 
-Outcome = Fetched | NotModified | Failed
+FetchOutcome = Fetched | NotModified | Failed
+"""What one fetch of a key set came to: new keys, not modified, or a failure."""
 
 
 class FetchError(Exception):
@@ -539,7 +540,7 @@ class JwksCache:
             s.completed += 1
             self._recompute()
 
-    def complete(self, ticket: FetchTicket, outcome: Outcome, now: float) -> tuple[Event, ...]:
+    def complete(self, ticket: FetchTicket, outcome: FetchOutcome, now: float) -> tuple[Event, ...]:
         """Apply the outcome of a fetch; returns the events it causes."""
         with self._lock:
             s = self._s

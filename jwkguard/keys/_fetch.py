@@ -24,7 +24,7 @@ from urllib.parse import urljoin, urlsplit
 import httpx
 
 from .._issuer import Issuer, is_loopback_host
-from ._cache import Failed, Fetched, FetchError, FetchTicket, NotModified, Outcome
+from ._cache import Failed, Fetched, FetchError, FetchOutcome, FetchTicket, NotModified
 from ._discovery import discovery_urls, jwks_uri_from
 from ._set import KeySet
 
@@ -379,7 +379,7 @@ class SyncDriver:
         finally:
             self._lock.release()
 
-    def run(self, flow: Flow) -> Outcome:
+    def run(self, flow: Flow) -> FetchOutcome:
         """Drive ``flow`` to its outcome."""
         deadline = time.monotonic() + self._target.budget
         try:
@@ -470,7 +470,7 @@ class AsyncDriver:
         finished, _ = await asyncio.wait({task}, timeout=patience)
         return bool(finished)
 
-    async def run(self, flow: Flow) -> Outcome:
+    async def run(self, flow: Flow) -> FetchOutcome:
         """Drive ``flow`` to its outcome."""
         deadline = time.monotonic() + self._target.budget
         try:

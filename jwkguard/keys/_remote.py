@@ -1,7 +1,7 @@
 """Remote key sources: an issuer's keys from its ``jwks_uri`` or through discovery.
 
 ``RemoteKeySource`` is what the validator asks, one per issuer. Behind it, an ``_Endpoint``
-joins the sans-IO cache (``_jwks_cache.JwksCache``, every decision) with the two fetch drivers
+joins the sans-IO cache (``_cache.JwksCache``, every decision) with the two fetch drivers
 (``_fetch.SyncDriver`` and ``_fetch.AsyncDriver``, the IO). Issuers of one validator that name
 the same ``jwks_uri`` with the same cache settings share one endpoint: one cache, one fetch.
 """
@@ -11,14 +11,23 @@ from __future__ import annotations
 import dataclasses
 import logging
 import threading
-from collections.abc import Callable, Collection, Iterable, MutableMapping
+from collections.abc import Callable, Collection, Iterable, Iterator, MutableMapping
+from contextlib import contextmanager
 from typing import Any
 
 from .. import _forks
 from .._events import Event, EventHandler
 from .._issuer import Issuer
 from ..errors import KeysUnavailable
-from ._cache import Action, CachePolicy, JwksCache, KeySourceStatus, Step
+from ._cache import (
+    Action,
+    CachePolicy,
+    FetchOutcome,
+    FetchTicket,
+    JwksCache,
+    KeySourceStatus,
+    Step,
+)
 from ._fetch import AsyncDriver, FetchTarget, SyncDriver, failed_internally, key_set_flow
 from ._set import KeySet
 from ._source import KeyMatch
@@ -32,6 +41,17 @@ Clock = Callable[[], float]
 # Events about one request's token, reported to that token's issuer only; every other event
 # concerns the shared keys and goes to every issuer that uses them.
 _REQUEST_EVENTS = frozenset({"unknown_kid", "cooldown_hit"})
+
+
+class _Fetch:
+    """One fetch under way: the cache's ticket for it, and its outcome once known."""
+
+    __slots__ = ("outcome", "ticket")
+
+    outcome: FetchOutcome  # set by the driver's run, or by _fetching on an error
+
+    def __init__(self, ticket: FetchTicket) -> None:
+        self.ticket = ticket
 
 
 class _Endpoint:
@@ -78,31 +98,32 @@ class _Endpoint:
 
     def fetch(self) -> None:
         """Fetch now on this thread and apply the outcome."""
-        cache = self.cache
-        ticket = cache.begin_fetch(self.clock())
-        try:
-            outcome = self.sync.run(key_set_flow(self.target, ticket))
-        except Exception as exc:
-            logger.exception("fetching the JWK Set of %s failed unexpectedly", self.target.issuer)
-            outcome = failed_internally(exc)
-        except BaseException:
-            cache.abandon(ticket)
-            raise
-        self.emit(cache.complete(ticket, outcome, self.clock()), self.target.issuer)
+        with self._fetching() as fetch:
+            fetch.outcome = self.sync.run(key_set_flow(self.target, fetch.ticket))
 
     async def afetch(self) -> None:
         """Fetch now on the running event loop and apply the outcome."""
+        with self._fetching() as fetch:
+            fetch.outcome = await self.aio.run(key_set_flow(self.target, fetch.ticket))
+
+    @contextmanager
+    def _fetching(self) -> Iterator[_Fetch]:
+        """One fetch for either driver: begun here, its outcome applied on leaving.
+
+        An unexpected error counts as a failed fetch; an interruption (``KeyboardInterrupt``,
+        a cancelled task) abandons the fetch, so the next caller starts one afresh.
+        """
         cache = self.cache
-        ticket = cache.begin_fetch(self.clock())
+        fetch = _Fetch(cache.begin_fetch(self.clock()))
         try:
-            outcome = await self.aio.run(key_set_flow(self.target, ticket))
+            yield fetch
         except Exception as exc:
             logger.exception("fetching the JWK Set of %s failed unexpectedly", self.target.issuer)
-            outcome = failed_internally(exc)
+            fetch.outcome = failed_internally(exc)
         except BaseException:
-            cache.abandon(ticket)
+            cache.abandon(fetch.ticket)
             raise
-        self.emit(cache.complete(ticket, outcome, self.clock()), self.target.issuer)
+        self.emit(cache.complete(fetch.ticket, fetch.outcome, self.clock()), self.target.issuer)
 
     # -- single flight ----------------------------------------------------------------------
 

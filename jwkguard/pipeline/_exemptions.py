@@ -21,6 +21,7 @@ import re
 from collections.abc import Iterable
 from typing import ClassVar
 
+from .._checks import list_of
 from ..errors import ConfigurationError
 
 __all__ = ["DEFAULT_EXEMPT_METHODS", "Exemptions"]
@@ -48,13 +49,12 @@ class Exemptions:
     def __init__(
         self, paths: Iterable[str] = (), methods: Iterable[str] = DEFAULT_EXEMPT_METHODS
     ) -> None:
-        if isinstance(paths, str) or isinstance(methods, str):
-            raise ConfigurationError("exempt_paths and exempt_methods must be lists of strings")
-        paths = tuple(paths)
+        paths = list_of(paths, "exempt_paths", each=_is_str, described="strings")
+        method_names = list_of(methods, "exempt_methods", each=_is_method, described="method names")
         exact: list[str] = []
         prefixes: list[str] = []
         for path in paths:
-            if not isinstance(path, str) or not path.startswith("/"):
+            if not path.startswith("/"):
                 raise ConfigurationError(f"exempt path {path!r} must be a path starting with '/'")
             entry = path[:-1] if path.endswith("/*") else path
             if "*" in entry:
@@ -68,11 +68,8 @@ class Exemptions:
                 prefixes.append(trimmed + "/")
             else:
                 exact.append(trimmed)
-        method_list = list(methods)
-        if not all(isinstance(method, str) and method.strip() for method in method_list):
-            raise ConfigurationError("exempt_methods must be a list of method names")
         self.paths = paths
-        self.methods = frozenset(method.strip().upper() for method in method_list)
+        self.methods = frozenset(method.strip().upper() for method in method_names)
         self._exact = frozenset(exact)
         self._prefixes = tuple(prefixes)
         self._methods = self.methods
@@ -89,3 +86,11 @@ class Exemptions:
 
     def __bool__(self) -> bool:
         return bool(self._exact or self._prefixes or self._methods)
+
+
+def _is_str(value: object) -> bool:
+    return isinstance(value, str)
+
+
+def _is_method(value: object) -> bool:
+    return isinstance(value, str) and value.strip() != ""

@@ -27,10 +27,11 @@ The flow is one generator (:meth:`RequestPipeline._flow`) that yields the steps 
 from __future__ import annotations
 
 from collections.abc import Collection, Generator, Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import Any, Literal, TypedDict, Unpack
 from urllib.parse import parse_qsl
 
+from .._checks import list_of
 from .._claims_result import Claims
 from .._policy import (
     check_any_scopes,
@@ -86,11 +87,12 @@ def acr_list(values: Iterable[str], what: str = "acr_values") -> tuple[str, ...]
     Raises:
         ConfigurationError: One string instead of a list, or a value that is not a name.
     """
-    if isinstance(values, str) or not all(
-        isinstance(value, str) and value and " " not in value for value in values
-    ):
-        raise ConfigurationError(f"{what} must be a list of acr names (without spaces)")
-    return tuple(dict.fromkeys(values))
+    described = "acr names (without spaces)"
+    return tuple(dict.fromkeys(list_of(values, what, each=_is_acr, described=described)))
+
+
+def _is_acr(value: object) -> bool:
+    return isinstance(value, str) and value != "" and " " not in value
 
 
 def scope_set(scopes: Iterable[str], what: str) -> frozenset[str]:
@@ -99,9 +101,11 @@ def scope_set(scopes: Iterable[str], what: str) -> frozenset[str]:
     Raises:
         ConfigurationError: One string instead of a list, or an item that is not a string.
     """
-    if isinstance(scopes, str) or not all(isinstance(scope, str) for scope in scopes):
-        raise ConfigurationError(f"{what} must be a list of strings")
-    return frozenset(scopes)
+    return frozenset(list_of(scopes, what, each=_is_str, described="strings"))
+
+
+def _is_str(value: object) -> bool:
+    return isinstance(value, str)
 
 
 class RouteOptions(TypedDict, total=False):
@@ -146,8 +150,36 @@ _ROUTE_OPTIONS = frozenset(RouteOptions.__annotations__)
 _NAME_OPTIONS = ("scopes", "any_scopes", "roles", "any_roles", "issuers", "audiences")
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RouteDemands:
+    """What a route demands of a token beside its scopes (keyword-only fields).
+
+    :class:`RoutePolicy` and each adapter's own declaration of a route (the forward-auth
+    rules, Django's view policies) build on it, so a demand has one name and one meaning
+    everywhere; :class:`RoutePolicy` documents and checks the fields.
+    """
+
+    dpop: bool = False
+    certificate: bool = False
+    introspect: bool = False
+    acr_values: tuple[str, ...] = ()
+    max_age: int | None = None
+    any_scopes: frozenset[str] = frozenset()
+    roles: frozenset[str] = frozenset()
+    any_roles: frozenset[str] = frozenset()
+    issuers: frozenset[str] = frozenset()
+    audiences: frozenset[str] = frozenset()
+
+    def demands(self) -> dict[str, Any]:
+        """These fields by name, e.g. for a :class:`RoutePolicy` demanding the same."""
+        return {name: getattr(self, name) for name in _DEMANDS}
+
+
+_DEMANDS = tuple(demand.name for demand in fields(RouteDemands))
+
+
 @dataclass(frozen=True, slots=True)
-class RoutePolicy:
+class RoutePolicy(RouteDemands):
     """What one route (or a whole app) demands of a request.
 
     Attributes:
@@ -177,16 +209,6 @@ class RoutePolicy:
 
     scopes: frozenset[str] = frozenset()
     optional: bool = False
-    dpop: bool = False
-    certificate: bool = False
-    introspect: bool = False
-    acr_values: tuple[str, ...] = ()
-    max_age: int | None = None
-    any_scopes: frozenset[str] = frozenset()
-    roles: frozenset[str] = frozenset()
-    any_roles: frozenset[str] = frozenset()
-    issuers: frozenset[str] = frozenset()
-    audiences: frozenset[str] = frozenset()
     # True when any of the five above is set: one test on the hot path for all of them.
     narrowed: bool = field(default=False, init=False, repr=False, compare=False)
 

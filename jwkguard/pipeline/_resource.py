@@ -11,11 +11,12 @@ carries (section 5.1), so a client that is refused learns where to get a token.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import KW_ONLY, dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from .._checks import string_list
 from .._issuer import is_loopback_host
 from ..errors import AudienceMismatch, ConfigurationError, InvalidClaim
 
@@ -52,15 +53,6 @@ _OPTIONS = frozenset(
         "cache_max_age",
     }
 )
-
-
-def _strings(value: Any, name: str) -> tuple[str, ...]:
-    if isinstance(value, str) or not isinstance(value, Iterable):
-        raise ConfigurationError(f"{name} must be a list of strings")
-    items = tuple(value)
-    if not all(isinstance(item, str) and item for item in items):
-        raise ConfigurationError(f"{name} must be a list of non-empty strings")
-    return tuple(dict.fromkeys(items))
 
 
 def _check_url(value: Any, name: str, *, resource: bool = False) -> str:
@@ -125,7 +117,7 @@ class ResourceMetadata:
             "bearer_methods_supported",
             "dpop_signing_alg_values_supported",
         ):
-            object.__setattr__(self, name, _strings(getattr(self, name), name))
+            object.__setattr__(self, name, string_list(getattr(self, name), name, unique=True))
         unknown = set(self.bearer_methods_supported) - set(_BEARER_METHODS)
         if unknown:
             raise ConfigurationError(

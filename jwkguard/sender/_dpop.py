@@ -418,7 +418,7 @@ class DPoPVerifier:
         return _settle(pending, first)
 
     async def _arecord(self, pending: _Pending) -> DPoPProof:
-        """:meth:`record` without blocking the event loop."""
+        """:meth:`_record` without blocking the event loop."""
         first = await self.replay.afirst_use(pending.ledger_key, pending.ttl, pending.now)
         return _settle(pending, first)
 

@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from .._checks import lowered_options, string_list
 from .._validator import Validator
 from ..errors import ConfigurationError
 from ..pipeline._pipeline import QueryPolicy, RequestPipeline
@@ -94,12 +95,6 @@ class SenderSettings:
         )
 
 
-def _lowered(value: Mapping[Any, Any], where: str) -> dict[str, Any]:
-    if not all(isinstance(key, str) for key in value):
-        raise ConfigurationError(f"{where}: option names must be strings")
-    return {str(key).lower(): item for key, item in value.items()}
-
-
 def _flag(options: Mapping[str, Any], name: str) -> bool:
     value = options.get(name, False)
     if not isinstance(value, bool):
@@ -109,11 +104,7 @@ def _flag(options: Mapping[str, Any], name: str) -> bool:
 
 def _names(options: Mapping[str, Any], name: str) -> tuple[str, ...]:
     value = options.get(name, ())
-    if isinstance(value, str) or not isinstance(value, list | tuple | set | frozenset):
-        raise ConfigurationError(f"{name.upper()} must be a list of strings")
-    if not all(isinstance(item, str) and item for item in value):
-        raise ConfigurationError(f"{name.upper()} must be a list of non-empty strings")
-    return tuple(value)
+    return string_list(value, name.upper(), container=(list, tuple, set, frozenset))
 
 
 def build_dpop_verifier(value: Any) -> DPoPVerifier | None:
@@ -126,10 +117,7 @@ def build_dpop_verifier(value: Any) -> DPoPVerifier | None:
         return DPoPVerifier()
     if not isinstance(value, Mapping):
         raise ConfigurationError("DPOP must be True, a mapping of options or a DPoPVerifier")
-    options = _lowered(value, "DPOP")
-    unknown = sorted(set(options) - _DPOP_OPTIONS)
-    if unknown:
-        raise ConfigurationError(f"DPOP: unknown options: {', '.join(unknown)}")
+    options = lowered_options(value, "DPOP", _DPOP_OPTIONS)
     kwargs: dict[str, Any] = {}
     if "algorithms" in options:
         algorithms = options["algorithms"]
@@ -173,10 +161,7 @@ def build_introspector(value: Any) -> Introspector | None:
         return value
     if not isinstance(value, Mapping):
         raise ConfigurationError("INTROSPECTION must be a mapping of options or an Introspector")
-    options = _lowered(value, "INTROSPECTION")
-    unknown = sorted(set(options) - _INTROSPECTION_OPTIONS)
-    if unknown:
-        raise ConfigurationError(f"INTROSPECTION: unknown options: {', '.join(unknown)}")
+    options = lowered_options(value, "INTROSPECTION", _INTROSPECTION_OPTIONS)
     try:
         return Introspector(**options)
     except TypeError as exc:
@@ -195,7 +180,7 @@ def build_sender_settings(settings: Mapping[str, Any]) -> SenderSettings:
     """
     options = {
         key: value
-        for key, value in _lowered(settings, "settings").items()
+        for key, value in lowered_options(settings, "settings").items()
         if key in SENDER_SETTINGS
     }
     header = options.get("client_cert_header")
