@@ -6,12 +6,12 @@ import dataclasses
 
 import pytest
 
-from jwkguard._forward_auth._routes import Route
+from jwkguard._forward_auth._routes import RouteRule
 from jwkguard.pipeline import RouteDemands, RoutePolicy
 
 
 def test_a_forward_auth_rule_demands_what_its_policy_demands() -> None:
-    route = Route(path="/pay", dpop=True, acr_values=("urn:mfa",), roles=frozenset({"payer"}))
+    route = RouteRule(path="/pay", dpop=True, acr_values=("urn:mfa",), roles=frozenset({"payer"}))
     policy = RoutePolicy(scopes=route.scopes, optional=route.anonymous, **route.demands())
     assert policy.demands() == route.demands()
     assert policy.dpop
