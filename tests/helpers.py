@@ -1,0 +1,62 @@
+"""Helpers shared by the test modules: tokens for the suite's issuer, Authorization headers,
+and the refusal a validator gives.
+
+Fixtures live in the conftest files; these are plain functions a module imports.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from jwkguard import TokenError, Validator
+from jwkguard.testing import LocalIssuer, SigningKey, mint_token
+
+from .conftest import AUDIENCE, ISSUER, FakeClock
+
+Mint = Callable[..., str]
+
+
+def mint(key: SigningKey, **claims: Any) -> str:
+    """A token signed by ``key`` for the suite's ``ISSUER`` and ``AUDIENCE`` (claims may override
+    either, and anything else ``mint_token`` takes)."""
+    claims.setdefault("issuer", ISSUER)
+    claims.setdefault("audience", AUDIENCE)
+    return mint_token(key, **claims)
+
+
+def minter(key: SigningKey, clock: FakeClock | None = None) -> Mint:
+    """``mint`` bound to ``key``, issuing at ``clock``'s time when one is given (else now)."""
+
+    def bound(**claims: Any) -> str:
+        if clock is not None:
+            claims.setdefault("now", clock.now)
+        return mint(key, **claims)
+
+    return bound
+
+
+def bearer(token: str) -> dict[str, str]:
+    """The Authorization header for ``token``."""
+    return {"Authorization": f"Bearer {token}"}
+
+
+def bearer_from(issuer: LocalIssuer, **claims: Any) -> dict[str, str]:
+    """The Authorization header for a fresh token from ``issuer`` carrying ``claims``."""
+    return bearer(issuer.mint(**claims))
+
+
+def refusal(validator: Validator, token: Any, **options: Any) -> TokenError:
+    """The ``TokenError`` that ``validator.validate(token, **options)`` raises (fails if none)."""
+    with pytest.raises(TokenError) as caught:
+        validator.validate(token, **options)
+    return caught.value
+
+
+async def arefusal(validator: Validator, token: Any, **options: Any) -> TokenError:
+    """The ``TokenError`` that ``validator.avalidate(token, **options)`` raises (fails if none)."""
+    with pytest.raises(TokenError) as caught:
+        await validator.avalidate(token, **options)
+    return caught.value
