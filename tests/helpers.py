@@ -1,5 +1,5 @@
-"""Helpers shared by the test modules: tokens for the suite's issuer, Authorization headers,
-and the refusal a validator gives.
+"""Helpers shared by the test modules: tokens for the suite's issuer, a validator trusting one
+key, Authorization headers, and the refusal a validator gives.
 
 Fixtures live in the conftest files; these are plain functions a module imports.
 """
@@ -7,11 +7,12 @@ Fixtures live in the conftest files; these are plain functions a module imports.
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import pytest
 
-from jwkguard import TokenError, Validator
+from jwkguard import Issuer, TokenError, Validator
 from jwkguard.testing import LocalIssuer, SigningKey, mint_token
 
 from .conftest import AUDIENCE, ISSUER, FakeClock
@@ -19,23 +20,28 @@ from .conftest import AUDIENCE, ISSUER, FakeClock
 Mint = Callable[..., str]
 
 
-def mint(key: SigningKey, **claims: Any) -> str:
-    """A token signed by ``key`` for the suite's ``ISSUER`` and ``AUDIENCE`` (claims may override
-    either, and anything else ``mint_token`` takes)."""
+def mint(key: SigningKey, clock: FakeClock | None = None, **claims: Any) -> str:
+    """A token signed by ``key`` for the suite's ``ISSUER`` and ``AUDIENCE``, issued at ``clock``'s
+    time when one is given (else now); ``claims`` may override any of these and take anything
+    else ``mint_token`` takes."""
     claims.setdefault("issuer", ISSUER)
     claims.setdefault("audience", AUDIENCE)
+    if clock is not None:
+        claims.setdefault("now", clock.now)
     return mint_token(key, **claims)
 
 
 def minter(key: SigningKey, clock: FakeClock | None = None) -> Mint:
-    """``mint`` bound to ``key``, issuing at ``clock``'s time when one is given (else now)."""
+    """``mint`` bound to ``key`` (and ``clock``): what the ``mint`` fixtures give a test."""
+    return partial(mint, key, clock)
 
-    def bound(**claims: Any) -> str:
-        if clock is not None:
-            claims.setdefault("now", clock.now)
-        return mint(key, **claims)
 
-    return bound
+def validator_trusting(key: SigningKey, **options: Any) -> Validator:
+    """A validator trusting ``key`` alone for ``ISSUER`` and ``AUDIENCE`` (RS256 unless
+    ``options`` name other algorithms)."""
+    options.setdefault("algorithms", ["RS256"])
+    issuer = Issuer(ISSUER, audiences=[AUDIENCE], jwks={"keys": [key.public_jwk]})
+    return Validator(issuers=[issuer], **options)
 
 
 def bearer(token: str) -> dict[str, str]:

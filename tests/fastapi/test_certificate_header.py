@@ -15,7 +15,8 @@ from jwkguard.sender import certificate_thumbprint
 from jwkguard.testing import CertificateAuthority, LocalIssuer
 from jwkguard_fastapi import JWTBearer, install
 
-from .conftest import ServedApp, bearer
+from ..helpers import bearer
+from .conftest import ServedApp
 
 BASE = "http://testserver"
 

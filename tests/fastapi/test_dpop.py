@@ -28,6 +28,7 @@ from jwkguard.testing import (
 )
 from jwkguard_fastapi import JWTBearer, install
 
+from ..helpers import bearer
 from ..sender.kit import (
     BROKEN_PROOFS,
     UNENFORCEABLE_NAMES,
@@ -38,7 +39,7 @@ from ..sender.kit import (
     dpop_headers,
     unenforceable_binding,
 )
-from .conftest import ServedApp, bearer
+from .conftest import ServedApp
 
 BASE = "http://testserver"
 NONCE_SECRET = b"0123456789abcdef0123456789abcdef"

@@ -25,7 +25,7 @@ from examples.fastapi_app import create_app, validator_from_env
 from jwkguard import ConfigurationError, Validator
 from jwkguard.testing import LocalIssuer
 
-from .conftest import bearer
+from ..helpers import bearer
 
 ROOT = Path(__file__).resolve().parents[2]
 

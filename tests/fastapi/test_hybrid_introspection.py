@@ -15,7 +15,7 @@ from jwkguard.sender import Introspector
 from jwkguard.testing import IntrospectionEndpoint, LocalIssuer, generate_key
 from jwkguard_fastapi import JWTBearer, install
 
-from .conftest import bearer
+from ..helpers import bearer
 
 BASE = "http://testserver"
 

@@ -15,7 +15,8 @@ from jwkguard import ConfigurationError, Issuer, Validator
 from jwkguard.testing import LocalIssuer
 from jwkguard_flask import GuardState, JWKGuard, current_claims
 
-from .conftest import bearer, static_settings
+from ..helpers import bearer
+from .conftest import static_settings
 
 
 def _add_me_route(app: Flask, guard: JWKGuard) -> None:

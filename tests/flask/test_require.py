@@ -13,7 +13,7 @@ from jwkguard import Claims, ConfigurationError, Validator
 from jwkguard.testing import LocalIssuer
 from jwkguard_flask import CLAIMS_ATTRIBUTE, JWKGuard, current_claims, get_claims
 
-from .conftest import bearer
+from ..helpers import bearer
 
 
 class CountingValidator(Validator):

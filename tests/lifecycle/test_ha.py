@@ -21,9 +21,10 @@ from jwkguard import Event, Issuer, TokenError, Validator
 from jwkguard.errors import StoreUnavailable
 from jwkguard.fleet import RedisStore
 from jwkguard.lifecycle import Lifecycle, LifecycleAdmin
-from jwkguard.testing import SigningKey, mint_token
+from jwkguard.testing import SigningKey
 
 from ..conftest import AUDIENCE, ISSUER, require_binary
+from ..helpers import mint
 from ..servers import RedisServer, free_port, stop_process
 from .conftest import wait_until
 
@@ -96,7 +97,7 @@ def _validator(rsa_key: SigningKey, store: RedisStore) -> Validator:
 
 
 def _token(rsa_key: SigningKey, jti: str) -> str:
-    return mint_token(rsa_key, issuer=ISSUER, audience=AUDIENCE, jti=jti, lifetime=600)
+    return mint(rsa_key, jti=jti, lifetime=600)
 
 
 # -- Sentinel ---------------------------------------------------------------------------------
