@@ -1,5 +1,5 @@
 """Fixtures for the core tests: a validator factory and a minter for the suite's issuer, both on
-the controllable clock."""
+the controllable clock, and the attack tables' context."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from jwkguard.testing import SigningKey
 
 from ..conftest import AUDIENCE, ISSUER, FakeClock
 from ..helpers import Mint, minter
+from ._attacks import Context
 
 Make = Callable[..., Validator]
 
@@ -38,3 +39,9 @@ def make(rsa_key: SigningKey, clock: FakeClock) -> Make:
 def mint(rsa_key: SigningKey, clock: FakeClock) -> Mint:
     """``mint(**claims)``: a token from ``rsa_key`` for ``ISSUER``, issued at the clock's time."""
     return minter(rsa_key, clock)
+
+
+@pytest.fixture(scope="module")
+def ctx() -> Context:
+    """The keys and validators of an attack table (tests/core/test_attacks_*.py), one per module."""
+    return Context()

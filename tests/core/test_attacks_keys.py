@@ -214,11 +214,6 @@ CASES: dict[str, Case] = {
 }
 
 
-@pytest.fixture(scope="module")
-def ctx() -> Context:
-    return Context()
-
-
 @pytest.mark.parametrize("case", CASES.values(), ids=CASES.keys())
 def test_attack_token_is_refused_with_its_reason(case: Case, ctx: Context) -> None:
     assert_refused(case, ctx)
