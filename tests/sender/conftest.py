@@ -1,5 +1,5 @@
 """Fixtures for the sender-constraint tests: a real redis-server for the shared replay ledger, a
-local issuer with introspection, and introspectors closed when their test ends."""
+local issuer with introspection."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from jwkguard.sender import Introspector
 from jwkguard.testing import IntrospectionEndpoint, LocalIssuer
 
 from ..conftest import require_binary
@@ -41,19 +40,3 @@ def issuer() -> Iterator[LocalIssuer]:
 def endpoint(issuer: LocalIssuer) -> IntrospectionEndpoint:
     """The issuer's RFC 7662 introspection endpoint, switched on."""
     return issuer.enable_introspection()
-
-
-_OPEN: list[Introspector] = []
-
-
-def closed_after_the_test(introspector: Introspector) -> Introspector:
-    """``introspector``, to be closed when the running test ends."""
-    _OPEN.append(introspector)
-    return introspector
-
-
-@pytest.fixture(autouse=True)
-def _close_introspectors() -> Iterator[None]:
-    yield
-    while _OPEN:
-        _OPEN.pop().close()

@@ -11,8 +11,7 @@ from jwkguard import TokenError
 from jwkguard.sender._introspection import Introspector
 from jwkguard.testing import IntrospectionEndpoint, LocalIssuer, generate_key
 
-from ..conftest import FakeClock
-from .conftest import closed_after_the_test
+from ..conftest import FakeClock, closed_after_the_test
 
 
 @pytest.fixture

@@ -28,9 +28,8 @@ import pytest
 from jwkguard import Event, Issuer, RequestPipeline, RoutePolicy, TokenError, Validator
 from jwkguard.sender._introspection import Introspector
 
-from ..conftest import require_binary
+from ..conftest import closed_after_the_test, require_binary
 from ..servers import free_port, stop_process
-from .conftest import closed_after_the_test
 from .kit import bearer_view
 
 HERE = Path(__file__).resolve().parent / "oidc_provider"

@@ -16,8 +16,7 @@ from jwkguard import Event, RequestPipeline, RoutePolicy, TokenError, Validator
 from jwkguard.sender._introspection import Introspector
 from jwkguard.testing import IntrospectionEndpoint, LocalIssuer
 
-from ..conftest import FakeClock
-from .conftest import closed_after_the_test
+from ..conftest import FakeClock, closed_after_the_test
 from .kit import bearer_view
 
 
