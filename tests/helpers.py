@@ -1,5 +1,5 @@
 """Helpers shared by the test modules: tokens for the suite's issuer, a validator trusting one
-key, Authorization headers, and the refusal a validator gives.
+key, Authorization headers, and the refusal (or outcome) a validator gives.
 
 Fixtures live in the conftest files; these are plain functions a module imports.
 """
@@ -66,3 +66,12 @@ async def arefusal(validator: Validator, token: Any, **options: Any) -> TokenErr
     with pytest.raises(TokenError) as caught:
         await validator.avalidate(token, **options)
     return caught.value
+
+
+def outcome(validator: Validator, token: str) -> str:
+    """``"ok"`` if ``validator`` accepts ``token``, else the refusal's ``reason``."""
+    try:
+        validator.validate(token)
+    except TokenError as exc:
+        return exc.reason
+    return "ok"

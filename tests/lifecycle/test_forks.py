@@ -18,13 +18,13 @@ from typing import Any
 
 import pytest
 
-from jwkguard import Issuer, TokenError, Validator
+from jwkguard import Issuer, Validator
 from jwkguard.fleet import RedisStore
 from jwkguard.lifecycle import Lifecycle, LifecycleAdmin
 from jwkguard.testing import LocalIssuer, SigningKey
 
 from ..conftest import AUDIENCE, ISSUER
-from ..helpers import mint
+from ..helpers import mint, outcome
 from ..servers import RedisServer
 
 pytestmark = [
@@ -89,14 +89,6 @@ class Child:
             time.sleep(0.01)
         os.kill(self.pid, signal.SIGKILL)
         os.waitpid(self.pid, 0)
-
-
-def outcome(validator: Validator, token: str) -> str:
-    try:
-        validator.validate(token)
-    except TokenError as exc:
-        return exc.reason
-    return "ok"
 
 
 def test_a_forked_child_restarts_the_listener_and_enforces_changes_made_after_the_fork(
