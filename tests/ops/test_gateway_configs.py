@@ -23,7 +23,7 @@ import yaml
 from jwkguard.testing import LocalIssuer
 
 from ..servers import ASGIServer
-from .test_serve_hostile import HOST, reason, send, start
+from .test_serve_hostile import HOST, reason, send, serving
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "gateways.md"
 
@@ -91,14 +91,8 @@ def envoy_subrequest(
 
 @pytest.fixture(scope="module")
 def servers(issuer: LocalIssuer) -> Iterator[dict[str, ASGIServer]]:
-    running = {name: start(issuer, name) for name in ("traefik", "envoy")}
-    for server in running.values():
-        server.__enter__()
-    try:
+    with serving(issuer, "traefik", "envoy") as running:
         yield running
-    finally:
-        for server in running.values():
-            server.__exit__(None, None, None)
 
 
 CASES = [
