@@ -8,21 +8,13 @@ import pytest
 
 from jwkguard import Event, Validator
 from jwkguard.errors import LifecycleError
-from jwkguard.fleet import RedisStore
 from jwkguard.lifecycle import LifecycleAdmin, LifecycleStore
 from jwkguard.pipeline import error_response
 from jwkguard.testing import SigningKey, mint_token
 
 from ..conftest import AUDIENCE, ISSUER, FakeClock
 from ..helpers import arefusal, mint, refusal
-from .conftest import OTHER_ISSUER, sync_replica
-
-
-async def close_async(store: LifecycleStore) -> None:
-    """The asyncio Redis client belongs to the test's event loop: close it there."""
-    if isinstance(store, RedisStore):
-        await store.aclose()
-
+from .conftest import OTHER_ISSUER, close_async, sync_replica
 
 # -- revocation -------------------------------------------------------------------------
 

@@ -18,10 +18,9 @@ from jwkguard.pipeline import error_response
 from jwkguard.testing import SigningKey
 
 from ..conftest import ISSUER, FakeClock
-from ..helpers import outcome
+from ..helpers import mint, outcome
 from ..servers import RedisServer, free_port
 from .conftest import make_redis_store, make_validator, wait_until
-from .test_checks import mint
 
 
 def kinds(events: list[Event]) -> list[str]:
