@@ -33,6 +33,20 @@ def cert_app(validator: Validator, **options: Any) -> FastAPI:
     return app
 
 
+def behind_proxy(validator: Validator, trusted_proxies: list[str]) -> FastAPI:
+    """``cert_app`` reading the client certificate from ``X-SSL-Client-Cert``."""
+    return cert_app(
+        validator, client_cert_header="X-SSL-Client-Cert", trusted_proxies=trusted_proxies
+    )
+
+
+def certificate_bound(issuer: LocalIssuer, ca: CertificateAuthority) -> tuple[str, dict[str, str]]:
+    """A token bound to a new client certificate, and the header a proxy forwards it in."""
+    certificate = ca.issue("client-a")
+    token = issuer.mint(cnf={"x5t#S256": certificate_thumbprint(certificate.der)})
+    return token, {"X-SSL-Client-Cert": quote(certificate.certificate_pem.decode())}
+
+
 @pytest.fixture(scope="module")
 def ca() -> CertificateAuthority:
     return CertificateAuthority()
@@ -41,12 +55,8 @@ def ca() -> CertificateAuthority:
 def test_a_certificate_forwarded_by_a_trusted_proxy_satisfies_the_binding(
     static_validator: Validator, issuer: LocalIssuer, ca: CertificateAuthority
 ) -> None:
-    certificate = ca.issue("client-a")
-    token = issuer.mint(cnf={"x5t#S256": certificate_thumbprint(certificate.der)})
-    header = {"X-SSL-Client-Cert": quote(certificate.certificate_pem.decode())}
-    app = cert_app(
-        static_validator, client_cert_header="X-SSL-Client-Cert", trusted_proxies=["127.0.0.1"]
-    )
+    token, header = certificate_bound(issuer, ca)
+    app = behind_proxy(static_validator, trusted_proxies=["127.0.0.1"])
     with ServedApp(app) as served, httpx.Client(timeout=5) as http:
         ok = http.get(f"{served.url}/payments", headers={**bearer(token), **header})
         assert ok.status_code == 200, ok.text
@@ -66,12 +76,8 @@ def test_a_certificate_forwarded_by_a_trusted_proxy_satisfies_the_binding(
 def test_a_certificate_header_from_an_untrusted_peer_is_ignored(
     static_validator: Validator, issuer: LocalIssuer, ca: CertificateAuthority
 ) -> None:
-    certificate = ca.issue("client-a")
-    token = issuer.mint(cnf={"x5t#S256": certificate_thumbprint(certificate.der)})
-    header = {"X-SSL-Client-Cert": quote(certificate.certificate_pem.decode())}
-    app = cert_app(
-        static_validator, client_cert_header="X-SSL-Client-Cert", trusted_proxies=["10.0.0.0/8"]
-    )
+    token, header = certificate_bound(issuer, ca)
+    app = behind_proxy(static_validator, trusted_proxies=["10.0.0.0/8"])
     with ServedApp(app) as served, httpx.Client(timeout=5) as http:
         response = http.get(f"{served.url}/payments", headers={**bearer(token), **header})
     assert response.status_code == 401
