@@ -1,10 +1,12 @@
-"""Shared fixtures: session-scoped keys, a controllable clock, a real local issuer."""
+"""Shared fixtures: session-scoped keys, a controllable clock, a real local issuer, and the
+clean-up of what a test opened."""
 
 from __future__ import annotations
 
 import os
 import shutil
 from collections.abc import Iterator
+from typing import Protocol, TypeVar
 
 import pytest
 
@@ -25,6 +27,27 @@ def require_binary(name: str) -> str:
             pytest.fail(message)
         pytest.skip(message)
     return path
+
+
+class _Closable(Protocol):
+    def close(self) -> None: ...
+
+
+_ClosableT = TypeVar("_ClosableT", bound=_Closable)
+_OPENED: list[_Closable] = []
+
+
+def closed_after_the_test(resource: _ClosableT) -> _ClosableT:
+    """``resource`` (a validator, an introspector: its HTTP client), closed when the test ends."""
+    _OPENED.append(resource)
+    return resource
+
+
+@pytest.fixture(autouse=True)
+def _close_what_the_test_opened() -> Iterator[None]:
+    yield
+    while _OPENED:
+        _OPENED.pop().close()
 
 
 class FakeClock:

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from jwkguard import InsufficientScope, Issuer, KeysUnavailable, TokenError, Validator, errors
+from jwkguard import InsufficientScope, KeysUnavailable, TokenError, errors
 from jwkguard.errors import InvalidRequest
 from jwkguard.pipeline import (
     Credentials,
@@ -17,7 +17,8 @@ from jwkguard.pipeline import (
 )
 from jwkguard.testing import SigningKey, mint_token
 
-from ..conftest import AUDIENCE, ISSUER, FakeClock
+from ..conftest import ISSUER, FakeClock
+from ..helpers import validator_trusting
 
 TOKEN = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln"
 
@@ -166,11 +167,7 @@ def test_dpop_scheme_challenge_and_nonce() -> None:
 def test_a_real_refusal_maps_to_a_response_that_never_echoes_the_token(
     rsa_key: SigningKey, clock: FakeClock
 ) -> None:
-    validator = Validator(
-        issuers=[Issuer(ISSUER, audiences=[AUDIENCE], jwks={"keys": [rsa_key.public_jwk]})],
-        algorithms=["RS256"],
-        clock=clock,
-    )
+    validator = validator_trusting(rsa_key, clock=clock)
     token = mint_token(
         rsa_key, issuer=ISSUER, audience="https://elsewhere.example.com", now=clock.now
     )

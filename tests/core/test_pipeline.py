@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from jwkguard import Event, Issuer, RequestPipeline, RoutePolicy, Validator
+from jwkguard import Event, RequestPipeline, RoutePolicy, Validator
 from jwkguard.errors import ConfigurationError
 from jwkguard.lifecycle import Lifecycle, MemoryStore, ReuseWatch
 from jwkguard.pipeline import (
@@ -19,9 +19,9 @@ from jwkguard.pipeline import (
     view_from_environ,
 )
 from jwkguard.sender import Introspector
-from jwkguard.testing import LocalIssuer, SigningKey, mint_token
+from jwkguard.testing import LocalIssuer, SigningKey
 
-from ..conftest import AUDIENCE, ISSUER
+from ..helpers import Mint, minter, validator_trusting
 
 
 class Headers:
@@ -47,18 +47,13 @@ def view(query: str = "", client: str | None = "127.0.0.9", **headers: Any) -> R
 
 @pytest.fixture
 def validator(rsa_key: SigningKey) -> Validator:
-    return Validator(
-        issuers=[Issuer(ISSUER, audiences=[AUDIENCE], jwks={"keys": [rsa_key.public_jwk]})],
-        algorithms=["RS256"],
-    )
+    return validator_trusting(rsa_key)
 
 
 @pytest.fixture
-def mint(rsa_key: SigningKey) -> Any:
-    def make(**claims: Any) -> str:
-        return mint_token(rsa_key, issuer=ISSUER, audience=AUDIENCE, **claims)
-
-    return make
+def mint(rsa_key: SigningKey) -> Mint:
+    """Tokens issued now: this module's validators read the real clock."""
+    return minter(rsa_key)
 
 
 def both(pipeline: RequestPipeline, request: RequestView, policy: RoutePolicy) -> Decision:
@@ -318,12 +313,7 @@ def test_observe_raises_a_reuse_alert_from_too_many_addresses(
 ) -> None:
     events: list[Event] = []
     lifecycle = Lifecycle(MemoryStore(), reuse=ReuseWatch(max_addresses=2, window=60))
-    validator = Validator(
-        issuers=[Issuer(ISSUER, audiences=[AUDIENCE], jwks={"keys": [rsa_key.public_jwk]})],
-        algorithms=["RS256"],
-        lifecycle=lifecycle,
-        on_event=events.append,
-    )
+    validator = validator_trusting(rsa_key, lifecycle=lifecycle, on_event=events.append)
     pipeline = RequestPipeline(validator)
     token = mint()
     for address in ("10.0.0.1", "10.0.0.2", "10.0.0.3"):

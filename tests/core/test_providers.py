@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from jwkguard import ConfigurationError, Issuer, TokenError, Validator
+from jwkguard import ConfigurationError, Issuer, Validator
 from jwkguard.errors import AudienceMismatch, IssuerMismatch
 from jwkguard.providers import (
     auth0,
@@ -23,7 +23,8 @@ from jwkguard.providers import (
 from jwkguard.testing import LocalIssuer, generate_key
 
 from ..conftest import FakeClock
-from ._remote_support import LONG
+from ..helpers import refusal
+from ._remote_support import token as mint
 
 TENANT = "72f988bf-86f1-41af-91ab-2d7cd011db47"
 OTHER_TENANT = "9188040d-6c67-4c5b-b112-36a304b66dad"
@@ -51,11 +52,6 @@ def validator_for(issuers: list[Issuer], clock: FakeClock) -> Validator:
     return Validator(issuers=issuers, algorithms=["RS256"], clock=clock)
 
 
-def mint(provider: LocalIssuer, clock: FakeClock, **claims: Any) -> str:
-    claims.setdefault("lifetime", LONG)
-    return provider.mint(now=clock.now, **claims)
-
-
 def serve_entra_keys(provider: LocalIssuer, path: str) -> None:
     """Serve the keys the way Entra does: no ``alg``, with ``x5t`` and ``issuer`` members."""
 
@@ -74,12 +70,6 @@ def serve_entra_keys(provider: LocalIssuer, path: str) -> None:
         request.wfile.write(payload)
 
     provider.routes[path] = handler
-
-
-def refused(validator: Validator, token: str) -> TokenError:
-    with pytest.raises(TokenError) as caught:
-        validator.validate(token)
-    return caught.value
 
 
 # -- Microsoft Entra ID ---------------------------------------------------------------------
@@ -102,11 +92,11 @@ def test_entra_single_tenant_accepts_v1_and_v2_tokens_from_one_key_set(
             mint(provider, clock, issuer=v1, audience=f"api://{CLIENT}", tid=TENANT)
         )
         assert claims.issuer == v1
-        wrong_tenant = refused(
+        wrong_tenant = refusal(
             validator, mint(provider, clock, issuer=v2, audience=CLIENT, tid=OTHER_TENANT)
         )
         assert (wrong_tenant.reason, wrong_tenant.claim) == ("tenant_mismatch", "tid")
-        other_api = refused(
+        other_api = refusal(
             validator, mint(provider, clock, issuer=v2, audience="other-api", tid=TENANT)
         )
         assert isinstance(other_api, AudienceMismatch)
@@ -128,7 +118,7 @@ def test_entra_multi_tenant_accepts_only_allowed_tenants_with_one_fetch(
         assert provider.requests["/common/discovery/v2.0/keys"] == 1
         stranger_iss = f"{provider.base_url}/{STRANGER_TENANT}/v2.0"
         stranger = mint(provider, clock, issuer=stranger_iss, audience=CLIENT, tid=STRANGER_TENANT)
-        assert isinstance(refused(validator, stranger), IssuerMismatch)
+        assert isinstance(refusal(validator, stranger), IssuerMismatch)
         # An allowed tenant's issuer with another tenant's tid is a forgery attempt.
         mixed = mint(
             provider,
@@ -137,7 +127,7 @@ def test_entra_multi_tenant_accepts_only_allowed_tenants_with_one_fetch(
             audience=CLIENT,
             tid=STRANGER_TENANT,
         )
-        assert refused(validator, mixed).reason == "tenant_mismatch"
+        assert refusal(validator, mixed).reason == "tenant_mismatch"
     assert sum(provider.requests.values()) == 1
 
 
@@ -179,7 +169,7 @@ def test_auth0_uses_the_trailing_slash_issuer_and_permissions(
         no_slash = mint(
             provider, clock, issuer=provider.base_url, audience="https://api.example.com"
         )
-        assert isinstance(refused(validator, no_slash), IssuerMismatch)
+        assert isinstance(refusal(validator, no_slash), IssuerMismatch)
     assert provider.requests["/.well-known/jwks.json"] == 1
     assert auth0("example.eu.auth0.com", audience="a")[0].jwks_uri == (
         "https://example.eu.auth0.com/.well-known/jwks.json"
@@ -199,7 +189,7 @@ def test_okta_custom_authorization_server_scp_and_cid(
         )
         assert validator.validate(token).scopes == frozenset({"orders"})
         other_client = mint(provider, clock, issuer=iss, audience="api://default", cid="0oa9")
-        assert refused(validator, other_client).reason == "client_not_allowed"
+        assert refusal(validator, other_client).reason == "client_not_allowed"
     assert provider.requests["/oauth2/default/v1/keys"] == 1
 
 
@@ -224,7 +214,7 @@ def test_keycloak_realm_roles_azp_and_skipped_encryption_key(
         )
         assert validator.validate(token).scopes == frozenset({"admin", "user"})
         other = mint(provider, clock, issuer=iss, audience="account", azp="other-app")
-        assert refused(validator, other).reason == "client_not_allowed"
+        assert refusal(validator, other).reason == "client_not_allowed"
         source = validator.key_source(iss)
         keys = source.current_keys()
         assert keys is not None
@@ -254,7 +244,7 @@ def test_cognito_access_tokens_without_aud_checked_by_client_id_and_token_use(
         assert validator.validate(access).scopes == frozenset({"orders/read"})
         id_token = mint(provider, clock, issuer=iss, audience="app-client", token_use="id")
         # A Cognito ID token has aud but no client_id: refused before token_use is looked at.
-        missing = refused(validator, id_token)
+        missing = refusal(validator, id_token)
         assert (missing.reason, missing.claim) == ("missing_claim", "client_id")
         id_with_client = mint(
             provider,
@@ -264,11 +254,11 @@ def test_cognito_access_tokens_without_aud_checked_by_client_id_and_token_use(
             client_id="app-client",
             token_use="id",
         )
-        assert refused(validator, id_with_client).reason == "wrong_token_use"
+        assert refusal(validator, id_with_client).reason == "wrong_token_use"
         other = mint(
             provider, clock, issuer=iss, audience=None, client_id="other", token_use="access"
         )
-        assert refused(validator, other).reason == "client_not_allowed"
+        assert refusal(validator, other).reason == "client_not_allowed"
     (default,) = cognito("eu-west-1", pool, client_ids=["x"])
     assert default.issuer == f"https://cognito-idp.eu-west-1.amazonaws.com/{pool}"
     with pytest.raises(ConfigurationError, match="region"):
@@ -306,7 +296,7 @@ def test_google_accepts_both_issuer_spellings_with_one_key_cache(
             audience="https://service.example.run.app",
             hd="gmail.example",
         )
-        assert refused(validator, outsider).reason == "hosted_domain"
+        assert refusal(validator, outsider).reason == "hosted_domain"
     assert provider.requests["/oauth2/v3/certs"] == 1
 
 
@@ -337,6 +327,6 @@ def test_extra_claim_checks_run_after_the_presets_own(
         iss = f"{provider.base_url}/"
         assert validator.validate(mint(provider, clock, issuer=iss, audience="a", email="x@y"))
         assert (
-            refused(validator, mint(provider, clock, issuer=iss, audience="a")).reason
+            refusal(validator, mint(provider, clock, issuer=iss, audience="a")).reason
             == "custom_check_failed"
         )

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from jwkguard import Issuer, RequestPipeline, RoutePolicy, Validator, build_validator
+from jwkguard import RequestPipeline, RoutePolicy, Validator, build_validator
 from jwkguard.errors import (
     AudienceMismatch,
     ConfigurationError,
@@ -24,6 +24,7 @@ from jwkguard.sender import DPoPVerifier, SenderConstraints
 from jwkguard.testing import SigningKey, mint_token
 
 from ..conftest import AUDIENCE, ISSUER, FakeClock
+from ..helpers import validator_trusting
 from .test_pipeline import both, view
 
 RESOURCE = "https://api.example.com/mcp"
@@ -32,20 +33,7 @@ METADATA_URL = "https://api.example.com/.well-known/oauth-protected-resource/mcp
 
 @pytest.fixture
 def validator(rsa_key: SigningKey, clock: FakeClock) -> Validator:
-    return Validator(
-        issuers=[Issuer(ISSUER, audiences=[AUDIENCE], jwks={"keys": [rsa_key.public_jwk]})],
-        algorithms=["RS256"],
-        clock=clock,
-        leeway=5,
-    )
-
-
-@pytest.fixture
-def mint(rsa_key: SigningKey, clock: FakeClock) -> Any:
-    def make(**claims: Any) -> str:
-        return mint_token(rsa_key, issuer=ISSUER, audience=AUDIENCE, now=clock(), **claims)
-
-    return make
+    return validator_trusting(rsa_key, clock=clock, leeway=5)
 
 
 # -- the metadata document ------------------------------------------------------------------

@@ -9,9 +9,10 @@ import pytest
 
 from jwkguard import Issuer, Validator
 from jwkguard.errors import MalformedToken
-from jwkguard.testing import SigningKey, mint_token
+from jwkguard.testing import SigningKey
 
 from ..conftest import AUDIENCE, ISSUER
+from ..helpers import mint
 
 DEFAULT = 32 * 1024
 
@@ -28,7 +29,7 @@ def _validator(key: SigningKey, **options: Any) -> Validator:
 
 
 def _token(key: SigningKey, padding: int = 0, **claims: Any) -> str:
-    return mint_token(key, issuer=ISSUER, audience=AUDIENCE, pad="x" * padding, **claims)
+    return mint(key, pad="x" * padding, **claims)
 
 
 def _sized(key: SigningKey, predicate: Any, start: int) -> str:

@@ -8,11 +8,14 @@ an in-memory test database.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from functools import partial
 from typing import Any
 
 import pytest
 
 from jwkguard.testing import LocalIssuer
+
+from ..helpers import bearer_from
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
@@ -87,11 +90,7 @@ def issuer(django_issuer: LocalIssuer) -> LocalIssuer:
 @pytest.fixture
 def bearer(issuer: LocalIssuer) -> Callable[..., dict[str, str]]:
     """Headers carrying a fresh token from the local issuer: ``bearer(scopes=[...])``."""
-
-    def make(**claims: Any) -> dict[str, str]:
-        return {"Authorization": f"Bearer {issuer.mint(**claims)}"}
-
-    return make
+    return partial(bearer_from, issuer)
 
 
 class Fetch:

@@ -19,6 +19,7 @@ import pytest
 
 from jwkguard.testing import LocalIssuer
 
+from ..helpers import bearer_from
 from ..servers import free_port
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "django_project"
@@ -106,7 +107,7 @@ def server(
 
 
 def auth(issuer: LocalIssuer, *scopes: str, subject: str = "alice") -> dict[str, str]:
-    return {"Authorization": f"Bearer {issuer.mint(subject=subject, scopes=list(scopes))}"}
+    return bearer_from(issuer, subject=subject, scopes=list(scopes))
 
 
 def test_health_needs_no_token(server: tuple[str, str]) -> None:

@@ -10,6 +10,7 @@ from django.test import override_settings
 
 from jwkguard.testing import LocalIssuer
 
+from ..helpers import bearer_from
 from .conftest import Fetch
 
 
@@ -26,14 +27,10 @@ def remote_settings(issuer: LocalIssuer, **issuer_options: Any) -> dict[str, Any
     }
 
 
-def bearer_of(issuer: LocalIssuer, **claims: Any) -> dict[str, str]:
-    return {"Authorization": f"Bearer {issuer.mint(**claims)}"}
-
-
 def test_keys_from_jwks_uri(fetch: Fetch, remote_issuer: LocalIssuer) -> None:
     settings = remote_settings(remote_issuer, JWKS_URI=remote_issuer.jwks_uri)
     with override_settings(JWKGUARD=settings):
-        response = fetch.get("/plain", headers=bearer_of(remote_issuer, subject="rémi"))
+        response = fetch.get("/plain", headers=bearer_from(remote_issuer, subject="rémi"))
     assert response.status_code == 200
     assert response.json()["sub"] == "rémi"
     assert remote_issuer.requests["/jwks.json"] == 1
@@ -41,8 +38,8 @@ def test_keys_from_jwks_uri(fetch: Fetch, remote_issuer: LocalIssuer) -> None:
 
 def test_keys_through_discovery(fetch: Fetch, remote_issuer: LocalIssuer) -> None:
     with override_settings(JWKGUARD=remote_settings(remote_issuer)):
-        first = fetch.get("/plain", headers=bearer_of(remote_issuer))
-        second = fetch.get("/required", headers=bearer_of(remote_issuer, scopes=["orders:read"]))
+        first = fetch.get("/plain", headers=bearer_from(remote_issuer))
+        second = fetch.get("/required", headers=bearer_from(remote_issuer, scopes=["orders:read"]))
     assert (first.status_code, second.status_code) == (200, 200)
     assert remote_issuer.requests["/.well-known/openid-configuration"] == 1
     assert remote_issuer.requests["/jwks.json"] == 1
@@ -53,7 +50,7 @@ def test_issuer_outage_answers_503_with_retry_after(
     fetch: Fetch, remote_issuer: LocalIssuer, path: str
 ) -> None:
     settings = remote_settings(remote_issuer, JWKS_URI=remote_issuer.jwks_uri)
-    token = bearer_of(remote_issuer, scopes=["orders:read"])
+    token = bearer_from(remote_issuer, scopes=["orders:read"])
     with override_settings(JWKGUARD=settings), remote_issuer.outage(503):
         response = fetch.get(path, headers=token)
     assert response.status_code == 503

@@ -19,6 +19,7 @@ from django.test import override_settings
 
 from jwkguard.testing import LocalIssuer
 
+from ..helpers import bearer_from
 from ..middleware.conftest import WaitressServer
 from ..servers import ASGIServer
 
@@ -55,7 +56,7 @@ def base_url(request: pytest.FixtureRequest, django_issuer: LocalIssuer) -> Iter
 
 def token(issuer: LocalIssuer, **claims: Any) -> dict[str, str]:
     claims.setdefault("audience", RESOURCE)
-    return {"Authorization": f"Bearer {issuer.mint(**claims)}"}
+    return bearer_from(issuer, **claims)
 
 
 def test_the_middleware_serves_the_metadata_document(base_url: str, issuer: LocalIssuer) -> None:

@@ -37,11 +37,6 @@ def validator(issuer: LocalIssuer) -> Iterator[Validator]:
     remote.close()
 
 
-def bearer(token: str) -> dict[str, str]:
-    """The Authorization header for ``token``."""
-    return {"Authorization": f"Bearer {token}"}
-
-
 class ServedApp(ASGIServer):
     """An ASGI app served by uvicorn in a background thread on 127.0.0.1, with WebSockets,
     its lifespan run, and uvicorn's default trust of proxy headers from 127.0.0.1."""

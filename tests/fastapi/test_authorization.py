@@ -16,6 +16,8 @@ from jwkguard.wsgi import JWKGuardMiddleware as WSGIMiddleware
 from jwkguard_fastapi import JWKGuardMiddleware as StarletteMiddleware
 from jwkguard_fastapi import JWTBearer
 
+from ..helpers import bearer
+
 
 @pytest.fixture(scope="module")
 def two() -> Iterator[tuple[LocalIssuer, LocalIssuer]]:
@@ -32,10 +34,6 @@ def validator(two: tuple[LocalIssuer, LocalIssuer]) -> Validator:
         ],
         algorithms=["RS256"],
     )
-
-
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
 
 
 def reason(answer: Any) -> tuple[int, str]:

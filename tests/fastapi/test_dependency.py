@@ -12,7 +12,7 @@ from jwkguard import Claims, Validator
 from jwkguard.testing import LocalIssuer, generate_key, mint_token, sign_compact
 from jwkguard_fastapi import CurrentClaims, JWTBearer, OptionalClaims, install
 
-from .conftest import bearer
+from ..helpers import bearer
 
 CHALLENGE = 'Bearer realm="api"'
 

@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 
 from jwkguard.testing import LocalIssuer
 
-from .conftest import bearer
+from ..helpers import bearer
 
 ROOT = Path(__file__).resolve().parents[2]
 PLACEHOLDER_ISSUER = "https://id.example.com/"

@@ -1,11 +1,13 @@
-"""JWTBearer with sender-constrained tokens: DPoP (RFC 9449), certificate binding through a
-trusted proxy (RFC 8705), and hybrid introspection (RFC 7662) on high-value routes."""
+"""JWTBearer with DPoP-bound tokens (RFC 9449).
+
+Certificate binding is in test_certificate_header.py and test_mtls.py, hybrid introspection in
+test_hybrid_introspection.py.
+"""
 
 # No `from __future__ import annotations`: FastAPI reads the route annotations at run time.
 import time
 from collections.abc import Iterator
 from typing import Annotated, Any
-from urllib.parse import quote
 
 import httpx
 import pytest
@@ -16,13 +18,9 @@ from jwkguard import Claims, Validator
 from jwkguard.sender import (
     DPoPNonces,
     DPoPVerifier,
-    Introspector,
     MemoryReplayLedger,
-    certificate_thumbprint,
 )
 from jwkguard.testing import (
-    CertificateAuthority,
-    IntrospectionEndpoint,
     LocalIssuer,
     SigningKey,
     generate_key,
@@ -30,6 +28,7 @@ from jwkguard.testing import (
 )
 from jwkguard_fastapi import JWTBearer, install
 
+from ..helpers import bearer
 from ..sender.kit import (
     BROKEN_PROOFS,
     UNENFORCEABLE_NAMES,
@@ -40,7 +39,7 @@ from ..sender.kit import (
     dpop_headers,
     unenforceable_binding,
 )
-from .conftest import ServedApp, bearer
+from .conftest import ServedApp
 
 BASE = "http://testserver"
 NONCE_SECRET = b"0123456789abcdef0123456789abcdef"
@@ -363,157 +362,6 @@ def test_dpop_over_real_http_uses_the_url_the_client_addressed(
             assert http.get(url, headers=dpop_headers(token, proof)).status_code == 200
             replay = http.get(url, headers=dpop_headers(token, proof))
             assert_dpop_refusal(replay.status_code, replay.headers, replay.json(), "dpop_replayed")
-
-
-def cert_app(validator: Validator, **options: Any) -> FastAPI:
-    auth = JWTBearer(validator, **options)
-    app = FastAPI()
-    install(app, validator)
-
-    @app.get("/payments")
-    async def payments(claims: Annotated[Claims, Security(auth)]) -> Any:
-        return {"sub": claims.subject}
-
-    return app
-
-
-@pytest.fixture(scope="module")
-def ca() -> CertificateAuthority:
-    return CertificateAuthority()
-
-
-def test_a_certificate_forwarded_by_a_trusted_proxy_satisfies_the_binding(
-    static_validator: Validator, issuer: LocalIssuer, ca: CertificateAuthority
-) -> None:
-    certificate = ca.issue("client-a")
-    token = issuer.mint(cnf={"x5t#S256": certificate_thumbprint(certificate.der)})
-    header = {"X-SSL-Client-Cert": quote(certificate.certificate_pem.decode())}
-    app = cert_app(
-        static_validator, client_cert_header="X-SSL-Client-Cert", trusted_proxies=["127.0.0.1"]
-    )
-    with ServedApp(app) as served, httpx.Client(timeout=5) as http:
-        ok = http.get(f"{served.url}/payments", headers={**bearer(token), **header})
-        assert ok.status_code == 200, ok.text
-        other = quote(ca.issue("client-b").certificate_pem.decode())
-        wrong = http.get(
-            f"{served.url}/payments", headers={**bearer(token), "X-SSL-Client-Cert": other}
-        )
-        assert wrong.status_code == 401
-        assert wrong.json()["reason"] == "certificate_mismatch"
-        assert wrong.headers["www-authenticate"].startswith(
-            'Bearer realm="api", error="invalid_token"'
-        )
-        missing = http.get(f"{served.url}/payments", headers=bearer(token))
-        assert missing.json()["reason"] == "certificate_missing"
-
-
-def test_a_certificate_header_from_an_untrusted_peer_is_ignored(
-    static_validator: Validator, issuer: LocalIssuer, ca: CertificateAuthority
-) -> None:
-    certificate = ca.issue("client-a")
-    token = issuer.mint(cnf={"x5t#S256": certificate_thumbprint(certificate.der)})
-    header = {"X-SSL-Client-Cert": quote(certificate.certificate_pem.decode())}
-    app = cert_app(
-        static_validator, client_cert_header="X-SSL-Client-Cert", trusted_proxies=["10.0.0.0/8"]
-    )
-    with ServedApp(app) as served, httpx.Client(timeout=5) as http:
-        response = http.get(f"{served.url}/payments", headers={**bearer(token), **header})
-    assert response.status_code == 401
-    assert response.json()["reason"] == "certificate_missing"
-
-
-def test_require_certificate_refuses_tokens_that_are_not_certificate_bound(
-    static_validator: Validator, issuer: LocalIssuer
-) -> None:
-    app = cert_app(static_validator, require_certificate=True)
-    with TestClient(app, base_url=BASE) as test_client:
-        response = test_client.get("/payments", headers=bearer(issuer.mint()))
-    assert response.status_code == 401
-    assert response.json()["reason"] == "certificate_binding_required"
-
-
-# -- hybrid introspection -------------------------------------------------------------------
-
-
-@pytest.fixture
-def introspection(issuer: LocalIssuer) -> Iterator[IntrospectionEndpoint]:
-    endpoint = issuer.enable_introspection()
-    yield endpoint
-    issuer.heal()
-
-
-def introspector(endpoint: IntrospectionEndpoint, **options: Any) -> Introspector:
-    return Introspector(
-        endpoint=endpoint.url,
-        client_id=endpoint.client_id,
-        client_secret=endpoint.client_secret,
-        timeout=2,
-        **options,
-    )
-
-
-def hybrid_app(validator: Validator, checker: Introspector) -> FastAPI:
-    everyday = JWTBearer(validator)
-    high_value = JWTBearer(validator, introspector=checker)
-    app = FastAPI()
-    install(app, validator)
-
-    @app.get("/balance")
-    async def balance(claims: Annotated[Claims, Security(everyday)]) -> Any:
-        return {"sub": claims.subject}
-
-    @app.post("/transfer")
-    async def transfer(claims: Annotated[Claims, Security(high_value)]) -> Any:
-        return {"sub": claims.subject}
-
-    return app
-
-
-def test_a_high_value_route_introspects_after_local_validation(
-    static_validator: Validator, issuer: LocalIssuer, introspection: IntrospectionEndpoint
-) -> None:
-    checker = introspector(introspection, inactive_ttl=0.001, max_cache_ttl=0.001)
-    token = issuer.mint()
-    with TestClient(hybrid_app(static_validator, checker), base_url=BASE) as test_client:
-        before = issuer.requests["/introspect"]
-        assert test_client.post("/transfer", headers=bearer(token)).status_code == 200
-        assert issuer.requests["/introspect"] == before + 1
-        introspection.revoked.add(token)
-        time.sleep(0.01)
-        assert test_client.get("/balance", headers=bearer(token)).status_code == 200
-        revoked = test_client.post("/transfer", headers=bearer(token))
-        assert revoked.status_code == 401
-        assert revoked.json()["reason"] == "inactive"
-        assert revoked.headers["www-authenticate"].startswith(
-            'Bearer realm="api", error="invalid_token"'
-        )
-
-
-def test_a_forged_token_is_refused_before_introspection_is_asked(
-    static_validator: Validator, issuer: LocalIssuer, introspection: IntrospectionEndpoint
-) -> None:
-    checker = introspector(introspection)
-    forged = issuer.mint(key=generate_key("RS256", kid=issuer.active_key.kid))
-    with TestClient(hybrid_app(static_validator, checker), base_url=BASE) as test_client:
-        before = issuer.requests["/introspect"]
-        response = test_client.post("/transfer", headers=bearer(forged))
-    assert response.status_code == 401
-    assert issuer.requests["/introspect"] == before
-
-
-def test_an_unreachable_endpoint_gives_503_when_fail_closed_and_passes_when_fail_open(
-    static_validator: Validator, issuer: LocalIssuer, introspection: IntrospectionEndpoint
-) -> None:
-    issuer.fail_with(500, paths={"/introspect"})
-    token = issuer.mint()
-    closed = hybrid_app(static_validator, introspector(introspection))
-    opened = hybrid_app(static_validator, introspector(introspection, fail_open=True))
-    with TestClient(closed, base_url=BASE) as strict, TestClient(opened, base_url=BASE) as lax:
-        response = strict.post("/transfer", headers=bearer(token))
-        assert response.status_code == 503
-        assert response.json()["reason"] == "introspection_unavailable"
-        assert int(response.headers["retry-after"]) > 0
-        assert lax.post("/transfer", headers=bearer(token)).status_code == 200
 
 
 def test_dpop_challenge_lists_the_configured_algorithms(

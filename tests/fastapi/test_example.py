@@ -25,7 +25,8 @@ from examples.fastapi_app import create_app, validator_from_env
 from jwkguard import ConfigurationError, Validator
 from jwkguard.testing import LocalIssuer
 
-from .conftest import bearer
+from ..helpers import bearer
+from ..servers import stop_process
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -187,12 +188,7 @@ def served_example(issuer: LocalIssuer) -> Iterator[str]:
         assert issuer.requests["/jwks.json"] == before + 1
         yield url
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=5)
+        stop_process(process)
         listener.close()
 
 

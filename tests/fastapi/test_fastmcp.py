@@ -21,25 +21,7 @@ from jwkguard.testing import LocalIssuer
 from jwkguard_fastapi.fastmcp import JWKGuardProvider
 
 from ..servers import ASGIServer
-from .test_mcp import INITIALIZE, MCP_ACCEPT, LateApp
-
-
-class Served:
-    def __init__(self, url: str, resource: str, issuer: LocalIssuer) -> None:
-        self.url = url
-        self.resource = resource
-        self.issuer = issuer
-
-    def mint(self, **claims: Any) -> str:
-        claims.setdefault("audience", self.resource)
-        claims.setdefault("scopes", "tools:call")
-        return self.issuer.mint(**claims)
-
-    def initialize(self, token: str | None) -> httpx.Response:
-        headers = dict(MCP_ACCEPT)
-        if token is not None:
-            headers["Authorization"] = f"Bearer {token}"
-        return httpx.post(f"{self.url}/mcp", json=INITIALIZE, headers=headers)
+from .test_mcp import LateApp, Served
 
 
 @pytest.fixture(scope="module")

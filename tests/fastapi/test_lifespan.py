@@ -14,7 +14,7 @@ from jwkguard import Claims, KeysUnavailable, Validator
 from jwkguard.testing import LocalIssuer
 from jwkguard_fastapi import JWTBearer, install, lifespan
 
-from .conftest import bearer
+from ..helpers import bearer
 
 
 class RecordingValidator(Validator):

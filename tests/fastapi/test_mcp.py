@@ -73,6 +73,13 @@ class Served:
         claims.setdefault("scopes", "tools:call")
         return self.issuer.mint(**claims)
 
+    def initialize(self, token: str | None) -> httpx.Response:
+        """POST the MCP ``initialize`` request, with ``token`` as a bearer token if given."""
+        headers = dict(MCP_ACCEPT)
+        if token is not None:
+            headers["Authorization"] = f"Bearer {token}"
+        return httpx.post(f"{self.url}/mcp", json=INITIALIZE, headers=headers)
+
 
 @pytest.fixture(scope="module")
 def served() -> Iterator[Served]:
@@ -103,13 +110,6 @@ async def use_tools(url: str, token: str) -> tuple[list[str], Any]:
     return [tool.name for tool in tools.tools], result
 
 
-def post_initialize(served: Served, token: str | None) -> httpx.Response:
-    headers = dict(MCP_ACCEPT)
-    if token is not None:
-        headers["Authorization"] = f"Bearer {token}"
-    return httpx.post(f"{served.url}/mcp", json=INITIALIZE, headers=headers)
-
-
 def test_the_sdk_client_initialises_lists_and_calls_the_tool_with_a_valid_token(
     served: Served,
 ) -> None:
@@ -120,7 +120,7 @@ def test_the_sdk_client_initialises_lists_and_calls_the_tool_with_a_valid_token(
 
 
 def test_without_a_token_the_challenge_names_the_resource_metadata(served: Served) -> None:
-    answer = post_initialize(served, None)
+    answer = served.initialize(None)
     assert answer.status_code == 401
     assert answer.headers["www-authenticate"] == (
         f'Bearer realm="mcp", resource_metadata="{served.url}'
@@ -141,20 +141,20 @@ def test_the_metadata_document_is_served(served: Served) -> None:
 
 def test_a_token_for_another_audience_is_refused_as_such(served: Served) -> None:
     # The validator accepts this audience; the MCP server does not (RFC 8707).
-    answer = post_initialize(served, served.mint(audience=served.issuer.audience))
+    answer = served.initialize(served.mint(audience=served.issuer.audience))
     assert answer.status_code == 401
     assert answer.json()["reason"] == "audience_mismatch"
     assert 'error="invalid_token"' in answer.headers["www-authenticate"]
 
 
 def test_an_expired_token_is_refused_as_expired(served: Served) -> None:
-    answer = post_initialize(served, served.mint(now=time.time() - 3600, lifetime=60))
+    answer = served.initialize(served.mint(now=time.time() - 3600, lifetime=60))
     assert answer.status_code == 401
     assert answer.json()["reason"] == "expired"
 
 
 def test_a_token_without_the_scope_gets_403_insufficient_scope(served: Served) -> None:
-    answer = post_initialize(served, served.mint(scopes="profile"))
+    answer = served.initialize(served.mint(scopes="profile"))
     assert answer.status_code == 403
     challenge = answer.headers["www-authenticate"]
     assert 'error="insufficient_scope"' in challenge

@@ -25,9 +25,9 @@ from jwkguard.testing import LocalIssuer, generate_key, make_dpop_proof
 from jwkguard_fastapi import JWTBearer, install
 
 from ..conftest import require_binary
+from ..helpers import bearer
 from ..sender.kit import TLSFiles, dpop_headers
 from ..servers import ASGIServer, Nginx, free_port
-from .conftest import bearer
 
 pytestmark = pytest.mark.slow
 

@@ -17,7 +17,8 @@ from jwkguard import Claims, Validator
 from jwkguard.testing import LocalIssuer
 from jwkguard_fastapi import JWKGuardMiddleware, JWTBearer, add_resource_metadata, install
 
-from .conftest import ServedApp, bearer
+from ..helpers import bearer
+from .conftest import ServedApp
 
 RESOURCE = "https://api.example.com/orders"
 METADATA_PATH = "/.well-known/oauth-protected-resource/orders"

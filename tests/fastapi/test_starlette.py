@@ -20,8 +20,8 @@ from jwkguard import Validator
 from jwkguard.testing import LocalIssuer, generate_key
 from jwkguard_fastapi import JWKGuardBackend, JWKGuardMiddleware, TokenUser
 
+from ..helpers import bearer
 from ..sender.kit import UNENFORCEABLE_NAMES, assert_cnf_refusal, unenforceable_binding
-from .conftest import bearer
 
 
 async def whoami(request: Request) -> Response:

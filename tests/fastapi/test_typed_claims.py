@@ -16,7 +16,7 @@ from jwkguard.typed import EntraClaims
 from jwkguard_fastapi import JWTBearer, install
 from jwkguard_fastapi.testing import claims_override
 
-from .conftest import bearer
+from ..helpers import bearer
 
 
 class OrderClaims(pydantic.BaseModel):

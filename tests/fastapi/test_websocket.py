@@ -13,7 +13,7 @@ from jwkguard import Claims, Validator
 from jwkguard.testing import LocalIssuer
 from jwkguard_fastapi import JWTBearer
 
-from .conftest import bearer
+from ..helpers import bearer
 
 
 def build_app(validator: Validator, **options: Any) -> FastAPI:

@@ -31,11 +31,6 @@ def static_settings(issuer: LocalIssuer, **extra: Any) -> dict[str, Any]:
     }
 
 
-def bearer(token: str) -> dict[str, str]:
-    """The Authorization header for ``token``."""
-    return {"Authorization": f"Bearer {token}"}
-
-
 @pytest.fixture
 def settings(issuer: LocalIssuer) -> dict[str, Any]:
     return static_settings(issuer)

@@ -11,7 +11,7 @@ from flask import Blueprint, Flask
 from jwkguard.testing import LocalIssuer
 from jwkguard_flask import JWKGuard, current_claims
 
-from .conftest import bearer
+from ..helpers import bearer
 
 
 def reason(answer: Any) -> str:

@@ -27,6 +27,7 @@ from jwkguard.testing import (
 )
 from jwkguard_flask import JWKGuard, current_claims
 
+from ..helpers import bearer
 from ..sender.kit import (
     BROKEN_PROOFS,
     UNENFORCEABLE_NAMES,
@@ -39,7 +40,7 @@ from ..sender.kit import (
     dpop_headers,
     unenforceable_binding,
 )
-from .conftest import bearer, static_settings
+from .conftest import static_settings
 
 BASE = "http://localhost"
 NONCE_SECRET = "0123456789abcdef0123456789abcdef"

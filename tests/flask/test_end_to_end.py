@@ -18,6 +18,8 @@ import pytest
 
 from jwkguard.testing import LocalIssuer, generate_key
 
+from ..servers import stop_process
+
 ROOT = Path(__file__).resolve().parents[2]
 CLIENTS = 8
 REQUESTS_PER_CLIENT = 50
@@ -72,12 +74,7 @@ def server(issuer: LocalIssuer, tmp_path_factory: pytest.TempPathFactory) -> Ite
         host, port = _wait_for_address(log, process)
         yield Server(host, port)
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
+        stop_process(process)
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from werkzeug.exceptions import HTTPException
 from jwkguard.testing import LocalIssuer, generate_key, mint_token, sign_compact
 from jwkguard_flask import BearerError, JWKGuard, current_claims
 
-from .conftest import bearer
+from ..helpers import bearer
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ from jwkguard import ConfigurationError
 from jwkguard.testing import LocalIssuer
 from jwkguard_flask import config_from_env
 
-from .conftest import bearer
+from ..helpers import bearer
 
 ROOT = Path(__file__).resolve().parents[2]
 PLACEHOLDER_ISSUER = "https://id.example.com/"

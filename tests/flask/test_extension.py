@@ -16,7 +16,8 @@ from jwkguard.testing import LocalIssuer
 from jwkguard_flask import JWKGuard, current_claims
 from jwkguard_flask._config import GuardState
 
-from .conftest import bearer, static_settings
+from ..helpers import bearer
+from .conftest import static_settings
 
 
 def _add_me_route(app: Flask, guard: JWKGuard) -> None:

@@ -14,7 +14,7 @@ from jwkguard.testing import LocalIssuer
 from jwkguard_flask import JWKGuard, current_claims
 
 from ..conftest import FakeClock
-from .conftest import bearer
+from ..helpers import bearer
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from jwkguard import ConfigurationError
 from jwkguard.testing import LocalIssuer
 from jwkguard_flask import JWKGuard, current_claims
 
-from .conftest import bearer
+from ..helpers import bearer
 from .test_require import CountingValidator
 
 PREFLIGHT = {"Origin": "https://app.example.com", "Access-Control-Request-Method": "GET"}

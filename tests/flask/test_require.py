@@ -14,7 +14,7 @@ from jwkguard.testing import LocalIssuer
 from jwkguard_flask import JWKGuard, current_claims, get_claims
 from jwkguard_flask._request import CLAIMS_ATTRIBUTE
 
-from .conftest import bearer
+from ..helpers import bearer
 
 
 class CountingValidator(Validator):

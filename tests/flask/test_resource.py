@@ -14,6 +14,7 @@ from jwkguard.errors import ConfigurationError
 from jwkguard.testing import LocalIssuer
 from jwkguard_flask import JWKGuard, current_claims
 
+from ..helpers import bearer_from
 from ..middleware.conftest import WaitressServer
 
 RESOURCE = "https://api.example.com/v2"
@@ -61,7 +62,7 @@ def base_url(issuer: LocalIssuer) -> Iterator[str]:
 
 def token(issuer: LocalIssuer, **claims: Any) -> dict[str, str]:
     claims.setdefault("audience", RESOURCE)
-    return {"Authorization": f"Bearer {issuer.mint(**claims)}"}
+    return bearer_from(issuer, **claims)
 
 
 def test_the_metadata_document_is_served_without_a_token(

@@ -12,7 +12,7 @@ from jwkguard.typed import CognitoClaims
 from jwkguard_flask import JWKGuard
 from jwkguard_flask.typed import claims_as
 
-from .conftest import bearer
+from ..helpers import bearer
 
 
 class Tenant(TypedDict):

@@ -32,6 +32,12 @@ def wait_until(condition: Callable[[], bool], timeout: float, interval: float = 
         time.sleep(interval)
 
 
+async def close_async(store: LifecycleStore) -> None:
+    """The asyncio Redis client belongs to the test's event loop: close it there."""
+    if isinstance(store, RedisStore):
+        await store.aclose()
+
+
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
     """One redis-server for the session; tests keep apart by key prefix."""

@@ -18,8 +18,7 @@ from jwkguard.lifecycle import (
 from jwkguard.testing import LocalIssuer, SigningKey
 
 from ..conftest import ISSUER, FakeClock
-from .conftest import wait_until
-from .test_checks import close_async
+from .conftest import close_async, wait_until
 
 
 def audit(events: list[Event]) -> list[Event]:

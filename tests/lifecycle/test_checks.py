@@ -6,38 +6,15 @@ from datetime import UTC, datetime
 
 import pytest
 
-from jwkguard import Event, TokenError, Validator
+from jwkguard import Event, Validator
 from jwkguard.errors import LifecycleError
-from jwkguard.fleet import RedisStore
 from jwkguard.lifecycle import LifecycleAdmin, LifecycleStore
 from jwkguard.pipeline import error_response
 from jwkguard.testing import SigningKey, mint_token
 
 from ..conftest import AUDIENCE, ISSUER, FakeClock
-from .conftest import OTHER_ISSUER, sync_replica
-
-
-def refusal(validator: Validator, token: str) -> TokenError:
-    with pytest.raises(TokenError) as caught:
-        validator.validate(token)
-    return caught.value
-
-
-async def arefusal(validator: Validator, token: str) -> TokenError:
-    with pytest.raises(TokenError) as caught:
-        await validator.avalidate(token)
-    return caught.value
-
-
-async def close_async(store: LifecycleStore) -> None:
-    """The asyncio Redis client belongs to the test's event loop: close it there."""
-    if isinstance(store, RedisStore):
-        await store.aclose()
-
-
-def mint(key: SigningKey, clock: FakeClock, **claims: object) -> str:
-    return mint_token(key, issuer=ISSUER, audience=AUDIENCE, now=clock.now, **claims)  # type: ignore[arg-type]
-
+from ..helpers import arefusal, mint, refusal
+from .conftest import OTHER_ISSUER, close_async, sync_replica
 
 # -- revocation -------------------------------------------------------------------------
 

@@ -17,9 +17,10 @@ from typing import IO, Any
 
 import pytest
 
-from jwkguard.testing import SigningKey, mint_token
+from jwkguard.testing import SigningKey
 
 from ..conftest import AUDIENCE, ISSUER
+from ..helpers import mint
 from ..servers import RedisServer
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -132,10 +133,6 @@ def fleet(tmp_path: Path, rsa_key: SigningKey, ec_key: SigningKey) -> Iterator[F
         worker.quit()  # all at once: they shut down in parallel
     for worker in workers:
         worker.close()
-
-
-def mint(key: SigningKey, **claims: Any) -> str:
-    return mint_token(key, issuer=ISSUER, audience=AUDIENCE, **claims)
 
 
 def payload(token: str) -> dict[str, Any]:

@@ -18,12 +18,13 @@ from typing import Any
 
 import pytest
 
-from jwkguard import Issuer, TokenError, Validator
+from jwkguard import Issuer, Validator
 from jwkguard.fleet import RedisStore
 from jwkguard.lifecycle import Lifecycle, LifecycleAdmin
-from jwkguard.testing import LocalIssuer, SigningKey, mint_token
+from jwkguard.testing import LocalIssuer, SigningKey
 
 from ..conftest import AUDIENCE, ISSUER
+from ..helpers import mint, outcome
 from ..servers import RedisServer
 
 pytestmark = [
@@ -90,14 +91,6 @@ class Child:
         os.waitpid(self.pid, 0)
 
 
-def outcome(validator: Validator, token: str) -> str:
-    try:
-        validator.validate(token)
-    except TokenError as exc:
-        return exc.reason
-    return "ok"
-
-
 def test_a_forked_child_restarts_the_listener_and_enforces_changes_made_after_the_fork(
     redis_server: RedisServer, rsa_key: SigningKey
 ) -> None:
@@ -110,7 +103,7 @@ def test_a_forked_child_restarts_the_listener_and_enforces_changes_made_after_th
         algorithms=["RS256"],
         lifecycle=lifecycle,
     )
-    token = mint_token(rsa_key, issuer=ISSUER, audience=AUDIENCE, jti="after-fork")
+    token = mint(rsa_key, jti="after-fork")
 
     def body(send: Callable[[dict[str, Any]], None]) -> None:
         inherited = {"thread": store._thread is not None, "state": store._state}

@@ -17,13 +17,14 @@ from typing import Any
 import pytest
 import redis
 
-from jwkguard import Event, Issuer, TokenError, Validator
+from jwkguard import Event, Issuer, Validator
 from jwkguard.errors import StoreUnavailable
 from jwkguard.fleet import RedisStore
 from jwkguard.lifecycle import Lifecycle, LifecycleAdmin
-from jwkguard.testing import SigningKey, mint_token
+from jwkguard.testing import SigningKey
 
 from ..conftest import AUDIENCE, ISSUER, require_binary
+from ..helpers import mint, outcome
 from ..servers import RedisServer, free_port, stop_process
 from .conftest import wait_until
 
@@ -32,14 +33,6 @@ pytestmark = pytest.mark.slow
 
 def _command(client: Any, *args: Any) -> Any:
     return client.execute_command(*args)
-
-
-def _outcome(validator: Validator, token: str) -> str:
-    try:
-        validator.validate(token)
-    except TokenError as exc:
-        return exc.reason
-    return "ok"
 
 
 class Load:
@@ -58,7 +51,7 @@ class Load:
         while not self._stop.is_set():
             for token, reason in self.expected().items():
                 started = time.perf_counter()
-                got = _outcome(self.validator, token)
+                got = outcome(self.validator, token)
                 self.slowest = max(self.slowest, time.perf_counter() - started)
                 self.count += 1
                 if got != reason:
@@ -96,7 +89,7 @@ def _validator(rsa_key: SigningKey, store: RedisStore) -> Validator:
 
 
 def _token(rsa_key: SigningKey, jti: str) -> str:
-    return mint_token(rsa_key, issuer=ISSUER, audience=AUDIENCE, jti=jti, lifetime=600)
+    return mint(rsa_key, jti=jti, lifetime=600)
 
 
 # -- Sentinel ---------------------------------------------------------------------------------
@@ -161,7 +154,7 @@ def test_a_sentinel_failover_under_load_loses_no_revocation(
     try:
         assert store.available
         admin.revoke_token("before", issuer=ISSUER, expires_at=time.time() + 600, by="t", why="t")
-        wait_until(lambda: _outcome(validator, before) == "revoked", timeout=2)
+        wait_until(lambda: outcome(validator, before) == "revoked", timeout=2)
         copy = redis.Redis(port=replica.port, decode_responses=True)
         wait_until(lambda: copy.zcard(store._keys["revoked"]) == 1, timeout=5)  # replicated
         copy.close()
@@ -173,7 +166,7 @@ def test_a_sentinel_failover_under_load_loses_no_revocation(
                     "after", issuer=ISSUER, expires_at=time.time() + 600, by="t", why="t"
                 )
             )
-            wait_until(lambda: _outcome(validator, after) == "revoked", timeout=5)
+            wait_until(lambda: outcome(validator, after) == "revoked", timeout=5)
             expected[after] = "revoked"  # from now on the load checks it too
             wait_until(lambda: store.available, timeout=10)
             time.sleep(0.3)
@@ -183,7 +176,7 @@ def test_a_sentinel_failover_under_load_loses_no_revocation(
         promoted = redis.Redis(port=replica.port, decode_responses=True)
         assert promoted.role()[0] == "master"
         promoted.close()
-        assert _outcome(validator, before) == "revoked"
+        assert outcome(validator, before) == "revoked"
         kinds = [e.kind for e in events]
         assert "store_unavailable" in kinds
         assert "store_recovered" in kinds
@@ -210,15 +203,15 @@ def test_a_counter_that_went_back_is_restored_not_trusted(
         try:
             exp = time.time() + 600
             admin.revoke_token("lost", issuer=ISSUER, expires_at=exp, by="t", why="t")
-            wait_until(lambda: _outcome(validator, lost) == "revoked", timeout=2)
+            wait_until(lambda: outcome(validator, lost) == "revoked", timeout=2)
             # What the promoted replica looks like: the write never reached it.
             raw.delete(store._keys["revoked"])
             raw.hset(store._keys["meta"], "n", 0)
             wait_until(lambda: "store_restored" in [e.kind for e in events], timeout=3)
             assert raw.zcard(store._keys["revoked"]) == 1, "the lost revocation is back"
             admin.revoke_token("later", issuer=ISSUER, expires_at=exp, by="t", why="t")
-            wait_until(lambda: _outcome(validator, later) == "revoked", timeout=2)
-            assert _outcome(validator, lost) == "revoked"
+            wait_until(lambda: outcome(validator, later) == "revoked", timeout=2)
+            assert outcome(validator, lost) == "revoked"
         finally:
             raw.close()
             store.close()
@@ -302,11 +295,11 @@ def test_every_store_operation_works_on_a_cluster(
     token = _token(rsa_key, "t1")
     try:
         assert store.available
-        assert _outcome(validator, token) == "ok"
+        assert outcome(validator, token) == "ok"
         admin.cut_off_subject("nobody", issuer=ISSUER, by="t", why="t")
         admin.distrust_key(issuer=ISSUER, kid="other-kid", by="t", why="t")
         admin.revoke_token("t1", issuer=ISSUER, expires_at=time.time() + 600, by="t", why="t")
-        wait_until(lambda: _outcome(validator, token) == "revoked", timeout=2)
+        wait_until(lambda: outcome(validator, token) == "revoked", timeout=2)
         assert store.replica.counts()["subject_cutoffs"] == 1
         assert store.claim_once(ISSUER, "once-1", 60) is True
         assert store.claim_once(ISSUER, "once-1", 60) is False
@@ -352,7 +345,7 @@ def test_a_cluster_node_restart_under_load_loses_no_revocation(
     owner = _owner(cluster, "{lifecycle}")
     try:
         admin.revoke_token("before", issuer=ISSUER, expires_at=time.time() + 600, by="t", why="t")
-        wait_until(lambda: _outcome(validator, before) == "revoked", timeout=2)
+        wait_until(lambda: outcome(validator, before) == "revoked", timeout=2)
         with Load(validator, lambda: dict(expected)) as load:
             owner.kill()  # the node holding the state loses everything (no persistence)
             wait_until(lambda: not store.available, timeout=5)
@@ -364,7 +357,7 @@ def test_a_cluster_node_restart_under_load_loses_no_revocation(
                     "after", issuer=ISSUER, expires_at=time.time() + 600, by="t", why="t"
                 )
             )
-            wait_until(lambda: _outcome(validator, after) == "revoked", timeout=5)
+            wait_until(lambda: outcome(validator, after) == "revoked", timeout=5)
             expected[after] = "revoked"  # from now on the load checks it too
         assert load.wrong == [], "every decision is correct through the restart"
         assert load.count > 100

@@ -10,7 +10,7 @@ from functools import partial
 import pytest
 import redis
 
-from jwkguard import Event, TokenError, Validator
+from jwkguard import Event
 from jwkguard.errors import StoreUnavailable
 from jwkguard.fleet import RedisStore
 from jwkguard.lifecycle import Lifecycle, LifecycleAdmin
@@ -18,21 +18,13 @@ from jwkguard.pipeline import error_response
 from jwkguard.testing import SigningKey
 
 from ..conftest import ISSUER, FakeClock
+from ..helpers import mint, outcome
 from ..servers import RedisServer, free_port
 from .conftest import make_redis_store, make_validator, wait_until
-from .test_checks import mint
 
 
 def kinds(events: list[Event]) -> list[str]:
     return [event.kind for event in events]
-
-
-def outcome(validator: Validator, token: str) -> str:
-    try:
-        validator.validate(token)
-    except TokenError as exc:
-        return exc.reason
-    return "ok"
 
 
 def timed(call: Callable[[], str]) -> tuple[str, float]:

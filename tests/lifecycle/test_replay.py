@@ -13,9 +13,9 @@ from jwkguard.lifecycle import Lifecycle, LifecycleStore, MemoryStore, ReuseWatc
 from jwkguard.testing import SigningKey, mint_token
 
 from ..conftest import AUDIENCE, ISSUER, FakeClock
+from ..helpers import arefusal, mint, refusal
 from ..servers import RedisServer
-from .conftest import make_redis_store, make_validator
-from .test_checks import arefusal, close_async, mint, refusal
+from .conftest import close_async, make_redis_store, make_validator
 
 # -- one-time tokens (flag in the token) ------------------------------------------------
 

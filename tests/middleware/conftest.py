@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
-from jwkguard import Issuer, Validator
-from jwkguard.testing import SigningKey, mint_token
+from jwkguard import Validator
+from jwkguard.testing import SigningKey
 
-from ..conftest import AUDIENCE, ISSUER
+from ..helpers import Mint, minter, validator_trusting
 from ..servers import ASGIServer, free_port
 
 
@@ -102,18 +102,12 @@ class WaitressServer:
 
 @pytest.fixture(scope="session")
 def validator(rsa_key: SigningKey) -> Validator:
-    return Validator(
-        issuers=[Issuer(ISSUER, audiences=[AUDIENCE], jwks={"keys": [rsa_key.public_jwk]})],
-        algorithms=["RS256"],
-    )
+    return validator_trusting(rsa_key)
 
 
 @pytest.fixture(scope="session")
-def mint(rsa_key: SigningKey) -> Any:
-    def make(**claims: Any) -> str:
-        return mint_token(rsa_key, issuer=ISSUER, audience=AUDIENCE, **claims)
-
-    return make
+def mint(rsa_key: SigningKey) -> Mint:
+    return minter(rsa_key)
 
 
 def serve_asgi(server: str, app: Any) -> Any:

@@ -24,6 +24,14 @@ from ..servers import RedisServer, stop_process, wait_until_listening
 JWKGUARD = str(Path(sys.executable).with_name("jwkguard"))
 
 
+def inline_validator(issuer: LocalIssuer) -> dict[str, Any]:
+    """A ``[validator]`` table trusting ``issuer`` with its JWK Set written inline (RS256)."""
+    return {
+        "algorithms": ["RS256"],
+        "issuers": [{"issuer": issuer.url, "audiences": [issuer.audience], "jwks": issuer.jwks()}],
+    }
+
+
 class EchoUpstream:
     """An upstream on 127.0.0.1 that answers every request with its method, path and headers."""
 

@@ -14,6 +14,8 @@ from jwkguard._forward_auth import ForwardAuthApp, parse_config
 from jwkguard.metrics import PrometheusMetrics
 from jwkguard.testing import LocalIssuer, sign_compact
 
+from .conftest import inline_validator
+
 PEER = ("127.0.0.1", 50000)  # the gateway, on loopback (the default trusted_proxies)
 
 
@@ -24,12 +26,7 @@ def config_document(issuer: LocalIssuer, **server: Any) -> dict[str, Any]:
             "claim_headers": {"X-Auth-Client": "client_id", "X-Auth-Tenant": "org.tenant"},
             **server,
         },
-        "validator": {
-            "algorithms": ["RS256"],
-            "issuers": [
-                {"issuer": issuer.url, "audiences": [issuer.audience], "jwks": issuer.jwks()}
-            ],
-        },
+        "validator": inline_validator(issuer),
         "routes": [
             {"path": "/public", "anonymous": True},
             {"path": "/orders", "methods": ["GET"], "scopes": ["orders:read"]},

@@ -23,7 +23,7 @@ import yaml
 from jwkguard.testing import LocalIssuer
 
 from ..servers import ASGIServer
-from .test_serve_hostile import HOST, reason, send, start
+from .test_serve_hostile import HOST, reason, send, serving
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "gateways.md"
 
@@ -91,14 +91,8 @@ def envoy_subrequest(
 
 @pytest.fixture(scope="module")
 def servers(issuer: LocalIssuer) -> Iterator[dict[str, ASGIServer]]:
-    running = {name: start(issuer, name) for name in ("traefik", "envoy")}
-    for server in running.values():
-        server.__enter__()
-    try:
+    with serving(issuer, "traefik", "envoy") as running:
         yield running
-    finally:
-        for server in running.values():
-            server.__exit__(None, None, None)
 
 
 CASES = [
@@ -107,6 +101,18 @@ CASES = [
     ("DELETE", "/orders/7", ["orders:read"], 403),
     ("GET", "/orders/7", ["orders:read"], 200),
 ]
+
+
+def client_authorization(issuer: LocalIssuer, scopes: list[str] | None) -> list[tuple[str, str]]:
+    """The client's Authorization header: none, or a token carrying ``scopes``."""
+    return [] if scopes is None else [("Authorization", f"Bearer {issuer.mint(scopes=scopes)}")]
+
+
+def assert_alike(honest: Any, hostile: Any, status: int) -> None:
+    """The hostile copy of a request is answered as the honest one: same status, same reason."""
+    assert honest.status_code == hostile.status_code == status
+    if status != 200:
+        assert reason(hostile) == reason(honest)
 
 
 @pytest.mark.parametrize(("method", "target", "scopes", "status"), CASES)
@@ -118,14 +124,12 @@ def test_documented_traefik_config_lets_no_client_copy_decide(
     scopes: list[str] | None,
     status: int,
 ) -> None:
-    auth = [] if scopes is None else [("Authorization", f"Bearer {issuer.mint(scopes=scopes)}")]
+    auth = client_authorization(issuer, scopes)
     honest = send(servers["traefik"], "GET", "/auth", traefik_subrequest(method, target, auth))
     hostile = send(
         servers["traefik"], "GET", "/auth", traefik_subrequest(method, target, auth + HOSTILE)
     )
-    assert honest.status_code == hostile.status_code == status
-    if status != 200:
-        assert reason(hostile) == reason(honest)
+    assert_alike(honest, hostile, status)
 
 
 @pytest.mark.parametrize(("method", "target", "scopes", "status"), CASES)
@@ -137,14 +141,12 @@ def test_documented_envoy_config_lets_no_client_copy_decide(
     scopes: list[str] | None,
     status: int,
 ) -> None:
-    auth = [] if scopes is None else [("Authorization", f"Bearer {issuer.mint(scopes=scopes)}")]
+    auth = client_authorization(issuer, scopes)
     prefix, headers = envoy_subrequest(auth)
     honest = send(servers["envoy"], method, prefix + target, headers)
     prefix, headers = envoy_subrequest(auth + HOSTILE)
     hostile = send(servers["envoy"], method, prefix + target, headers)
-    assert honest.status_code == hostile.status_code == status
-    if status != 200:
-        assert reason(hostile) == reason(honest)
+    assert_alike(honest, hostile, status)
 
 
 def test_without_the_documented_filtering_a_leak_is_refused_not_obeyed(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -13,6 +12,8 @@ from jwkguard import Issuer, TokenError, Validator, log_event
 from jwkguard.lifecycle import Lifecycle, LifecycleAdmin, MemoryStore, fan_out
 from jwkguard.metrics import PrometheusMetrics
 from jwkguard.testing import LocalIssuer
+
+from ..conftest import closed_after_the_test
 
 
 def value(registry: CollectorRegistry, name: str, **labels: str) -> float:
@@ -30,17 +31,6 @@ def metrics(registry: CollectorRegistry) -> PrometheusMetrics:
     return PrometheusMetrics(registry=registry)
 
 
-OPENED: list[Validator] = []
-
-
-@pytest.fixture(autouse=True)
-def close_validators() -> Iterator[None]:
-    """Close every validator a test opened (their HTTP clients)."""
-    yield
-    while OPENED:
-        OPENED.pop().close()
-
-
 def remote_validator(issuer: LocalIssuer, metrics: PrometheusMetrics, **options: Any) -> Validator:
     validator = Validator(
         issuers=[issuer.issuer_config(cooldown=0, min_ttl=1, max_stale=600)],
@@ -48,8 +38,7 @@ def remote_validator(issuer: LocalIssuer, metrics: PrometheusMetrics, **options:
         on_event=fan_out(log_event, metrics.on_event),
         **options,
     )
-    OPENED.append(validator)
-    return validator
+    return closed_after_the_test(validator)
 
 
 def test_validations_are_counted_by_issuer_outcome_and_reason(
@@ -121,7 +110,7 @@ def test_failed_refreshes_and_serving_stale_show(
         clock=lambda: now[0],
         on_event=metrics.on_event,
     )
-    OPENED.append(metrics.instrument(validator))
+    closed_after_the_test(metrics.instrument(validator))
     token = local_issuer.mint(lifetime=3600)
     validator.validate(token)
     with local_issuer.outage():

@@ -22,6 +22,8 @@ from jwkguard.metrics import PrometheusMetrics
 from jwkguard.otel import OpenTelemetry
 from jwkguard.testing import LocalIssuer, generate_key, mint_token
 
+from ..conftest import closed_after_the_test
+
 
 class Telemetry:
     def __init__(self) -> None:
@@ -66,16 +68,6 @@ def telemetry() -> Iterator[Telemetry]:
     running.shutdown()
 
 
-OPENED: list[Validator] = []
-
-
-@pytest.fixture(autouse=True)
-def close_validators() -> Iterator[None]:
-    yield
-    while OPENED:
-        OPENED.pop().close()
-
-
 def remote_validator(issuer: LocalIssuer, telemetry: Telemetry, **options: Any) -> Validator:
     validator = Validator(
         issuers=[issuer.issuer_config(cooldown=0, min_ttl=1, max_stale=600)],
@@ -83,7 +75,7 @@ def remote_validator(issuer: LocalIssuer, telemetry: Telemetry, **options: Any) 
         on_event=telemetry.otel.on_event,
         **options,
     )
-    OPENED.append(validator)
+    closed_after_the_test(validator)
     return telemetry.otel.instrument(validator)
 
 
@@ -218,7 +210,7 @@ def test_prometheus_and_opentelemetry_can_instrument_one_validator(
         algorithms=["RS256"],
         on_event=fan_out(prometheus.on_event, telemetry.otel.on_event),
     )
-    OPENED.append(validator)
+    closed_after_the_test(validator)
     prometheus.instrument(telemetry.otel.instrument(prometheus.instrument(validator)))
     telemetry.otel.instrument(validator)  # once only
     validator.validate(local_issuer.mint())
@@ -233,6 +225,6 @@ def test_without_an_sdk_the_api_is_a_no_op(local_issuer: LocalIssuer) -> None:
     validator = Validator(
         issuers=[local_issuer.issuer_config()], algorithms=["RS256"], on_event=otel.on_event
     )
-    OPENED.append(validator)
+    closed_after_the_test(validator)
     otel.instrument(validator)
     assert validator.validate(local_issuer.mint()).subject is not None

@@ -11,6 +11,7 @@ from __future__ import annotations
 import http.client
 import json
 from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from typing import Any
 
 import httpx
@@ -20,6 +21,7 @@ from jwkguard._forward_auth import ForwardAuthApp, decode_list, decode_text, par
 from jwkguard.testing import LocalIssuer
 
 from ..servers import ASGIServer
+from .conftest import inline_validator
 
 HOST = "api.example.com"
 
@@ -37,12 +39,7 @@ def document(issuer: LocalIssuer, gateway: str, **server: Any) -> dict[str, Any]
             "claim_headers": {"X-Auth-Groups": "groups", "X-Auth-Name": "name"},
             **server,
         },
-        "validator": {
-            "algorithms": ["RS256"],
-            "issuers": [
-                {"issuer": issuer.url, "audiences": [issuer.audience], "jwks": issuer.jwks()}
-            ],
-        },
+        "validator": inline_validator(issuer),
         "routes": [
             {"path": "/public", "anonymous": True},
             {"path": "/orders", "methods": ["GET"], "scopes": ["orders:read"]},
@@ -59,17 +56,18 @@ def start(issuer: LocalIssuer, gateway: str, **server: Any) -> ASGIServer:
     return ASGIServer(app, lifespan="on")
 
 
+@contextmanager
+def serving(issuer: LocalIssuer, *gateways: str) -> Iterator[dict[str, ASGIServer]]:
+    """One running server per gateway flavour, stopped on the way out."""
+    with ExitStack() as stack:
+        yield {name: stack.enter_context(start(issuer, name)) for name in gateways}
+
+
 @pytest.fixture(scope="module")
 def servers(issuer: LocalIssuer) -> Iterator[dict[str, ASGIServer]]:
     """One running server per flavour, the test client on loopback as its trusted gateway."""
-    running = {name: start(issuer, name) for name in ("nginx", "traefik", "envoy")}
-    for server in running.values():
-        server.__enter__()
-    try:
+    with serving(issuer, "nginx", "traefik", "envoy") as running:
         yield running
-    finally:
-        for server in running.values():
-            server.__exit__(None, None, None)
 
 
 def bearer(token: str | None) -> list[tuple[str, str]]:

@@ -1,4 +1,5 @@
-"""Fixtures for the sender-constraint tests: a real redis-server for the shared replay ledger."""
+"""Fixtures for the sender-constraint tests: a real redis-server for the shared replay ledger, a
+local issuer with introspection."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ import time
 from collections.abc import Callable, Iterator
 
 import pytest
+
+from jwkguard.testing import IntrospectionEndpoint, LocalIssuer
 
 from ..conftest import require_binary
 from ..servers import RedisServer
@@ -25,3 +28,15 @@ def wait_until(condition: Callable[[], bool], timeout: float, interval: float = 
         if time.monotonic() > deadline:
             pytest.fail(f"condition not met within {timeout} s")
         time.sleep(interval)
+
+
+@pytest.fixture
+def issuer() -> Iterator[LocalIssuer]:
+    with LocalIssuer() as running:
+        yield running
+
+
+@pytest.fixture
+def endpoint(issuer: LocalIssuer) -> IntrospectionEndpoint:
+    """The issuer's RFC 7662 introspection endpoint, switched on."""
+    return issuer.enable_introspection()

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from jwkguard.pipeline import RequestView
 from jwkguard.testing import CertificateAuthority, SigningKey, generate_key, make_dpop_proof
 
 ALGS = "ES256 RS256 PS256 EdDSA Ed25519"
@@ -58,6 +59,27 @@ BROKEN_PROOFS = [
     BrokenProof("key-mismatch", thief=True, reason="dpop_key_mismatch"),
 ]
 """One rule broken per case."""
+
+
+class _AuthorizationOnly:
+    """Request headers holding one Authorization value."""
+
+    def __init__(self, authorization: str) -> None:
+        self.authorization = authorization
+
+    def getlist(self, name: str) -> list[str]:
+        return [self.authorization] if name == "authorization" else []
+
+
+def bearer_view(token: str) -> RequestView:
+    """A ``GET https://api.example.com/pay`` carrying ``token`` as a bearer token."""
+    return RequestView(
+        method="GET",
+        headers=_AuthorizationOnly(f"Bearer {token}"),
+        query="",
+        url=lambda: "https://api.example.com/pay",
+        client="127.0.0.9",
+    )
 
 
 def dpop_headers(token: str, proof: str | None) -> dict[str, str]:

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from jwkguard import Claims, Issuer, TokenError, Validator
+from jwkguard import Claims, TokenError, Validator
 from jwkguard.pipeline import error_response
 from jwkguard.sender import (
     DPoPNonces,
@@ -15,9 +15,10 @@ from jwkguard.sender import (
     SenderConstraints,
     normalise_htu,
 )
-from jwkguard.testing import SigningKey, generate_key, make_dpop_proof, mint_token
+from jwkguard.testing import SigningKey, generate_key, make_dpop_proof
 
-from ..conftest import AUDIENCE, ISSUER, FakeClock
+from ..conftest import FakeClock
+from ..helpers import mint, validator_trusting
 
 URL = "https://api.example.com/orders?page=2"
 
@@ -29,20 +30,14 @@ def proof_key() -> SigningKey:
 
 @pytest.fixture
 def validator(rsa_key: SigningKey, clock: FakeClock) -> Validator:
-    return Validator(
-        issuers=[Issuer(ISSUER, audiences=[AUDIENCE], jwks={"keys": [rsa_key.public_jwk]})],
-        algorithms=["RS256"],
-        clock=clock,
-    )
+    return validator_trusting(rsa_key, clock=clock)
 
 
 @pytest.fixture
 def bound(
     validator: Validator, rsa_key: SigningKey, proof_key: SigningKey, clock: FakeClock
 ) -> tuple[str, Claims]:
-    token = mint_token(
-        rsa_key, issuer=ISSUER, audience=AUDIENCE, now=clock.now, cnf={"jkt": proof_key.thumbprint}
-    )
+    token = mint(rsa_key, clock, cnf={"jkt": proof_key.thumbprint})
     return token, validator.validate(token)
 
 
@@ -184,7 +179,7 @@ def test_a_bound_token_presented_as_bearer_is_refused(
 def test_an_unbound_token_with_the_dpop_scheme_is_refused(
     validator: Validator, rsa_key: SigningKey, constraints: SenderConstraints, clock: FakeClock
 ) -> None:
-    token = mint_token(rsa_key, issuer=ISSUER, audience=AUDIENCE, now=clock.now)
+    token = mint(rsa_key, clock)
     claims = validator.validate(token)
     assert _reason(lambda: constraints.check(claims, _request(token))) == "dpop_not_bound"
 
@@ -193,7 +188,7 @@ def test_a_route_that_requires_dpop_refuses_plain_bearer_tokens(
     validator: Validator, rsa_key: SigningKey, clock: FakeClock
 ) -> None:
     strict = SenderConstraints(dpop=DPoPVerifier(clock=clock), require_dpop=True)
-    token = mint_token(rsa_key, issuer=ISSUER, audience=AUDIENCE, now=clock.now)
+    token = mint(rsa_key, clock)
     claims = validator.validate(token)
     assert (
         _reason(lambda: strict.check(claims, _request(token, scheme="Bearer"))) == "dpop_required"

@@ -35,7 +35,7 @@ from jwkguard.testing import (
 )
 
 from ..conftest import require_binary
-from ..servers import ASGIServer, Nginx, RedisServer, free_port
+from ..servers import ASGIServer, Nginx, RedisServer, free_port, stop_process
 from .kit import (
     BROKEN_PROOFS,
     UNENFORCEABLE_NAMES,
@@ -410,12 +410,7 @@ trusted_proxies = ["127.0.0.1"]
             with Nginx(binary, workdir / "nginx", block, nginx_port):
                 yield nginx_port, files
         finally:
-            serve.terminate()
-            try:
-                serve.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                serve.kill()
-                serve.wait(timeout=10)
+            stop_process(serve)
 
 
 @pytest.mark.slow

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -12,34 +11,13 @@ from jwkguard import TokenError
 from jwkguard.sender._introspection import Introspector
 from jwkguard.testing import IntrospectionEndpoint, LocalIssuer, generate_key
 
-from ..conftest import FakeClock
-
-
-@pytest.fixture
-def issuer() -> Iterator[LocalIssuer]:
-    with LocalIssuer() as running:
-        yield running
-
-
-@pytest.fixture
-def endpoint(issuer: LocalIssuer) -> IntrospectionEndpoint:
-    return issuer.enable_introspection()
+from ..conftest import FakeClock, closed_after_the_test
 
 
 @pytest.fixture
 def clock() -> FakeClock:
     # The local endpoint judges tokens by the real time, so the test clock starts there.
     return FakeClock(time.time())
-
-
-_open: list[Introspector] = []
-
-
-@pytest.fixture(autouse=True)
-def _close_introspectors() -> Iterator[None]:
-    yield
-    while _open:
-        _open.pop().close()
 
 
 def _introspector(
@@ -49,8 +27,7 @@ def _introspector(
     introspector = Introspector(
         endpoint=endpoint.url, client_id=endpoint.client_id, clock=clock, timeout=2, **options
     )
-    _open.append(introspector)
-    return introspector
+    return closed_after_the_test(introspector)
 
 
 @pytest.mark.parametrize("method", ["client_secret_basic", "client_secret_post"])

@@ -26,11 +26,11 @@ import httpx
 import pytest
 
 from jwkguard import Event, Issuer, RequestPipeline, RoutePolicy, TokenError, Validator
-from jwkguard.pipeline import RequestView
 from jwkguard.sender._introspection import Introspector
 
-from ..conftest import require_binary
+from ..conftest import closed_after_the_test, require_binary
 from ..servers import free_port, stop_process
+from .kit import bearer_view
 
 HERE = Path(__file__).resolve().parent / "oidc_provider"
 CACHE = Path(__file__).resolve().parents[2] / "test-artifacts" / "cache"
@@ -134,16 +134,6 @@ def provider(installed: tuple[Path, str]) -> Iterator[Provider]:
         stop_process(running.process)
 
 
-_open: list[Introspector] = []
-
-
-@pytest.fixture(autouse=True)
-def _close_introspectors() -> Iterator[None]:
-    yield
-    while _open:
-        _open.pop().close()
-
-
 def _introspector(provider: Provider, events: list[Event], **options: Any) -> Introspector:
     options.setdefault("client_secret", RS_SECRET)
     introspector = Introspector(
@@ -154,26 +144,7 @@ def _introspector(provider: Provider, events: list[Event], **options: Any) -> In
         on_event=events.append,
         **options,
     )
-    _open.append(introspector)
-    return introspector
-
-
-class _Headers:
-    def __init__(self, authorization: str) -> None:
-        self.authorization = authorization
-
-    def getlist(self, name: str) -> list[str]:
-        return [self.authorization] if name == "authorization" else []
-
-
-def _view(token: str) -> RequestView:
-    return RequestView(
-        method="GET",
-        headers=_Headers(f"Bearer {token}"),
-        query="",
-        url=lambda: "https://api.example.com/pay",
-        client="127.0.0.9",
-    )
+    return closed_after_the_test(introspector)
 
 
 def _validator(provider: Provider) -> Validator:
@@ -229,16 +200,16 @@ def test_hybrid_a_jwt_the_server_will_not_introspect_is_refused_not_waved_throug
     introspector = _introspector(provider, events, fail_open=fail_open)
     pipeline = RequestPipeline(validator, introspector=introspector)
     token = provider.token()
-    local = pipeline.run(_view(token), RoutePolicy())
+    local = pipeline.run(bearer_view(token), RoutePolicy())
     assert local.allowed, local.response
     for _ in range(5):
-        decision = pipeline.run(_view(provider.token()), RoutePolicy(introspect=True))
+        decision = pipeline.run(bearer_view(provider.token()), RoutePolicy(introspect=True))
         assert decision.response is not None
         assert decision.response.status_code == 401
         assert decision.response.body["reason"] == "introspection_refused"
     assert not introspector.breaker_open
     assert {e.detail.get("error") for e in events} == {"unsupported_token_type"}
-    opaque = pipeline.run(_view(provider.token(OPAQUE_RESOURCE)), RoutePolicy())
+    opaque = pipeline.run(bearer_view(provider.token(OPAQUE_RESOURCE)), RoutePolicy())
     assert opaque.allowed, "the endpoint still answers for opaque tokens"
     validator.close()
 

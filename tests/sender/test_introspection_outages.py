@@ -8,46 +8,16 @@ or let fail-open skip the check.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from jwkguard import Event, RequestPipeline, RoutePolicy, TokenError, Validator
-from jwkguard.pipeline import RequestView
 from jwkguard.sender._introspection import Introspector
 from jwkguard.testing import IntrospectionEndpoint, LocalIssuer
 
-from ..conftest import FakeClock
-
-
-class _Headers:
-    def __init__(self, authorization: str) -> None:
-        self.authorization = authorization
-
-    def getlist(self, name: str) -> list[str]:
-        return [self.authorization] if name == "authorization" else []
-
-
-def _view(token: str) -> RequestView:
-    return RequestView(
-        method="GET",
-        headers=_Headers(f"Bearer {token}"),
-        query="",
-        url=lambda: "https://api.example.com/pay",
-        client="127.0.0.9",
-    )
-
-
-@pytest.fixture
-def issuer() -> Iterator[LocalIssuer]:
-    with LocalIssuer() as running:
-        yield running
-
-
-@pytest.fixture
-def endpoint(issuer: LocalIssuer) -> IntrospectionEndpoint:
-    return issuer.enable_introspection()
+from ..conftest import FakeClock, closed_after_the_test
+from .kit import bearer_view
 
 
 @pytest.fixture
@@ -58,16 +28,6 @@ def clock() -> FakeClock:
 @pytest.fixture
 def events() -> list[Event]:
     return []
-
-
-_open: list[Introspector] = []
-
-
-@pytest.fixture(autouse=True)
-def _close_introspectors() -> Iterator[None]:
-    yield
-    while _open:
-        _open.pop().close()
 
 
 def _introspector(
@@ -83,8 +43,7 @@ def _introspector(
         on_event=events.append,
         **options,
     )
-    _open.append(introspector)
-    return introspector
+    return closed_after_the_test(introspector)
 
 
 def _reason(introspector: Introspector, token: str) -> tuple[int, str]:
@@ -246,14 +205,14 @@ def test_hybrid_a_jwt_the_server_will_not_introspect_is_refused_under_either_pol
     token = issuer.mint()
     endpoint.token_errors[token] = (400, "unsupported_token_type")
     hybrid = RoutePolicy(introspect=True)
-    assert pipeline.run(_view(token), RoutePolicy()).allowed  # local-only routes: unaffected
-    decision = pipeline.run(_view(token), hybrid)
+    assert pipeline.run(bearer_view(token), RoutePolicy()).allowed  # local-only routes: unaffected
+    decision = pipeline.run(bearer_view(token), hybrid)
     assert decision.response is not None
     assert decision.response.status_code == 401
     assert decision.response.body["reason"] == "introspection_refused"
     # Another client's valid token still passes: the refusal opened nothing.
     other = issuer.mint(subject="someone-else")
-    assert pipeline.run(_view(other), hybrid).allowed
+    assert pipeline.run(bearer_view(other), hybrid).allowed
     validator.close()
 
 
@@ -273,8 +232,8 @@ def test_hybrid_junk_tokens_cannot_turn_valid_tokens_into_503s(
     for n in range(6):
         junk = issuer.mint(subject=f"attacker-{n}")
         endpoint.token_errors[junk] = (400, "invalid_request")
-        assert pipeline.run(_view(junk), hybrid).response is not None
-    assert pipeline.run(_view(issuer.mint()), hybrid).allowed
+        assert pipeline.run(bearer_view(junk), hybrid).response is not None
+    assert pipeline.run(bearer_view(issuer.mint()), hybrid).allowed
     validator.close()
 
 
@@ -288,10 +247,10 @@ def test_hybrid_fail_open_passes_a_locally_valid_jwt_only_during_an_outage(
     token = issuer.mint()
     endpoint.revoked.add(token)
     hybrid = RoutePolicy(introspect=True)
-    refused = pipeline.run(_view(token), hybrid)
+    refused = pipeline.run(bearer_view(token), hybrid)
     assert refused.response is not None
     assert refused.response.body["reason"] == "inactive"
     fresh = issuer.mint(subject="fresh")
     issuer.fail_with(503, paths={"/introspect"})
-    assert pipeline.run(_view(fresh), hybrid).allowed  # outage: fail-open
+    assert pipeline.run(bearer_view(fresh), hybrid).allowed  # outage: fail-open
     validator.close()

@@ -10,14 +10,14 @@ from collections.abc import Iterator
 
 import pytest
 
-from jwkguard import Claims, ConfigurationError, Event, Issuer, TokenError, Validator
+from jwkguard import Claims, ConfigurationError, Event, TokenError
 from jwkguard.errors import StoreUnavailable
 from jwkguard.fleet import RedisReplayLedger, RedisStore
 from jwkguard.lifecycle import MemoryStore
 from jwkguard.sender import DPoPVerifier
-from jwkguard.testing import SigningKey, generate_key, make_dpop_proof, mint_token
+from jwkguard.testing import SigningKey, generate_key, make_dpop_proof
 
-from ..conftest import AUDIENCE, ISSUER
+from ..helpers import mint, validator_trusting
 from ..servers import RedisServer
 from .conftest import wait_until
 
@@ -48,11 +48,8 @@ def proof_key() -> SigningKey:
 
 
 def _bound(rsa_key: SigningKey, proof_key: SigningKey) -> tuple[str, Claims]:
-    validator = Validator(
-        issuers=[Issuer(ISSUER, audiences=[AUDIENCE], jwks={"keys": [rsa_key.public_jwk]})],
-        algorithms=["RS256"],
-    )
-    token = mint_token(rsa_key, issuer=ISSUER, audience=AUDIENCE, cnf={"jkt": proof_key.thumbprint})
+    validator = validator_trusting(rsa_key)
+    token = mint(rsa_key, cnf={"jkt": proof_key.thumbprint})
     return token, validator.validate(token)
 
 

@@ -12,11 +12,12 @@ from typing import Any
 
 import pytest
 
-from jwkguard import Claims, ConfigurationError, Issuer, Validator, errors
+from jwkguard import Claims, ConfigurationError, Validator, errors
 from jwkguard.sender import DPoPVerifier, MemoryReplayLedger, PresentedRequest, SenderConstraints
-from jwkguard.testing import SigningKey, generate_key, make_dpop_proof, mint_token
+from jwkguard.testing import SigningKey, generate_key, make_dpop_proof
 
-from ..conftest import AUDIENCE, ISSUER, FakeClock
+from ..conftest import FakeClock
+from ..helpers import mint, validator_trusting
 
 URL = "https://api.example.com/orders"
 TTL = 65.0
@@ -124,19 +125,13 @@ def test_bounds_are_checked_when_the_ledger_is_built(options: dict[str, Any]) ->
 
 @pytest.fixture
 def validator(rsa_key: SigningKey, clock: FakeClock) -> Validator:
-    return Validator(
-        issuers=[Issuer(ISSUER, audiences=[AUDIENCE], jwks={"keys": [rsa_key.public_jwk]})],
-        algorithms=["RS256"],
-        clock=clock,
-    )
+    return validator_trusting(rsa_key, clock=clock)
 
 
 def _bound(
     validator: Validator, rsa_key: SigningKey, key: SigningKey, clock: FakeClock
 ) -> tuple[str, Claims]:
-    token = mint_token(
-        rsa_key, issuer=ISSUER, audience=AUDIENCE, now=clock.now, cnf={"jkt": key.thumbprint}
-    )
+    token = mint(rsa_key, clock, cnf={"jkt": key.thumbprint})
     return token, validator.validate(token)
 
 
