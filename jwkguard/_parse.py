@@ -32,11 +32,6 @@ __all__ = [
 
 _COMPACT_ALPHABET = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_."
 _ALPHABET = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
-# Per final character: the bits that must be zero when it ends a 2- or 3-character group.
-_TRAILING_BITS = (
-    {c: i & 0x0F for i, c in enumerate(_ALPHABET)},
-    {c: i & 0x03 for i, c in enumerate(_ALPHABET)},
-)
 _MAX_JSON_DEPTH = 20
 _ESCAPE_PAIR = re.compile(rb"\\.", re.DOTALL)
 _NOT_BRACKETS = bytes(sorted(set(range(256)) - set(b"[]{}")))
@@ -48,6 +43,8 @@ _TO_STANDARD_ALPHABET = bytes.maketrans(b"-_", b"+/")
 _CHECKED_STANDARD = bytes(
     byte if byte in _COMPACT_ALPHABET else 33 for byte in range(256)
 ).translate(_TO_STANDARD_ALPHABET)
+# Per final character (standard alphabet): the bits that must be zero when it ends a 2- or
+# 3-character group.
 _STANDARD_TRAILING_BITS = (
     {c: i & 0x0F for i, c in enumerate(_ALPHABET.translate(_TO_STANDARD_ALPHABET))},
     {c: i & 0x03 for i, c in enumerate(_ALPHABET.translate(_TO_STANDARD_ALPHABET))},
@@ -75,26 +72,17 @@ def b64url_decode(segment: bytes) -> bytes:
 
     The caller has already checked that ``segment`` holds only base64url characters.
     """
+    return standard_b64_decode(segment.translate(_TO_STANDARD_ALPHABET))
+
+
+def standard_b64_decode(segment: bytes) -> bytes:
+    """Decode unpadded base64, refusing non-canonical encodings; for base64url segments that
+    ``split_standard`` (or ``b64url_decode``) already turned into the standard alphabet."""
     remainder = len(segment) & 3
     if remainder:
         if remainder == 1:
             raise _not_base64url()
         # Trailing bits beyond the last whole byte must be zero, so each value has one encoding.
-        if _TRAILING_BITS[remainder - 2][segment[-1]]:
-            raise _not_base64url()
-        segment += _PADDING[remainder]
-    try:
-        return a2b_base64(segment.translate(_TO_STANDARD_ALPHABET))
-    except (binascii.Error, ValueError, KeyError) as exc:  # pragma: no cover - checked above
-        raise _not_base64url() from exc
-
-
-def standard_b64_decode(segment: bytes) -> bytes:
-    """``b64url_decode`` of a segment that ``split_standard`` already turned into base64."""
-    remainder = len(segment) & 3
-    if remainder:
-        if remainder == 1:
-            raise _not_base64url()
         if _STANDARD_TRAILING_BITS[remainder - 2][segment[-1]]:
             raise _not_base64url()
         segment += _PADDING[remainder]

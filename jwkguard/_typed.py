@@ -2,7 +2,8 @@
 
 A model that does not fit the token is the token's fault, not the server's: every failure is
 an :class:`~jwkguard.errors.InvalidClaim` (401 ``invalid_token``, reason ``invalid_claim``,
-with the claim at fault), never a 422 or a 500.
+with the claim at fault), never a 422 or a 500. The public names are listed, once, in
+:mod:`jwkguard.typed`.
 """
 
 from __future__ import annotations
@@ -11,19 +12,13 @@ import dataclasses
 import types
 import typing
 from collections.abc import Mapping
-from typing import Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, ClassVar, Self, TypeVar, cast
 
 from ._claims_result import Claims
 from .errors import ConfigurationError, InvalidClaim
 
-__all__ = [
-    "Auth0Claims",
-    "CognitoClaims",
-    "EntraClaims",
-    "KeycloakClaims",
-    "check_model",
-    "claims_as",
-]
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
 
 T = TypeVar("T")
 # TypedDict qualifiers that wrap a field's type (ReadOnly: Python 3.13+).
@@ -195,9 +190,33 @@ def _string(claims: Mapping[str, Any], name: str, *, required: bool = True) -> s
     return value
 
 
+class _ProviderClaims:
+    """Base of the provider models whose fields each read one claim (``_claim_names`` renames).
+
+    A field without a default is a required string, one that defaults to None an optional
+    string, one that defaults to ``()`` a list of strings (or a space-separated string).
+    """
+
+    __slots__ = ()
+    _claim_names: ClassVar[Mapping[str, str]] = {}
+
+    @classmethod
+    def from_claims(cls, claims: Mapping[str, Any]) -> Self:
+        """Read the model's claims; a required one missing, or any of the wrong type, refuses."""
+        values: dict[str, Any] = {}
+        for spec in dataclasses.fields(cast("type[DataclassInstance]", cls)):
+            claim = cls._claim_names.get(spec.name, spec.name)
+            if spec.default == ():
+                values[spec.name] = _strings(claims.get(claim), claim)
+            else:
+                required = spec.default is dataclasses.MISSING
+                values[spec.name] = _string(claims, claim, required=required)
+        return cls(**values)
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
-class EntraClaims:
-    """Microsoft Entra ID access token claims (v2.0).
+class EntraClaims(_ProviderClaims):
+    """Microsoft Entra ID access token claims (v2.0); ``oid`` and ``tid`` are required.
 
     Attributes:
         oid: The user's (or service principal's) object id, stable across apps.
@@ -213,21 +232,10 @@ class EntraClaims:
     scp: tuple[str, ...] = ()
     azp: str | None = None
 
-    @classmethod
-    def from_claims(cls, claims: Mapping[str, Any]) -> EntraClaims:
-        """Read the Entra claims; ``oid`` and ``tid`` are required."""
-        return cls(
-            oid=cast(str, _string(claims, "oid")),
-            tid=cast(str, _string(claims, "tid")),
-            roles=_strings(claims.get("roles"), "roles"),
-            scp=_strings(claims.get("scp"), "scp"),
-            azp=_string(claims, "azp", required=False),
-        )
-
 
 @dataclasses.dataclass(frozen=True, slots=True)
-class Auth0Claims:
-    """Auth0 access token claims with RBAC enabled.
+class Auth0Claims(_ProviderClaims):
+    """Auth0 access token claims with RBAC enabled; ``sub`` is required.
 
     Attributes:
         sub: The user (``auth0|...``) or client (``...@clients``).
@@ -238,15 +246,6 @@ class Auth0Claims:
     sub: str
     permissions: tuple[str, ...] = ()
     azp: str | None = None
-
-    @classmethod
-    def from_claims(cls, claims: Mapping[str, Any]) -> Auth0Claims:
-        """Read the Auth0 claims; ``sub`` is required."""
-        return cls(
-            sub=cast(str, _string(claims, "sub")),
-            permissions=_strings(claims.get("permissions"), "permissions"),
-            azp=_string(claims, "azp", required=False),
-        )
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -296,8 +295,8 @@ class KeycloakClaims:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
-class CognitoClaims:
-    """Amazon Cognito access token claims.
+class CognitoClaims(_ProviderClaims):
+    """Amazon Cognito access token claims; ``sub`` is required.
 
     Attributes:
         sub: The user id.
@@ -311,12 +310,4 @@ class CognitoClaims:
     client_id: str | None = None
     groups: tuple[str, ...] = ()
 
-    @classmethod
-    def from_claims(cls, claims: Mapping[str, Any]) -> CognitoClaims:
-        """Read the Cognito claims; ``sub`` is required."""
-        return cls(
-            sub=cast(str, _string(claims, "sub")),
-            username=_string(claims, "username", required=False),
-            client_id=_string(claims, "client_id", required=False),
-            groups=_strings(claims.get("cognito:groups"), "cognito:groups"),
-        )
+    _claim_names: ClassVar[Mapping[str, str]] = {"groups": "cognito:groups"}

@@ -126,38 +126,44 @@ def _tenant(tenant_id: str) -> str:
     return tenant_id.lower()
 
 
-def _entra_issuers(
-    tenant_id: str,
-    *,
-    audiences: tuple[str, ...],
-    versions: Sequence[EntraVersion],
-    authority: str,
-    v1_authority: str,
-    jwks_uri: str,
-    options: Mapping[str, Any],
-    provider: str,
-) -> list[Issuer]:
-    names = {
-        "v1": f"{_base_url(v1_authority, 'v1_authority')}/{tenant_id}/",
-        "v2": f"{_base_url(authority, 'authority')}/{tenant_id}/v2.0",
-    }
-    if not versions or not set(versions) <= set(names):
-        raise ConfigurationError("versions must hold 'v1' and/or 'v2'")
-    return _issuers(
-        provider,
-        [names[version] for version in dict.fromkeys(versions)],
-        jwks_uri=jwks_uri,
-        options=options,
-        checks=[_ClaimIn("tid", frozenset({tenant_id}), "tenant_mismatch")],
-        metadata={"tenant_id": tenant_id},
-        audiences=audiences,
-    )
+@dataclass(frozen=True)
+class _EntraApp:
+    """One API registration in Entra ID: what the issuers of every accepted tenant share."""
 
+    client_id: str
+    app_id_uri: str | None
+    versions: Sequence[EntraVersion]
+    authority: str
+    v1_authority: str
+    options: Mapping[str, Any]
 
-def _entra_audiences(client_id: str, app_id_uri: str | None) -> tuple[str, ...]:
-    (client,) = _strings(client_id, "client_id")
-    # v2.0 access tokens carry the client id as aud; v1.0 tokens carry the Application ID URI.
-    return (client, app_id_uri or f"api://{client}")
+    def issuers(
+        self, tenants: Sequence[str], *, key_set: str, app_signing_keys: bool = False
+    ) -> list[Issuer]:
+        """The issuers of ``tenants``; their keys are ``{authority}/{key_set}/discovery/...``."""
+        (client,) = _strings(self.client_id, "client_id")
+        # v2.0 access tokens carry the client id as aud; v1.0 tokens carry the Application ID URI.
+        audiences = (client, self.app_id_uri or f"api://{client}")
+        authority = _base_url(self.authority, "authority")
+        jwks_uri = f"{authority}/{key_set}/discovery/v2.0/keys"
+        if app_signing_keys:
+            jwks_uri += f"?appid={client}"
+        v1_authority = _base_url(self.v1_authority, "v1_authority")
+        if not self.versions or not set(self.versions) <= {"v1", "v2"}:
+            raise ConfigurationError("versions must hold 'v1' and/or 'v2'")
+        issuers: list[Issuer] = []
+        for tenant in tenants:
+            names = {"v1": f"{v1_authority}/{tenant}/", "v2": f"{authority}/{tenant}/v2.0"}
+            issuers += _issuers(
+                "entra_id",
+                [names[version] for version in dict.fromkeys(self.versions)],
+                jwks_uri=jwks_uri,
+                options=self.options,
+                checks=[_ClaimIn("tid", frozenset({tenant}), "tenant_mismatch")],
+                metadata={"tenant_id": tenant},
+                audiences=audiences,
+            )
+        return issuers
 
 
 def entra_id(
@@ -192,20 +198,8 @@ def entra_id(
         **options: Any other ``Issuer`` option.
     """
     tenant = _tenant(tenant_id)
-    audiences = _entra_audiences(client_id, app_id_uri)
-    jwks_uri = f"{_base_url(authority, 'authority')}/{tenant}/discovery/v2.0/keys"
-    if app_signing_keys:
-        jwks_uri += f"?appid={audiences[0]}"
-    return _entra_issuers(
-        tenant,
-        audiences=audiences,
-        versions=versions,
-        authority=authority,
-        v1_authority=v1_authority,
-        jwks_uri=jwks_uri,
-        options=options,
-        provider="entra_id",
-    )
+    app = _EntraApp(client_id, app_id_uri, versions, authority, v1_authority, options)
+    return app.issuers([tenant], key_set=tenant, app_signing_keys=app_signing_keys)
 
 
 def entra_id_multi_tenant(
@@ -240,22 +234,8 @@ def entra_id_multi_tenant(
     tenants = [_tenant(tenant) for tenant in dict.fromkeys(tenant_ids)]
     if not tenants:
         raise ConfigurationError("tenant_ids must name at least one tenant")
-    audiences = _entra_audiences(client_id, app_id_uri)
-    jwks_uri = f"{_base_url(authority, 'authority')}/common/discovery/v2.0/keys"
-    return [
-        issuer
-        for tenant in tenants
-        for issuer in _entra_issuers(
-            tenant,
-            audiences=audiences,
-            versions=versions,
-            authority=authority,
-            v1_authority=v1_authority,
-            jwks_uri=jwks_uri,
-            options=options,
-            provider="entra_id",
-        )
-    ]
+    app = _EntraApp(client_id, app_id_uri, versions, authority, v1_authority, options)
+    return app.issuers(tenants, key_set="common")
 
 
 # -- Auth0, Okta, Keycloak ------------------------------------------------------------------

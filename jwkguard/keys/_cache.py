@@ -54,7 +54,7 @@ _EMPTY = KeySet(())
 
 @dataclass(frozen=True, slots=True)
 class CachePolicy:
-    """The cache timings of one endpoint (seconds), from its ``Issuer``.
+    """The cache timings of one endpoint (seconds), from its ``Issuer`` (whose defaults it shares).
 
     Attributes:
         default_ttl: Lifetime when the server sends no ``Cache-Control``/``Expires``.
@@ -66,11 +66,11 @@ class CachePolicy:
         backoff_cap: Longest retry delay.
     """
 
-    default_ttl: float = 600
-    min_ttl: float = 60
-    max_ttl: float = 86400
-    cooldown: float = 30
-    max_stale: float = 86400
+    default_ttl: float = Issuer.default_ttl
+    min_ttl: float = Issuer.min_ttl
+    max_ttl: float = Issuer.max_ttl
+    cooldown: float = Issuer.cooldown
+    max_stale: float = Issuer.max_stale
     backoff_base: float = 1.0
     backoff_cap: float = 60.0
 

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from .._events import Event
 from .._parse import b64url_decode, strict_json_object
-from ..errors import KeysUnavailable, LifecycleError, TokenError
+from ..errors import KeysUnavailable, LifecycleError
 from ._prometheus import (
     _DURATION,
     _EVENTS,
@@ -31,7 +31,7 @@ from ._prometheus import (
     _VALIDATIONS,
     _Instrumentation,
     _Metric,
-    _unverified_issuer,
+    _Validation,
     outcome_of,
 )
 
@@ -39,7 +39,6 @@ if TYPE_CHECKING:
     from opentelemetry.metrics import CallbackOptions, Counter, MeterProvider, Observation
     from opentelemetry.trace import Span, TracerProvider
 
-    from .._claims_result import Claims
     from .._validator import Validator
     from ._prometheus import IssuerStatus
 
@@ -174,23 +173,16 @@ class OpenTelemetry(_Instrumentation):
             ),
         )
 
-    def _record(
-        self,
-        span: Span,
-        token: str | bytes,
-        claims: Claims | None,
-        exc: TokenError | None,
-        seconds: float,
-        known: frozenset[str],
-        limit: int,
-    ) -> None:
+    def _record(self, span: Span, validation: _Validation) -> None:
+        claims, exc = validation.claims, validation.error
+        issuer = validation.issuer()
         if claims is not None:
-            issuer, kid, reason = claims.issuer, claims.key_id, "ok"
+            kid, reason = claims.key_id, "ok"
         else:
-            issuer, kid = _unverified_issuer(token, known, limit), _unverified_kid(token, limit)
+            kid = _unverified_kid(validation.token, validation.max_token_size)
             reason = exc.reason if exc is not None else "unknown"
         outcome = outcome_of(exc)
-        self.duration.record(seconds)
+        self.duration.record(validation.seconds)
         self.validations.add(
             1,
             {"jwkguard.issuer": issuer, "jwkguard.outcome": outcome, "jwkguard.reason": reason},

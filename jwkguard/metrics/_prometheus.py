@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from .._events import Event
 from .._parse import b64url_decode, strict_json_object
@@ -226,6 +226,24 @@ def _unverified_issuer(token: str | bytes, known: frozenset[str], limit: int) ->
     return iss if isinstance(iss, str) and iss in known else "unknown"
 
 
+class _Validation(NamedTuple):
+    """One finished validation of an instrumented validator, as the exporters record it."""
+
+    token: str | bytes
+    claims: Claims | None
+    error: TokenError | None
+    seconds: float
+    known_issuers: frozenset[str]
+    max_token_size: int
+
+    def issuer(self) -> str:
+        """The verified issuer; for a refused token, the configured issuer it names, or
+        ``unknown`` (bounded labels)."""
+        if self.claims is not None:
+            return self.claims.issuer
+        return _unverified_issuer(self.token, self.known_issuers, self.max_token_size)
+
+
 class _Instrumentation:
     """What :class:`PrometheusMetrics` and ``OpenTelemetry`` share: the watched validators,
     and wrapping one validator instance so each validation is timed and reported."""
@@ -248,10 +266,7 @@ class _Instrumentation:
         self,
         validator: Validator,
         marker: str,
-        record: Callable[
-            [Any, str | bytes, Claims | None, TokenError | None, float, frozenset[str], int],
-            None,
-        ],
+        record: Callable[[Any, _Validation], None],
         span: Callable[[], AbstractContextManager[Any]] = nullcontext,
     ) -> Validator:
         """Wrap ``validator``'s own ``validate``/``avalidate`` (this instance only, once per
@@ -271,9 +286,9 @@ class _Instrumentation:
                 try:
                     claims = validate(token, scopes=scopes)
                 except TokenError as exc:
-                    record(current, token, None, exc, clock() - start, known, limit)
+                    record(current, _Validation(token, None, exc, clock() - start, known, limit))
                     raise
-                record(current, token, claims, None, clock() - start, known, limit)
+                record(current, _Validation(token, claims, None, clock() - start, known, limit))
                 return claims
 
         async def metered_avalidate(token: str | bytes, *, scopes: Iterable[str] = ()) -> Claims:
@@ -282,9 +297,9 @@ class _Instrumentation:
                 try:
                     claims = await avalidate(token, scopes=scopes)
                 except TokenError as exc:
-                    record(current, token, None, exc, clock() - start, known, limit)
+                    record(current, _Validation(token, None, exc, clock() - start, known, limit))
                     raise
-                record(current, token, claims, None, clock() - start, known, limit)
+                record(current, _Validation(token, claims, None, clock() - start, known, limit))
                 return claims
 
         attributes = vars(validator)
@@ -394,20 +409,8 @@ class PrometheusMetrics(_Instrumentation):
         """
         return self._wrap(validator, "_jwkguard_metrics", self._record)
 
-    def _record(
-        self,
-        span: object,
-        token: str | bytes,
-        claims: Claims | None,
-        exc: TokenError | None,
-        seconds: float,
-        known: frozenset[str],
-        limit: int,
-    ) -> None:
-        if claims is not None:
-            self.observe(claims.issuer, None, seconds)
-        else:
-            self.observe(_unverified_issuer(token, known, limit), exc, seconds)
+    def _record(self, span: object, validation: _Validation) -> None:
+        self.observe(validation.issuer(), validation.error, validation.seconds)
 
     def now(self) -> float:
         """The metrics clock."""

@@ -128,3 +128,20 @@ def test_cognito_groups() -> None:
     assert claims_as(claims, CognitoClaims) == CognitoClaims(
         sub="user-123", username="ann", client_id="c1", groups=("admins",)
     )
+
+
+@pytest.mark.parametrize(
+    ("model", "claims", "at_fault"),
+    [
+        (EntraClaims, {"oid": "o-1", "tid": 7}, "tid"),  # a required string of another type
+        (Auth0Claims, {"sub": "s", "azp": ["app"]}, "azp"),  # an optional string
+        (Auth0Claims, {"sub": "s", "permissions": [1]}, "permissions"),  # a list of strings
+        (CognitoClaims, {"sub": "s", "cognito:groups": {"a": 1}}, "cognito:groups"),  # renamed
+    ],
+)
+def test_provider_models_name_the_claim_of_the_wrong_type(
+    model: type[EntraClaims | Auth0Claims | CognitoClaims], claims: dict[str, object], at_fault: str
+) -> None:
+    with pytest.raises(InvalidClaim) as caught:
+        model.from_claims(claims)
+    assert caught.value.claim == at_fault
