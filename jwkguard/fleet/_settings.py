@@ -157,7 +157,7 @@ def build_fleet_settings(value: Any, *, where: str = "FLEET") -> FleetSettings |
         store_options=store_options,
     )
     # Build (without starting) once, so a bad timeout fails here rather than later.
-    RedisStore(url, prefix=prefix, **store_options)
+    settings._store(log_event)
     return settings
 
 
