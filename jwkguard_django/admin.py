@@ -3,18 +3,20 @@
 Adding a "lifecycle change" does not save the form's row directly: it calls
 :class:`~jwkguard.lifecycle.LifecycleAdmin` on the database store (see
 :func:`~jwkguard_django.lifecycle.lifecycle_admin`), which writes the change and its entry and
-emits the audit event, with the signed-in user as ``by``. Existing changes are read-only: the
-history is append-only.
+emits the audit event, with the signed-in user as ``by``. A change the store refuses (its
+database unreachable, or a value the admin API rejects) is not saved: the form comes back with
+what was typed and an error message. Existing changes are read-only: the history is append-only.
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlencode
 
 from django import forms
-from django.contrib import admin
-from django.http import HttpRequest
+from django.contrib import admin, messages
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 
 from jwkguard import ConfigurationError
 from jwkguard.errors import StoreUnavailable
@@ -48,6 +50,11 @@ class ChangeForm(forms.ModelForm):  # type: ignore[type-arg]
         model = LifecycleRecord
         fields = ("op", "issuer", "value", "key_field", "when", "why")
 
+    @classmethod
+    def typed(cls, request: HttpRequest) -> dict[str, str]:
+        """The form's fields as posted, to fill the form in again."""
+        return {name: request.POST[name] for name in cls.Meta.fields if request.POST.get(name)}
+
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
         op = data.get("op")
@@ -71,6 +78,23 @@ class LifecycleRecordAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     @admin.display(description="when")
     def made(self, obj: LifecycleRecord) -> str:
         return datetime.fromtimestamp(obj.timestamp, UTC).isoformat(timespec="seconds")
+
+    def add_view(
+        self, request: HttpRequest, form_url: str = "", extra_context: Any = None
+    ) -> HttpResponse:
+        try:
+            return super().add_view(request, form_url, extra_context)
+        except StoreUnavailable:
+            refusal = (
+                "The lifecycle store is temporarily unavailable (503): nothing was changed. "
+                "Try again in a few seconds."
+            )
+        except ConfigurationError as exc:
+            refusal = f"Nothing was changed: {exc}."
+        # The view's transaction rolled back (no history row, no log entry): show the form
+        # again, filled in as it was posted, with why it was not saved.
+        self.message_user(request, refusal, messages.ERROR)
+        return HttpResponseRedirect(f"{request.path}?{urlencode(ChangeForm.typed(request))}")
 
     def get_form(
         self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any
@@ -97,19 +121,17 @@ class LifecycleRecordAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         who = {"issuer": data["issuer"], "by": by, "why": data["why"]}
         admin_api = lifecycle_admin()
         op, value, when = data["op"], data["value"], data.get("when")
-        try:
-            if op == "revoke_token":
-                made = admin_api.revoke_token(value, expires_at=when, **who)
-            elif op == "cut_off_subject":
-                made = admin_api.cut_off_subject(value, before=when, **who)
-            elif op == "cut_off_client":
-                made = admin_api.cut_off_client(value, before=when, **who)
-            else:
-                key = {data["key_field"]: value}
-                method = admin_api.distrust_key if op == "distrust_key" else admin_api.trust_key
-                made = method(**key, **who)
-        except (ConfigurationError, StoreUnavailable) as exc:
-            raise ValueError(str(exc)) from exc
+        # ConfigurationError and StoreUnavailable reach add_view, which shows the form again.
+        if op == "revoke_token":
+            made = admin_api.revoke_token(value, expires_at=when, **who)
+        elif op == "cut_off_subject":
+            made = admin_api.cut_off_subject(value, before=when, **who)
+        elif op == "cut_off_client":
+            made = admin_api.cut_off_client(value, before=when, **who)
+        else:
+            key = {data["key_field"]: value}
+            method = admin_api.distrust_key if op == "distrust_key" else admin_api.trust_key
+            made = method(**key, **who)
         # The store wrote the row: point the admin's object at it for the redirect and log.
         row = (
             LifecycleRecord.objects.filter(

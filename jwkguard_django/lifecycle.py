@@ -418,6 +418,15 @@ class DatabaseStoreSettings:
     on_unavailable: UnavailablePolicy = "fail_open"
     reuse: ReuseWatch | None = field(default_factory=ReuseWatch)
 
+    def _store(self, on_event: EventHandler) -> DatabaseStore:
+        """The store these settings describe (not started), its events to ``on_event``."""
+        return DatabaseStore(
+            using=self.using,
+            poll_interval=self.poll_interval,
+            resync_interval=self.resync_interval,
+            on_event=on_event,
+        )
+
 
 def build_database_store_settings(
     value: Any, *, where: str = "LIFECYCLE_STORE"
@@ -463,14 +472,7 @@ class DatabaseLifecycle(WiredLifecycle[DatabaseStore]):
     def __init__(self, settings: DatabaseStoreSettings) -> None:
         self.settings = settings
         super().__init__(
-            lambda on_event: DatabaseStore(
-                using=settings.using,
-                poll_interval=settings.poll_interval,
-                resync_interval=settings.resync_interval,
-                on_event=on_event,
-            ),
-            on_unavailable=settings.on_unavailable,
-            reuse=settings.reuse,
+            settings._store, on_unavailable=settings.on_unavailable, reuse=settings.reuse
         )
 
 

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .._checks import lowered_options
-from .._events import log_event
+from .._events import EventHandler, log_event
 from ..errors import ConfigurationError
 from ..lifecycle._audit import fan_out
 from ..lifecycle._policy import ReuseWatch, UnavailablePolicy
@@ -83,6 +83,12 @@ class FleetSettings:
     reuse: ReuseWatch | None = field(default_factory=ReuseWatch)
     dpop_replay: bool = True
     store_options: Mapping[str, Any] = field(default_factory=dict)
+
+    def _store(self, on_event: EventHandler) -> RedisStore:
+        """The store these settings describe (not started), its events to ``on_event``."""
+        return RedisStore(
+            self.redis_url, prefix=self.prefix, on_event=on_event, **self.store_options
+        )
 
 
 def lifecycle_policy(
@@ -151,7 +157,7 @@ def build_fleet_settings(value: Any, *, where: str = "FLEET") -> FleetSettings |
         store_options=store_options,
     )
     # Build (without starting) once, so a bad timeout fails here rather than later.
-    RedisStore(url, prefix=prefix, **store_options)
+    settings._store(log_event)
     return settings
 
 
@@ -170,14 +176,7 @@ class Fleet(WiredLifecycle[RedisStore]):
     def __init__(self, settings: FleetSettings) -> None:
         self.settings = settings
         super().__init__(
-            lambda on_event: RedisStore(
-                settings.redis_url,
-                prefix=settings.prefix,
-                on_event=on_event,
-                **settings.store_options,
-            ),
-            on_unavailable=settings.on_unavailable,
-            reuse=settings.reuse,
+            settings._store, on_unavailable=settings.on_unavailable, reuse=settings.reuse
         )
 
     def replay_ledger(self) -> RedisReplayLedger:

@@ -10,8 +10,9 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime
-from typing import Final
+from typing import Final, NotRequired, TypedDict, Unpack
 
 from .._events import Event, EventHandler, log_event
 from ..errors import ConfigurationError
@@ -48,6 +49,35 @@ def _seconds(name: str, value: When) -> float:
     return float(value)
 
 
+class _Audit(TypedDict):
+    """What every operation takes for the audit trail: who made the change (``by``) and why."""
+
+    by: str
+    why: str
+
+
+class _Revocation(_Audit):
+    """``revoke_token``'s keywords: the token's issuer and expiry."""
+
+    issuer: str
+    expires_at: When
+
+
+class _CutOff(_Audit):
+    """The keywords of the cut-offs: the issuer and the cut-off time (default: now)."""
+
+    issuer: str
+    before: NotRequired[When | None]
+
+
+class _KeyName(_Audit):
+    """The keywords naming a key: its issuer and exactly one of ``kid`` and thumbprint."""
+
+    issuer: str
+    kid: NotRequired[str | None]
+    thumbprint: NotRequired[str | None]
+
+
 class LifecycleAdmin:
     """Revoke tokens, cut off subjects and clients, distrust keys and force key refreshes.
 
@@ -75,163 +105,102 @@ class LifecycleAdmin:
 
     # -- the operations (sync) ------------------------------------------------------------
 
-    def revoke_token(
-        self, token_id: str, *, issuer: str, expires_at: When, by: str, why: str
-    ) -> LifecycleChange:
+    def revoke_token(self, token_id: str, **change: Unpack[_Revocation]) -> LifecycleChange:
         """Refuse the token with this ``jti`` until ``expires_at`` (its ``exp``)."""
-        return self._submit(self._revoke(token_id, issuer, expires_at, by, why))
+        return self._submit(self._revoke(token_id, **change))
 
-    def cut_off_subject(
-        self, subject: str, *, issuer: str, before: When | None = None, by: str, why: str
-    ) -> LifecycleChange:
+    def cut_off_subject(self, subject: str, **change: Unpack[_CutOff]) -> LifecycleChange:
         """Refuse every token for ``subject`` issued before ``before`` (default: now)."""
-        return self._submit(self._cut_off("cut_off_subject", subject, issuer, before, by, why))
+        return self._submit(self._cut_off("cut_off_subject", subject, **change))
 
-    def cut_off_client(
-        self, client_id: str, *, issuer: str, before: When | None = None, by: str, why: str
-    ) -> LifecycleChange:
+    def cut_off_client(self, client_id: str, **change: Unpack[_CutOff]) -> LifecycleChange:
         """Refuse every token for ``client_id`` issued before ``before`` (default: now)."""
-        return self._submit(self._cut_off("cut_off_client", client_id, issuer, before, by, why))
+        return self._submit(self._cut_off("cut_off_client", client_id, **change))
 
-    def distrust_key(
-        self,
-        *,
-        issuer: str,
-        kid: str | None = None,
-        thumbprint: str | None = None,
-        by: str,
-        why: str,
-    ) -> LifecycleChange:
+    def distrust_key(self, **key: Unpack[_KeyName]) -> LifecycleChange:
         """Refuse tokens signed by this key (``kid`` or RFC 7638 thumbprint) until trusted."""
-        return self._submit(self._key("distrust_key", issuer, kid, thumbprint, by, why))
+        return self._submit(self._key("distrust_key", **key))
 
-    def trust_key(
-        self,
-        *,
-        issuer: str,
-        kid: str | None = None,
-        thumbprint: str | None = None,
-        by: str,
-        why: str,
-    ) -> LifecycleChange:
+    def trust_key(self, **key: Unpack[_KeyName]) -> LifecycleChange:
         """Lift a distrust made with the same ``kid`` or thumbprint."""
-        return self._submit(self._key("trust_key", issuer, kid, thumbprint, by, why))
+        return self._submit(self._key("trust_key", **key))
 
-    def force_refresh(self, issuer: str, *, by: str, why: str) -> LifecycleChange:
+    def force_refresh(self, issuer: str, **audit: Unpack[_Audit]) -> LifecycleChange:
         """Ask every instance to refetch ``issuer``'s JWKS now (best effort, not stored)."""
-        return self._submit(self._change("force_refresh", issuer, by, why))
+        return self._submit(self._refresh(issuer, **audit))
 
     # -- the operations (async) -----------------------------------------------------------
 
-    async def arevoke_token(
-        self, token_id: str, *, issuer: str, expires_at: When, by: str, why: str
-    ) -> LifecycleChange:
+    async def arevoke_token(self, token_id: str, **change: Unpack[_Revocation]) -> LifecycleChange:
         """``revoke_token`` without blocking the event loop."""
-        return await self._asubmit(self._revoke(token_id, issuer, expires_at, by, why))
+        return await self._asubmit(self._revoke(token_id, **change))
 
-    async def acut_off_subject(
-        self, subject: str, *, issuer: str, before: When | None = None, by: str, why: str
-    ) -> LifecycleChange:
+    async def acut_off_subject(self, subject: str, **change: Unpack[_CutOff]) -> LifecycleChange:
         """``cut_off_subject`` without blocking the event loop."""
-        return await self._asubmit(
-            self._cut_off("cut_off_subject", subject, issuer, before, by, why)
-        )
+        return await self._asubmit(self._cut_off("cut_off_subject", subject, **change))
 
-    async def acut_off_client(
-        self, client_id: str, *, issuer: str, before: When | None = None, by: str, why: str
-    ) -> LifecycleChange:
+    async def acut_off_client(self, client_id: str, **change: Unpack[_CutOff]) -> LifecycleChange:
         """``cut_off_client`` without blocking the event loop."""
-        return await self._asubmit(
-            self._cut_off("cut_off_client", client_id, issuer, before, by, why)
-        )
+        return await self._asubmit(self._cut_off("cut_off_client", client_id, **change))
 
-    async def adistrust_key(
-        self,
-        *,
-        issuer: str,
-        kid: str | None = None,
-        thumbprint: str | None = None,
-        by: str,
-        why: str,
-    ) -> LifecycleChange:
+    async def adistrust_key(self, **key: Unpack[_KeyName]) -> LifecycleChange:
         """``distrust_key`` without blocking the event loop."""
-        return await self._asubmit(self._key("distrust_key", issuer, kid, thumbprint, by, why))
+        return await self._asubmit(self._key("distrust_key", **key))
 
-    async def atrust_key(
-        self,
-        *,
-        issuer: str,
-        kid: str | None = None,
-        thumbprint: str | None = None,
-        by: str,
-        why: str,
-    ) -> LifecycleChange:
+    async def atrust_key(self, **key: Unpack[_KeyName]) -> LifecycleChange:
         """``trust_key`` without blocking the event loop."""
-        return await self._asubmit(self._key("trust_key", issuer, kid, thumbprint, by, why))
+        return await self._asubmit(self._key("trust_key", **key))
 
-    async def aforce_refresh(self, issuer: str, *, by: str, why: str) -> LifecycleChange:
+    async def aforce_refresh(self, issuer: str, **audit: Unpack[_Audit]) -> LifecycleChange:
         """``force_refresh`` without blocking the event loop."""
-        return await self._asubmit(self._change("force_refresh", issuer, by, why))
+        return await self._asubmit(self._refresh(issuer, **audit))
 
-    # -- shared core ----------------------------------------------------------------------
-
-    def _change(
-        self,
-        op: ChangeOp,
-        issuer: str,
-        by: str,
-        why: str,
-        *,
-        value: str | None = None,
-        key_field: KeyField | None = None,
-        at: float | None = None,
-    ) -> LifecycleChange:
-        return LifecycleChange(
-            op=op,
-            issuer=_text("issuer", issuer),
-            value=value,
-            key_field=key_field,
-            at=at,
-            by=_text("by", by),
-            why=_text("why", why),
-            timestamp=self.clock(),
-        )
+    # -- shared core: the change each operation makes, checked and stamped for the audit ----
 
     def _revoke(
-        self, token_id: str, issuer: str, expires_at: When, by: str, why: str
+        self, token_id: str, *, issuer: str, expires_at: When, **audit: Unpack[_Audit]
     ) -> LifecycleChange:
-        return self._change(
-            "revoke_token",
-            issuer,
-            by,
-            why,
-            value=_text("token_id", token_id),
-            at=_seconds("expires_at", expires_at),
-        )
+        value = _text("token_id", token_id)
+        at = _seconds("expires_at", expires_at)
+        change = LifecycleChange("revoke_token", _text("issuer", issuer), value, at=at)
+        return self._stamped(change, **audit)
 
     def _cut_off(
-        self, op: ChangeOp, value: str, issuer: str, before: When | None, by: str, why: str
+        self,
+        op: ChangeOp,
+        value: str,
+        *,
+        issuer: str,
+        before: When | None = None,
+        **audit: Unpack[_Audit],
     ) -> LifecycleChange:
         at = self.clock() if before is None else _seconds("before", before)
-        name = "subject" if op == "cut_off_subject" else "client_id"
-        return self._change(op, issuer, by, why, value=_text(name, value), at=at)
+        value = _text("subject" if op == "cut_off_subject" else "client_id", value)
+        change = LifecycleChange(op, _text("issuer", issuer), value, at=at)
+        return self._stamped(change, **audit)
 
     def _key(
         self,
         op: ChangeOp,
+        *,
         issuer: str,
-        kid: str | None,
-        thumbprint: str | None,
-        by: str,
-        why: str,
+        kid: str | None = None,
+        thumbprint: str | None = None,
+        **audit: Unpack[_Audit],
     ) -> LifecycleChange:
         if (kid is None) == (thumbprint is None):
             raise ConfigurationError("name the key by exactly one of kid or thumbprint")
-        if kid is not None:
-            return self._change(op, issuer, by, why, value=_text("kid", kid), key_field="kid")
-        return self._change(
-            op, issuer, by, why, value=_text("thumbprint", thumbprint), key_field="thumbprint"
-        )
+        key_field: KeyField = "kid" if kid is not None else "thumbprint"
+        value = _text(key_field, kid if kid is not None else thumbprint)
+        change = LifecycleChange(op, _text("issuer", issuer), value, key_field)
+        return self._stamped(change, **audit)
+
+    def _refresh(self, issuer: str, **audit: Unpack[_Audit]) -> LifecycleChange:
+        return self._stamped(LifecycleChange("force_refresh", _text("issuer", issuer)), **audit)
+
+    def _stamped(self, change: LifecycleChange, *, by: str, why: str) -> LifecycleChange:
+        """``change`` with who made it, why, and now (the audit fields)."""
+        return replace(change, by=_text("by", by), why=_text("why", why), timestamp=self.clock())
 
     def _submit(self, change: LifecycleChange) -> LifecycleChange:
         self.store.publish(change)

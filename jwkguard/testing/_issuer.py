@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Self
+from typing import Any, Final, Self
 
 from .._context import SyncContext
 from ._introspection import IntrospectionEndpoint
@@ -251,6 +251,9 @@ class LocalIssuer(SyncContext):
         return self.fault_paths is None or path in self.fault_paths
 
 
+_JSON: Final[Mapping[str, str]] = {"Content-Type": "application/json"}
+
+
 def _handler_for(issuer: LocalIssuer) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -277,21 +280,15 @@ def _handler_for(issuer: LocalIssuer) -> type[BaseHTTPRequestHandler]:
             if fault.hang is not None:
                 release.wait(fault.hang)
             if fault.status is not None:
-                self._send(
-                    fault.status,
-                    b'{"error":"unavailable"}',
-                    "application/json",
-                    retry_after=fault.retry_after,
-                )
+                retry = {} if fault.retry_after is None else {"Retry-After": str(fault.retry_after)}
+                self._send(fault.status, b'{"error":"unavailable"}', {**_JSON, **retry})
                 return
             if fault.redirect is not None:
-                self.send_response(302)
-                self.send_header("Location", fault.redirect)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
+                self._send(302, b"", {"Location": fault.redirect})
                 return
             if fault.body is not None:
-                self._send(200, fault.body, fault.content_type or "application/json")
+                content_type = fault.content_type or "application/json"
+                self._send(200, fault.body, {"Content-Type": content_type})
                 return
             route = issuer.routes.get(path)
             if route is not None:
@@ -299,39 +296,25 @@ def _handler_for(issuer: LocalIssuer) -> type[BaseHTTPRequestHandler]:
                 return
             document = issuer._document_for(path)
             if document is None:
-                self._send(404, b'{"error":"not_found"}', "application/json")
+                self._send(404, b'{"error":"not_found"}', _JSON)
                 return
             payload = json.dumps(document).encode()
             etag = '"' + hashlib.sha256(payload).hexdigest()[:16] + '"'
             if self.headers.get("If-None-Match") == etag:
-                self.send_response(304)
-                self.send_header("ETag", etag)
-                if issuer.cache_control:
-                    self.send_header("Cache-Control", issuer.cache_control)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
+                self._send(304, b"", {"ETag": etag})
                 return
-            self._send(200, payload, "application/json", etag=etag, slow=fault.slow_body)
+            self._send(200, payload, {**_JSON, "ETag": etag}, slow=fault.slow_body)
 
         def _send(
-            self,
-            status: int,
-            body: bytes,
-            content_type: str,
-            *,
-            etag: str | None = None,
-            slow: float | None = None,
-            retry_after: int | None = None,
+            self, status: int, body: bytes, headers: Mapping[str, str], *, slow: float | None = None
         ) -> None:
+            """Every response: ``headers``, the length and (200, 304) the issuer's Cache-Control."""
             self.send_response(status)
-            self.send_header("Content-Type", content_type)
+            for name, value in headers.items():
+                self.send_header(name, value)
             self.send_header("Content-Length", str(len(body)))
-            if retry_after is not None:
-                self.send_header("Retry-After", str(retry_after))
-            if issuer.cache_control and status == 200:
+            if issuer.cache_control and status in (200, 304):
                 self.send_header("Cache-Control", issuer.cache_control)
-            if etag:
-                self.send_header("ETag", etag)
             self.end_headers()
             if slow is None:
                 self.wfile.write(body)

@@ -183,6 +183,25 @@ def test_local_issuer_serves_its_jwks_with_cache_headers(issuer: LocalIssuer) ->
     assert again.status_code == 304
 
 
+def test_each_kind_of_answer_carries_its_headers(issuer: LocalIssuer) -> None:
+    """304 keeps the ETag and Cache-Control; errors carry no Cache-Control; faults their own."""
+    fresh = _get(issuer.jwks_uri)
+    etag = fresh.headers["etag"]
+    again = _get(issuer.jwks_uri, headers={"If-None-Match": etag})
+    assert (again.status_code, again.headers["etag"]) == (304, etag)
+    assert again.headers["cache-control"] == "max-age=300"
+    missing = _get(issuer.url + "/nowhere")
+    assert (missing.status_code, missing.headers["content-type"]) == (404, "application/json")
+    assert "cache-control" not in missing.headers
+    issuer.fail_with(503, retry_after=7)
+    down = _get(issuer.jwks_uri)
+    assert (down.status_code, down.headers["retry-after"]) == (503, "7")
+    assert down.json() == {"error": "unavailable"}
+    assert "cache-control" not in down.headers
+    issuer.fail_with(500)
+    assert "retry-after" not in _get(issuer.jwks_uri).headers
+
+
 def test_local_issuer_counts_requests_and_keeps_their_headers(issuer: LocalIssuer) -> None:
     _get(issuer.jwks_uri, headers={"User-Agent": "kit-test"})
     _get(issuer.jwks_uri)

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from django.test import Client, override_settings
 
-from jwkguard.errors import LifecycleError
+from jwkguard.errors import ConfigurationError, LifecycleError, StoreUnavailable
 from jwkguard.testing import LocalIssuer
 from jwkguard_django import conf
 
@@ -169,3 +169,43 @@ def test_the_admin_form_revokes_cuts_off_and_distrusts_audited_with_the_signed_i
     delete = f"/admin/jwkguard_django/lifecyclerecord/{ids[0]}/delete/"
     assert admin_site.post(delete, {"post": "yes"}).status_code == 403
     assert LifecycleRecord.objects.count() == 3
+
+
+@pytest.mark.parametrize(
+    ("failure", "shown"),
+    [
+        (StoreUnavailable(), "The lifecycle store is temporarily unavailable (503)"),
+        (ConfigurationError("kid must be a non-empty string"), "kid must be a non-empty string"),
+    ],
+)
+def test_a_change_the_store_refuses_comes_back_as_an_error_with_the_form_filled_in(
+    admin_site: Client,
+    issuer: LocalIssuer,
+    monkeypatch: pytest.MonkeyPatch,
+    failure: Exception,
+    shown: str,
+) -> None:
+    """Not a 500 page: nothing is saved or logged, the message says why, nothing typed is lost."""
+    from django.contrib.admin.models import LogEntry
+
+    from jwkguard_django.lifecycle import DatabaseStore
+    from jwkguard_django.models import LifecycleRecord
+
+    def refuse(self: DatabaseStore, change: object) -> None:
+        raise failure
+
+    monkeypatch.setattr(DatabaseStore, "publish", refuse)
+    typed = {"op": "cut_off_subject", "issuer": issuer.url, "value": "bob", "why": "left"}
+    refused = _add(admin_site, **typed)
+    assert refused.status_code == 302
+    assert refused["Location"].startswith(ADD + "?")
+    page = admin_site.get(refused["Location"])
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert shown in html
+    assert "nothing was changed" in html.lower()
+    for name in ("issuer", "value", "why"):
+        assert f'id="id_{name}">\n{typed[name]}</textarea>' in html
+    assert '<option value="cut_off_subject" selected>' in html
+    assert not LifecycleRecord.objects.exists()
+    assert not LogEntry.objects.exists()

@@ -143,6 +143,29 @@ def test_bad_admin_input_is_refused_before_anything_changes(
     assert events == []
 
 
+@pytest.mark.parametrize(
+    ("call", "word"),
+    [
+        (lambda a: a.revoke_token("t", issuer=ISSUER, expires_at=1, by="a"), "why"),
+        (lambda a: a.cut_off_subject("s", issuer=ISSUER, why="b"), "by"),
+        (lambda a: a.distrust_key(kid="k", by="a", why="b"), "issuer"),
+        (lambda a: a.trust_key(issuer=ISSUER, kid="k", by="a", why="b", reason="x"), "reason"),
+        (lambda a: a.force_refresh(ISSUER, by="a", why="b", before=1), "before"),
+        (lambda a: a.cut_off_client("c", ISSUER, by="a", why="b"), "positional"),
+    ],
+)
+def test_a_missing_or_unknown_keyword_is_a_type_error_as_in_any_signature(
+    call: object, word: str, clock: FakeClock, events: list[Event]
+) -> None:
+    """The operations take their keywords as typed options; the shared core still checks them."""
+    store = MemoryStore(clock=clock)
+    admin = LifecycleAdmin(store, clock=clock, on_event=events.append)
+    with pytest.raises(TypeError, match=word):
+        call(admin)  # type: ignore[operator]
+    assert not store.replica
+    assert events == []
+
+
 def test_changes_round_trip_through_their_wire_form(clock: FakeClock) -> None:
     change = LifecycleChange(
         op="distrust_key",
