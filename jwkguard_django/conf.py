@@ -33,7 +33,12 @@ from jwkguard.pipeline import (
     query_policy,
     resource_identifier,
 )
-from jwkguard.sender import SenderConstraints, SenderSettings, build_sender_settings
+from jwkguard.sender import (
+    SenderConstraints,
+    SenderSettings,
+    build_pipeline,
+    build_sender_settings,
+)
 
 if TYPE_CHECKING:
     from jwkguard.metrics import PrometheusMetrics
@@ -151,14 +156,7 @@ class State:
     pipeline: RequestPipeline = field(init=False)
 
     def __post_init__(self) -> None:
-        options = self.options
-        pipeline = options.sender.pipeline(
-            self.validator,
-            realm=options.realm,
-            allow_query_token=options.allow_query_token,
-            resource=options.resource,
-        )
-        object.__setattr__(self, "pipeline", pipeline)
+        object.__setattr__(self, "pipeline", build_pipeline(self.validator, self.options))
 
 
 def settings_from_env(environ: Mapping[str, str] | None = None) -> dict[str, Any]:

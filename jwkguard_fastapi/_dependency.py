@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Awaitable, Callable, Collection, Mapping
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, TypedDict, TypeVar, Unpack
 
 from fastapi import Security, WebSocketException
 from fastapi.openapi.models import HTTPBearer as HTTPBearerModel
@@ -19,7 +19,7 @@ from starlette.requests import HTTPConnection
 from jwkguard import Claims, ConfigurationError, RoutePolicy, TokenError, Validator
 from jwkguard.asgi import close_reason
 from jwkguard.pipeline import ErrorResponse, QueryPolicy, ResourceMetadata, acr_list
-from jwkguard.sender import DPoPVerifier, Introspector, SenderConstraints
+from jwkguard.sender import Introspector, SenderConstraints, SenderOptions
 
 from ._authenticate import Authenticator
 from ._responses import VALIDATOR_STATE, BearerError
@@ -29,13 +29,23 @@ __all__ = ["CurrentClaims", "JWTBearer", "OptionalClaims", "swagger_ui_oauth"]
 _Model = TypeVar("_Model")
 
 
+class _Narrowing(TypedDict, total=False):
+    """A dependency's issuer, audience, any-of scope and role demands (see ``JWTBearer``)."""
+
+    any_scopes: Collection[str]
+    roles: Collection[str]
+    any_roles: Collection[str]
+    issuers: Collection[str]
+    audiences: Collection[str]
+
+
 def _narrowing(
     base: RoutePolicy,
-    any_scopes: Collection[str],
-    roles: Collection[str],
-    any_roles: Collection[str],
-    issuers: Collection[str],
-    audiences: Collection[str],
+    any_scopes: Collection[str] = (),
+    roles: Collection[str] = (),
+    any_roles: Collection[str] = (),
+    issuers: Collection[str] = (),
+    audiences: Collection[str] = (),
 ) -> RoutePolicy | None:
     """``base`` with these demands added (all-of sets joined, any-of sets replaced), or None
     when it demands none of them (the common case costs nothing per request)."""
@@ -132,12 +142,6 @@ class JWTBearer(SecurityBase):
         realm: str = "api",
         allow_query: QueryPolicy = "never",
         websocket_subprotocol: str | None = None,
-        dpop: DPoPVerifier | None = None,
-        require_dpop: bool = False,
-        require_dpop_issuers: Collection[str] = (),
-        require_certificate: bool = False,
-        client_cert_header: str | None = None,
-        trusted_proxies: Collection[str] = (),
         introspector: Introspector | None = None,
         sender_constraints: SenderConstraints | None = None,
         openid_connect_url: str | None = None,
@@ -153,6 +157,7 @@ class JWTBearer(SecurityBase):
         any_roles: Collection[str] = (),
         issuers: Collection[str] = (),
         audiences: Collection[str] = (),
+        **sender: Unpack[SenderOptions],
     ) -> None:
         if validator is not None and not isinstance(validator, Validator):
             raise ConfigurationError("JWTBearer needs a jwkguard.Validator")
@@ -169,20 +174,12 @@ class JWTBearer(SecurityBase):
         # Each kind of scheme has its own default name, so that the default bearer behind the
         # aliases never overwrites a configured OpenID Connect or OAuth 2 scheme in OpenAPI.
         self.scheme_name = scheme_name or _DEFAULT_SCHEME_NAMES[type(self.model)]
-        sender_options: dict[str, Any] = {
-            "dpop": dpop,
-            "require_dpop": require_dpop,
-            "require_dpop_issuers": require_dpop_issuers,
-            "require_certificate": require_certificate,
-            "client_cert_header": client_cert_header,
-            "trusted_proxies": trusted_proxies,
-        }
-        if sender_constraints is not None and any(sender_options.values()):
+        if sender_constraints is not None and any(sender.values()):
             raise ConfigurationError(
                 "give sender_constraints or the DPoP / certificate options, not both"
             )
         if sender_constraints is None:
-            sender_constraints = SenderConstraints(**sender_options)
+            sender_constraints = SenderConstraints(**sender)
         if introspector is not None and not isinstance(introspector, Introspector):
             raise ConfigurationError("introspector must be a jwkguard.sender.Introspector")
         self.authenticator = Authenticator(
@@ -200,15 +197,7 @@ class JWTBearer(SecurityBase):
         if validator is not None and self.narrow is not None:
             self.authenticator.pipeline(validator).check_policy(self.narrow)
 
-    def requiring(
-        self,
-        *,
-        any_scopes: Collection[str] = (),
-        roles: Collection[str] = (),
-        any_roles: Collection[str] = (),
-        issuers: Collection[str] = (),
-        audiences: Collection[str] = (),
-    ) -> JWTBearer:
+    def requiring(self, **narrowing: Unpack[_Narrowing]) -> JWTBearer:
         """This dependency for a route that demands more: roles, any-of scopes, or tokens of
         only some issuers or audiences, on top of this dependency's own demands.
 
@@ -218,9 +207,7 @@ class JWTBearer(SecurityBase):
         again.
         """
         stricter = copy.copy(self)
-        stricter.narrow = _narrowing(
-            self.narrow or RoutePolicy(), any_scopes, roles, any_roles, issuers, audiences
-        )
+        stricter.narrow = _narrowing(self.narrow or RoutePolicy(), **narrowing)
         if self.validator is not None and stricter.narrow is not None:
             self.authenticator.pipeline(self.validator).check_policy(stricter.narrow)
         return stricter

@@ -21,7 +21,7 @@ from jwkguard.asgi import JWKGuardMiddleware as ASGIMiddleware
 from jwkguard.pipeline import Decision, ErrorResponse, QueryPolicy, ResourceMetadata, RouteOptions
 from jwkguard.sender import Introspector, SenderConstraints
 
-from ._authenticate import Authenticator
+from ._authenticate import Authenticator, AuthenticatorOptions
 from ._responses import to_response
 
 __all__ = ["JWKGuardBackend", "JWKGuardMiddleware", "TokenAuthenticationError", "TokenUser"]
@@ -77,24 +77,9 @@ class JWKGuardBackend(AuthenticationBackend):
             challenges.
     """
 
-    def __init__(
-        self,
-        validator: Validator,
-        *,
-        realm: str = "api",
-        allow_query: QueryPolicy = "never",
-        websocket_subprotocol: str | None = None,
-        sender_constraints: SenderConstraints | None = None,
-        resource: ResourceMetadata | str | None = None,
-    ) -> None:
+    def __init__(self, validator: Validator, **options: Unpack[AuthenticatorOptions]) -> None:
         self.validator = validator
-        self.authenticator = Authenticator(
-            realm=realm,
-            allow_query=allow_query,
-            websocket_subprotocol=websocket_subprotocol,
-            sender_constraints=sender_constraints,
-            resource=resource,
-        )
+        self.authenticator = Authenticator(**options)
 
     async def authenticate(self, conn: HTTPConnection) -> tuple[AuthCredentials, BaseUser] | None:
         """The credentials and user of the connection, None when anonymous."""

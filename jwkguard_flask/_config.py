@@ -21,7 +21,12 @@ from jwkguard.fleet import (
     wired_settings,
 )
 from jwkguard.pipeline import Exemptions, QueryPolicy, query_policy, resource_identifier
-from jwkguard.sender import SenderConstraints, SenderSettings, build_sender_settings
+from jwkguard.sender import (
+    SenderConstraints,
+    SenderSettings,
+    build_pipeline,
+    build_sender_settings,
+)
 from jwkguard.settings import describe_unknown, string_list, unknown_settings
 
 if TYPE_CHECKING:
@@ -107,13 +112,7 @@ class GuardState:
     pipeline: RequestPipeline = field(init=False)
 
     def __post_init__(self) -> None:
-        pipeline = self.sender.pipeline(
-            self.validator,
-            realm=self.realm,
-            allow_query_token=self.allow_query_token,
-            resource=self.resource,
-        )
-        object.__setattr__(self, "pipeline", pipeline)
+        object.__setattr__(self, "pipeline", build_pipeline(self.validator, self))
 
     @property
     def exempt_methods(self) -> frozenset[str]:
