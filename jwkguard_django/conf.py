@@ -33,12 +33,7 @@ from jwkguard.pipeline import (
     query_policy,
     resource_identifier,
 )
-from jwkguard.sender import (
-    SenderConstraints,
-    SenderSettings,
-    build_pipeline,
-    build_sender_settings,
-)
+from jwkguard.sender import SenderSettings, build_pipeline, build_sender_settings
 
 if TYPE_CHECKING:
     from jwkguard.metrics import PrometheusMetrics
@@ -119,9 +114,7 @@ class AdapterOptions:
     realm: str = "api"
     user_loader: UserLoader | None = None
     allow_query_token: QueryPolicy = "never"  # noqa: S105 - a policy name, not a secret
-    sender: SenderSettings = field(
-        default_factory=lambda: SenderSettings(constraints=SenderConstraints())
-    )
+    sender: SenderSettings = field(default_factory=SenderSettings)
     warm_up: bool = False
     require_keys: bool = False
     resource: str | Mapping[str, Any] | None = None

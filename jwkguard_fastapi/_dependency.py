@@ -19,7 +19,7 @@ from starlette.requests import HTTPConnection
 from jwkguard import Claims, ConfigurationError, RoutePolicy, TokenError, Validator
 from jwkguard.asgi import close_reason
 from jwkguard.pipeline import ErrorResponse, QueryPolicy, ResourceMetadata, acr_list
-from jwkguard.sender import Introspector, SenderConstraints, SenderOptions
+from jwkguard.sender import DPoPVerifier, Introspector, SenderConstraints
 
 from ._authenticate import Authenticator
 from ._responses import VALIDATOR_STATE, BearerError
@@ -142,6 +142,12 @@ class JWTBearer(SecurityBase):
         realm: str = "api",
         allow_query: QueryPolicy = "never",
         websocket_subprotocol: str | None = None,
+        dpop: DPoPVerifier | None = None,
+        require_dpop: bool = False,
+        require_dpop_issuers: Collection[str] = (),
+        require_certificate: bool = False,
+        client_cert_header: str | None = None,
+        trusted_proxies: Collection[str] = (),
         introspector: Introspector | None = None,
         sender_constraints: SenderConstraints | None = None,
         openid_connect_url: str | None = None,
@@ -157,7 +163,6 @@ class JWTBearer(SecurityBase):
         any_roles: Collection[str] = (),
         issuers: Collection[str] = (),
         audiences: Collection[str] = (),
-        **sender: Unpack[SenderOptions],
     ) -> None:
         if validator is not None and not isinstance(validator, Validator):
             raise ConfigurationError("JWTBearer needs a jwkguard.Validator")
@@ -174,12 +179,20 @@ class JWTBearer(SecurityBase):
         # Each kind of scheme has its own default name, so that the default bearer behind the
         # aliases never overwrites a configured OpenID Connect or OAuth 2 scheme in OpenAPI.
         self.scheme_name = scheme_name or _DEFAULT_SCHEME_NAMES[type(self.model)]
-        if sender_constraints is not None and any(sender.values()):
+        sender_options: dict[str, Any] = {
+            "dpop": dpop,
+            "require_dpop": require_dpop,
+            "require_dpop_issuers": require_dpop_issuers,
+            "require_certificate": require_certificate,
+            "client_cert_header": client_cert_header,
+            "trusted_proxies": trusted_proxies,
+        }
+        if sender_constraints is not None and any(sender_options.values()):
             raise ConfigurationError(
                 "give sender_constraints or the DPoP / certificate options, not both"
             )
         if sender_constraints is None:
-            sender_constraints = SenderConstraints(**sender)
+            sender_constraints = SenderConstraints(**sender_options)
         if introspector is not None and not isinstance(introspector, Introspector):
             raise ConfigurationError("introspector must be a jwkguard.sender.Introspector")
         self.authenticator = Authenticator(

@@ -21,12 +21,7 @@ from jwkguard.fleet import (
     wired_settings,
 )
 from jwkguard.pipeline import Exemptions, QueryPolicy, query_policy, resource_identifier
-from jwkguard.sender import (
-    SenderConstraints,
-    SenderSettings,
-    build_pipeline,
-    build_sender_settings,
-)
+from jwkguard.sender import SenderSettings, build_pipeline, build_sender_settings
 from jwkguard.settings import describe_unknown, string_list, unknown_settings
 
 if TYPE_CHECKING:
@@ -103,9 +98,7 @@ class GuardState:
     exemptions: Exemptions = field(default_factory=Exemptions)
     warm_up: bool = False
     require_keys: bool = False
-    sender: SenderSettings = field(
-        default_factory=lambda: SenderSettings(constraints=SenderConstraints())
-    )
+    sender: SenderSettings = field(default_factory=SenderSettings)
     fleet: Fleet | None = None
     metrics: PrometheusMetrics | None = None
     resource: str | Mapping[str, Any] | None = None

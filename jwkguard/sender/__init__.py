@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from .._lazy import lazy_namespace
 
 if TYPE_CHECKING:
-    from ._constraints import PresentedRequest, SenderConstraints, SenderOptions
+    from ._constraints import PresentedRequest, SenderConstraints
     from ._dpop import (
         DPoPNonces,
         DPoPProof,
@@ -49,7 +49,6 @@ __all__ = [
     "PresentedRequest",
     "ReplayLedger",
     "SenderConstraints",
-    "SenderOptions",
     "SenderSettings",
     "access_token_hash",
     "build_pipeline",
@@ -73,7 +72,6 @@ __getattr__, __dir__ = lazy_namespace(
         "ReplayLedger": "._dpop",
         "SENDER_SETTINGS": "._settings",
         "SenderConstraints": "._constraints",
-        "SenderOptions": "._constraints",
         "SenderSettings": "._settings",
         "access_token_hash": "._dpop",
         "build_pipeline": "._settings",

@@ -10,7 +10,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, TypedDict
+from typing import Any
 from urllib.parse import unquote
 
 from .._claims_result import Claims
@@ -25,23 +25,9 @@ from ..pipeline._bearer import ErrorResponse, error_response, missing_token_resp
 from ._dpop import DPoPProof, DPoPVerifier, _Pending, confirmation_thumbprint
 from ._mtls import certificate_binding, check_certificate_binding
 
-__all__ = ["PresentedRequest", "SenderConstraints", "SenderOptions"]
+__all__ = ["PresentedRequest", "SenderConstraints"]
 
 _Network = ipaddress.IPv4Network | ipaddress.IPv6Network
-
-
-class SenderOptions(TypedDict, total=False):
-    """The keyword options of :class:`SenderConstraints`, for adapters that pass them on.
-
-    Each means what the :class:`SenderConstraints` argument of the same name means.
-    """
-
-    dpop: DPoPVerifier | None
-    require_dpop: bool
-    require_dpop_issuers: Collection[str]
-    require_certificate: bool
-    client_cert_header: str | None
-    trusted_proxies: Collection[str]
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
 
 from .._checks import lowered_options, string_list
@@ -65,7 +65,8 @@ class SenderSettings:
     """What an adapter enforces after local validation.
 
     Attributes:
-        constraints: DPoP and certificate binding for every request.
+        constraints: DPoP and certificate binding for every request; by default none, so
+            bound tokens are refused.
         introspector: Asks the authorization server about tokens on routes marked for it
             (hybrid mode); None when ``INTROSPECTION`` is not configured.
     """
@@ -73,7 +74,7 @@ class SenderSettings:
     NAMES: ClassVar[frozenset[str]] = SENDER_SETTINGS
     """The lower-case setting names :func:`build_sender_settings` reads."""
 
-    constraints: SenderConstraints
+    constraints: SenderConstraints = field(default_factory=SenderConstraints)
     introspector: Introspector | None = None
 
     def pipeline(
