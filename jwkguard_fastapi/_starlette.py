@@ -16,10 +16,10 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.types import ASGIApp
 
 from jwkguard import Claims, ConfigurationError, Validator
-from jwkguard.asgi import DEFAULT_EXEMPT_METHODS
+from jwkguard.asgi import GuardOptions
 from jwkguard.asgi import JWKGuardMiddleware as ASGIMiddleware
-from jwkguard.pipeline import Decision, ErrorResponse, QueryPolicy, ResourceMetadata, RouteOptions
-from jwkguard.sender import Introspector, SenderConstraints
+from jwkguard.pipeline import Decision, ErrorResponse
+from jwkguard.sender import SenderConstraints
 
 from ._authenticate import Authenticator, AuthenticatorOptions
 from ._responses import to_response
@@ -137,34 +137,15 @@ class JWKGuardMiddleware(ASGIMiddleware):
         app: ASGIApp,
         validator: Validator,
         *,
-        exempt_paths: Iterable[str] = (),
         exempt_prefixes: Iterable[str] = (),
-        exempt_methods: Iterable[str] = DEFAULT_EXEMPT_METHODS,
-        optional: bool = False,
-        realm: str = "api",
-        allow_query: QueryPolicy = "never",
-        websocket_subprotocol: str | None = None,
         sender_constraints: SenderConstraints | None = None,
-        introspector: Introspector | None = None,
-        resource: ResourceMetadata | str | None = None,
-        **route: Unpack[RouteOptions],
+        **options: Unpack[GuardOptions],
     ) -> None:
         if isinstance(exempt_prefixes, str):
             raise ConfigurationError("exempt_prefixes must be a list of paths")
-        super().__init__(
-            app,
-            validator,
-            exempt_paths=[*exempt_paths, *exempt_prefixes],
-            exempt_methods=exempt_methods,
-            optional=optional,
-            realm=realm,
-            allow_query=allow_query,
-            websocket_subprotocol=websocket_subprotocol,
-            sender=sender_constraints,
-            introspector=introspector,
-            resource=resource,
-            **route,
-        )
+        if exempt_prefixes:
+            options["exempt_paths"] = [*options.get("exempt_paths", ()), *exempt_prefixes]
+        super().__init__(app, validator, sender=sender_constraints, **options)
         self.validator = validator
 
     def attach(self, scope: MutableMapping[str, Any], decision: Decision) -> None:
