@@ -66,6 +66,17 @@ def _narrowing(
     return policy if policy.narrowed else None
 
 
+class OpenAPIScheme(TypedDict, total=False):
+    """How :class:`JWTBearer` describes its security scheme in OpenAPI (see its arguments)."""
+
+    description: str | None
+    openid_connect_url: str | None
+    authorization_url: str | None
+    token_url: str | None
+    refresh_url: str | None
+    scopes: Mapping[str, str] | None
+
+
 class JWTBearer(SecurityBase):
     """Validates the request's bearer token; use with ``Security`` or ``Depends``.
 
@@ -137,7 +148,6 @@ class JWTBearer(SecurityBase):
         validator: Validator | None = None,
         *,
         scheme_name: str | None = None,
-        description: str | None = None,
         auto_error: bool = True,
         realm: str = "api",
         allow_query: QueryPolicy = "never",
@@ -150,11 +160,6 @@ class JWTBearer(SecurityBase):
         trusted_proxies: Collection[str] = (),
         introspector: Introspector | None = None,
         sender_constraints: SenderConstraints | None = None,
-        openid_connect_url: str | None = None,
-        authorization_url: str | None = None,
-        token_url: str | None = None,
-        refresh_url: str | None = None,
-        scopes: Mapping[str, str] | None = None,
         resource: ResourceMetadata | str | None = None,
         acr_values: Collection[str] = (),
         max_age: int | None = None,
@@ -163,19 +168,13 @@ class JWTBearer(SecurityBase):
         any_roles: Collection[str] = (),
         issuers: Collection[str] = (),
         audiences: Collection[str] = (),
+        **scheme: Unpack[OpenAPIScheme],
     ) -> None:
         if validator is not None and not isinstance(validator, Validator):
             raise ConfigurationError("JWTBearer needs a jwkguard.Validator")
         self.validator = validator
         self.auto_error = auto_error
-        self.model = _openapi_model(
-            description=description,
-            openid_connect_url=openid_connect_url,
-            authorization_url=authorization_url,
-            token_url=token_url,
-            refresh_url=refresh_url,
-            scopes=scopes,
-        )
+        self.model = _openapi_model(**scheme)
         # Each kind of scheme has its own default name, so that the default bearer behind the
         # aliases never overwrites a configured OpenID Connect or OAuth 2 scheme in OpenAPI.
         self.scheme_name = scheme_name or _DEFAULT_SCHEME_NAMES[type(self.model)]
@@ -345,15 +344,14 @@ _DEFAULT_SCHEME_NAMES: dict[type[SecurityBaseModel], str] = {
 }
 
 
-def _openapi_model(
-    *,
-    description: str | None,
-    openid_connect_url: str | None,
-    authorization_url: str | None,
-    token_url: str | None,
-    refresh_url: str | None,
-    scopes: Mapping[str, str] | None,
-) -> SecurityBaseModel:
+def _openapi_model(**scheme: Unpack[OpenAPIScheme]) -> SecurityBaseModel:
+    unknown = sorted(scheme.keys() - OpenAPIScheme.__annotations__.keys())
+    if unknown:
+        raise TypeError(f"JWTBearer() got an unexpected keyword argument {unknown[0]!r}")
+    description = scheme.get("description")
+    openid_connect_url = scheme.get("openid_connect_url")
+    authorization_url = scheme.get("authorization_url")
+    token_url = scheme.get("token_url")
     if openid_connect_url is not None:
         if authorization_url or token_url:
             raise ConfigurationError(
@@ -366,8 +364,8 @@ def _openapi_model(
         flow = OAuthFlowAuthorizationCode(
             authorizationUrl=authorization_url,
             tokenUrl=token_url,
-            refreshUrl=refresh_url,
-            scopes=dict(scopes or {}),
+            refreshUrl=scheme.get("refresh_url"),
+            scopes=dict(scheme.get("scopes") or {}),
         )
         return OAuth2Model(flows=OAuthFlows(authorizationCode=flow), description=description)
     return HTTPBearerModel(bearerFormat="JWT", description=description)

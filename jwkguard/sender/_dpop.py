@@ -272,6 +272,9 @@ class DPoPRequest(TypedDict):
     claims: Claims | Mapping[str, Any]
 
 
+_REQUEST_KEYS = DPoPRequest.__annotations__.keys()
+
+
 @dataclass(frozen=True, slots=True)
 class DPoPProof:
     """A verified DPoP proof: its key's thumbprint, its ``jti`` and its claims."""
@@ -359,6 +362,8 @@ class DPoPVerifier:
 
     def _examine(self, proof: str | None, **request: Unpack[DPoPRequest]) -> _Pending:
         """Every check of :meth:`verify` except the replay ledger (no IO)."""
+        if request.keys() != _REQUEST_KEYS:
+            raise TypeError(f"verify() takes exactly the keyword arguments {sorted(_REQUEST_KEYS)}")
         now = self.clock()
         if not isinstance(proof, str) or not proof:
             raise InvalidDPoPProof("A DPoP proof is required", reason="dpop_proof_missing")
