@@ -24,7 +24,7 @@ from typing import Any
 from .errors import KeysUnavailable, TokenError
 from .pipeline._bearer import ErrorResponse
 from .pipeline._exemptions import DEFAULT_EXEMPT_METHODS
-from .pipeline._middleware import CLAIMS_KEY, GuardedApp
+from .pipeline._middleware import CLAIMS_KEY, GuardedApp, GuardOptions
 from .pipeline._pipeline import Decision
 from .pipeline._request_view import view_from_asgi
 from .pipeline._resource import ResourceMetadata
@@ -32,6 +32,7 @@ from .pipeline._resource import ResourceMetadata
 __all__ = [
     "CLAIMS_KEY",
     "DEFAULT_EXEMPT_METHODS",
+    "GuardOptions",
     "GuardedApp",
     "JWKGuardMiddleware",
     "close_reason",

@@ -210,15 +210,15 @@ def check_settings(
     try:
         build_validator(resolve_settings(raw), ignore=ADAPTER_SETTINGS).close()
     except ConfigurationError as exc:
-        errors.append(
+        return [
             Error(
                 f"JWKGUARD is refused by the validator: {exc}",
                 hint="Keys mirror jwkguard.Validator and jwkguard.Issuer options "
                 "(see docs/django.md).",
                 id="jwkguard.E009",
             )
-        )
-    return errors
+        ]
+    return []
 
 
 def check_middleware_order(

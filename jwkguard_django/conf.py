@@ -33,7 +33,7 @@ from jwkguard.pipeline import (
     query_policy,
     resource_identifier,
 )
-from jwkguard.sender import SenderConstraints, SenderSettings, build_sender_settings
+from jwkguard.sender import SenderSettings, build_pipeline, build_sender_settings
 
 if TYPE_CHECKING:
     from jwkguard.metrics import PrometheusMetrics
@@ -114,9 +114,7 @@ class AdapterOptions:
     realm: str = "api"
     user_loader: UserLoader | None = None
     allow_query_token: QueryPolicy = "never"  # noqa: S105 - a policy name, not a secret
-    sender: SenderSettings = field(
-        default_factory=lambda: SenderSettings(constraints=SenderConstraints())
-    )
+    sender: SenderSettings = field(default_factory=SenderSettings)
     warm_up: bool = False
     require_keys: bool = False
     resource: str | Mapping[str, Any] | None = None
@@ -151,14 +149,7 @@ class State:
     pipeline: RequestPipeline = field(init=False)
 
     def __post_init__(self) -> None:
-        options = self.options
-        pipeline = options.sender.pipeline(
-            self.validator,
-            realm=options.realm,
-            allow_query_token=options.allow_query_token,
-            resource=options.resource,
-        )
-        object.__setattr__(self, "pipeline", pipeline)
+        object.__setattr__(self, "pipeline", build_pipeline(self.validator, self.options))
 
 
 def settings_from_env(environ: Mapping[str, str] | None = None) -> dict[str, Any]:

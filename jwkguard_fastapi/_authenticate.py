@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Collection
 from dataclasses import replace
 from functools import partial
-from typing import Any
+from typing import Any, TypedDict
 
 from starlette.types import Scope
 
@@ -19,10 +19,23 @@ from jwkguard import ConfigurationError, RequestPipeline, RoutePolicy, Validator
 from jwkguard.pipeline import Decision, QueryPolicy, ResourceMetadata, view_from_asgi
 from jwkguard.sender import Introspector, SenderConstraints
 
-__all__ = ["Authenticator"]
+__all__ = ["Authenticator", "AuthenticatorOptions"]
 
 # Where a connection's decision is kept (in the scope's state) for later dependencies.
 _DECIDED = "jwkguard_decision"
+
+
+class AuthenticatorOptions(TypedDict, total=False):
+    """The options of an :class:`Authenticator` that an entry point passes on as given.
+
+    Each means what the :class:`Authenticator` argument of the same name means.
+    """
+
+    realm: str
+    allow_query: QueryPolicy
+    websocket_subprotocol: str | None
+    sender_constraints: SenderConstraints | None
+    resource: ResourceMetadata | str | None
 
 
 class Authenticator:

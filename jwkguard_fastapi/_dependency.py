@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Awaitable, Callable, Collection, Mapping
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, TypedDict, TypeVar, Unpack
 
 from fastapi import Security, WebSocketException
 from fastapi.openapi.models import HTTPBearer as HTTPBearerModel
@@ -29,13 +29,23 @@ __all__ = ["CurrentClaims", "JWTBearer", "OptionalClaims", "swagger_ui_oauth"]
 _Model = TypeVar("_Model")
 
 
+class _Narrowing(TypedDict, total=False):
+    """A dependency's issuer, audience, any-of scope and role demands (see ``JWTBearer``)."""
+
+    any_scopes: Collection[str]
+    roles: Collection[str]
+    any_roles: Collection[str]
+    issuers: Collection[str]
+    audiences: Collection[str]
+
+
 def _narrowing(
     base: RoutePolicy,
-    any_scopes: Collection[str],
-    roles: Collection[str],
-    any_roles: Collection[str],
-    issuers: Collection[str],
-    audiences: Collection[str],
+    any_scopes: Collection[str] = (),
+    roles: Collection[str] = (),
+    any_roles: Collection[str] = (),
+    issuers: Collection[str] = (),
+    audiences: Collection[str] = (),
 ) -> RoutePolicy | None:
     """``base`` with these demands added (all-of sets joined, any-of sets replaced), or None
     when it demands none of them (the common case costs nothing per request)."""
@@ -54,6 +64,17 @@ def _narrowing(
         audiences=given.audiences or base.audiences,
     )
     return policy if policy.narrowed else None
+
+
+class OpenAPIScheme(TypedDict, total=False):
+    """How :class:`JWTBearer` describes its security scheme in OpenAPI (see its arguments)."""
+
+    description: str | None
+    openid_connect_url: str | None
+    authorization_url: str | None
+    token_url: str | None
+    refresh_url: str | None
+    scopes: Mapping[str, str] | None
 
 
 class JWTBearer(SecurityBase):
@@ -127,7 +148,6 @@ class JWTBearer(SecurityBase):
         validator: Validator | None = None,
         *,
         scheme_name: str | None = None,
-        description: str | None = None,
         auto_error: bool = True,
         realm: str = "api",
         allow_query: QueryPolicy = "never",
@@ -140,11 +160,6 @@ class JWTBearer(SecurityBase):
         trusted_proxies: Collection[str] = (),
         introspector: Introspector | None = None,
         sender_constraints: SenderConstraints | None = None,
-        openid_connect_url: str | None = None,
-        authorization_url: str | None = None,
-        token_url: str | None = None,
-        refresh_url: str | None = None,
-        scopes: Mapping[str, str] | None = None,
         resource: ResourceMetadata | str | None = None,
         acr_values: Collection[str] = (),
         max_age: int | None = None,
@@ -153,19 +168,13 @@ class JWTBearer(SecurityBase):
         any_roles: Collection[str] = (),
         issuers: Collection[str] = (),
         audiences: Collection[str] = (),
+        **scheme: Unpack[OpenAPIScheme],
     ) -> None:
         if validator is not None and not isinstance(validator, Validator):
             raise ConfigurationError("JWTBearer needs a jwkguard.Validator")
         self.validator = validator
         self.auto_error = auto_error
-        self.model = _openapi_model(
-            description=description,
-            openid_connect_url=openid_connect_url,
-            authorization_url=authorization_url,
-            token_url=token_url,
-            refresh_url=refresh_url,
-            scopes=scopes,
-        )
+        self.model = _openapi_model(**scheme)
         # Each kind of scheme has its own default name, so that the default bearer behind the
         # aliases never overwrites a configured OpenID Connect or OAuth 2 scheme in OpenAPI.
         self.scheme_name = scheme_name or _DEFAULT_SCHEME_NAMES[type(self.model)]
@@ -200,15 +209,7 @@ class JWTBearer(SecurityBase):
         if validator is not None and self.narrow is not None:
             self.authenticator.pipeline(validator).check_policy(self.narrow)
 
-    def requiring(
-        self,
-        *,
-        any_scopes: Collection[str] = (),
-        roles: Collection[str] = (),
-        any_roles: Collection[str] = (),
-        issuers: Collection[str] = (),
-        audiences: Collection[str] = (),
-    ) -> JWTBearer:
+    def requiring(self, **narrowing: Unpack[_Narrowing]) -> JWTBearer:
         """This dependency for a route that demands more: roles, any-of scopes, or tokens of
         only some issuers or audiences, on top of this dependency's own demands.
 
@@ -218,9 +219,7 @@ class JWTBearer(SecurityBase):
         again.
         """
         stricter = copy.copy(self)
-        stricter.narrow = _narrowing(
-            self.narrow or RoutePolicy(), any_scopes, roles, any_roles, issuers, audiences
-        )
+        stricter.narrow = _narrowing(self.narrow or RoutePolicy(), **narrowing)
         if self.validator is not None and stricter.narrow is not None:
             self.authenticator.pipeline(self.validator).check_policy(stricter.narrow)
         return stricter
@@ -345,15 +344,14 @@ _DEFAULT_SCHEME_NAMES: dict[type[SecurityBaseModel], str] = {
 }
 
 
-def _openapi_model(
-    *,
-    description: str | None,
-    openid_connect_url: str | None,
-    authorization_url: str | None,
-    token_url: str | None,
-    refresh_url: str | None,
-    scopes: Mapping[str, str] | None,
-) -> SecurityBaseModel:
+def _openapi_model(**scheme: Unpack[OpenAPIScheme]) -> SecurityBaseModel:
+    unknown = sorted(scheme.keys() - OpenAPIScheme.__annotations__.keys())
+    if unknown:
+        raise TypeError(f"JWTBearer() got an unexpected keyword argument {unknown[0]!r}")
+    description = scheme.get("description")
+    openid_connect_url = scheme.get("openid_connect_url")
+    authorization_url = scheme.get("authorization_url")
+    token_url = scheme.get("token_url")
     if openid_connect_url is not None:
         if authorization_url or token_url:
             raise ConfigurationError(
@@ -366,8 +364,8 @@ def _openapi_model(
         flow = OAuthFlowAuthorizationCode(
             authorizationUrl=authorization_url,
             tokenUrl=token_url,
-            refreshUrl=refresh_url,
-            scopes=dict(scopes or {}),
+            refreshUrl=scheme.get("refresh_url"),
+            scopes=dict(scheme.get("scopes") or {}),
         )
         return OAuth2Model(flows=OAuthFlows(authorizationCode=flow), description=description)
     return HTTPBearerModel(bearerFormat="JWT", description=description)

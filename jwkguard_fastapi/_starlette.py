@@ -16,12 +16,12 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.types import ASGIApp
 
 from jwkguard import Claims, ConfigurationError, Validator
-from jwkguard.asgi import DEFAULT_EXEMPT_METHODS
+from jwkguard.asgi import GuardOptions
 from jwkguard.asgi import JWKGuardMiddleware as ASGIMiddleware
-from jwkguard.pipeline import Decision, ErrorResponse, QueryPolicy, ResourceMetadata, RouteOptions
-from jwkguard.sender import Introspector, SenderConstraints
+from jwkguard.pipeline import Decision, ErrorResponse
+from jwkguard.sender import SenderConstraints
 
-from ._authenticate import Authenticator
+from ._authenticate import Authenticator, AuthenticatorOptions
 from ._responses import to_response
 
 __all__ = ["JWKGuardBackend", "JWKGuardMiddleware", "TokenAuthenticationError", "TokenUser"]
@@ -77,24 +77,9 @@ class JWKGuardBackend(AuthenticationBackend):
             challenges.
     """
 
-    def __init__(
-        self,
-        validator: Validator,
-        *,
-        realm: str = "api",
-        allow_query: QueryPolicy = "never",
-        websocket_subprotocol: str | None = None,
-        sender_constraints: SenderConstraints | None = None,
-        resource: ResourceMetadata | str | None = None,
-    ) -> None:
+    def __init__(self, validator: Validator, **options: Unpack[AuthenticatorOptions]) -> None:
         self.validator = validator
-        self.authenticator = Authenticator(
-            realm=realm,
-            allow_query=allow_query,
-            websocket_subprotocol=websocket_subprotocol,
-            sender_constraints=sender_constraints,
-            resource=resource,
-        )
+        self.authenticator = Authenticator(**options)
 
     async def authenticate(self, conn: HTTPConnection) -> tuple[AuthCredentials, BaseUser] | None:
         """The credentials and user of the connection, None when anonymous."""
@@ -152,34 +137,15 @@ class JWKGuardMiddleware(ASGIMiddleware):
         app: ASGIApp,
         validator: Validator,
         *,
-        exempt_paths: Iterable[str] = (),
         exempt_prefixes: Iterable[str] = (),
-        exempt_methods: Iterable[str] = DEFAULT_EXEMPT_METHODS,
-        optional: bool = False,
-        realm: str = "api",
-        allow_query: QueryPolicy = "never",
-        websocket_subprotocol: str | None = None,
         sender_constraints: SenderConstraints | None = None,
-        introspector: Introspector | None = None,
-        resource: ResourceMetadata | str | None = None,
-        **route: Unpack[RouteOptions],
+        **options: Unpack[GuardOptions],
     ) -> None:
         if isinstance(exempt_prefixes, str):
             raise ConfigurationError("exempt_prefixes must be a list of paths")
-        super().__init__(
-            app,
-            validator,
-            exempt_paths=[*exempt_paths, *exempt_prefixes],
-            exempt_methods=exempt_methods,
-            optional=optional,
-            realm=realm,
-            allow_query=allow_query,
-            websocket_subprotocol=websocket_subprotocol,
-            sender=sender_constraints,
-            introspector=introspector,
-            resource=resource,
-            **route,
-        )
+        if exempt_prefixes:
+            options["exempt_paths"] = [*options.get("exempt_paths", ()), *exempt_prefixes]
+        super().__init__(app, validator, sender=sender_constraints, **options)
         self.validator = validator
 
     def attach(self, scope: MutableMapping[str, Any], decision: Decision) -> None:

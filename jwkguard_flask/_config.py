@@ -21,7 +21,7 @@ from jwkguard.fleet import (
     wired_settings,
 )
 from jwkguard.pipeline import Exemptions, QueryPolicy, query_policy, resource_identifier
-from jwkguard.sender import SenderConstraints, SenderSettings, build_sender_settings
+from jwkguard.sender import SenderSettings, build_pipeline, build_sender_settings
 from jwkguard.settings import describe_unknown, string_list, unknown_settings
 
 if TYPE_CHECKING:
@@ -98,22 +98,14 @@ class GuardState:
     exemptions: Exemptions = field(default_factory=Exemptions)
     warm_up: bool = False
     require_keys: bool = False
-    sender: SenderSettings = field(
-        default_factory=lambda: SenderSettings(constraints=SenderConstraints())
-    )
+    sender: SenderSettings = field(default_factory=SenderSettings)
     fleet: Fleet | None = None
     metrics: PrometheusMetrics | None = None
     resource: str | Mapping[str, Any] | None = None
     pipeline: RequestPipeline = field(init=False)
 
     def __post_init__(self) -> None:
-        pipeline = self.sender.pipeline(
-            self.validator,
-            realm=self.realm,
-            allow_query_token=self.allow_query_token,
-            resource=self.resource,
-        )
-        object.__setattr__(self, "pipeline", pipeline)
+        object.__setattr__(self, "pipeline", build_pipeline(self.validator, self))
 
     @property
     def exempt_methods(self) -> frozenset[str]:

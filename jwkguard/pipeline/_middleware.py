@@ -13,12 +13,29 @@ from ._exemptions import DEFAULT_EXEMPT_METHODS, Exemptions
 from ._pipeline import QueryPolicy, RequestPipeline, RouteOptions, RoutePolicy
 from ._resource import ResourceMetadata
 
-__all__ = ["CLAIMS_KEY", "GuardedApp"]
+__all__ = ["CLAIMS_KEY", "GuardOptions", "GuardedApp"]
 
 AppT = TypeVar("AppT")
 
 CLAIMS_KEY = "jwkguard.claims"
 """Where the middlewares put the verified claims: the ASGI scope or the WSGI environ."""
+
+
+class GuardOptions(RouteOptions, total=False):
+    """The keyword options of :class:`GuardedApp` that a framework's middleware passes on as
+    given (all but ``sender`` and ``pipeline``), with the route's (:class:`RouteOptions`).
+
+    Each means what the :class:`GuardedApp` argument of the same name means.
+    """
+
+    exempt_paths: Iterable[str]
+    exempt_methods: Iterable[str]
+    optional: bool
+    realm: str
+    allow_query: QueryPolicy
+    websocket_subprotocol: str | None
+    introspector: Introspector | None
+    resource: ResourceMetadata | str | None
 
 
 class GuardedApp(Generic[AppT]):

@@ -4,7 +4,8 @@
 :func:`certificate_from_proxy_header` serve certificate-bound tokens (RFC 8705), and
 :class:`Introspector` asks the authorization server about a token (RFC 7662).
 :class:`SenderConstraints` is where the request pipeline enforces them;
-:func:`build_sender_settings` builds all of them from a settings mapping.
+:func:`build_sender_settings` builds all of them from a settings mapping, and
+:func:`build_pipeline` an adapter's request pipeline from its settings object.
 See ``docs/sender-constrained.md``.
 """
 
@@ -19,6 +20,7 @@ if TYPE_CHECKING:
     from ._dpop import (
         DPoPNonces,
         DPoPProof,
+        DPoPRequest,
         DPoPVerifier,
         MemoryReplayLedger,
         ReplayLedger,
@@ -27,20 +29,29 @@ if TYPE_CHECKING:
     )
     from ._introspection import Introspector
     from ._mtls import certificate_from_proxy_header, certificate_thumbprint
-    from ._settings import SENDER_SETTINGS, SenderSettings, build_sender_settings
+    from ._settings import (
+        SENDER_SETTINGS,
+        PipelineSettings,
+        SenderSettings,
+        build_pipeline,
+        build_sender_settings,
+    )
 
 __all__ = [
     "SENDER_SETTINGS",
     "DPoPNonces",
     "DPoPProof",
+    "DPoPRequest",
     "DPoPVerifier",
     "Introspector",
     "MemoryReplayLedger",
+    "PipelineSettings",
     "PresentedRequest",
     "ReplayLedger",
     "SenderConstraints",
     "SenderSettings",
     "access_token_hash",
+    "build_pipeline",
     "build_sender_settings",
     "certificate_from_proxy_header",
     "certificate_thumbprint",
@@ -52,15 +63,18 @@ __getattr__, __dir__ = lazy_namespace(
     {
         "DPoPNonces": "._dpop",
         "DPoPProof": "._dpop",
+        "DPoPRequest": "._dpop",
         "DPoPVerifier": "._dpop",
         "Introspector": "._introspection",
         "MemoryReplayLedger": "._dpop",
+        "PipelineSettings": "._settings",
         "PresentedRequest": "._constraints",
         "ReplayLedger": "._dpop",
         "SENDER_SETTINGS": "._settings",
         "SenderConstraints": "._constraints",
         "SenderSettings": "._settings",
         "access_token_hash": "._dpop",
+        "build_pipeline": "._settings",
         "build_sender_settings": "._settings",
         "certificate_from_proxy_header": "._mtls",
         "certificate_thumbprint": "._mtls",

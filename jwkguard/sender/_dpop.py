@@ -19,7 +19,7 @@ import time
 from base64 import urlsafe_b64encode
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, TypedDict, Unpack
 from urllib.parse import urlsplit, urlunsplit
 
 from .._algorithms import ASYMMETRIC_ALGORITHMS
@@ -33,10 +33,12 @@ from ..errors import (
     UseDPoPNonce,
 )
 from ..keys._set import KeySet
+from ._mtls import confirmation_member
 
 __all__ = [
     "DPoPNonces",
     "DPoPProof",
+    "DPoPRequest",
     "DPoPVerifier",
     "MemoryReplayLedger",
     "ReplayLedger",
@@ -82,11 +84,7 @@ def normalise_htu(url: str) -> str:
 
 def confirmation_thumbprint(claims: Mapping[str, Any]) -> str | None:
     """The ``cnf.jkt`` of a token (RFC 9449 §6.1), or None when it is not DPoP-bound."""
-    cnf = claims.get("cnf")
-    if isinstance(cnf, Mapping):
-        jkt = cnf.get("jkt")
-        return jkt if isinstance(jkt, str) else None
-    return None
+    return confirmation_member(claims, "jkt")
 
 
 class ReplayLedger(Protocol):
@@ -258,6 +256,25 @@ class DPoPNonces:
         return any(hmac.compare_digest(nonce, self._for_slot(s)) for s in (slot, slot - 1))
 
 
+class DPoPRequest(TypedDict):
+    """What a DPoP proof is checked against: its request, and the token it came with.
+
+    Attributes:
+        method: The HTTP method of the request (the proof's ``htm``).
+        url: The request URL as the client addressed it (the proof's ``htu``).
+        access_token: The access token presented with the proof (its hash is ``ath``).
+        claims: The token's verified claims, whose ``cnf.jkt`` must name the proof's key.
+    """
+
+    method: str
+    url: str
+    access_token: str
+    claims: Claims | Mapping[str, Any]
+
+
+_REQUEST_KEYS = DPoPRequest.__annotations__.keys()
+
+
 @dataclass(frozen=True, slots=True)
 class DPoPProof:
     """A verified DPoP proof: its key's thumbprint, its ``jti`` and its claims."""
@@ -320,15 +337,7 @@ class DPoPVerifier:
         self.clock = clock or time.time
         self._keys: dict[str, KeySet] = {}
 
-    def verify(
-        self,
-        proof: str | None,
-        *,
-        method: str,
-        url: str,
-        access_token: str,
-        claims: Claims | Mapping[str, Any],
-    ) -> DPoPProof:
+    def verify(self, proof: str | None, **request: Unpack[DPoPRequest]) -> DPoPProof:
         """Check a DPoP proof for this request and its binding to ``claims``' ``cnf.jkt``.
 
         Raises:
@@ -338,24 +347,12 @@ class DPoPVerifier:
             StoreUnavailable: A shared replay ledger cannot be reached and its policy is
                 fail-closed.
         """
-        pending = self._examine(
-            proof, method=method, url=url, access_token=access_token, claims=claims
-        )
+        pending = self._examine(proof, **request)
         return self._record(pending)
 
-    async def averify(
-        self,
-        proof: str | None,
-        *,
-        method: str,
-        url: str,
-        access_token: str,
-        claims: Claims | Mapping[str, Any],
-    ) -> DPoPProof:
+    async def averify(self, proof: str | None, **request: Unpack[DPoPRequest]) -> DPoPProof:
         """:meth:`verify` for async callers: the replay ledger is asked without blocking."""
-        pending = self._examine(
-            proof, method=method, url=url, access_token=access_token, claims=claims
-        )
+        pending = self._examine(proof, **request)
         return await self._arecord(pending)
 
     # -- the shared decision core ---------------------------------------------------------
@@ -363,16 +360,10 @@ class DPoPVerifier:
     # replay ledger. Callers with more checks to make (SenderConstraints) run theirs in
     # between, so a request refused for another reason never spends a proof.
 
-    def _examine(
-        self,
-        proof: str | None,
-        *,
-        method: str,
-        url: str,
-        access_token: str,
-        claims: Claims | Mapping[str, Any],
-    ) -> _Pending:
+    def _examine(self, proof: str | None, **request: Unpack[DPoPRequest]) -> _Pending:
         """Every check of :meth:`verify` except the replay ledger (no IO)."""
+        if request.keys() != _REQUEST_KEYS:
+            raise TypeError(f"verify() takes exactly the keyword arguments {sorted(_REQUEST_KEYS)}")
         now = self.clock()
         if not isinstance(proof, str) or not proof:
             raise InvalidDPoPProof("A DPoP proof is required", reason="dpop_proof_missing")
@@ -399,8 +390,8 @@ class DPoPVerifier:
             raise InvalidDPoPProof(
                 "The DPoP proof signature is invalid", reason="dpop_bad_signature"
             )
-        self._check_claims(payload, method=method, url=url, access_token=access_token, now=now)
-        if confirmation_thumbprint(claims) != key.thumbprint:
+        self._check_claims(payload, request, now)
+        if confirmation_thumbprint(request["claims"]) != key.thumbprint:
             raise InvalidDPoPProof(
                 "The access token is not bound to the DPoP proof key", reason="dpop_key_mismatch"
             )
@@ -448,16 +439,14 @@ class DPoPVerifier:
             self._keys[cache_key] = key_set
         return key_set
 
-    def _check_claims(
-        self, payload: Mapping[str, Any], *, method: str, url: str, access_token: str, now: float
-    ) -> None:
+    def _check_claims(self, payload: Mapping[str, Any], request: DPoPRequest, now: float) -> None:
         jti = payload.get("jti")
         if not isinstance(jti, str) or not jti or len(jti) > _MAX_JTI_LENGTH:
             raise InvalidDPoPProof("The DPoP proof needs a jti", claim="jti")
-        if payload.get("htm") != method.upper():
+        if payload.get("htm") != request["method"].upper():
             raise InvalidDPoPProof("The DPoP proof is for another method", claim="htm")
         htu = payload.get("htu")
-        if not isinstance(htu, str) or normalise_htu(htu) != normalise_htu(url):
+        if not isinstance(htu, str) or normalise_htu(htu) != normalise_htu(request["url"]):
             raise InvalidDPoPProof("The DPoP proof is for another URI", claim="htu")
         iat: Any = payload.get("iat")
         if type(iat) not in (int, float) or not math.isfinite(iat):
@@ -467,7 +456,7 @@ class DPoPVerifier:
             raise InvalidDPoPProof("The DPoP proof is stale or from the future", claim="iat")
         ath = payload.get("ath")
         if not isinstance(ath, str) or not hmac.compare_digest(
-            ath, access_token_hash(access_token)
+            ath, access_token_hash(request["access_token"])
         ):
             raise InvalidDPoPProof("The DPoP proof is for another access token", claim="ath")
         # With nonces, the nonce alone proves freshness (RFC 9449 section 11.1): the client's

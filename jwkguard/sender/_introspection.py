@@ -15,7 +15,7 @@ import random
 import threading
 import time
 from collections.abc import Callable, Collection, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from .._claims_result import Claims, read_scopes
@@ -45,27 +45,19 @@ class _Entry:
     refused: str | None = None  # the server's error code for a per-token 4xx
 
 
+@dataclass(slots=True, kw_only=True, eq=False)
 class _IntrospectionState:
     """Sans-IO core: the cache and the breaker, told the time, never doing IO."""
 
-    def __init__(
-        self,
-        *,
-        max_cache_ttl: float,
-        inactive_ttl: float,
-        failure_threshold: int,
-        reset_after: float,
-        max_entries: int,
-    ) -> None:
-        self.max_cache_ttl = max_cache_ttl
-        self.inactive_ttl = inactive_ttl
-        self.failure_threshold = failure_threshold
-        self.reset_after = reset_after
-        self.max_entries = max_entries
-        self.cache: dict[str, _Entry] = {}
-        self.failures = 0
-        self.open_until = 0.0
-        self.lock = threading.Lock()
+    max_cache_ttl: float
+    inactive_ttl: float
+    failure_threshold: int
+    reset_after: float
+    max_entries: int
+    cache: dict[str, _Entry] = field(default_factory=dict, init=False)
+    failures: int = field(default=0, init=False)
+    open_until: float = field(default=0.0, init=False)
+    lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
     def cached(self, key: str, now: float) -> _Entry | None:
         entry = self.cache.get(key)

@@ -17,6 +17,7 @@ __all__ = [
     "certificate_from_proxy_header",
     "certificate_thumbprint",
     "check_certificate_binding",
+    "confirmation_member",
 ]
 
 
@@ -34,13 +35,18 @@ def certificate_thumbprint(certificate: bytes | str) -> str:
     return urlsafe_b64encode(hashlib.sha256(der).digest()).rstrip(b"=").decode("ascii")
 
 
-def certificate_binding(claims: Mapping[str, Any]) -> str | None:
-    """The ``cnf`` ``x5t#S256`` of a token, or None when it is not certificate-bound."""
+def confirmation_member(claims: Mapping[str, Any], member: str) -> str | None:
+    """The string ``member`` of a token's ``cnf`` claim (RFC 7800), or None when absent."""
     cnf = claims.get("cnf")
     if isinstance(cnf, Mapping):
-        value = cnf.get("x5t#S256")
+        value = cnf.get(member)
         return value if isinstance(value, str) else None
     return None
+
+
+def certificate_binding(claims: Mapping[str, Any]) -> str | None:
+    """The ``cnf`` ``x5t#S256`` of a token, or None when it is not certificate-bound."""
+    return confirmation_member(claims, "x5t#S256")
 
 
 def check_certificate_binding(

@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any, ClassVar
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Protocol
 
 from .._checks import lowered_options, string_list
 from .._validator import Validator
@@ -29,7 +29,13 @@ from ._constraints import SenderConstraints
 from ._dpop import DPoPNonces, DPoPVerifier, ReplayLedger
 from ._introspection import Introspector
 
-__all__ = ["SENDER_SETTINGS", "SenderSettings", "build_sender_settings"]
+__all__ = [
+    "SENDER_SETTINGS",
+    "PipelineSettings",
+    "SenderSettings",
+    "build_pipeline",
+    "build_sender_settings",
+]
 
 SENDER_SETTINGS = frozenset(
     {
@@ -59,7 +65,8 @@ class SenderSettings:
     """What an adapter enforces after local validation.
 
     Attributes:
-        constraints: DPoP and certificate binding for every request.
+        constraints: DPoP and certificate binding for every request; by default none, so
+            bound tokens are refused.
         introspector: Asks the authorization server about tokens on routes marked for it
             (hybrid mode); None when ``INTROSPECTION`` is not configured.
     """
@@ -67,7 +74,7 @@ class SenderSettings:
     NAMES: ClassVar[frozenset[str]] = SENDER_SETTINGS
     """The lower-case setting names :func:`build_sender_settings` reads."""
 
-    constraints: SenderConstraints
+    constraints: SenderConstraints = field(default_factory=SenderConstraints)
     introspector: Introspector | None = None
 
     def pipeline(
@@ -93,6 +100,32 @@ class SenderSettings:
                 resource, validator=validator, sender=self.constraints
             ),
         )
+
+
+class PipelineSettings(Protocol):
+    """An adapter's settings object, as far as its request pipeline goes (Django, Flask)."""
+
+    @property
+    def realm(self) -> str: ...
+
+    @property
+    def allow_query_token(self) -> QueryPolicy | bool: ...
+
+    @property
+    def sender(self) -> SenderSettings: ...
+
+    @property
+    def resource(self) -> Any: ...
+
+
+def build_pipeline(validator: Validator, settings: PipelineSettings) -> RequestPipeline:
+    """The request pipeline of an adapter's ``settings`` for ``validator``."""
+    return settings.sender.pipeline(
+        validator,
+        realm=settings.realm,
+        allow_query_token=settings.allow_query_token,
+        resource=settings.resource,
+    )
 
 
 def _flag(options: Mapping[str, Any], name: str) -> bool:

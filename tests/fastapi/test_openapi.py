@@ -150,3 +150,8 @@ def test_metadata_without_endpoints_is_a_configuration_error(validator: Validato
 def test_validator_must_be_a_validator() -> None:
     with pytest.raises(ConfigurationError):
         JWTBearer("not a validator")  # type: ignore[arg-type]
+
+
+def test_an_unknown_keyword_is_refused_like_any_misspelt_argument() -> None:
+    with pytest.raises(TypeError, match="requre_dpop"):
+        JWTBearer(requre_dpop=True)  # type: ignore[call-arg]

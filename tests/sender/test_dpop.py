@@ -262,3 +262,21 @@ def test_htu_comparison_normalises_scheme_host_port_and_ignores_query(
 
 def test_htu_comparison_keeps_the_path_case() -> None:
     assert normalise_htu("https://a.example/Orders") != normalise_htu("https://a.example/orders")
+
+
+@pytest.mark.parametrize(
+    "request_options",
+    [
+        {"method": "GET"},
+        {
+            "method": "GET",
+            "url": "https://api.example.com/",
+            "access_token": "t",
+            "claims": {},
+            "x": 1,
+        },
+    ],
+)
+def test_verify_takes_exactly_its_four_keywords(request_options: dict[str, Any]) -> None:
+    with pytest.raises(TypeError, match="access_token"):
+        DPoPVerifier().verify("proof", **request_options)

@@ -6,7 +6,7 @@ import pytest
 
 from jwkguard.errors import TokenError
 from jwkguard.sender import certificate_from_proxy_header, certificate_thumbprint
-from jwkguard.sender._mtls import check_certificate_binding
+from jwkguard.sender._mtls import check_certificate_binding, confirmation_member
 from jwkguard.testing import CertificateAuthority, IssuedCertificate
 
 
@@ -77,3 +77,19 @@ def test_a_proxy_header_counts_only_from_a_trusted_proxy(client_cert: IssuedCert
         )
         is None
     )
+
+
+@pytest.mark.parametrize(
+    ("claims", "expected"),
+    [
+        ({"cnf": {"x5t#S256": "abc", "jkt": "def"}}, "abc"),
+        ({"cnf": {"jkt": "def"}}, None),
+        ({"cnf": {"x5t#S256": 42}}, None),
+        ({"cnf": "abc"}, None),
+        ({}, None),
+    ],
+)
+def test_a_confirmation_member_is_read_only_when_it_is_a_string(
+    claims: dict[str, object], expected: str | None
+) -> None:
+    assert confirmation_member(claims, "x5t#S256") == expected
