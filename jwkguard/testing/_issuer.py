@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sys
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
@@ -32,6 +33,22 @@ class _Fault:
     content_type: str | None = None
     redirect: str | None = None
     retry_after: int | None = None
+
+
+class _IssuerServer(ThreadingHTTPServer):
+    """The issuer's HTTP server: a client hanging up mid-request is not the server's error.
+
+    ``socketserver`` prints a traceback for any error in a request thread; a client that
+    resets its connection (a key source closing its pool at shutdown) would put one on
+    stderr of every program using the issuer. Other errors still print.
+    """
+
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return
+        super().handle_error(request, client_address)
 
 
 class LocalIssuer(SyncContext):
@@ -78,8 +95,7 @@ class LocalIssuer(SyncContext):
         self._path = path.rstrip("/")
         self._release = threading.Event()
         self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer((host, port), _handler_for(self))
-        self._server.daemon_threads = True
+        self._server = _IssuerServer((host, port), _handler_for(self))
         self._thread: threading.Thread | None = None
 
     # -- lifecycle ------------------------------------------------------------------------

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import socket
+import struct
 import time
 from collections.abc import Iterator
 
@@ -323,3 +325,33 @@ def test_a_token_from_a_retired_key_is_refused_by_a_validator_of_the_new_keys(
         validator.validate(old_token)
     assert caught.value.reason == "unknown_key"
     assert validator.validate(issuer.mint())
+
+
+def test_a_client_resetting_its_connection_leaves_no_traceback(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A reset (a key source's pool closed at shutdown) is the client's business; a handler
+    that fails for another reason still reports it."""
+    with LocalIssuer() as issuer:
+        host, port = issuer.base_url.removeprefix("http://").split(":")
+        for _ in range(5):
+            client = socket.create_connection((host, int(port)), timeout=5)
+            client.sendall(b"GET /jwks.json HTTP/1.1\r\nHost: x\r\n")  # unfinished request
+            client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            client.close()  # SO_LINGER 0: the close sends a reset
+        assert httpx.get(issuer.jwks_uri, timeout=5).status_code == 200
+        issuer.routes["/boom"] = _boom
+        with pytest.raises(httpx.HTTPError):
+            httpx.get(issuer.base_url + "/boom", timeout=5)
+        err = ""
+        deadline = time.monotonic() + 5
+        while "RuntimeError: boom" not in err and time.monotonic() < deadline:
+            time.sleep(0.02)  # the failing handler's report reaches stderr from its thread
+            err += capsys.readouterr().err
+    assert "RuntimeError: boom" in err
+    assert "ConnectionResetError" not in err
+    assert "Connection reset" not in err
+
+
+def _boom(handler: object, body: bytes) -> None:
+    raise RuntimeError("boom")
