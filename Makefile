@@ -15,14 +15,18 @@ DEMO_VENV := .venv-demo
 DEMO_STAMP := $(DEMO_VENV)/.installed
 LOWEST_VENV := .venv-lowest
 LATEST_VENV := .venv-latest
+# The other interpreters the classifiers name: a pyenv install if there is one, else PATH.
+# Override with PYTHON312=/path/to/python3.12 (or PYTHON313=...).
+PYTHON312 ?= $(firstword $(wildcard $(HOME)/.pyenv/versions/3.12.*/bin/python3.12) python3.12)
+PYTHON313 ?= $(firstword $(wildcard $(HOME)/.pyenv/versions/3.13.*/bin/python3.13) python3.13)
 
 # uv finds Python on this machine (never downloads one) and says nothing unless asked.
 export UV_PYTHON_DOWNLOADS := never
 export UV_NO_PROGRESS := 1
 unexport VIRTUAL_ENV
 
-.PHONY: install demo test lint typecheck pytest docs lock test-lowest test-latest dist bench \
-	sizes clean
+.PHONY: install demo test lint typecheck pytest docs lock test-lowest test-latest \
+	test-py312 test-py313 dist bench sizes clean
 
 $(UV_STAMP):
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -85,6 +89,14 @@ test-latest: $(UV_STAMP)
 	$(LATEST_VENV)/bin/mypy
 	$(LATEST_VENV)/bin/python -m pytest $(PYTEST_ARGS)
 
+# The locked suite under Python 3.12 or 3.13, in .venv-312 / .venv-313 (uv.lock as `make test`
+# reads it). A missing interpreter fails here: uv never downloads one.
+test-py312 test-py313: test-py%: $(UV_STAMP)
+	UV_PROJECT_ENVIRONMENT=.venv-$* $(UV) sync --locked --all-extras --group dev \
+		--python $(PYTHON$*)
+	.venv-$*/bin/python -c 'import sys; "%d%d" % sys.version_info[:2] == "$*" or sys.exit(sys.version)'
+	.venv-$*/bin/python -m pytest $(PYTEST_ARGS)
+
 # The wheel and the sdist, in dist/.
 dist: $(UV_STAMP)
 	rm -rf dist
@@ -95,9 +107,9 @@ bench: $(STAMP)
 
 # Installed size of each environment there is.
 sizes:
-	@for venv in $(VENV) $(DEMO_VENV) $(LOWEST_VENV) $(LATEST_VENV); do \
+	@for venv in $(VENV) $(DEMO_VENV) $(LOWEST_VENV) $(LATEST_VENV) .venv-312 .venv-313; do \
 		if [ -d $$venv ]; then du -sh $$venv; fi; done
 
 clean:
-	rm -rf $(VENV) $(DEMO_VENV) $(LOWEST_VENV) $(LATEST_VENV) build dist .pytest_cache \
-		.mypy_cache .ruff_cache
+	rm -rf $(VENV) $(DEMO_VENV) $(LOWEST_VENV) $(LATEST_VENV) .venv-312 .venv-313 build dist \
+		.pytest_cache .mypy_cache .ruff_cache

@@ -262,7 +262,14 @@ class DatabaseStore(ReplicatedStore):
                 # This thread's connection: let Django drop it if it broke or aged out.
                 connections[self._using].close_if_unusable_or_obsolete()
             self._stop.wait(delay)
-        connections[self._using].close()
+        connection = connections[self._using]
+        connection.close()
+        if connection.connection is not None:
+            # An in-memory SQLite database (Django's test database): Django's close() keeps it
+            # open, as the last connection holds the data, but this one dies with the thread
+            # (the database lives on in the others) and Python 3.13 warns when it is collected.
+            connection.connection.close()
+            connection.connection = None
 
     def _sweep(self) -> None:
         """Delete expired revocations, ledger entries and reuse rows (every minute)."""

@@ -82,6 +82,21 @@ def django_project(django_issuer: LocalIssuer) -> Iterator[None]:
         teardown_test_environment()
 
 
+def close_thread_connections() -> None:
+    """Close the calling thread's database connections, the in-memory SQLite ones too.
+
+    Django's ``close()`` leaves an in-memory SQLite connection open (closing the last one would
+    drop the database), and since Python 3.13 sqlite3 warns when one is collected unclosed. A
+    test that reaches the database from another thread closes that thread's connection with
+    this; the main thread's connection keeps the shared test database alive.
+    """
+    from django.db import connections
+    from django.db.backends.base.base import BaseDatabaseWrapper
+
+    for connection in connections.all(initialized_only=True):
+        BaseDatabaseWrapper.close(connection)
+
+
 @pytest.fixture
 def issuer(django_issuer: LocalIssuer) -> LocalIssuer:
     return django_issuer

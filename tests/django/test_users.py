@@ -14,7 +14,7 @@ from jwkguard.testing import LocalIssuer
 from jwkguard_django.users import TokenUser
 
 from . import spy
-from .conftest import Fetch, jwkguard_settings
+from .conftest import Fetch, close_thread_connections, jwkguard_settings
 
 LOADER = "jwkguard_django.users.user_from_subject"
 
@@ -57,6 +57,7 @@ async def test_auser_runs_the_loader_without_blocking_the_loop(
             response = await AsyncClient().get("/awhoami", headers=bearer(subject="milo"))
     finally:
         await sync_to_async(user.delete)()
+        await sync_to_async(close_thread_connections)()
     assert response.json() == {"type": "User", "username": "milo", "authenticated": True}
 
 

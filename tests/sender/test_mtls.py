@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import ssl
+from pathlib import Path
+
 import pytest
 
 from jwkguard.errors import TokenError
@@ -93,3 +96,38 @@ def test_a_confirmation_member_is_read_only_when_it_is_a_string(
     claims: dict[str, object], expected: str | None
 ) -> None:
     assert confirmation_member(claims, "x5t#S256") == expected
+
+
+def test_the_test_ca_certificates_pass_a_strict_handshake_in_both_directions(
+    ca: CertificateAuthority, client_cert: IssuedCertificate, tmp_path: Path
+) -> None:
+    """RFC 5280 conformant, as Python 3.13's default context (VERIFY_X509_STRICT) demands."""
+    ca_path = tmp_path / "ca.crt"
+    ca_path.write_bytes(ca.certificate_pem)
+    server_files = ca.issue("127.0.0.1", server=True).write(tmp_path, "server")
+    client_files = client_cert.write(tmp_path, "client")
+    server_context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_context.load_cert_chain(*server_files)
+    server_context.verify_mode = ssl.CERT_REQUIRED
+    client_context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    client_context.load_cert_chain(*client_files)
+    for context in (server_context, client_context):
+        context.load_verify_locations(ca_path)
+        context.verify_flags |= ssl.VERIFY_X509_STRICT
+    bios = [(ssl.MemoryBIO(), ssl.MemoryBIO()) for _ in range(2)]  # (incoming, outgoing)
+    client = client_context.wrap_bio(*bios[0], server_hostname="127.0.0.1")
+    server = server_context.wrap_bio(*bios[1], server_side=True)
+    done = {client: False, server: False}
+    for _ in range(10):
+        for end in (client, server):
+            try:
+                end.do_handshake()
+                done[end] = True
+            except ssl.SSLWantReadError:
+                pass
+        bios[1][0].write(bios[0][1].read())
+        bios[0][0].write(bios[1][1].read())
+        if all(done.values()):
+            break
+    assert all(done.values())
+    assert server.getpeercert(binary_form=True) == client_cert.der
