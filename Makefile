@@ -17,8 +17,12 @@ LOWEST_VENV := .venv-lowest
 LATEST_VENV := .venv-latest
 # The other interpreters the classifiers name: a pyenv install if there is one, else PATH.
 # Override with PYTHON312=/path/to/python3.12 (or PYTHON313=...).
-PYTHON312 ?= $(firstword $(wildcard $(HOME)/.pyenv/versions/3.12.*/bin/python3.12) python3.12)
-PYTHON313 ?= $(firstword $(wildcard $(HOME)/.pyenv/versions/3.13.*/bin/python3.13) python3.13)
+PYTHON312 ?= $(firstword $(wildcard $(HOME)/.pyenv/versions/3.12.*/bin/python3.12 \
+	/root/.pyenv/versions/3.12.*/bin/python3.12 /usr/local/bin/python3.12 /usr/bin/python3.12) \
+	python3.12)
+PYTHON313 ?= $(firstword $(wildcard $(HOME)/.pyenv/versions/3.13.*/bin/python3.13 \
+	/root/.pyenv/versions/3.13.*/bin/python3.13 /usr/local/bin/python3.13 /usr/bin/python3.13) \
+	python3.13)
 
 # uv finds Python on this machine (never downloads one) and says nothing unless asked.
 export UV_PYTHON_DOWNLOADS := never
