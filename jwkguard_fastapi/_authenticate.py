@@ -11,13 +11,19 @@ from __future__ import annotations
 from collections.abc import Callable, Collection
 from dataclasses import replace
 from functools import partial
-from typing import Any, TypedDict
+from typing import TypedDict, Unpack
 
 from starlette.types import Scope
 
-from jwkguard import ConfigurationError, RequestPipeline, RoutePolicy, Validator
-from jwkguard.pipeline import Decision, QueryPolicy, ResourceMetadata, view_from_asgi
-from jwkguard.sender import Introspector, SenderConstraints
+from jwkguard import RequestPipeline, RoutePolicy, Validator
+from jwkguard.pipeline import (
+    Decision,
+    PipelineOptions,
+    QueryPolicy,
+    ResourceMetadata,
+    view_from_asgi,
+)
+from jwkguard.sender import SenderConstraints
 
 __all__ = ["Authenticator", "AuthenticatorOptions"]
 
@@ -59,31 +65,17 @@ class Authenticator:
     def __init__(
         self,
         *,
-        realm: str = "api",
-        allow_query: QueryPolicy = "never",
-        websocket_subprotocol: str | None = None,
         sender_constraints: SenderConstraints | None = None,
-        introspector: Introspector | None = None,
         introspect: bool | None = None,
-        resource: ResourceMetadata | str | None = None,
+        **options: Unpack[PipelineOptions],
     ) -> None:
         # Checked now, so a bad option fails at start-up; the pipelines come per validator.
-        options: dict[str, Any] = {
-            "realm": realm,
-            "allow_query": allow_query,
-            "websocket_subprotocol": websocket_subprotocol,
-            "sender": sender_constraints,
-            "introspector": introspector,
-        }
-        RequestPipeline.check_options(**options)
+        RequestPipeline.check_options(sender=sender_constraints, **options)
         self._build: Callable[[Validator], RequestPipeline] = partial(
-            RequestPipeline, resource=resource, **options
+            RequestPipeline, sender=sender_constraints, **options
         )
-        if resource is not None and not isinstance(resource, ResourceMetadata | str):
-            raise ConfigurationError(
-                "resource must be a jwkguard.pipeline.ResourceMetadata or a URL"
-            )
-        self.resource = resource
+        self.resource = options.get("resource")
+        introspector = options.get("introspector")
         self.introspect = introspector is not None if introspect is None else introspect
         self._pipelines: dict[int, tuple[Validator, RequestPipeline]] = {}
         self._policies: dict[

@@ -18,8 +18,8 @@ from starlette.requests import HTTPConnection
 
 from jwkguard import Claims, ConfigurationError, RoutePolicy, TokenError, Validator
 from jwkguard.asgi import close_reason
-from jwkguard.pipeline import ErrorResponse, QueryPolicy, ResourceMetadata, acr_list
-from jwkguard.sender import DPoPVerifier, Introspector, SenderConstraints
+from jwkguard.pipeline import ErrorResponse, PipelineOptions, ResourceMetadata, acr_list
+from jwkguard.sender import DPoPVerifier, SenderConstraints
 
 from ._authenticate import Authenticator
 from ._responses import VALIDATOR_STATE, BearerError
@@ -75,6 +75,10 @@ class OpenAPIScheme(TypedDict, total=False):
     token_url: str | None
     refresh_url: str | None
     scopes: Mapping[str, str] | None
+
+
+class _BearerOptions(OpenAPIScheme, PipelineOptions, total=False):
+    """The keyword options :class:`JWTBearer` passes on: to its pipeline, or to OpenAPI."""
 
 
 class JWTBearer(SecurityBase):
@@ -149,18 +153,13 @@ class JWTBearer(SecurityBase):
         *,
         scheme_name: str | None = None,
         auto_error: bool = True,
-        realm: str = "api",
-        allow_query: QueryPolicy = "never",
-        websocket_subprotocol: str | None = None,
         dpop: DPoPVerifier | None = None,
         require_dpop: bool = False,
         require_dpop_issuers: Collection[str] = (),
         require_certificate: bool = False,
         client_cert_header: str | None = None,
         trusted_proxies: Collection[str] = (),
-        introspector: Introspector | None = None,
         sender_constraints: SenderConstraints | None = None,
-        resource: ResourceMetadata | str | None = None,
         acr_values: Collection[str] = (),
         max_age: int | None = None,
         any_scopes: Collection[str] = (),
@@ -168,12 +167,16 @@ class JWTBearer(SecurityBase):
         any_roles: Collection[str] = (),
         issuers: Collection[str] = (),
         audiences: Collection[str] = (),
-        **scheme: Unpack[OpenAPIScheme],
+        **options: Unpack[_BearerOptions],
     ) -> None:
         if validator is not None and not isinstance(validator, Validator):
             raise ConfigurationError("JWTBearer needs a jwkguard.Validator")
         self.validator = validator
         self.auto_error = auto_error
+        pipeline_options: dict[str, Any] = {}
+        scheme: dict[str, Any] = {}
+        for name, value in options.items():
+            (pipeline_options if name in PipelineOptions.__annotations__ else scheme)[name] = value
         self.model = _openapi_model(**scheme)
         # Each kind of scheme has its own default name, so that the default bearer behind the
         # aliases never overwrites a configured OpenID Connect or OAuth 2 scheme in OpenAPI.
@@ -192,15 +195,8 @@ class JWTBearer(SecurityBase):
             )
         if sender_constraints is None:
             sender_constraints = SenderConstraints(**sender_options)
-        if introspector is not None and not isinstance(introspector, Introspector):
-            raise ConfigurationError("introspector must be a jwkguard.sender.Introspector")
         self.authenticator = Authenticator(
-            realm=realm,
-            allow_query=allow_query,
-            websocket_subprotocol=websocket_subprotocol,
-            sender_constraints=sender_constraints,
-            introspector=introspector,
-            resource=resource,
+            sender_constraints=sender_constraints, **pipeline_options
         )
         self.acr_values = acr_list(acr_values)
         self.max_age = max_age

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Generic, TypeVar, Unpack
+from typing import Any, Generic, TypeVar, Unpack
 
 from .._validator import Validator
 from ..errors import ConfigurationError
 from ..sender._constraints import SenderConstraints
-from ..sender._introspection import Introspector
 from ._exemptions import DEFAULT_EXEMPT_METHODS, Exemptions
-from ._pipeline import QueryPolicy, RequestPipeline, RouteOptions, RoutePolicy
-from ._resource import ResourceMetadata
+from ._pipeline import PipelineOptions, RequestPipeline, RouteOptions, RoutePolicy
 
 __all__ = ["CLAIMS_KEY", "GuardOptions", "GuardedApp"]
 
@@ -21,9 +19,10 @@ CLAIMS_KEY = "jwkguard.claims"
 """Where the middlewares put the verified claims: the ASGI scope or the WSGI environ."""
 
 
-class GuardOptions(RouteOptions, total=False):
+class GuardOptions(RouteOptions, PipelineOptions, total=False):
     """The keyword options of :class:`GuardedApp` that a framework's middleware passes on as
-    given (all but ``sender`` and ``pipeline``), with the route's (:class:`RouteOptions`).
+    given (all but ``sender`` and ``pipeline``): the pipeline's (:class:`PipelineOptions`)
+    and the route's (:class:`RouteOptions`).
 
     Each means what the :class:`GuardedApp` argument of the same name means.
     """
@@ -31,11 +30,10 @@ class GuardOptions(RouteOptions, total=False):
     exempt_paths: Iterable[str]
     exempt_methods: Iterable[str]
     optional: bool
-    realm: str
-    allow_query: QueryPolicy
-    websocket_subprotocol: str | None
-    introspector: Introspector | None
-    resource: ResourceMetadata | str | None
+
+
+class _AppOptions(RouteOptions, PipelineOptions, total=False):
+    """The keyword options :class:`GuardedApp` passes on: to the pipeline, or the route."""
 
 
 class GuardedApp(Generic[AppT]):
@@ -76,30 +74,21 @@ class GuardedApp(Generic[AppT]):
         exempt_paths: Iterable[str] = (),
         exempt_methods: Iterable[str] = DEFAULT_EXEMPT_METHODS,
         optional: bool = False,
-        realm: str = "api",
-        allow_query: QueryPolicy = "never",
-        websocket_subprotocol: str | None = None,
         sender: SenderConstraints | None = None,
-        introspector: Introspector | None = None,
-        resource: ResourceMetadata | str | None = None,
         pipeline: RequestPipeline | None = None,
-        **route: Unpack[RouteOptions],
+        **options: Unpack[_AppOptions],
     ) -> None:
+        route: dict[str, Any] = {}
+        built: dict[str, Any] = {}
+        for name, value in options.items():
+            (built if name in PipelineOptions.__annotations__ else route)[name] = value
         if pipeline is None:
             if validator is None:
                 raise ConfigurationError("give a validator or a pipeline")
-            pipeline = RequestPipeline(
-                validator,
-                realm=realm,
-                allow_query=allow_query,
-                websocket_subprotocol=websocket_subprotocol,
-                sender=sender,
-                introspector=introspector,
-                resource=resource,
-            )
+            pipeline = RequestPipeline(validator, sender=sender, **built)
         elif validator is not None and validator is not pipeline.validator:
             raise ConfigurationError("the pipeline was built for another validator")
-        elif resource is not None:
+        elif built.get("resource") is not None:
             raise ConfigurationError("give the resource to the pipeline, not beside it")
         self.app = app
         self.pipeline = pipeline

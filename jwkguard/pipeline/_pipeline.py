@@ -314,6 +314,21 @@ class Decision:
 ANONYMOUS = Decision()
 
 
+class PipelineOptions(TypedDict, total=False):
+    """The keyword options of :class:`RequestPipeline` that adapters take and pass on as given
+    (the ASGI and WSGI middlewares, FastAPI's ``JWTBearer``).
+
+    Each means what the :class:`RequestPipeline` argument of the same name means; the sender
+    constraints are not among them, since adapters name that option differently.
+    """
+
+    realm: str
+    allow_query: QueryPolicy
+    websocket_subprotocol: str | None
+    introspector: Introspector | None
+    resource: ResourceMetadata | str | None
+
+
 class RequestPipeline:
     """Judges requests for one validator, the same way in every adapter.
 
@@ -417,6 +432,7 @@ class RequestPipeline:
         websocket_subprotocol: str | None = None,
         sender: SenderConstraints | None = None,
         introspector: Introspector | None = None,
+        resource: ResourceMetadata | str | None = None,
     ) -> None:
         """Raise ``ConfigurationError`` for options no pipeline accepts.
 
@@ -434,6 +450,10 @@ class RequestPipeline:
             raise ConfigurationError("sender must be a jwkguard.sender.SenderConstraints")
         if introspector is not None and not isinstance(introspector, Introspector):
             raise ConfigurationError("introspector must be a jwkguard.sender.Introspector")
+        if resource is not None and not isinstance(resource, ResourceMetadata | str):
+            raise ConfigurationError(
+                "resource must be a jwkguard.pipeline.ResourceMetadata or a URL"
+            )
 
     def check_policy(self, policy: RoutePolicy) -> None:
         """Raise ``ConfigurationError`` if this pipeline cannot enforce ``policy``.

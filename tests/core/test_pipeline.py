@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 from collections.abc import Iterator
 from typing import Any
 
@@ -14,6 +15,7 @@ from jwkguard.lifecycle import Lifecycle, MemoryStore, ReuseWatch
 from jwkguard.pipeline import (
     Decision,
     EnvironHeaders,
+    PipelineOptions,
     RequestView,
     view_from_asgi,
     view_from_environ,
@@ -223,6 +225,22 @@ def test_policies_that_cannot_be_enforced_fail_at_declaration(validator: Validat
         pipeline.check_policy(RoutePolicy(dpop=True))
     with pytest.raises(ConfigurationError):
         RoutePolicy(scopes="orders:read")  # type: ignore[arg-type]
+
+
+def test_pipeline_options_name_request_pipeline_keywords_that_adapters_pass_on() -> None:
+    """Every name :class:`PipelineOptions` declares is a keyword of the pipeline and of
+    ``check_options``, so adapters can pass their options on as given."""
+    pipeline_keywords = inspect.signature(RequestPipeline).parameters
+    checked_keywords = inspect.signature(RequestPipeline.check_options).parameters
+    for name in PipelineOptions.__annotations__:
+        assert pipeline_keywords[name].kind is inspect.Parameter.KEYWORD_ONLY
+        assert checked_keywords[name].kind is inspect.Parameter.KEYWORD_ONLY
+
+
+def test_check_options_refuses_a_resource_that_is_neither_metadata_nor_a_url() -> None:
+    RequestPipeline.check_options(resource="https://api.example.com")
+    with pytest.raises(ConfigurationError, match="resource must be"):
+        RequestPipeline.check_options(resource=42)  # type: ignore[arg-type]
 
 
 def test_authorize_adds_a_route_policy_without_validating_again(
