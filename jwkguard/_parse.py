@@ -61,6 +61,7 @@ class ParsedToken(NamedTuple):
     payload: dict[str, Any]
     signing_input: bytes
     signature: bytes
+    payload_json: bytes  # the payload's JSON text, for the verified-token cache
 
 
 def _not_base64url() -> MalformedToken:
@@ -328,13 +329,13 @@ def parse_compact(
             if len(header_cache) >= _HEADER_CACHE_SIZE:
                 header_cache.clear()
             header_cache[header_b64] = header
-    payload = strict_json_object(b64url_decode(payload_b64), "payload")
-    signature = b64url_decode(signature_b64)
+    payload_json = b64url_decode(payload_b64)
     return ParsedToken(
         header=header,
-        payload=payload,
+        payload=strict_json_object(payload_json, "payload"),
         signing_input=token[: len(header_b64) + 1 + len(payload_b64)],
-        signature=signature,
+        signature=b64url_decode(signature_b64),
+        payload_json=payload_json,
     )
 
 

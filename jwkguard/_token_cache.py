@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from ._claims_result import cached_claims as _cached_claims
 from ._claims_result import split_scopes
-from ._parse import _c_loads, _fast_json_object, b64url_decode, strict_json_object
+from ._parse import _c_loads, _fast_json_object, strict_json_object
 from ._policy import check_scopes
 from .errors import ConfigurationError, InsufficientScope, InvalidSignature, TokenError
 from .keys._source import StaticKeySource
@@ -113,7 +113,6 @@ class CachedToken:
         alg: str,
         claims: Claims,
         parsed: ParsedToken,
-        payload_json: bytes,
     ) -> None:
         self.cache = cache
         self.digest = digest
@@ -123,7 +122,7 @@ class CachedToken:
         # The JSON text the validator decoded, and whether orjson alone reads it exactly as
         # the strict decoder did (``_fast_json_object`` proves it): then a hit decodes it at C
         # speed, else with the strict decoder, as the full validation did.
-        self.payload = payload_json
+        payload_json = self.payload = parsed.payload_json
         fast = _c_loads is not None and _fast_json_object(payload_json) is not None
         self.decode: Callable[[bytes], dict[str, Any]] = _c_loads if fast else _strict_payload  # type: ignore[assignment]
         # The payload's member names, shared among tokens with the same names (``put``).
@@ -377,12 +376,10 @@ class TokenCache:
         """Remember a token (by its ``lookup`` digest) that just passed every check."""
         if digest in self._entries:
             return
-        signing_input = parsed.signing_input
-        payload_json = b64url_decode(signing_input[signing_input.index(b".") + 1 :])
-        entry = CachedToken(self, digest, route, kid, alg, claims, parsed, payload_json)
+        entry = CachedToken(self, digest, route, kid, alg, claims, parsed)
         if not entry.valid_from <= now < entry.valid_until:
             return
-        payload_size = _allocated(getsizeof(payload_json))
+        payload_size = _allocated(getsizeof(parsed.payload_json))
         with self._lock:
             entry.names = self._names.setdefault(entry.names, entry.names)
             if len(self._names) > _HEADER_SIZES_LIMIT:

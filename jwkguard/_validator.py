@@ -372,9 +372,10 @@ class Validator(AsyncContext):
                     self._headers.clear()
                 self._headers[header_b64] = verdict
             header, alg, kid = verdict
-            payload = strict_json_object(standard_b64_decode(payload_b64), "payload")
-            # header, payload, signing input, signature (tuple.__new__: half the cost of the
-            # NamedTuple's own __new__, which is Python code)
+            payload_json = standard_b64_decode(payload_b64)
+            payload = strict_json_object(payload_json, "payload")
+            # header, payload, signing input, signature, payload text (tuple.__new__: half
+            # the cost of the NamedTuple's own __new__, which is Python code)
             parsed = _new_tuple(
                 ParsedToken,
                 (
@@ -382,6 +383,7 @@ class Validator(AsyncContext):
                     payload,
                     raw[: len(header_b64) + 1 + len(payload_b64)],
                     standard_b64_decode(signature_b64),
+                    payload_json,
                 ),
             )
             iss = payload.get("iss")
