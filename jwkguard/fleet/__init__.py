@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from .._lazy import lazy_namespace
 
 if TYPE_CHECKING:
+    from .._checks import lowered_options
     from .._forks import track as track_forks
     from ..lifecycle._replica import Replica
     from ..lifecycle._replicated import ReplicatedStore
@@ -33,7 +34,6 @@ if TYPE_CHECKING:
         wire_validator,
         wired_settings,
     )
-    from ._settings import _lowered as lowered_options
     from ._wired import WiredLifecycle
 
 __all__ = [
@@ -73,7 +73,7 @@ __getattr__, __dir__ = lazy_namespace(
         "build_fleet_settings": "._settings",
         "build_metrics": "._settings",
         "lifecycle_policy": "._settings",
-        "lowered_options": "._settings:_lowered",
+        "lowered_options": ".._checks",
         "render_metrics": "._settings",
         "track_forks": ".._forks:track",
         "wire_validator": "._settings",

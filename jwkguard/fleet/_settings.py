@@ -60,10 +60,6 @@ FLEET_SETTINGS = frozenset(
 _REUSE_SETTINGS = frozenset({"max_addresses", "max_uses", "window"})
 
 
-def _lowered(value: Mapping[Any, Any], where: str, known: frozenset[str]) -> dict[str, Any]:
-    return lowered_options(value, where, known)
-
-
 @dataclass(frozen=True, slots=True)
 class FleetSettings:
     """The fleet's settings, checked.
@@ -114,7 +110,8 @@ def lifecycle_policy(
         return policy, reuse_value
     if isinstance(reuse_value, Mapping):
         try:
-            return policy, ReuseWatch(**_lowered(reuse_value, f"{where}.REUSE", _REUSE_SETTINGS))
+            reuse = lowered_options(reuse_value, f"{where}.REUSE", _REUSE_SETTINGS)
+            return policy, ReuseWatch(**reuse)
         except ConfigurationError as exc:
             raise ConfigurationError(f"{where}.REUSE: {exc}") from exc
     raise ConfigurationError(f"{where}.REUSE must be a mapping, True or False")
@@ -134,7 +131,7 @@ def build_fleet_settings(value: Any, *, where: str = "FLEET") -> FleetSettings |
         value = {"redis_url": value}
     if not isinstance(value, Mapping):
         raise ConfigurationError(f"{where} must be a mapping with REDIS_URL, or a Redis URL")
-    options = _lowered(value, where, FLEET_SETTINGS)
+    options = lowered_options(value, where, FLEET_SETTINGS)
     url = options.get("redis_url")
     if not isinstance(url, str) or not url:
         raise ConfigurationError(f"{where}.REDIS_URL must be a Redis URL (redis://host:6379/0)")
