@@ -1,7 +1,8 @@
 """Lazy public namespaces (PEP 562): a name loads its module on first use.
 
 ``import jwkguard`` must stay cheaper than ``import jwt``, so a namespace lists where each
-of its names lives and imports that module only when the name is first read.
+of its names lives and imports that module only when the name is first read. Code that needs
+an optional dependency says which extra to install, in the one wording of :func:`install_hint`.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from collections.abc import Callable, Mapping
 from importlib import import_module
 from typing import Any
 
-__all__ = ["lazy_namespace", "require_modules"]
+__all__ = ["install_hint", "lazy_namespace", "missing_extra", "require_modules"]
 
 
 def lazy_namespace(
@@ -67,11 +68,21 @@ def lazy_namespace(
     return __getattr__, __dir__
 
 
-def require_modules(hint: str, *modules: str) -> None:
-    """Import ``modules`` now, or fail with ``ImportError(hint)``: an adapter without its
-    framework says which extra to install, in one line."""
+def install_hint(what: str, needs: str, extra: str) -> str:
+    """The one line that says ``what`` needs ``needs`` and which jwkguard extra brings it."""
+    return f"{what} needs {needs}: pip install 'jwkguard[{extra}]'"
+
+
+def missing_extra(what: str, needs: str, extra: str) -> ImportError:
+    """The ``ImportError`` to raise when ``what`` is used without its optional dependency."""
+    return ImportError(install_hint(what, needs, extra))
+
+
+def require_modules(what: str, needs: str, extra: str, *modules: str) -> None:
+    """Import ``modules`` now, or fail with ``missing_extra(what, needs, extra)``: an adapter
+    without its framework says which extra to install, in one line."""
     try:
         for module in modules:
             import_module(module)
     except ImportError as exc:
-        raise ImportError(hint) from exc
+        raise missing_extra(what, needs, extra) from exc

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 from jwkguard._lazy import lazy_namespace, require_modules
 
-require_modules("jwkguard_django needs Django: pip install 'jwkguard[django]'", "django")
+require_modules("jwkguard_django", "Django", "django", "django")
 
 if TYPE_CHECKING:
     from .conf import settings_from_env

@@ -16,15 +16,15 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from jwkguard._lazy import missing_extra
+
 try:
     from rest_framework import exceptions
     from rest_framework.authentication import BaseAuthentication
     from rest_framework.permissions import BasePermission
     from rest_framework.request import Request
 except ImportError as exc:  # pragma: no cover - depends on the environment
-    raise ImportError(
-        "jwkguard_django.rest_framework needs Django REST framework: pip install 'jwkguard[drf]'"
-    ) from exc
+    raise missing_extra("jwkguard_django.rest_framework", "Django REST framework", "drf") from exc
 
 from jwkguard import Claims, InsufficientScope, RoutePolicy
 from jwkguard.pipeline import ErrorResponse

@@ -27,11 +27,7 @@ from typing import TYPE_CHECKING
 
 from jwkguard._lazy import lazy_namespace, require_modules
 
-require_modules(
-    "jwkguard_fastapi needs FastAPI and Starlette: pip install 'jwkguard[fastapi]'",
-    "fastapi",
-    "starlette",
-)
+require_modules("jwkguard_fastapi", "FastAPI and Starlette", "fastapi", "fastapi", "starlette")
 
 if TYPE_CHECKING:
     from ._dependency import (

@@ -19,7 +19,7 @@ from starlette.requests import HTTPConnection
 from jwkguard import Claims, ConfigurationError, RoutePolicy, TokenError, Validator
 from jwkguard.asgi import close_reason
 from jwkguard.pipeline import ErrorResponse, PipelineOptions, ResourceMetadata, acr_list
-from jwkguard.sender import DPoPVerifier, SenderConstraints
+from jwkguard.sender import SenderConstraints, SenderOptions
 
 from ._authenticate import Authenticator
 from ._responses import VALIDATOR_STATE, BearerError
@@ -77,8 +77,9 @@ class OpenAPIScheme(TypedDict, total=False):
     scopes: Mapping[str, str] | None
 
 
-class _BearerOptions(OpenAPIScheme, PipelineOptions, total=False):
-    """The keyword options :class:`JWTBearer` passes on: to its pipeline, or to OpenAPI."""
+class _BearerOptions(OpenAPIScheme, PipelineOptions, SenderOptions, total=False):
+    """The keyword options :class:`JWTBearer` passes on: to its pipeline, to its sender
+    constraints, or to OpenAPI."""
 
 
 class JWTBearer(SecurityBase):
@@ -153,12 +154,6 @@ class JWTBearer(SecurityBase):
         *,
         scheme_name: str | None = None,
         auto_error: bool = True,
-        dpop: DPoPVerifier | None = None,
-        require_dpop: bool = False,
-        require_dpop_issuers: Collection[str] = (),
-        require_certificate: bool = False,
-        client_cert_header: str | None = None,
-        trusted_proxies: Collection[str] = (),
         sender_constraints: SenderConstraints | None = None,
         acr_values: Collection[str] = (),
         max_age: int | None = None,
@@ -174,21 +169,19 @@ class JWTBearer(SecurityBase):
         self.validator = validator
         self.auto_error = auto_error
         pipeline_options: dict[str, Any] = {}
+        sender_options: dict[str, Any] = {}
         scheme: dict[str, Any] = {}
         for name, value in options.items():
-            (pipeline_options if name in PipelineOptions.__annotations__ else scheme)[name] = value
+            if name in PipelineOptions.__annotations__:
+                pipeline_options[name] = value
+            elif name in SenderOptions.__annotations__:
+                sender_options[name] = value
+            else:
+                scheme[name] = value
         self.model = _openapi_model(**scheme)
         # Each kind of scheme has its own default name, so that the default bearer behind the
         # aliases never overwrites a configured OpenID Connect or OAuth 2 scheme in OpenAPI.
         self.scheme_name = scheme_name or _DEFAULT_SCHEME_NAMES[type(self.model)]
-        sender_options: dict[str, Any] = {
-            "dpop": dpop,
-            "require_dpop": require_dpop,
-            "require_dpop_issuers": require_dpop_issuers,
-            "require_certificate": require_certificate,
-            "client_cert_header": client_cert_header,
-            "trusted_proxies": trusted_proxies,
-        }
         if sender_constraints is not None and any(sender_options.values()):
             raise ConfigurationError(
                 "give sender_constraints or the DPoP / certificate options, not both"

@@ -28,13 +28,13 @@ from contextvars import ContextVar
 from typing import Any, TypedDict, TypeVar
 from urllib.parse import urlsplit
 
+from jwkguard._lazy import missing_extra
+
 try:
     from mcp.server.auth.provider import AccessToken
     from mcp.server.auth.settings import AuthSettings
 except ImportError as exc:  # pragma: no cover - depends on the environment
-    raise ImportError(
-        "jwkguard_fastapi.mcp needs the MCP SDK: pip install 'jwkguard[mcp]'"
-    ) from exc
+    raise missing_extra("jwkguard_fastapi.mcp", "the MCP SDK", "mcp") from exc
 
 from jwkguard import Claims, ConfigurationError, RequestPipeline, RoutePolicy, TokenError, Validator
 from jwkguard.asgi import send_error, send_metadata

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING
 
 from jwkguard._lazy import lazy_namespace, require_modules
 
-require_modules("jwkguard_flask needs Flask: pip install 'jwkguard[flask]'", "flask")
+require_modules("jwkguard_flask", "Flask", "flask", "flask")
 
 if TYPE_CHECKING:
     from ._config import config_from_env

@@ -12,6 +12,8 @@ from typing import Any, NoReturn, TextIO
 
 import click
 
+from .._lazy import install_hint
+
 __all__ = [
     "EXIT_INVALID",
     "EXIT_OK",
@@ -94,7 +96,7 @@ def require_extra(command: str, extra: str, *modules: str, as_json: bool = False
     missing = [module for module in modules if importlib.util.find_spec(module) is None]
     if missing:
         fail(
-            f"`jwkguard {command}` needs {' and '.join(missing)}: pip install 'jwkguard[{extra}]'",
+            install_hint(f"`jwkguard {command}`", " and ".join(missing), extra),
             EXIT_USAGE,
             as_json=as_json,
         )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .._lazy import install_hint
 from ..errors import ConfigurationError
 
 __all__ = ["RedisConnection"]
@@ -22,9 +23,7 @@ def _import_redis() -> tuple[Any, Any]:
         import redis.asyncio
         import redis.asyncio.retry
     except ImportError:  # pragma: no cover - the extra is installed in development
-        raise ConfigurationError(
-            "RedisStore needs the redis package: pip install 'jwkguard[redis]'"
-        ) from None
+        raise ConfigurationError(install_hint("RedisStore", "the redis package", "redis")) from None
     return redis, redis.asyncio
 
 

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from .._checks import lowered_options
 from .._events import EventHandler, log_event
+from .._lazy import install_hint
 from ..errors import ConfigurationError
 from ..lifecycle._audit import fan_out
 from ..lifecycle._policy import ReuseWatch, UnavailablePolicy
@@ -228,9 +229,7 @@ def build_metrics(value: Any, *, where: str = "METRICS") -> PrometheusMetrics | 
     try:
         from prometheus_client import CollectorRegistry
     except ImportError:
-        raise ConfigurationError(
-            f"{where} needs prometheus_client: pip install 'jwkguard[prometheus]'"
-        ) from None
+        raise ConfigurationError(install_hint(where, "prometheus_client", "prometheus")) from None
     return PrometheusMetrics(registry=CollectorRegistry())
 
 

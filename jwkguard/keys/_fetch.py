@@ -348,6 +348,15 @@ def _deadline_passed(url: str, target: FetchTarget) -> FetchError:
     return FetchError("timeout", f"fetching {url} took longer than {target.budget:g}s in all")
 
 
+def _outcome_of(end: StopIteration | FetchError) -> FetchOutcome:
+    """What a driven flow came to: its return value, or the ``Failed`` outcome of the
+    ``FetchError`` (raised by the flow or by the exchange) that stopped it."""
+    if isinstance(end, FetchError):
+        return end.outcome()
+    outcome: Fetched | NotModified = end.value
+    return outcome
+
+
 class SyncDriver:
     """Runs fetch flows over one reused ``httpx.Client``; one sync fetch at a time."""
 
@@ -386,11 +395,8 @@ class SyncDriver:
             request = next(flow)
             while True:
                 request = flow.send(self._exchange(request, deadline))
-        except StopIteration as stop:
-            outcome: Fetched | NotModified = stop.value
-            return outcome
-        except FetchError as exc:
-            return exc.outcome()
+        except (StopIteration, FetchError) as end:
+            return _outcome_of(end)
         finally:
             flow.close()
 
@@ -477,11 +483,8 @@ class AsyncDriver:
             request = next(flow)
             while True:
                 request = flow.send(await self._exchange(request, deadline))
-        except StopIteration as stop:
-            outcome: Fetched | NotModified = stop.value
-            return outcome
-        except FetchError as exc:
-            return exc.outcome()
+        except (StopIteration, FetchError) as end:
+            return _outcome_of(end)
         finally:
             flow.close()
 

@@ -239,6 +239,17 @@ class RemoteKeySource:
             self._endpoint.emit(step.events, self.issuer)
         return step
 
+    def _known_key(self, kid: str | None, alg: str, now: float) -> KeyMatch | None:
+        """``key_for``'s fast path (which ``key_for`` inlines): the cached key while the keys
+        are fresh, else None; a kid remembered as unknown is refused at once."""
+        keys, until = self._cache.fast
+        if now >= until:
+            return None
+        found = keys.select(kid, alg)
+        if found is None:
+            self._cache.refuse_if_remembered(kid, now)  # a flood costs a dict lookup
+        return found
+
     # -- the KeySource protocol -------------------------------------------------------------
 
     def key_for(self, kid: str | None, alg: str, now: float) -> KeyMatch:
@@ -264,12 +275,9 @@ class RemoteKeySource:
 
     async def akey_for(self, kid: str | None, alg: str, now: float) -> KeyMatch:
         """Same decisions as ``key_for``; refreshes ahead in a background task."""
-        keys, until = self._cache.fast
-        if now < until:
-            found = keys.select(kid, alg)
-            if found is not None:
-                return found
-            self._cache.refuse_if_remembered(kid, now)  # a flood costs a dict lookup
+        found = self._known_key(kid, alg, now)
+        if found is not None:
+            return found
         step = self._plan(kid, alg, now)
         if step.action is not Action.NONE:
             fetched = await self._endpoint.aafter_step(step)

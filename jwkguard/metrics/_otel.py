@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from .._events import Event
+from .._lazy import missing_extra
 from .._parse import b64url_decode, strict_json_object
 from ..errors import KeysUnavailable, LifecycleError
 from ._prometheus import (
@@ -92,9 +93,8 @@ class OpenTelemetry(_Instrumentation):
         try:
             from opentelemetry import metrics, trace
         except ImportError as exc:  # pragma: no cover - depends on the installed extras
-            raise ImportError(
-                "jwkguard's OpenTelemetry integration needs opentelemetry-api: "
-                "pip install 'jwkguard[otel]'"
+            raise missing_extra(
+                "jwkguard's OpenTelemetry integration", "opentelemetry-api", "otel"
             ) from exc
         from .. import __version__
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from .._events import Event
+from .._lazy import missing_extra
 from .._parse import b64url_decode, strict_json_object
 from ..errors import InsufficientScope, KeysUnavailable, LifecycleError, TokenError
 
@@ -336,9 +337,7 @@ class PrometheusMetrics(_Instrumentation):
         try:
             import prometheus_client as prom
         except ImportError as exc:  # pragma: no cover - depends on the installed extras
-            raise ImportError(
-                "jwkguard metrics need prometheus_client: pip install 'jwkguard[prometheus]'"
-            ) from exc
+            raise missing_extra("PrometheusMetrics", "prometheus_client", "prometheus") from exc
         if registry is None:
             registry = prom.REGISTRY
         super().__init__(clock)

@@ -3,7 +3,8 @@
 :class:`DPoPVerifier` checks DPoP proofs (RFC 9449), :func:`certificate_thumbprint` and
 :func:`certificate_from_proxy_header` serve certificate-bound tokens (RFC 8705), and
 :class:`Introspector` asks the authorization server about a token (RFC 7662).
-:class:`SenderConstraints` is where the request pipeline enforces them;
+:class:`SenderConstraints` is where the request pipeline enforces them (its options typed
+once in :class:`SenderOptions`, for adapters that take them flat);
 :func:`build_sender_settings` builds all of them from a settings mapping, and
 :func:`build_pipeline` an adapter's request pipeline from its settings object.
 See ``docs/sender-constrained.md``.
@@ -16,7 +17,7 @@ from typing import TYPE_CHECKING
 from .._lazy import lazy_namespace
 
 if TYPE_CHECKING:
-    from ._constraints import PresentedRequest, SenderConstraints
+    from ._constraints import PresentedRequest, SenderConstraints, SenderOptions
     from ._dpop import (
         DPoPNonces,
         DPoPProof,
@@ -49,6 +50,7 @@ __all__ = [
     "PresentedRequest",
     "ReplayLedger",
     "SenderConstraints",
+    "SenderOptions",
     "SenderSettings",
     "access_token_hash",
     "build_pipeline",
@@ -72,6 +74,7 @@ __getattr__, __dir__ = lazy_namespace(
         "ReplayLedger": "._dpop",
         "SENDER_SETTINGS": "._settings",
         "SenderConstraints": "._constraints",
+        "SenderOptions": "._constraints",
         "SenderSettings": "._settings",
         "access_token_hash": "._dpop",
         "build_pipeline": "._settings",

@@ -10,7 +10,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypedDict
 from urllib.parse import unquote
 
 from .._claims_result import Claims
@@ -25,7 +25,7 @@ from ..pipeline._bearer import ErrorResponse, error_response, missing_token_resp
 from ._dpop import DPoPProof, DPoPVerifier, _Pending, confirmation_thumbprint
 from ._mtls import certificate_binding, check_certificate_binding
 
-__all__ = ["PresentedRequest", "SenderConstraints"]
+__all__ = ["PresentedRequest", "SenderConstraints", "SenderOptions"]
 
 _Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -50,6 +50,21 @@ class PresentedRequest:
     url: str
     dpop_proofs: tuple[str, ...] = ()
     client_certificate: bytes | str | None = None
+
+
+class SenderOptions(TypedDict, total=False):
+    """The keyword options of :class:`SenderConstraints`, for adapters that take them flat
+    and build the constraints themselves (FastAPI's ``JWTBearer``).
+
+    Each means what the :class:`SenderConstraints` argument of the same name means.
+    """
+
+    dpop: DPoPVerifier | None
+    require_dpop: bool
+    require_dpop_issuers: Collection[str]
+    require_certificate: bool
+    client_cert_header: str | None
+    trusted_proxies: Collection[str]
 
 
 class SenderConstraints:

@@ -348,6 +348,20 @@ def test_conflicting_sender_options_are_refused_at_construction(
         JWTBearer(static_validator, client_cert_header="X-SSL-Client-Cert")
 
 
+def test_ready_sender_constraints_go_with_sender_options_left_at_their_defaults(
+    static_validator: Validator,
+) -> None:
+    from jwkguard.sender import SenderConstraints
+
+    JWTBearer(
+        static_validator,
+        sender_constraints=SenderConstraints(dpop=DPoPVerifier(), require_dpop=True),
+        dpop=None,
+        require_dpop=False,
+        trusted_proxies=(),
+    )
+
+
 # -- over real HTTP (uvicorn) -------------------------------------------------------------
 
 

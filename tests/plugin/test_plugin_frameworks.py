@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
+import textwrap
+from types import ModuleType
+
 import pytest
 
 from ._inner import STRICT_WARNINGS
@@ -94,24 +98,12 @@ def test_fastapi(pytester: pytest.Pytester) -> None:
     result.assert_outcomes(passed=6)
 
 
-FLASK_APP = """
-from flask import Flask
-from jwkguard_flask import JWKGuard, current_claims
+def docstring_example(module: ModuleType) -> str:
+    """The ``::`` code block of a shipped module's docstring: the example its users read."""
+    after = (module.__doc__ or "").split("::\n", 1)[1].splitlines()
+    block = itertools.takewhile(lambda line: not line or line.startswith("    "), after)
+    return textwrap.dedent("\n".join(block))
 
-app = Flask(__name__)
-app.config.update(
-    JWKGUARD_ISSUERS=[{"issuer": "https://login.example.com/",
-                       "audiences": ["https://api.example.com"]}],
-    JWKGUARD_ALGORITHMS=["RS256"],
-)
-guard = JWKGuard(app)
-
-
-@app.get("/orders")
-@guard.require(scopes=["orders:read"])
-def orders():
-    return {"sub": current_claims.subject}
-"""
 
 FLASK_TESTS = """
 from myapp import app, guard
@@ -149,7 +141,11 @@ def test_fake_claims_still_check_scopes(jwkguard_flask):
 
 
 def test_flask(pytester: pytest.Pytester) -> None:
-    result = _run(pytester, myapp=FLASK_APP, test_api=FLASK_TESTS)
+    import jwkguard_flask
+
+    # The user's app is the quick start of jwkguard_flask's docstring, as written.
+    flask_app = docstring_example(jwkguard_flask)
+    result = _run(pytester, myapp=flask_app, test_api=FLASK_TESTS)
     result.assert_outcomes(passed=4)
 
 

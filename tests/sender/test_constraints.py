@@ -3,6 +3,7 @@ certificate comes from, the challenge every adapter sends, and the settings buil
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 from urllib.parse import quote
 
@@ -16,6 +17,7 @@ from jwkguard.sender import (
     MemoryReplayLedger,
     PresentedRequest,
     SenderConstraints,
+    SenderOptions,
     build_sender_settings,
     certificate_thumbprint,
 )
@@ -202,6 +204,14 @@ def test_requiring_shares_the_verifier_and_checks_only_what_is_left(
 def test_inconsistent_options_fail_at_construction(options: dict[str, Any]) -> None:
     with pytest.raises(ConfigurationError):
         SenderConstraints(**options)
+
+
+def test_sender_options_name_every_keyword_of_the_constraints() -> None:
+    """:class:`SenderOptions` declares exactly the keywords of :class:`SenderConstraints`, so
+    an adapter that takes them flat can pass them on as given."""
+    parameters = inspect.signature(SenderConstraints).parameters
+    assert set(SenderOptions.__annotations__) == set(parameters)
+    assert all(p.kind is inspect.Parameter.KEYWORD_ONLY for p in parameters.values())
 
 
 # -- where the certificate comes from -------------------------------------------------------

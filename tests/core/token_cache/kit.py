@@ -8,28 +8,33 @@ from typing import Any
 from jwkguard import Claims, Issuer, TokenCache, Validator
 from jwkguard._algorithms import Verifier
 from jwkguard.errors import LifecycleError
-from jwkguard.keys import KeySet
-from jwkguard.keys._source import KeyMatch, key_not_found
+from jwkguard.keys import KeyMatch, KeySet, StaticKeySource
 from jwkguard.lifecycle import LifecycleCheck
 from jwkguard.testing import SigningKey, mint_token
 
 from ...conftest import AUDIENCE, ISSUER, FakeClock
 
 
-class SwappableKeySource:
-    """A key source whose key set a test replaces, counting signature checks."""
+class SwappableKeySource(StaticKeySource):
+    """A static key source whose key set a test replaces, counting lookups and signature
+    checks."""
 
     def __init__(self, key_set: KeySet) -> None:
-        self.key_set = key_set
+        super().__init__(key_set)
         self.verifications = 0
         self.lookups = 0
 
+    @property
+    def key_set(self) -> KeySet:
+        return self.current_keys()
+
+    @key_set.setter
+    def key_set(self, key_set: KeySet) -> None:
+        self._key_set = key_set
+
     def key_for(self, kid: str | None, alg: str, now: float) -> KeyMatch:
         self.lookups += 1
-        found = self.key_set.select(kid, alg)
-        if found is None:
-            raise key_not_found()
-        key, verify = found
+        key, verify = super().key_for(kid, alg, now)
         return key, self._counting(verify)
 
     async def akey_for(self, kid: str | None, alg: str, now: float) -> KeyMatch:
@@ -42,21 +47,6 @@ class SwappableKeySource:
             return verify(signing_input, signature)
 
         return counted
-
-    def current_keys(self) -> KeySet:
-        return self.key_set
-
-    def warm_up(self) -> None:
-        """Nothing to fetch."""
-
-    async def awarm_up(self) -> None:
-        """Nothing to fetch."""
-
-    def close(self) -> None:
-        """Nothing to release."""
-
-    async def aclose(self) -> None:
-        """Nothing to release."""
 
 
 class SwappableValidator(Validator):
