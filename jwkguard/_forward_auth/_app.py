@@ -43,11 +43,9 @@ from .._claims_result import Claims
 from .._events import EventHandler, log_event
 from .._settings import build_validator
 from .._validator import Validator
-from ..errors import InvalidRequest, JWKGuardError
-from ..fleet._redis_store import RedisStore
-from ..fleet._replay_ledger import RedisReplayLedger
+from ..errors import ConfigurationError, InvalidRequest, JWKGuardError
+from ..fleet._settings import Fleet, wire_validator
 from ..lifecycle._audit import AuditTrail, fan_out, token_hash
-from ..lifecycle._policy import Lifecycle
 from ..metrics._prometheus import PrometheusMetrics, issuer_status
 from ..pipeline._bearer import ErrorResponse
 from ..pipeline._pipeline import RoutePolicy
@@ -139,7 +137,8 @@ class ForwardAuthApp:
 
     Args:
         config: The server configuration.
-        validator: A ready validator (tests); default: built from ``config.validator``.
+        validator: A ready validator (tests); default: built from ``config.validator``, with
+            the fleet's lifecycle when ``config.lifecycle`` is set (not with a ready one).
         metrics: Metrics to record into; default: a fresh registry when ``config.metrics``.
         on_event: Extra event handler for the validator built from the configuration.
     """
@@ -157,8 +156,7 @@ class ForwardAuthApp:
             metrics = _default_metrics()
         self.metrics = metrics
         self.audit = AuditTrail() if config.audit else None
-        self.store: RedisStore | None = None
-        handler: EventHandler = log_event
+        self.fleet: Fleet | None = None
         if validator is None:
             handlers: list[EventHandler] = [log_event]
             if self.audit is not None:
@@ -167,29 +165,22 @@ class ForwardAuthApp:
                 handlers.append(metrics.on_event)
             if on_event is not None:
                 handlers.append(on_event)
-            handler = fan_out(*handlers)
-            lifecycle = None
             if config.lifecycle is not None:
-                self.store = RedisStore(
-                    config.lifecycle["redis_url"],
-                    prefix=config.lifecycle["prefix"],
-                    on_event=handler,
-                )
-                lifecycle = Lifecycle(self.store, on_unavailable=config.lifecycle["on_unavailable"])
+                self.fleet = Fleet(config.lifecycle)
             validator = build_validator(
                 config.validator,
-                on_event=handler,
-                lifecycle=lifecycle,
+                on_event=fan_out(*handlers),
+                lifecycle=None if self.fleet is None else self.fleet.lifecycle,
                 default_audience=resource_identifier(config.resource),
             )
-            if lifecycle is not None:
-                lifecycle.attach(validator)
-        self.sender = build_sender_settings(self._sender_options(config, handler))
-        if metrics is not None:
-            metrics.instrument(validator)
-            self._responses = _responses_counter(metrics)
-        else:
-            self._responses = None
+        elif config.lifecycle is not None:
+            raise ConfigurationError(
+                "[lifecycle] gives the validator its lifecycle: build the validator from "
+                "[validator], or leave [lifecycle] out"
+            )
+        wire_validator(validator, self.fleet, metrics)
+        self.sender = build_sender_settings(self._sender_options(config))
+        self._responses = None if metrics is None else _responses_counter(metrics)
         self.validator = validator
         self._realm = config.realm
         self._reader = reader_for(config.gateway, envoy_prefix=config.envoy_prefix)
@@ -218,21 +209,11 @@ class ForwardAuthApp:
         for route in (*config.routes.routes, _AUTHENTICATE):
             self.policy(route)  # a rule that cannot be enforced fails at start-up
 
-    def _sender_options(self, config: ServerConfig, handler: EventHandler) -> dict[str, Any]:
+    def _sender_options(self, config: ServerConfig) -> dict[str, Any]:
         """``[sender]``, with DPoP proofs remembered in the fleet's Redis when there is one."""
         options = dict(config.sender)
-        dpop = options.get("dpop")
-        if self.store is not None and config.lifecycle is not None and dpop:
-            dpop = {} if dpop is True else dict(dpop)
-            dpop.setdefault(
-                "replay",
-                RedisReplayLedger(
-                    self.store,
-                    on_unavailable=config.lifecycle["on_unavailable"],
-                    on_event=handler,
-                ),
-            )
-            options["dpop"] = dpop
+        if self.fleet is not None and "dpop" in options:
+            options["dpop"] = self.fleet.with_dpop_replay(options["dpop"])
         return options
 
     # -- ASGI -----------------------------------------------------------------------------
@@ -281,16 +262,20 @@ class ForwardAuthApp:
                 await self.validator.aclose()
                 if self.sender.introspector is not None:
                     await self.sender.introspector.aclose()
-                if self.store is not None:
-                    await self.store.aclose()
+                if self.fleet is not None:
+                    await self.fleet.aclose()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
     async def start(self) -> None:
-        """Load the lifecycle replica and every issuer's keys (bounded; failures logged)."""
-        if self.store is not None:
-            await self.store.astart()
-            if not self.store.available:
+        """Load the lifecycle replica and every issuer's keys (bounded; failures logged).
+
+        Without the lifespan (an app mounted in another), the fleet's store starts on its
+        first use instead.
+        """
+        if self.fleet is not None:
+            await self.fleet.store.astart()
+            if not self.fleet.store.available:
                 logger.warning("the lifecycle store is unreachable; it keeps retrying")
         try:
             await asyncio.wait_for(self.validator.awarm_up(), _WARM_UP_TIMEOUT)

@@ -27,8 +27,8 @@ scopes = ["orders:read"]          # prefix names are refused (403 method_not_all
 path = "/public"
 anonymous = true
 
-[lifecycle]                       # optional: revocations, cut-offs, distrust shared by Redis
-redis_url = "redis://127.0.0.1:6379/0"
+[lifecycle]                       # optional: revocations, cut-offs, distrust, DPoP proofs
+redis_url = "redis://127.0.0.1:6379/0"    # shared by the fleet through Redis
 on_unavailable = "fail_open"      # or "fail_closed"
 
 [sender]                          # optional: DPoP, mTLS-bound tokens, introspection
@@ -38,8 +38,11 @@ trusted_proxies = ["127.0.0.1"]   # the gateway's address
 ```
 
 Routes may add ``dpop = true``, ``certificate = true`` and ``introspect = true`` (the last
-needs ``[sender.introspection]``). With ``[lifecycle]``, DPoP proofs are remembered in its
-Redis, under its ``on_unavailable`` policy. Step-up (RFC 9470): ``acr_values = ["urn:mfa"]``
+needs ``[sender.introspection]``). ``[lifecycle]`` takes the keys of ``jwkguard.fleet``
+settings, in lower case: also ``prefix``, ``reuse`` (off unless set: the address serve sees is
+the gateway's), ``dpop_replay`` (default true: DPoP proofs are remembered in its Redis, under
+its ``on_unavailable`` policy), ``heartbeat``, ``resync_interval``, ``socket_timeout``,
+``connect_timeout`` and ``restore``. Step-up (RFC 9470): ``acr_values = ["urn:mfa"]``
 and ``max_age = 300`` on a route answer a weaker or older login with 401
 ``insufficient_user_authentication``. Roles and origin: ``roles`` (all), ``any_roles``,
 ``any_scopes`` (at least one) answer 403 ``insufficient_scope``; ``issuers`` and
@@ -76,6 +79,7 @@ from .._checks import string_list
 from .._env import settings_from_env
 from .._settings import describe_unknown
 from ..errors import ConfigurationError
+from ..fleet._settings import FLEET_SETTINGS, FleetSettings, build_fleet_settings
 from ..pipeline._pipeline import QueryPolicy, acr_list, query_policy
 from ..pipeline._resource import build_resource_metadata
 from ..sender._settings import SENDER_SETTINGS, build_sender_settings
@@ -126,7 +130,6 @@ _ROUTE_KEYS = frozenset(
     }
 )
 _TOP_KEYS = frozenset({"server", "validator", "routes", "lifecycle", "sender", "resource"})
-_LIFECYCLE_KEYS = frozenset({"redis_url", "prefix", "on_unavailable"})
 
 
 @dataclass(frozen=True)
@@ -151,8 +154,8 @@ class ServerConfig:
             (RFC 6750 2.3): ``"never"`` (``false``) or ``"always"`` (``true``).
         envoy_prefix: The path prefix of the Envoy ``ext_authz`` endpoint.
         audit: Write the audit trail (``jwkguard.audit`` logger).
-        lifecycle: ``redis_url``, ``prefix`` and ``on_unavailable`` of the fleet's lifecycle
-            store, or None for no lifecycle checks.
+        lifecycle: The ``[lifecycle]`` table as ``jwkguard.fleet`` settings (the Redis store
+            and policy the fleet shares), or None for no lifecycle checks.
         sender: The ``[sender]`` table (``jwkguard.sender.build_sender_settings`` keys): DPoP,
             certificate binding through the gateway's header, introspection.
         resource: The protected resource (RFC 9728): its identifier URL, or a ``[resource]``
@@ -174,7 +177,7 @@ class ServerConfig:
     allow_query_token: QueryPolicy = "never"  # noqa: S105 - a policy name, not a secret
     envoy_prefix: str = "/envoy"
     audit: bool = True
-    lifecycle: Mapping[str, Any] | None = None
+    lifecycle: FleetSettings | None = None
     sender: Mapping[str, Any] = field(default_factory=dict)
     resource: str | Mapping[str, Any] | None = None
 
@@ -412,19 +415,14 @@ def _sender(raw: Any, routes: RouteTable) -> dict[str, Any]:
     return dict(raw)
 
 
-def _lifecycle(raw: Any) -> dict[str, Any]:
+def _lifecycle(raw: Any) -> FleetSettings:
     _require(isinstance(raw, dict), "[lifecycle] must be a table")
-    _require_known(raw, _LIFECYCLE_KEYS, "[lifecycle]: unknown keys")
-    url = raw.get("redis_url")
-    _require(isinstance(url, str) and bool(url), "lifecycle.redis_url is required")
-    prefix = raw.get("prefix", "jwkguard:")
-    _require(isinstance(prefix, str), "lifecycle.prefix must be a string")
-    policy = raw.get("on_unavailable", "fail_open")
-    _require(
-        policy in ("fail_open", "fail_closed"),
-        "lifecycle.on_unavailable must be 'fail_open' or 'fail_closed'",
-    )
-    return {"redis_url": url, "prefix": prefix, "on_unavailable": policy}
+    _require_known(raw, FLEET_SETTINGS, "[lifecycle]: unknown keys")
+    # serve sees the gateway's address, never the client's: no reuse watch unless asked for.
+    settings = build_fleet_settings({"reuse": False, **raw}, where="[lifecycle]")
+    if settings is None:  # only for None or False, which a table is not
+        raise ConfigurationError("[lifecycle] must be a table")
+    return settings
 
 
 def load_config(path: str | Path | None, environ: Mapping[str, str]) -> ServerConfig:

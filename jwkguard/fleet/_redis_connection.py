@@ -98,7 +98,10 @@ class RedisConnection:
         kind, where = self._topology
         if kind == "single":
             module = self.redis_asyncio if asynchronous else self.redis
-            return module.Redis.from_url(self.url, **options)
+            try:
+                return module.Redis.from_url(self.url, **options)
+            except ValueError as exc:  # an unknown scheme, a port that is not a number...
+                raise ConfigurationError(f"not a Redis URL ({exc})") from None
         options.update(where["credentials"])
         if kind == "cluster":
             if asynchronous:

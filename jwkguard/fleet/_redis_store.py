@@ -14,6 +14,7 @@ start, fork safety and health events (:mod:`jwkguard.lifecycle._replicated`).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Self
 
@@ -78,7 +79,12 @@ class RedisStore(PubSubListener, AsyncContext):
             ("heartbeat", heartbeat),
             ("resync_interval", resync_interval),
         ):
-            if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, int | float)
+                or not math.isfinite(value)
+                or value <= 0
+            ):
                 raise ConfigurationError(f"{name} must be a positive number of seconds")
         self._connection = RedisConnection(
             url, socket_timeout=float(socket_timeout), connect_timeout=float(connect_timeout)

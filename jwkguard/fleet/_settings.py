@@ -1,7 +1,8 @@
 """A fleet from settings: one Redis store and lifecycle policy per app, started per process.
 
 Django (``JWKGUARD["FLEET"]``), Flask (``JWKGUARD_FLEET``) and ``jwkguard serve``
-(``[lifecycle]``) read the same keys, case-insensitively, unknown keys refused::
+(``[lifecycle]``, in lower case, no reuse watch unless set) read the same keys,
+case-insensitively, unknown keys refused::
 
     REDIS_URL        redis://host:6379/0 (required; a bare URL string is accepted too)
     PREFIX           key and channel prefix (default "jwkguard:")
@@ -110,8 +111,8 @@ def lifecycle_policy(
     if isinstance(reuse_value, ReuseWatch):
         return policy, reuse_value
     if isinstance(reuse_value, Mapping):
+        reuse = lowered_options(reuse_value, f"{where}.REUSE", _REUSE_SETTINGS)
         try:
-            reuse = lowered_options(reuse_value, f"{where}.REUSE", _REUSE_SETTINGS)
             return policy, ReuseWatch(**reuse)
         except ConfigurationError as exc:
             raise ConfigurationError(f"{where}.REUSE: {exc}") from exc
@@ -154,8 +155,11 @@ def build_fleet_settings(value: Any, *, where: str = "FLEET") -> FleetSettings |
         dpop_replay=dpop_replay,
         store_options=store_options,
     )
-    # Build (without starting) once, so a bad timeout fails here rather than later.
-    settings._store(log_event)
+    # Build (without starting) once, so a bad timeout or URL fails here rather than later.
+    try:
+        settings._store(log_event)
+    except ConfigurationError as exc:
+        raise ConfigurationError(f"{where}: {exc}") from exc
     return settings
 
 

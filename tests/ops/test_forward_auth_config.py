@@ -99,7 +99,10 @@ def test_environment_alone_can_configure_everything() -> None:
             {"validator": {"x": 1}, "server": {"claim_headers": {"Bad Header": "sub"}}},
             "not a name",
         ),
-        ({"validator": {"x": 1}, "lifecycle": {"prefix": "x"}}, "redis_url is required"),
+        (
+            {"validator": {"x": 1}, "lifecycle": {"prefix": "x"}},
+            "[lifecycle].REDIS_URL must be a Redis URL",
+        ),
         ({"validator": {"x": 1}}, "server.gateway is required"),
         ({"validator": {"x": 1}, "server": {"gateway": "haproxy"}}, "server.gateway"),
         (

@@ -479,6 +479,6 @@ async def test_with_a_lifecycle_redis_two_servers_share_the_replay_ledger(
             check(await ask(two, "/orders", token, proof=proof), "dpop_replayed")
     finally:
         for app in (first, second):
-            assert app.store is not None
-            await app.store.aclose()
+            assert app.fleet is not None
+            await app.fleet.aclose()
             await app.validator.aclose()
