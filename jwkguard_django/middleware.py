@@ -21,6 +21,7 @@ from jwkguard import RoutePolicy
 from ._auth import (
     OPTIONAL,
     aauthenticate,
+    ajudge,
     attach_user,
     authenticate,
     judge,
@@ -85,11 +86,17 @@ class JWKGuardMiddleware:
     def _process_view(
         self, request: HttpRequest, view_func: Callable[..., Any], *view_arguments: Any
     ) -> HttpResponseBase | None:
+        if _runs_on_preflight(request, view_func):
+            answer = judge(request, _REQUIRED)
+            return None if answer is None else respond(answer)
         return _decide(request, view_func)
 
     async def _aprocess_view(
         self, request: HttpRequest, view_func: Callable[..., Any], *view_arguments: Any
     ) -> HttpResponseBase | None:
+        if _runs_on_preflight(request, view_func):
+            answer = await ajudge(request, _REQUIRED)
+            return None if answer is None else respond(answer)
         return _decide(request, view_func)
 
 
@@ -109,6 +116,19 @@ def _skip(request: HttpRequest, state: State) -> bool:
         mark_unauthenticated(request)
         return True
     return False
+
+
+def _runs_on_preflight(request: HttpRequest, view_func: Callable[..., Any]) -> bool:
+    """True for an ``OPTIONS`` request let through by ``EXEMPT_METHODS`` (CORS preflights) to
+    an undecorated function view in protect mode: Django runs such a view for every method, so
+    it would serve its content without a token. Class-based views answer ``OPTIONS`` with
+    ``View.options`` (the allowed methods, no body), and decorated views decide themselves."""
+    if request.method != "OPTIONS" or recorded(request) is not None:
+        return False
+    if hasattr(view_func, POLICY_ATTRIBUTE) or hasattr(view_func, "view_class"):
+        return False
+    options = get_state().options
+    return options.protect and not options.exemptions.path_exempt(request.path_info)
 
 
 def _decide(request: HttpRequest, view_func: Callable[..., Any]) -> HttpResponseBase | None:

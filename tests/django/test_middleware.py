@@ -145,6 +145,42 @@ def test_exempt_paths_do_not_cover_lookalike_paths(fetch: Fetch) -> None:
     assert fetch.get("/public/info").status_code == 200
 
 
+def test_an_options_request_does_not_run_a_function_view_without_a_token(fetch: Fetch) -> None:
+    # Django runs a function view for every method: the OPTIONS exemption (CORS preflights)
+    # must not serve its body, or run its side effects, to a client without a token.
+    assert_missing_token(fetch("options", "/plain"))
+    assert_missing_token(fetch("options", "/aplain"))
+    assert_missing_token(fetch("options", "/plain", headers={"Origin": "https://evil.example"}))
+
+
+def test_an_options_request_to_a_function_view_with_a_token_runs_it(
+    fetch: Fetch, bearer: Any
+) -> None:
+    response = fetch("options", "/plain", headers=bearer(subject="alice"))
+    assert response.status_code == 200
+    assert response.json()["sub"] == "alice"
+
+
+def test_an_options_request_to_a_class_based_view_is_answered_by_django(fetch: Fetch) -> None:
+    # View.options answers with the allowed methods only: a preflight still needs no token.
+    response = fetch("options", "/cbv-write")
+    assert response.status_code == 200
+    assert response["Allow"] == "POST, OPTIONS"
+    assert response.content == b""
+
+
+def test_an_options_request_to_an_exempt_function_view_needs_no_token(fetch: Fetch) -> None:
+    assert fetch("options", "/health").status_code == 200
+    assert fetch("options", "/exempt").status_code == 200
+
+
+def test_options_to_a_function_view_passes_when_the_mode_is_optional(
+    fetch: Fetch, issuer: LocalIssuer
+) -> None:
+    with override_settings(JWKGUARD=jwkguard_settings(issuer, MODE="optional")):
+        assert fetch("options", "/plain").status_code == 200
+
+
 def test_unknown_path_is_still_a_404(fetch: Fetch) -> None:
     assert fetch.get("/nowhere").status_code == 404
 
