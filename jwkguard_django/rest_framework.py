@@ -94,11 +94,19 @@ def _required_scopes(request: Request, view: Any) -> frozenset[str] | None:
     if not isinstance(required, Mapping):
         return frozenset(required)
     action = getattr(view, "action", None)
-    for key in (action, request.method, "*"):
+    method = request.method
+    # Django answers HEAD with the GET handler unless the view has its own: GET's scopes.
+    head_as_get = "GET" if method == "HEAD" and not _has_own_head(view) else None
+    for key in (action, method, head_as_get, "*"):
         if key is not None and key in required:
             scopes: Iterable[str] = required[key]
             return frozenset(scopes)
     return None
+
+
+def _has_own_head(view: Any) -> bool:
+    """True when the view's class defines ``head`` (Django's ``View.setup`` copies ``get``)."""
+    return any("head" in vars(klass) for klass in type(view).__mro__)
 
 
 # View attributes read besides ``required_scopes``, and the RoutePolicy field each sets.
@@ -126,7 +134,8 @@ class HasScopes(BasePermission):
     """Requires a valid token granting the view's ``required_scopes``.
 
     ``required_scopes`` is a list (every method), or a mapping from a viewset action or an
-    HTTP method to a list, with ``"*"`` for the rest; a request no entry covers is refused.
+    HTTP method to a list, with ``"*"`` for the rest (``HEAD`` without an entry takes
+    ``GET``'s, whose handler runs for it); a request no entry covers is refused.
     Without a token the answer is 401, with too few scopes 403 ``insufficient_scope``.
 
     The view may also demand, each as a list for every method: ``any_scopes`` (at least one),

@@ -98,6 +98,22 @@ def test_viewset_action_without_an_entry_is_refused(fetch: Fetch, layout: str, b
     assert response.json()["reason"] == "method_not_covered"
 
 
+def test_head_needs_the_scopes_of_get_whose_handler_it_runs(
+    fetch: Fetch, layout: str, bearer: Any
+) -> None:
+    # Django answers HEAD with the GET handler (headers included): the "*" entry must not
+    # open it to a token that GET refuses.
+    pinger = bearer(scopes=["reports:ping"])
+    refused = fetch("head", "/drf/reports", headers=pinger)
+    assert refused.status_code == 403
+    assert "X-Report-Rows" not in refused
+    assert fetch("put", "/drf/reports", headers=pinger).status_code == 200
+    reader = bearer(scopes=["reports:read"])
+    answer = fetch("head", "/drf/reports", headers=reader)
+    assert answer.status_code == 200
+    assert answer["X-Report-Rows"] == "42"
+
+
 def test_drf_reuses_the_middleware_result(issuer: LocalIssuer, bearer: Any) -> None:
     spy = PathSpy()
     with override_settings(JWKGUARD=jwkguard_settings(issuer, LIFECYCLE=spy)):

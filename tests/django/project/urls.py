@@ -38,5 +38,6 @@ urlpatterns = [
     path("awhoami", views.awhoami),
     path("drf/orders", views.DRFOrders.as_view()),
     path("drf/authenticated", views.DRFAuthenticatedOnly.as_view()),
+    path("drf/reports", views.DRFReports.as_view()),
     *router.urls,
 ]

@@ -158,6 +158,23 @@ class DRFOrders(APIView):
         return Response({"created": True}, status=201)
 
 
+class DRFReports(APIView):
+    """Scopes per method; ``*`` covers the other methods with a weaker scope."""
+
+    authentication_classes = (JWKGuardAuthentication,)
+    permission_classes = (HasScopes,)
+    required_scopes: ClassVar[dict[str, list[str]]] = {
+        "GET": ["reports:read"],
+        "*": ["reports:ping"],
+    }
+
+    def get(self, request: Request) -> Response:
+        return Response({"report": "secret"}, headers={"X-Report-Rows": "42"})
+
+    def put(self, request: Request) -> Response:
+        return Response({"pinged": True})
+
+
 class DRFAuthenticatedOnly(APIView):
     authentication_classes = (JWKGuardAuthentication,)
     permission_classes = (IsAuthenticated,)
