@@ -7,6 +7,7 @@ the view reads headers lazily, so a request costs only the few look-ups the pipe
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -75,9 +76,12 @@ class IndexedHeaders:
 class EnvironHeaders:
     """A WSGI environ's (or Django ``META``'s) ``HTTP_*`` keys.
 
-    WSGI keeps one value per header: servers join repeated headers with ``", "``. A joined
-    ``Authorization`` is then malformed and refused; joined ``DPoP`` proofs are split again
-    on commas, which a compact JWS never contains, so that two proofs stay two.
+    WSGI keeps one value per header: servers join repeated headers with ``","``. A joined
+    ``Authorization`` is split again before each ``Bearer`` or ``DPoP`` credential after a
+    comma (a token never holds one), so that ``Basic ..., Bearer ...`` or an empty header
+    then a token is two headers, refused as under ASGI, not one of another scheme; joined
+    ``DPoP`` proofs are split on commas, which a compact JWS never contains, so that two
+    proofs stay two.
     """
 
     __slots__ = ("_environ",)
@@ -93,7 +97,13 @@ class EnvironHeaders:
             return []
         if name in self._SPLIT:
             return [part.strip() for part in str(value).split(",")]
+        if name == "authorization" and "," in value:
+            return _JOINED_CREDENTIALS.split(str(value))
         return [str(value)]
+
+
+# A comma that starts another Bearer or DPoP credential in a joined Authorization header.
+_JOINED_CREDENTIALS = re.compile(r"\s*,\s*(?=(?:bearer|dpop)(?:\s|$))", re.IGNORECASE)
 
 
 def _no_url() -> str:

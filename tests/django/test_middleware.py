@@ -114,6 +114,18 @@ def test_any_authorization_header_gets_a_clean_answer(header: str) -> None:
     assert response.json()["error"] in ("invalid_request", "invalid_token", "unauthorized")
 
 
+def test_two_joined_authorization_headers_are_refused_whatever_their_order(
+    fetch: Fetch, issuer: LocalIssuer
+) -> None:
+    # What the WSGI server (or Django's ASGI handler) makes of two headers: one joined value.
+    token = issuer.mint()
+    with override_settings(JWKGUARD=jwkguard_settings(issuer, MODE="optional")):
+        for joined in (f"Basic dXNlcjpwYXNz, Bearer {token}", f",Bearer {token}"):
+            response = fetch.get("/plain", headers={"Authorization": joined})
+            assert response.status_code == 400
+            assert response.json()["reason"] == "multiple_authorization_headers"
+
+
 def test_other_authorization_schemes_count_as_no_token(fetch: Fetch) -> None:
     assert_missing_token(fetch.get("/plain", headers={"Authorization": "Basic dXNlcjpwYXNz"}))
 

@@ -102,7 +102,7 @@ def _refusals(issuer: LocalIssuer) -> list[tuple[str, dict[str, Any], int, str, 
             {"headers": [("Authorization", f"Bearer {token}"), ("Authorization", "Bearer x")]},
             400,
             "invalid_request",
-            "malformed_authorization_header",
+            "multiple_authorization_headers",
         ),
         (
             "insufficient scope",

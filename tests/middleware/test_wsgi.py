@@ -70,6 +70,37 @@ def test_two_authorization_headers_are_refused(base_url: str, mint: Any) -> None
     assert answer.status_code == 400
 
 
+@pytest.mark.parametrize(
+    "first",
+    ["Basic dXNlcjpwYXNz", "", "Bearer", "bearer abc"],
+    ids=["basic", "empty", "bare", "lower"],
+)
+def test_a_bearer_token_after_another_authorization_header_is_refused(
+    base_url: str, mint: Any, first: str
+) -> None:
+    """The server joins the two headers: a token after the comma is a second header, refused
+    as under ASGI, not read as one header of another scheme (no token, or anonymous)."""
+    answer = httpx.get(
+        f"{base_url}/whoami",
+        headers=[("Authorization", first), ("Authorization", f"Bearer {mint()}")],
+    )
+    assert answer.status_code == 400
+    assert answer.json()["reason"] == "multiple_authorization_headers"
+
+
+def test_two_authorization_headers_are_refused_on_an_optional_app(
+    validator: Validator, mint: Any
+) -> None:
+    with WaitressServer(raw_wsgi_app(validator, optional=True)) as running:
+        for first in ("Basic dXNlcjpwYXNz", ""):
+            answer = httpx.get(
+                f"{running.url}/whoami",
+                headers=[("Authorization", first), ("Authorization", f"DPoP {mint()}")],
+            )
+            assert answer.status_code == 400
+            assert answer.json()["reason"] == "multiple_authorization_headers"
+
+
 def test_a_query_token_is_refused_by_default(base_url: str, mint: Any) -> None:
     answer = httpx.get(f"{base_url}/whoami", params={"access_token": mint()})
     assert answer.status_code == 400
