@@ -28,6 +28,7 @@ __all__ = ["ErrorResponse", "error_response", "extract_bearer", "missing_token_r
 B64TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
 _B64TOKEN = B64TOKEN
 _QUOTE_UNSAFE = re.compile(r'[\\"\x00-\x1f\x7f]')
+_OWS = " \t"  # RFC 9110 section 5.6.3
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,10 +79,12 @@ def extract_credentials(
         )
     found: Credentials | None = None
     if authorization:
-        scheme, _, credentials = authorization[0].strip().partition(" ")
+        # Only HTTP's optional whitespace (SP, HTAB): str.strip() would also drop NBSP, NEL and
+        # other bytes a gateway keeps, giving one token two spellings.
+        scheme, _, credentials = authorization[0].strip(_OWS).partition(" ")
         chosen = next((name for name in schemes if name.lower() == scheme.lower()), None)
         if chosen is not None:
-            credentials = credentials.strip()
+            credentials = credentials.strip(_OWS)
             if not _B64TOKEN.fullmatch(credentials):
                 raise InvalidRequest(
                     f"The Authorization header does not hold a well-formed {chosen} token",

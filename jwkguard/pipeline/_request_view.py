@@ -96,14 +96,14 @@ class EnvironHeaders:
         if value is None:
             return []
         if name in self._SPLIT:
-            return [part.strip() for part in str(value).split(",")]
+            return [part.strip(" \t") for part in str(value).split(",")]
         if name == "authorization" and "," in value:
             return _JOINED_CREDENTIALS.split(str(value))
         return [str(value)]
 
 
 # A comma that starts another Bearer or DPoP credential in a joined Authorization header.
-_JOINED_CREDENTIALS = re.compile(r"\s*,\s*(?=(?:bearer|dpop)(?:\s|$))", re.IGNORECASE)
+_JOINED_CREDENTIALS = re.compile(r"[ \t]*,[ \t]*(?=(?:bearer|dpop)(?:[ \t]|$))", re.IGNORECASE)
 
 
 def _no_url() -> str:

@@ -65,6 +65,17 @@ def test_a_bearer_header_without_a_well_formed_token_is_a_bad_request(value: str
     assert _refusal(authorization=[value]).reason == "malformed_authorization_header"
 
 
+@pytest.mark.parametrize("space", ["\xa0", "\x85", "\x1c", "\x1f", "\x0b", "\x0c", "\u3000"])
+def test_only_spaces_and_tabs_surround_a_token(space: str) -> None:
+    """HTTP's optional whitespace is SP and HTAB: what Python's str.strip also removes (NBSP,
+    NEL, the separators) is part of the value, so a gateway that matches the header exactly
+    and jwkguard never see two spellings of one token."""
+    for value in (f"Bearer {TOKEN}{space}", f"Bearer {space}{TOKEN}", f"Bearer {TOKEN} {space}"):
+        assert _refusal(authorization=[value]).reason == "malformed_authorization_header"
+    assert extract_bearer([f"{space}Bearer {TOKEN}"]) is None  # another scheme: no token
+    assert extract_bearer([f"\t Bearer \t{TOKEN}\t "]) == TOKEN
+
+
 def test_two_authorization_headers_are_a_bad_request() -> None:
     error = _refusal(authorization=[f"Bearer {TOKEN}", "Bearer other"])
     assert error.reason == "multiple_authorization_headers"

@@ -77,6 +77,15 @@ def test_two_authorization_headers_are_a_400(base_url: str, mint: Any) -> None:
     assert answer.json()["reason"] == "multiple_authorization_headers"
 
 
+@pytest.mark.parametrize("byte", ["\xa0", "\x85"], ids=["nbsp", "nel"])
+def test_a_token_with_a_trailing_latin1_space_is_malformed(
+    base_url: str, mint: Any, byte: str
+) -> None:
+    """obs-text after the token reaches the app: it is part of the value, not whitespace."""
+    headers = {"Authorization": f"Bearer {mint()}{byte}"}
+    assert raw_get(base_url, "/whoami", headers) == 400
+
+
 def test_a_query_token_is_refused_by_default(base_url: str, mint: Any) -> None:
     answer = httpx.get(f"{base_url}/whoami", params={"access_token": mint()})
     assert answer.status_code == 400
@@ -144,6 +153,37 @@ def test_a_websocket_without_a_valid_token_is_refused(
         return 200
 
     # Closed before it was accepted: the server answers the handshake with HTTP 403.
+    assert asyncio.run(talk()) == 403
+
+
+@pytest.mark.parametrize("case", ["two-headers", "query", "header-and-query", "basic"])
+def test_a_websocket_handshake_follows_the_http_token_rules(
+    base_url: str, mint: Any, case: str
+) -> None:
+    """Two headers, a query token (not accepted by default), or another scheme: a handshake
+    is refused like an HTTP request, even when one of the tokens is valid."""
+    token = mint()
+    url = _ws_url(base_url)
+    headers: list[tuple[str, str]] = []
+    if case in ("two-headers", "header-and-query"):
+        headers.append(("Authorization", f"Bearer {token}"))
+    if case == "two-headers":
+        headers.append(("Authorization", f"Bearer {token}"))
+    if case in ("query", "header-and-query"):
+        url += f"?access_token={token}"
+    if case == "basic":
+        headers.append(("Authorization", "Basic dXNlcjpwYXNz"))
+
+    async def talk() -> int:
+        try:
+            async with websockets.connect(url, additional_headers=headers) as socket:
+                await asyncio.wait_for(socket.recv(), 10)
+        except InvalidStatus as exc:
+            return exc.response.status_code
+        except websockets.ConnectionClosed as exc:
+            return exc.rcvd.code if exc.rcvd is not None else 0
+        return 200
+
     assert asyncio.run(talk()) == 403
 
 

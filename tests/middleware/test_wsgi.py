@@ -101,6 +101,16 @@ def test_two_authorization_headers_are_refused_on_an_optional_app(
             assert answer.json()["reason"] == "multiple_authorization_headers"
 
 
+@pytest.mark.parametrize("byte", ["\xa0", "\x85"], ids=["nbsp", "nel"])
+def test_a_token_with_a_trailing_latin1_space_is_malformed(
+    base_url: str, mint: Any, byte: str
+) -> None:
+    """obs-text after the token reaches the app: it is part of the value, not whitespace."""
+    headers = {"Authorization": f"Bearer {mint()}{byte}"}
+    answer = raw_request(base_url, "GET", "/whoami", headers)
+    assert answer.status == 400
+
+
 def test_a_query_token_is_refused_by_default(base_url: str, mint: Any) -> None:
     answer = httpx.get(f"{base_url}/whoami", params={"access_token": mint()})
     assert answer.status_code == 400
