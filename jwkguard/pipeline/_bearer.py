@@ -27,7 +27,10 @@ __all__ = ["ErrorResponse", "error_response", "extract_bearer", "missing_token_r
 # RFC 6750 section 2.1: b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="
 B64TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
 _B64TOKEN = B64TOKEN
-_QUOTE_UNSAFE = re.compile(r'[\\"\x00-\x1f\x7f]')
+# RFC 6750 section 3: challenge values are %x20-21 / %x23-5B / %x5D-7E (printable ASCII
+# without '"' and '\\'); anything else is left out, so no value can break the header or fail
+# to encode (a 500).
+_QUOTE_UNSAFE = re.compile(r"[^\x20\x21\x23-\x5b\x5d-\x7e]")
 _OWS = " \t"  # RFC 9110 section 5.6.3
 
 

@@ -231,6 +231,19 @@ def test_the_middleware_imports_no_web_framework() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+def test_a_challenge_naming_non_ascii_scopes_is_still_sent(validator: Validator, mint: Any) -> None:
+    """RFC 6750 section 3: challenge values are printable ASCII. A scope or realm outside it
+    (configured, never from the request) is left out of the header, never a 500."""
+    app = raw_asgi_app(validator, scopes=["données:lire"], realm="Zürich 東京")
+    with serve_asgi("uvicorn", app) as running:
+        answer = httpx.get(f"{running.url}/whoami", headers={"Authorization": f"Bearer {mint()}"})
+        assert answer.status_code == 403
+        assert answer.headers["www-authenticate"].startswith('Bearer realm="Zrich ", error=')
+        assert 'scope="donnes:lire"' in answer.headers["www-authenticate"]
+        assert answer.json()["error"] == "insufficient_scope"
+        assert httpx.get(f"{running.url}/whoami").status_code == 401
+
+
 def test_a_bad_configuration_fails_at_construction(validator: Validator) -> None:
     from jwkguard.errors import ConfigurationError
 
