@@ -126,6 +126,22 @@ def _ws_url(base_url: str) -> str:
     return base_url.replace("http://", "ws://") + "/ws"
 
 
+def _handshake(url: str, headers: Any) -> int:
+    """The HTTP status of a WebSocket handshake (200 once accepted), or the close code."""
+
+    async def talk() -> int:
+        try:
+            async with websockets.connect(url, additional_headers=headers) as socket:
+                await asyncio.wait_for(socket.recv(), 10)
+        except InvalidStatus as exc:
+            return exc.response.status_code
+        except websockets.ConnectionClosed as exc:
+            return exc.rcvd.code if exc.rcvd is not None else 0
+        return 200
+
+    return asyncio.run(talk())
+
+
 def test_a_websocket_with_a_valid_token_is_accepted(base_url: str, mint: Any) -> None:
     async def talk() -> str:
         async with websockets.connect(
@@ -142,18 +158,8 @@ def test_a_websocket_without_a_valid_token_is_refused(
 ) -> None:
     headers = {"Authorization": authorization} if authorization else {}
 
-    async def talk() -> int:
-        try:
-            async with websockets.connect(_ws_url(base_url), additional_headers=headers) as socket:
-                await asyncio.wait_for(socket.recv(), 10)
-        except InvalidStatus as exc:
-            return exc.response.status_code
-        except websockets.ConnectionClosed as exc:
-            return exc.rcvd.code if exc.rcvd is not None else 0
-        return 200
-
     # Closed before it was accepted: the server answers the handshake with HTTP 403.
-    assert asyncio.run(talk()) == 403
+    assert _handshake(_ws_url(base_url), headers) == 403
 
 
 @pytest.mark.parametrize("case", ["two-headers", "query", "header-and-query", "basic"])
@@ -173,18 +179,7 @@ def test_a_websocket_handshake_follows_the_http_token_rules(
         url += f"?access_token={token}"
     if case == "basic":
         headers.append(("Authorization", "Basic dXNlcjpwYXNz"))
-
-    async def talk() -> int:
-        try:
-            async with websockets.connect(url, additional_headers=headers) as socket:
-                await asyncio.wait_for(socket.recv(), 10)
-        except InvalidStatus as exc:
-            return exc.response.status_code
-        except websockets.ConnectionClosed as exc:
-            return exc.rcvd.code if exc.rcvd is not None else 0
-        return 200
-
-    assert asyncio.run(talk()) == 403
+    assert _handshake(url, headers) == 403
 
 
 # -- options, on the raw app ----------------------------------------------------------------
