@@ -94,7 +94,7 @@ class JWKGuardMiddleware(GuardedApp[ASGIApp]):
         elif kind == "websocket":
             await self.refuse_websocket(scope, receive, send, decision)
         else:
-            await send_error(send, decision.response)
+            await send_error(send, decision.response, head=scope["method"] == "HEAD")
 
     def attach(self, scope: Scope, decision: Decision) -> None:
         """Put the verified claims (None: optional, no token) where the app reads them."""
@@ -132,8 +132,11 @@ async def send_metadata(send: Send, resource: ResourceMetadata, *, head: bool = 
     await send({"type": "http.response.body", "body": b"" if head else body})
 
 
-async def send_error(send: Send, response: ErrorResponse, *, prefix: str = "http.response") -> None:
-    """Send ``response`` as an ASGI HTTP answer (JSON body, challenge, ``no-store``)."""
+async def send_error(
+    send: Send, response: ErrorResponse, *, prefix: str = "http.response", head: bool = False
+) -> None:
+    """Send ``response`` as an ASGI HTTP answer (JSON body, challenge, ``no-store``); to a
+    ``HEAD`` request (``head``), the same headers without the body."""
     body = response.body_bytes()
     await send(
         {
@@ -145,4 +148,4 @@ async def send_error(send: Send, response: ErrorResponse, *, prefix: str = "http
             ],
         }
     )
-    await send({"type": f"{prefix}.body", "body": body})
+    await send({"type": f"{prefix}.body", "body": b"" if head else body})

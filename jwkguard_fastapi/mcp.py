@@ -230,7 +230,7 @@ class JWKGuardMCPGuard:
             return
         decision = await self.decide(scope)
         if decision.response is not None:
-            await send_error(send, decision.response)
+            await send_error(send, decision.response, head=method == "HEAD")
             return
         claims = decision.claims
         credentials = decision.credentials

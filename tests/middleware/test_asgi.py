@@ -239,6 +239,35 @@ def test_a_challenge_naming_non_ascii_scopes_is_still_sent(validator: Validator,
         assert httpx.get(f"{running.url}/whoami").status_code == 401
 
 
+def test_head_gets_the_refusal_without_a_body(validator: Validator) -> None:
+    """HTTP forbids a body in an answer to HEAD: the middleware sends none, rather than count
+    on every ASGI server to drop it (one that forwarded it would desync a kept-alive
+    connection), as the WSGI middleware and the metadata document already do."""
+    sent: list[dict[str, Any]] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        raise AssertionError("the app must not run")
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "method": "HEAD",
+        "path": "/whoami",
+        "headers": [],
+        "query_string": b"",
+    }
+    asyncio.run(JWKGuardMiddleware(app, validator)(scope, receive, send))
+    start, body = sent
+    assert start["status"] == 401
+    assert (b"www-authenticate", b'Bearer realm="api"') in start["headers"]
+    assert body == {"type": "http.response.body", "body": b""}
+
+
 def test_a_bad_configuration_fails_at_construction(validator: Validator) -> None:
     from jwkguard.errors import ConfigurationError
 
