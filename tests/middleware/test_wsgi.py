@@ -124,7 +124,22 @@ def test_exempt_paths_are_exact_or_subtrees(base_url: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "target", ["/health/../admin", "/health;x=1/../admin", "/health/%2e%2e/admin"]
+    "target",
+    [
+        "/health/../admin",
+        "/health/./../admin",
+        "/health;x=1/../admin",
+        "//health/../admin",
+        # Percent-encoded dot segments and slashes: the server decodes them into the path.
+        "/health/..%2fadmin",
+        "/health%2F..%2Fadmin",
+        "/health/%2e%2e/admin",
+        "/health/%2E%2E%2Fadmin",
+        "/health/..;/admin",
+        "/health//..//admin",
+        "/health/live%00",
+        "/health/live%0a",
+    ],
 )
 def test_an_exemption_cannot_be_stretched_to_a_protected_path(base_url: str, target: str) -> None:
     assert raw_request(base_url, "GET", target).status == 401
