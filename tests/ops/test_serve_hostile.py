@@ -355,6 +355,18 @@ def test_a_rule_without_methods_catches_the_other_methods_of_its_prefix(
     assert ask(servers, gateway, "PATCH", "/reports/1", admin).status_code == 200
 
 
+@pytest.mark.parametrize("gateway", FLAVOURS)
+@pytest.mark.parametrize("query", ["%61ccess_token=", "x=1;access_token=", "access.token="])
+def test_a_query_token_spelled_another_way_is_still_refused(
+    servers: dict[str, ASGIServer], issuer: LocalIssuer, gateway: str, query: str
+) -> None:
+    """An upstream that decodes names (or splits on ';', or is PHP) would read a token there:
+    on an anonymous route it would reach the upstream unchecked."""
+    forged = issuer.mint(subject="admin")[:-4] + "AAAA"
+    response = ask(servers, gateway, "GET", f"/public/x?{query}{forged}")
+    assert reason(response) == (400, "token_in_query")
+
+
 # -- 3. identity headers are data, not text ----------------------------------------------
 
 HARD_VALUES: list[dict[str, Any]] = [
