@@ -268,3 +268,14 @@ def test_documented_configs_let_no_forged_identity_header_reach_the_upstream(
         upstream = traefik_upstream(client, answer)
     assert answer.status_code == 200, answer.text
     assert upstream == expected
+
+
+def test_documented_envoy_config_passes_what_a_client_needs_of_a_refusal() -> None:
+    """Envoy answers a 5xx of the authorization service with ``status_on_error`` (403 unless
+    set): an outage must stay a 503, not become "forbidden"; and ``allowed_client_headers``
+    must pass the challenge, ``Retry-After`` and the DPoP nonce a client retries with."""
+    config = documented("Envoy")["http_filters"][0]["typed_config"]
+    assert config["status_on_error"] == {"code": "ServiceUnavailable"}
+    response = config["http_service"]["authorization_response"]
+    passed = {pattern["exact"] for pattern in response["allowed_client_headers"]["patterns"]}
+    assert {"www-authenticate", "retry-after", "dpop-nonce"} <= passed
