@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import http.client
 import json
+import socket
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -20,8 +22,8 @@ import pytest
 from jwkguard._forward_auth import ForwardAuthApp, decode_list, decode_text, parse_config
 from jwkguard.testing import LocalIssuer
 
-from ..servers import ASGIServer
-from .conftest import inline_validator
+from ..servers import ASGIServer, free_port
+from .conftest import forward_auth_toml, inline_validator, jwkguard_serve
 
 HOST = "api.example.com"
 
@@ -439,3 +441,92 @@ def test_route_answers_are_remembered_within_a_bound() -> None:
         memo.remember(f"/path/{number}", number)
         assert len(memo._entries) <= _MEMO_ENTRIES
     assert memo.get(f"/path/{_MEMO_ENTRIES * 3 - 1}") == _MEMO_ENTRIES * 3 - 1
+
+
+# -- 4. the running server: its peer, its connections --------------------------------------
+
+
+def test_the_served_process_judges_its_tcp_peer_never_a_forwarded_address(
+    issuer: LocalIssuer, tmp_path: Path
+) -> None:
+    """uvicorn trusts X-Forwarded-For from loopback by default; `jwkguard serve` must not."""
+    port = free_port()
+    config = forward_auth_toml(
+        issuer=issuer.url,
+        audience=issuer.audience,
+        port=port,
+        server_extra='trusted_proxies = ["192.0.2.7"]',
+    )
+    token = issuer.mint(scopes=["orders:read", "admin"])
+    spoofed = [
+        ("X-Forwarded-For", "192.0.2.7"),
+        ("X-Real-IP", "192.0.2.7"),
+        ("Forwarded", "for=192.0.2.7"),
+    ]
+    described = [("X-Original-URI", "/orders"), ("X-Original-Method", "GET")]
+    with jwkguard_serve(config, tmp_path, port):
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        try:
+            connection.putrequest("GET", "/auth", skip_accept_encoding=True)
+            for name, value in [
+                *described,
+                ("X-Forwarded-Host", HOST),
+                ("Authorization", f"Bearer {token}"),
+                *spoofed,
+            ]:
+                connection.putheader(name, value)
+            connection.endheaders()
+            answer = connection.getresponse()
+            body = json.loads(answer.read())
+        finally:
+            connection.close()
+    assert (answer.status, body["reason"]) == (403, "untrusted_peer")
+    assert answer.getheader("X-Auth-Subject") is None
+
+
+def test_pipelined_questions_on_one_connection_get_their_own_answers(
+    servers: dict[str, ASGIServer], issuer: LocalIssuer
+) -> None:
+    """A gateway's keep-alive connection carries many clients: no identity leaks across."""
+
+    def question(target: str, token: str | None, last: bool = False) -> bytes:
+        lines = [
+            "GET /auth HTTP/1.1",
+            "Host: jwkguard",
+            f"X-Original-URI: {target}",
+            "X-Original-Method: GET",
+            f"X-Forwarded-Host: {HOST}",
+            *([f"Authorization: Bearer {token}"] if token else []),
+            *(["Connection: close"] if last else []),
+        ]
+        return ("\r\n".join(lines) + "\r\n\r\n").encode()
+
+    alice = issuer.mint(subject="alice", scopes=["orders:read"], name="Alice")
+    bob = issuer.mint(subject="bob", scopes=[])
+    sent = (
+        question("/orders/1", alice)
+        + question("/public/x", None)
+        + question("/orders/1", bob)
+        + question("/public/x", bob)
+        + question("/orders/1", alice, last=True)
+    )
+    with socket.create_connection(("127.0.0.1", servers["nginx"].port), timeout=10) as sock:
+        sock.sendall(sent)
+        received = b""
+        while chunk := sock.recv(65536):
+            received += chunk
+    answers = [part for part in received.split(b"HTTP/1.1 ")[1:]]
+    statuses = [int(answer[:3]) for answer in answers]
+    subjects = [
+        next(
+            (
+                line.split(b":", 1)[1].strip().decode()
+                for line in answer.split(b"\r\n")
+                if line.lower().startswith(b"x-auth-subject:")
+            ),
+            None,
+        )
+        for answer in answers
+    ]
+    assert statuses == [200, 200, 403, 200, 200]
+    assert subjects == ["alice", None, None, "bob", "alice"]
