@@ -34,6 +34,15 @@ _AMBIGUOUS_ESCAPE = re.compile(r"%(?:25|2f|5c|3b|3f|23|[01][0-9a-f]|7f)", re.IGN
 _BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
 _TARGET = re.compile(r"[\x21-\x7e]*")
 _SLASHES = re.compile(r"/{2,}")
+# Case-insensitive upstreams also read these two as ASCII: JavaScript's and Java's upper case
+# of the dotless i (U+0131) is "I", and Java's equalsIgnoreCase takes the dotted capital I
+# (U+0130) for "i". casefold() keeps both apart from "i".
+_TURKISH_I = str.maketrans({"\u0131": "i", "\u0130": "i"})
+
+
+def _fold(text: str) -> str:
+    """``text`` as a case-insensitive upstream may compare it."""
+    return text.translate(_TURKISH_I).casefold()
 
 
 class AmbiguousPath(ValueError):
@@ -160,13 +169,13 @@ class RouteTable:
 
     def __init__(self, routes: Iterable[RouteRule]) -> None:
         self.routes = tuple(sorted(routes, key=RouteRule.specificity, reverse=True))
-        self._folded = tuple(route.path.casefold() for route in self.routes)
+        self._folded = tuple(_fold(route.path) for route in self.routes)
 
     def _select(self, host: str, path: str, method: str, *, fold: bool = False) -> int | None:
         method = _rule_method(method)
         prefixes = self._folded if fold else tuple(route.path for route in self.routes)
         if fold:
-            path = path.casefold()
+            path = _fold(path)
         chosen: tuple[str | None, str] | None = None
         for index, route in enumerate(self.routes):
             if chosen is not None:

@@ -275,6 +275,8 @@ AMBIGUOUS = [
     "/Admin",  # a case-insensitive upstream serves /admin
     "/ADMIN/users",
     "/Public/secret",  # a case-sensitive upstream's private /Public is no /public
+    "/adm%C4%B1n",  # dotless i: JavaScript's and Java's upper case of it is "I"
+    "/adm%C4%B0n",  # dotted capital I: Java's equalsIgnoreCase reads it as "i"
     "//admin",  # unmerged: not /admin; some parsers read "//admin" as a host
     "//public/x",
     "/public/x y",
