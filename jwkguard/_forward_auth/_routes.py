@@ -249,8 +249,9 @@ def normalise_path(uri: str) -> OriginalPath:
         AmbiguousPath: Not an origin-form target of visible ASCII; a ``#``; a ``;`` in the
             path (path parameters, ``..;/``); a bad escape, or one an upstream may read as
             structure or decode again (``%25``, ``%2F``, ``%5C``, ``%3B``, ``%3F``, ``%23``,
-            control characters); not UTF-8 once decoded; a backslash; a dot segment; text
-            that Unicode compatibility normalisation (NFKC) would change.
+            control characters); not UTF-8 once decoded; a backslash; a dot segment, or a
+            segment that starts with a space or ends in a dot or a space; text that Unicode
+            compatibility normalisation (NFKC) would change.
     """
     if not _TARGET.fullmatch(uri) or "#" in uri:
         raise AmbiguousPath("the original request target holds a '#', a space or a non-ASCII byte")
@@ -267,6 +268,10 @@ def normalise_path(uri: str) -> OriginalPath:
         raise AmbiguousPath("the original path is not UTF-8") from None
     if unicodedata.normalize("NFKC", unmerged) != unmerged:
         raise AmbiguousPath("the original path changes under Unicode normalisation")
-    if any(segment in (".", "..") for segment in unmerged.split("/")):
+    segments = unmerged.split("/")
+    if any(segment in (".", "..") for segment in segments):
         raise AmbiguousPath("the original path holds a dot segment")
+    if any(segment.endswith((".", " ")) or segment.startswith(" ") for segment in segments):
+        # IIS drops a segment's trailing dots and spaces, older Spring trims its spaces.
+        raise AmbiguousPath("a segment of the original path ends in a dot or a space")
     return OriginalPath(_SLASHES.sub("/", unmerged), query, unmerged)

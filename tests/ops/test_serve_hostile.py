@@ -276,6 +276,10 @@ AMBIGUOUS = [
     "/ADMIN/users",
     "/Public/secret",  # a case-sensitive upstream's private /Public is no /public
     "/adm%C4%B1n",  # dotless i: JavaScript's and Java's upper case of it is "I"
+    "/admin%20",  # IIS and older Spring trim spaces at the ends of a segment: /admin
+    "/%20admin/users",
+    "/admin.",  # IIS (Windows) drops trailing dots of a segment: /admin
+    "/admin./users",
     "/adm%C4%B0n",  # dotted capital I: Java's equalsIgnoreCase reads it as "i"
     "//admin",  # unmerged: not /admin; some parsers read "//admin" as a host
     "//public/x",
@@ -322,6 +326,7 @@ def test_what_remains_is_matched_on_one_canonical_form(
     assert ask(servers, gateway, "GET", "/orders//7", nobody).status_code == 403
     assert ask(servers, gateway, "GET", "/orders/caf%C3%A9?q=%3B", reader).status_code == 200
     assert ask(servers, gateway, "GET", "/orders/ABC-7", reader).status_code == 200
+    assert ask(servers, gateway, "GET", "/orders/my%20order.v2", reader).status_code == 200
 
 
 @pytest.mark.parametrize("gateway", FLAVOURS)
