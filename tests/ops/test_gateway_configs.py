@@ -13,6 +13,7 @@ for real in test_nginx.py.
 from __future__ import annotations
 
 import re
+import tomllib
 from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
@@ -279,3 +280,23 @@ def test_documented_envoy_config_passes_what_a_client_needs_of_a_refusal() -> No
     response = config["http_service"]["authorization_response"]
     passed = {pattern["exact"] for pattern in response["allowed_client_headers"]["patterns"]}
     assert {"www-authenticate", "retry-after", "dpop-nonce"} <= passed
+
+
+def test_each_documented_gateway_sets_every_documented_identity_header() -> None:
+    """Every identity header of the documented [server] (X-Auth-Subject, X-Auth-Scopes and each
+    claim_headers name) is set, or removed, by each documented gateway: one it leaves alone
+    reaches the upstream as the client wrote it."""
+    text = DOCS.read_text(encoding="utf-8")
+    (toml_block,) = re.findall(r"```toml\n(\[server\].*?)```", text, re.S)
+    claim_headers = tomllib.loads(toml_block)["server"]["claim_headers"]
+    expected = {"x-auth-subject", "x-auth-scopes"} | {name.lower() for name in claim_headers}
+    (nginx,) = re.findall(r"```nginx\n(.*?)```", text, re.S)
+    nginx_set = {
+        name.lower() for name in re.findall(r"proxy_set_header\s+(X-Auth-[\w-]+)\s+\$", nginx)
+    }
+    traefik = documented("Traefik")["http"]["middlewares"]["jwkguard"]["forwardAuth"]
+    service = documented("Envoy")["http_filters"][0]["typed_config"]["http_service"]
+    envoy = service["authorization_response"]["allowed_upstream_headers"]["patterns"]
+    assert nginx_set == expected
+    assert {name.lower() for name in traefik["authResponseHeaders"]} == expected
+    assert {pattern["exact"] for pattern in envoy} == expected

@@ -138,6 +138,18 @@ def test_clients_cannot_forge_identity_headers(gateway: Nginx, issuer: LocalIssu
     assert "x-auth-client" not in signed_in["headers"]
 
 
+def test_every_configured_claim_header_is_the_gateways_own(
+    gateway: Nginx, issuer: LocalIssuer
+) -> None:
+    """A claim header nginx does not set passes the client's copy on: jwkguard serve is
+    configured with X-Auth-Tenant, so the documented configuration must set it too."""
+    token = issuer.mint(subject="bob", scopes=["orders:read"], org={"tenant": "acme"})
+    echoed = get(gateway, "/orders", token, **{"X-Auth-Tenant": "evil"}).json()["headers"]
+    assert echoed.get("x-auth-tenant") == "acme"
+    anonymous = get(gateway, "/public/info", **{"X-Auth-Tenant": "evil"}).json()["headers"]
+    assert "x-auth-tenant" not in anonymous
+
+
 def test_missing_token_gets_one_bearer_challenge(gateway: Nginx) -> None:
     response = get(gateway, "/orders")
     assert response.status_code == 401
