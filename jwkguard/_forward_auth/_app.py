@@ -76,6 +76,9 @@ _HEALTH_RETRY_TIMEOUT = 2.0
 # Entries of each per-server memo (peers, route answers, identity headers); a memo that
 # fills up starts over, so a client sending ever new paths costs memory only up to this.
 _MEMO_ENTRIES = 4096
+# Longer targets are decided each time: a memo of 4096 targets of 60 KB each (Envoy takes that
+# much) would hold hundreds of MB.
+_MEMO_TARGET = 2048
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -374,7 +377,8 @@ class ForwardAuthApp:
         """The rule for ``method host target``, with the canonical path and the raw query.
 
         The answer depends only on these three strings and the configuration, so it is kept
-        (bounded): a gateway asks about the same few paths over and over.
+        (bounded, for targets of at most 2048 characters): a gateway asks about the same few
+        paths over and over.
 
         Raises:
             AmbiguousPath: The target could be read two ways.
@@ -389,7 +393,8 @@ class ForwardAuthApp:
                 known = (route, normalised.path, normalised.query)
             except (AmbiguousPath, MethodNotNamed) as exc:
                 known = exc
-            self._routes_seen.remember(key, known)
+            if len(target) <= _MEMO_TARGET:
+                self._routes_seen.remember(key, known)
         if isinstance(known, Exception):
             # A fresh traceback each time: re-raising one instance would grow its traceback.
             raise known.with_traceback(None)

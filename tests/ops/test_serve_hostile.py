@@ -20,6 +20,7 @@ import httpx
 import pytest
 
 from jwkguard._forward_auth import ForwardAuthApp, decode_list, decode_text, parse_config
+from jwkguard._forward_auth._routes import AmbiguousPath
 from jwkguard.testing import LocalIssuer
 
 from ..servers import ASGIServer, free_port
@@ -276,6 +277,7 @@ AMBIGUOUS = [
     "/ADMIN/users",
     "/Public/secret",  # a case-sensitive upstream's private /Public is no /public
     "/adm%C4%B1n",  # dotless i: JavaScript's and Java's upper case of it is "I"
+    "/public/%C0%AE%C0%AE/admin",  # overlong UTF-8 for ".."
     "/admin%20",  # IIS and older Spring trim spaces at the ends of a segment: /admin
     "/%20admin/users",
     "/admin.",  # IIS (Windows) drops trailing dots of a segment: /admin
@@ -537,3 +539,20 @@ def test_pipelined_questions_on_one_connection_get_their_own_answers(
     ]
     assert statuses == [200, 200, 403, 200, 200]
     assert subjects == ["alice", None, None, "bob", "alice"]
+
+
+def test_long_targets_cost_memory_only_while_asked(issuer: LocalIssuer) -> None:
+    """The route memo holds 4096 answers: a client sending ever new 60 KB targets (Envoy takes
+    60 KB of headers) must not make it hold 4096 of those."""
+    from jwkguard._forward_auth._app import _MEMO_ENTRIES, _MEMO_TARGET
+
+    app = ForwardAuthApp(parse_config(document(issuer, "nginx")))
+    for number in range(64):
+        long_target = f"/public/{number}/" + "a" * 60_000
+        assert app.route_for(HOST, long_target, "GET")[0] is not None
+        assert app.route_for(HOST, long_target + "?x", "GET")[2] == "x"
+        with pytest.raises(AmbiguousPath):
+            app.route_for(HOST, long_target + "/..", "GET")
+    assert app.route_for(HOST, "/public/short", "GET")[1] == "/public/short"
+    assert [target for _, target, _ in app._routes_seen._entries] == ["/public/short"]
+    assert _MEMO_ENTRIES * _MEMO_TARGET <= 16 * 1024 * 1024
