@@ -317,6 +317,28 @@ def test_ambiguous_request_lines_are_refused_by_the_envoy_endpoint(
         assert response.json()["reason"] == "ambiguous_path"
 
 
+@pytest.mark.parametrize(
+    "target",
+    [
+        "/%65nvoy/admin",  # the prefix decoded is /envoy, its raw bytes are not
+        "/envo%79/public/x",
+        "/envoy%2Fadmin",
+        "/envoy%2F/public/x",
+        "/ENVOY/public/x",
+        "http://api.example.com/envoy/public/x",  # absolute form
+        "/envoyadmin",
+    ],
+)
+def test_the_envoy_prefix_spelled_another_way_is_never_an_original_path(
+    servers: dict[str, ASGIServer], issuer: LocalIssuer, target: str
+) -> None:
+    """The endpoint is matched on the decoded path, the original path cut from the raw one: a
+    prefix spelled otherwise leaves a target that is refused, never one that passes."""
+    response = send(servers["envoy"], "GET", target, [("Host", HOST), *bearer(issuer.mint())])
+    assert response.status_code in (400, 404), response.text
+    assert "X-Auth-Subject" not in response.headers
+
+
 @pytest.mark.parametrize("gateway", FLAVOURS)
 def test_what_remains_is_matched_on_one_canonical_form(
     servers: dict[str, ASGIServer], issuer: LocalIssuer, gateway: str
