@@ -189,6 +189,13 @@ class RouteTable:
                 return index
         return None if chosen is None else _NOT_NAMED
 
+    def _names(self, host: str, path: str, prefixes: tuple[str, ...]) -> bool:
+        """True if a rule for ``host`` has exactly ``path`` (one of ``prefixes``) as its path."""
+        return any(
+            prefix == path and route.covers_host(host)
+            for route, prefix in zip(self.routes, prefixes, strict=True)
+        )
+
     def match(self, host: str, path: str, method: str) -> RouteRule | None:
         """The rule for a normalised request, or None when none matches.
 
@@ -204,7 +211,8 @@ class RouteTable:
         """The rule for ``original``, the same whichever way an upstream reads the path.
 
         Raises:
-            AmbiguousPath: Merging slashes or folding letter case changes the rule.
+            AmbiguousPath: Merging slashes or folding letter case changes the rule, or the
+                last segment is a rule's own plus a ``.suffix`` (and no rule names it).
             MethodNotNamed: The rules of the request's prefix do not name its method.
         """
         index = self._select(host, original.path, method)
@@ -214,12 +222,28 @@ class RouteTable:
             raise AmbiguousPath("the rule for the original path depends on repeated slashes")
         if self._select(host, original.path, method, fold=True) != index:
             raise AmbiguousPath("the rule for the original path depends on letter case")
+        # Rails routes /admin.json to /admin (a format), as Spring's suffix matching did: a
+        # rule for /admin must not be dodged by a suffix, unless a rule names /admin.json.
+        stem = _without_suffix(original.path)
+        if (
+            stem != original.path
+            and self._names(host, _fold(stem), self._folded)
+            and not self._names(host, original.path, tuple(r.path for r in self.routes))
+        ):
+            raise AmbiguousPath("the rule for the original path depends on a '.suffix'")
         if index == _NOT_NAMED:
             raise MethodNotNamed(method)
         return None if index is None else self.routes[index]
 
     def __len__(self) -> int:
         return len(self.routes)
+
+
+def _without_suffix(path: str) -> str:
+    """``path`` without the ``.suffix`` of its last segment (``/a/b.tar.gz`` is ``/a/b``)."""
+    head, _, last = path.rpartition("/")
+    stem = last.split(".", 1)[0]
+    return f"{head}/{stem}" if stem and stem != last else path
 
 
 def _rule_method(method: str) -> str:

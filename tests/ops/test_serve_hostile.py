@@ -281,6 +281,9 @@ AMBIGUOUS = [
     "/admin%20",  # IIS and older Spring trim spaces at the ends of a segment: /admin
     "/%20admin/users",
     "/admin.",  # IIS (Windows) drops trailing dots of a segment: /admin
+    "/admin.json",  # Rails routes it to /admin (format json), as Spring's suffix match did
+    "/admin.tar.gz?x=1",
+    "/Reports.csv",  # a case-insensitive upstream with suffix matching serves /reports
     "/admin./users",
     "/adm%C4%B0n",  # dotted capital I: Java's equalsIgnoreCase reads it as "i"
     "//admin",  # unmerged: not /admin; some parsers read "//admin" as a host
@@ -351,6 +354,9 @@ def test_what_remains_is_matched_on_one_canonical_form(
     assert ask(servers, gateway, "GET", "/orders/caf%C3%A9?q=%3B", reader).status_code == 200
     assert ask(servers, gateway, "GET", "/orders/ABC-7", reader).status_code == 200
     assert ask(servers, gateway, "GET", "/orders/my%20order.v2", reader).status_code == 200
+    assert ask(servers, gateway, "GET", "/orders/7.json", reader).status_code == 200
+    assert ask(servers, gateway, "GET", "/public/app.min.js").status_code == 200
+    assert ask(servers, gateway, "GET", "/ordersx.json", reader).status_code == 200
 
 
 @pytest.mark.parametrize("gateway", FLAVOURS)
@@ -578,3 +584,24 @@ def test_long_targets_cost_memory_only_while_asked(issuer: LocalIssuer) -> None:
     assert app.route_for(HOST, "/public/short", "GET")[1] == "/public/short"
     assert [target for _, target, _ in app._routes_seen._entries] == ["/public/short"]
     assert _MEMO_ENTRIES * _MEMO_TARGET <= 16 * 1024 * 1024
+
+
+def test_a_rule_naming_the_suffixed_segment_decides_it() -> None:
+    """/openapi.json made public on purpose stays public beside a stricter /openapi; any other
+    suffix of /openapi is refused, as Rails would serve it from /openapi."""
+    from jwkguard._forward_auth import RouteRule, RouteTable, normalise_path
+
+    table = RouteTable(
+        [
+            RouteRule(path="/openapi", scopes=frozenset({"admin"})),
+            RouteRule(path="/openapi.json", anonymous=True),
+        ]
+    )
+    chosen = table.resolve(HOST, normalise_path("/openapi.json"), "GET")
+    assert chosen is table.routes[0]
+    assert chosen.anonymous
+    with pytest.raises(AmbiguousPath, match="suffix"):
+        table.resolve(HOST, normalise_path("/openapi.yaml"), "GET")
+    with pytest.raises(AmbiguousPath, match="suffix"):
+        table.resolve(HOST, normalise_path("/OpenAPI.yaml"), "GET")
+    assert table.resolve(HOST, normalise_path("/openapi/v1.json"), "GET") == table.routes[1]
