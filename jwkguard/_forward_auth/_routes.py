@@ -169,11 +169,12 @@ class RouteTable:
 
     def __init__(self, routes: Iterable[RouteRule]) -> None:
         self.routes = tuple(sorted(routes, key=RouteRule.specificity, reverse=True))
-        self._folded = tuple(_fold(route.path) for route in self.routes)
+        self._paths = tuple(route.path for route in self.routes)
+        self._folded = tuple(_fold(path) for path in self._paths)
 
     def _select(self, host: str, path: str, method: str, *, fold: bool = False) -> int | None:
         method = _rule_method(method)
-        prefixes = self._folded if fold else tuple(route.path for route in self.routes)
+        prefixes = self._folded if fold else self._paths
         if fold:
             path = _fold(path)
         chosen: tuple[str | None, str] | None = None
@@ -228,7 +229,7 @@ class RouteTable:
         if (
             stem != original.path
             and self._names(host, _fold(stem), self._folded)
-            and not self._names(host, original.path, tuple(r.path for r in self.routes))
+            and not self._names(host, original.path, self._paths)
         ):
             raise AmbiguousPath("the rule for the original path depends on a '.suffix'")
         if index == _NOT_NAMED:
