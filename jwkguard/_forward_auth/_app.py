@@ -66,6 +66,9 @@ Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
 _NO_STORE = {"Cache-Control": "no-store"}
+# Envoy's ext_authz only replaces the identity headers an answer carries; the others it
+# removes from the forwarded request only when named here (after setting the carried ones).
+_ENVOY_REMOVE = "x-envoy-auth-headers-to-remove"
 _AUTHENTICATE = RouteRule()
 _WARM_UP_TIMEOUT = 10.0
 _HEALTH_RETRY_INTERVAL = 5.0
@@ -73,6 +76,9 @@ _HEALTH_RETRY_TIMEOUT = 2.0
 # Entries of each per-server memo (peers, route answers, identity headers); a memo that
 # fills up starts over, so a client sending ever new paths costs memory only up to this.
 _MEMO_ENTRIES = 4096
+# Longer targets are decided each time: a memo of 4096 targets of 60 KB each (Envoy takes that
+# much) would hold hundreds of MB.
+_MEMO_TARGET = 2048
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -189,6 +195,12 @@ class ForwardAuthApp:
             ipaddress.ip_network(entry, strict=False) for entry in config.trusted_proxies
         )
         self._error_body_header = config.gateway == "nginx"
+        self._identity_names = (
+            ("X-Auth-Subject", "X-Auth-Scopes", *config.claim_headers)
+            if config.gateway == "envoy"
+            else ()
+        )
+        self._allowed = self._without_forged_identity(dict(_NO_STORE))
         self._last_health_retry = 0.0
         self.pipeline = self.sender.pipeline(
             validator,
@@ -337,7 +349,7 @@ class ForwardAuthApp:
             route = _AUTHENTICATE
         resource = self.resource
         if resource is not None and method in ("GET", "HEAD") and resource.serves(path):
-            return Response(status_code=200, headers=_NO_STORE)  # RFC 9728: public
+            return Response(status_code=200, headers=self._allowed)  # RFC 9728: public
         view = RequestView(
             method=method,
             headers=headers or IndexedHeaders(request.scope["headers"]),
@@ -358,14 +370,15 @@ class ForwardAuthApp:
                 )
             return _error(decision.response)
         if decision.claims is None:  # an anonymous route, asked without a token
-            return Response(status_code=200, headers=_NO_STORE)
+            return Response(status_code=200, headers=self._allowed)
         return Response(status_code=200, headers=self.identity_headers(decision.claims))
 
     def route_for(self, host: str, target: str, method: str) -> tuple[RouteRule | None, str, str]:
         """The rule for ``method host target``, with the canonical path and the raw query.
 
         The answer depends only on these three strings and the configuration, so it is kept
-        (bounded): a gateway asks about the same few paths over and over.
+        (bounded, for targets of at most 2048 characters): a gateway asks about the same few
+        paths over and over.
 
         Raises:
             AmbiguousPath: The target could be read two ways.
@@ -380,7 +393,8 @@ class ForwardAuthApp:
                 known = (route, normalised.path, normalised.query)
             except (AmbiguousPath, MethodNotNamed) as exc:
                 known = exc
-            self._routes_seen.remember(key, known)
+            if len(target) <= _MEMO_TARGET:
+                self._routes_seen.remember(key, known)
         if isinstance(known, Exception):
             # A fresh traceback each time: re-raising one instance would grow its traceback.
             raise known.with_traceback(None)
@@ -423,6 +437,17 @@ class ForwardAuthApp:
             value = header_value(_claim(claims, claim))
             if value is not None:
                 headers[name] = value
+        return self._without_forged_identity(headers)
+
+    def _without_forged_identity(self, headers: dict[str, str]) -> dict[str, str]:
+        """``headers`` of a 200, naming for Envoy the identity headers it does not set.
+
+        Envoy (``allowed_upstream_headers``) would pass a client's own copy of those on.
+        """
+        sent = {name.lower() for name in headers}
+        absent = [name for name in self._identity_names if name.lower() not in sent]
+        if absent:
+            headers[_ENVOY_REMOVE] = ", ".join(absent)
         return headers
 
     # -- operations -----------------------------------------------------------------------

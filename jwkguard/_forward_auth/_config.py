@@ -92,7 +92,33 @@ ENV_PREFIX = "JWKGUARD__"
 CONFIG_ENV = "JWKGUARD_CONFIG"
 
 _HEADER_NAME = re.compile(r"[A-Za-z0-9!#$%&'*+.^_`|~-]+")
-_RESERVED_HEADERS = frozenset({"x-auth-subject", "x-auth-scopes", "www-authenticate"})
+# Claim values are the issuer's (often the user's) text: they never set a header that jwkguard
+# writes itself, that frames or routes the answer, or that the gateway obeys (Envoy's x-envoy-*).
+_RESERVED_HEADERS = frozenset(
+    {
+        "x-auth-subject",
+        "x-auth-scopes",
+        "x-auth-error-body",
+        "www-authenticate",
+        "retry-after",
+        "dpop-nonce",
+        "cache-control",
+        "content-length",
+        "content-type",
+        "content-encoding",
+        "transfer-encoding",
+        "connection",
+        "keep-alive",
+        "proxy-connection",
+        "te",
+        "trailer",
+        "upgrade",
+        "date",
+        "server",
+        "location",
+        "set-cookie",
+    }
+)
 _SERVER_KEYS = frozenset(
     {
         "host",
@@ -372,9 +398,16 @@ def parse_config(document: Mapping[str, Any]) -> ServerConfig:
     )
     headers = server.get("claim_headers", {})
     _require(isinstance(headers, dict), "server.claim_headers must be a table")
+    seen: set[str] = set()
     for header, claim in headers.items():
         _require(bool(_HEADER_NAME.fullmatch(header)), f"claim header {header!r} is not a name")
-        _require(header.lower() not in _RESERVED_HEADERS, f"claim header {header!r} is reserved")
+        lowered = header.lower()
+        _require(
+            lowered not in _RESERVED_HEADERS and not lowered.startswith("x-envoy-"),
+            f"claim header {header!r} is reserved",
+        )
+        _require(lowered not in seen, f"claim header {header!r} is named more than once")
+        seen.add(lowered)
         _require(
             isinstance(claim, str) and bool(claim), f"claim_headers.{header} must name a claim"
         )

@@ -34,6 +34,15 @@ _AMBIGUOUS_ESCAPE = re.compile(r"%(?:25|2f|5c|3b|3f|23|[01][0-9a-f]|7f)", re.IGN
 _BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
 _TARGET = re.compile(r"[\x21-\x7e]*")
 _SLASHES = re.compile(r"/{2,}")
+# Case-insensitive upstreams also read these two as ASCII: JavaScript's and Java's upper case
+# of the dotless i (U+0131) is "I", and Java's equalsIgnoreCase takes the dotted capital I
+# (U+0130) for "i". casefold() keeps both apart from "i".
+_TURKISH_I = str.maketrans({"\u0131": "i", "\u0130": "i"})
+
+
+def _fold(text: str) -> str:
+    """``text`` as a case-insensitive upstream may compare it."""
+    return text.translate(_TURKISH_I).casefold()
 
 
 class AmbiguousPath(ValueError):
@@ -160,13 +169,14 @@ class RouteTable:
 
     def __init__(self, routes: Iterable[RouteRule]) -> None:
         self.routes = tuple(sorted(routes, key=RouteRule.specificity, reverse=True))
-        self._folded = tuple(route.path.casefold() for route in self.routes)
+        self._paths = tuple(route.path for route in self.routes)
+        self._folded = tuple(_fold(path) for path in self._paths)
 
     def _select(self, host: str, path: str, method: str, *, fold: bool = False) -> int | None:
         method = _rule_method(method)
-        prefixes = self._folded if fold else tuple(route.path for route in self.routes)
+        prefixes = self._folded if fold else self._paths
         if fold:
-            path = path.casefold()
+            path = _fold(path)
         chosen: tuple[str | None, str] | None = None
         for index, route in enumerate(self.routes):
             if chosen is not None:
@@ -179,6 +189,13 @@ class RouteTable:
             if route.methods is None or method in route.methods:
                 return index
         return None if chosen is None else _NOT_NAMED
+
+    def _names(self, host: str, path: str, prefixes: tuple[str, ...]) -> bool:
+        """True if a rule for ``host`` has exactly ``path`` (one of ``prefixes``) as its path."""
+        return any(
+            prefix == path and route.covers_host(host)
+            for route, prefix in zip(self.routes, prefixes, strict=True)
+        )
 
     def match(self, host: str, path: str, method: str) -> RouteRule | None:
         """The rule for a normalised request, or None when none matches.
@@ -195,7 +212,8 @@ class RouteTable:
         """The rule for ``original``, the same whichever way an upstream reads the path.
 
         Raises:
-            AmbiguousPath: Merging slashes or folding letter case changes the rule.
+            AmbiguousPath: Merging slashes or folding letter case changes the rule, or the
+                last segment is a rule's own plus a ``.suffix`` (and no rule names it).
             MethodNotNamed: The rules of the request's prefix do not name its method.
         """
         index = self._select(host, original.path, method)
@@ -205,12 +223,28 @@ class RouteTable:
             raise AmbiguousPath("the rule for the original path depends on repeated slashes")
         if self._select(host, original.path, method, fold=True) != index:
             raise AmbiguousPath("the rule for the original path depends on letter case")
+        # Rails routes /admin.json to /admin (a format), as Spring's suffix matching did: a
+        # rule for /admin must not be dodged by a suffix, unless a rule names /admin.json.
+        stem = _without_suffix(original.path)
+        if (
+            stem != original.path
+            and self._names(host, _fold(stem), self._folded)
+            and not self._names(host, original.path, self._paths)
+        ):
+            raise AmbiguousPath("the rule for the original path depends on a '.suffix'")
         if index == _NOT_NAMED:
             raise MethodNotNamed(method)
         return None if index is None else self.routes[index]
 
     def __len__(self) -> int:
         return len(self.routes)
+
+
+def _without_suffix(path: str) -> str:
+    """``path`` without the ``.suffix`` of its last segment (``/a/b.tar.gz`` is ``/a/b``)."""
+    head, _, last = path.rpartition("/")
+    stem = last.split(".", 1)[0]
+    return f"{head}/{stem}" if stem and stem != last else path
 
 
 def _rule_method(method: str) -> str:
@@ -240,8 +274,9 @@ def normalise_path(uri: str) -> OriginalPath:
         AmbiguousPath: Not an origin-form target of visible ASCII; a ``#``; a ``;`` in the
             path (path parameters, ``..;/``); a bad escape, or one an upstream may read as
             structure or decode again (``%25``, ``%2F``, ``%5C``, ``%3B``, ``%3F``, ``%23``,
-            control characters); not UTF-8 once decoded; a backslash; a dot segment; text
-            that Unicode compatibility normalisation (NFKC) would change.
+            control characters); not UTF-8 once decoded; a backslash; a dot segment, or a
+            segment that starts with a space or ends in a dot or a space; text that Unicode
+            compatibility normalisation (NFKC) would change.
     """
     if not _TARGET.fullmatch(uri) or "#" in uri:
         raise AmbiguousPath("the original request target holds a '#', a space or a non-ASCII byte")
@@ -258,6 +293,10 @@ def normalise_path(uri: str) -> OriginalPath:
         raise AmbiguousPath("the original path is not UTF-8") from None
     if unicodedata.normalize("NFKC", unmerged) != unmerged:
         raise AmbiguousPath("the original path changes under Unicode normalisation")
-    if any(segment in (".", "..") for segment in unmerged.split("/")):
+    segments = unmerged.split("/")
+    if any(segment in (".", "..") for segment in segments):
         raise AmbiguousPath("the original path holds a dot segment")
+    if any(segment.endswith((".", " ")) or segment.startswith(" ") for segment in segments):
+        # IIS drops a segment's trailing dots and spaces, older Spring trims its spaces.
+        raise AmbiguousPath("a segment of the original path ends in a dot or a space")
     return OriginalPath(_SLASHES.sub("/", unmerged), query, unmerged)

@@ -26,6 +26,7 @@ The flow is one generator (:meth:`RequestPipeline._flow`) that yields the steps 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Collection, Generator, Iterable
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, Literal, TypedDict, Unpack
@@ -70,6 +71,9 @@ TokenSource = Literal["header", "query", "subprotocol"]
 """Where the request's access token came from."""
 
 _QUERY_POLICIES = ("never", "websocket", "always")
+# A query parameter an upstream may read as ``access_token``: its name decoded, ``;`` taken as
+# a separator too (as some frameworks do), and PHP's ``.``, space and ``[`` read as ``_``.
+_TOKEN_NAME = re.compile(r"access[_. \[]token")
 
 # The steps of the flow that need IO, performed by the sync or async driver.
 _VALIDATE = 0
@@ -702,7 +706,7 @@ class RequestPipeline:
         if (
             len(authorization) == 1
             and not request.websocket
-            and "access_token" not in query
+            and not _may_name_token(query)
             and (value := next(iter(authorization)))[:7] == "Bearer "
             and _B64TOKEN.fullmatch(value, 7)
         ):
@@ -774,11 +778,17 @@ def _narrow(claims: Claims, policy: RoutePolicy) -> None:
         check_roles(claims.roles, policy.roles, policy.any_roles)
 
 
+def _may_name_token(query: str) -> bool:
+    return "access" in query or "%" in query
+
+
 def _query_token(query: str) -> str | None:
-    if "access_token" not in query:
+    if not _may_name_token(query):
         return None
     values = [
-        value for name, value in parse_qsl(query, keep_blank_values=True) if name == "access_token"
+        value
+        for name, value in parse_qsl(query.replace(";", "&"), keep_blank_values=True)
+        if _TOKEN_NAME.fullmatch(name)
     ]
     if len(values) > 1:
         raise InvalidRequest(

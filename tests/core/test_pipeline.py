@@ -135,6 +135,45 @@ def test_query_tokens_are_refused_unless_allowed_and_never_twice(
     assert decision.response.body["reason"] == reason
 
 
+# Names an upstream reads as ``access_token``: decoded (any framework), after ``;`` (frameworks
+# that split on it), with PHP's mangling of ``.``, space and ``[`` into ``_``.
+SPELLED_ACCESS_TOKEN = [
+    "%61ccess_token",
+    "access%5Ftoken",
+    "%61%63%63%65%73%73%5f%74%6f%6b%65%6e",
+    "access.token",
+    "access+token",
+    "access%20token",
+    "access[token",
+]
+
+
+@pytest.mark.parametrize("name", SPELLED_ACCESS_TOKEN)
+@pytest.mark.parametrize("prefix", ["", "x=1&", "x=1;"])
+def test_a_query_token_is_found_however_its_name_is_spelled(
+    validator: Validator, mint: Any, name: str, prefix: str
+) -> None:
+    """A token an upstream could read from the query is never missed by the pipeline."""
+    token = mint()
+    never = both(RequestPipeline(validator), view(f"{prefix}{name}={token}"), RoutePolicy())
+    assert never.response is not None
+    assert never.response.body["reason"] == "token_in_query"
+    header = view(f"{prefix}{name}={token}", authorization=f"Bearer {token}")
+    twice = both(RequestPipeline(validator, allow_query="always"), header, RoutePolicy())
+    assert twice.response is not None
+    assert twice.response.body["reason"] == "multiple_tokens"
+
+
+@pytest.mark.parametrize(
+    "query", ["accessXtoken=1", "ACCESS_TOKEN=1", "x=access_token", "access=1&token=2", "q=%41"]
+)
+def test_other_query_names_are_no_token(validator: Validator, mint: Any, query: str) -> None:
+    decision = both(
+        RequestPipeline(validator), view(query, authorization=f"Bearer {mint()}"), RoutePolicy()
+    )
+    assert decision.allowed
+
+
 def test_a_token_in_the_header_and_the_query_is_ambiguous(validator: Validator, mint: Any) -> None:
     token = mint()
     pipeline = RequestPipeline(validator, allow_query="always")

@@ -242,3 +242,34 @@ def test_check_reports_the_gateway_and_its_trusted_peers(config_file: Path) -> N
     assert result.exit_code == 0, result.output
     summary = json.loads(result.output)
     assert (summary["gateway"], summary["trusted_proxies"]) == ("nginx", ["127.0.0.1", "::1"])
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "Content-Length",  # a claim would set the answer's framing: a broken answer
+        "transfer-encoding",
+        "Connection",
+        "Cache-Control",  # a claim would lift the answer's no-store
+        "X-Auth-Error-Body",
+        "x-envoy-auth-headers-to-remove",  # a claim would strip headers behind Envoy
+        "X-Envoy-Original-Path",
+        "Retry-After",
+        "DPoP-Nonce",
+        "Set-Cookie",
+        "Content-Type",
+    ],
+)
+def test_a_claim_header_cannot_take_a_header_the_answer_depends_on(name: str) -> None:
+    """Claim values are the issuer's (often the user's): they never set a header with meaning."""
+    document = {"validator": {"x": 1}, "server": {"gateway": "envoy", "claim_headers": {name: "c"}}}
+    with pytest.raises(ConfigurationError, match="reserved"):
+        parse_config(document)
+
+
+def test_two_claim_headers_differing_only_in_case_are_refused() -> None:
+    """Header names are case-insensitive: both would be sent, and upstreams pick either."""
+    headers = {"X-Auth-Email": "email", "x-auth-email": "sub"}
+    document = {"validator": {"x": 1}, "server": {"gateway": "nginx", "claim_headers": headers}}
+    with pytest.raises(ConfigurationError, match="more than once"):
+        parse_config(document)

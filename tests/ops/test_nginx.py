@@ -126,14 +126,28 @@ def test_valid_token_reaches_the_upstream_with_identity_headers(
 
 
 def test_clients_cannot_forge_identity_headers(gateway: Nginx, issuer: LocalIssuer) -> None:
-    forged = {"X-Auth-Subject": "admin", "X-Auth-Scopes": "admin"}
+    forged = {"X-Auth-Subject": "admin", "X-Auth-Scopes": "admin", "X-Auth-Client": "backoffice"}
     anonymous = get(gateway, "/public/info", **forged).json()
     assert "x-auth-subject" not in anonymous["headers"]
     assert "x-auth-scopes" not in anonymous["headers"]
-    token = issuer.mint(subject="bob", scopes=["orders:read"])
+    assert "x-auth-client" not in anonymous["headers"]
+    token = issuer.mint(subject="bob", scopes=["orders:read"])  # no client_id claim
     signed_in = get(gateway, "/orders", token, **forged).json()
     assert signed_in["headers"]["x-auth-subject"] == "bob"
     assert signed_in["headers"]["x-auth-scopes"] == "orders:read"
+    assert "x-auth-client" not in signed_in["headers"]
+
+
+def test_every_configured_claim_header_is_the_gateways_own(
+    gateway: Nginx, issuer: LocalIssuer
+) -> None:
+    """A claim header nginx does not set passes the client's copy on: jwkguard serve is
+    configured with X-Auth-Tenant, so the documented configuration must set it too."""
+    token = issuer.mint(subject="bob", scopes=["orders:read"], org={"tenant": "acme"})
+    echoed = get(gateway, "/orders", token, **{"X-Auth-Tenant": "evil"}).json()["headers"]
+    assert echoed.get("x-auth-tenant") == "acme"
+    anonymous = get(gateway, "/public/info", **{"X-Auth-Tenant": "evil"}).json()["headers"]
+    assert "x-auth-tenant" not in anonymous
 
 
 def test_missing_token_gets_one_bearer_challenge(gateway: Nginx) -> None:

@@ -10,18 +10,21 @@ from __future__ import annotations
 
 import http.client
 import json
+import socket
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
 from jwkguard._forward_auth import ForwardAuthApp, decode_list, decode_text, parse_config
+from jwkguard._forward_auth._routes import AmbiguousPath
 from jwkguard.testing import LocalIssuer
 
-from ..servers import ASGIServer
-from .conftest import inline_validator
+from ..servers import ASGIServer, free_port
+from .conftest import forward_auth_toml, inline_validator, jwkguard_serve
 
 HOST = "api.example.com"
 
@@ -273,6 +276,16 @@ AMBIGUOUS = [
     "/Admin",  # a case-insensitive upstream serves /admin
     "/ADMIN/users",
     "/Public/secret",  # a case-sensitive upstream's private /Public is no /public
+    "/adm%C4%B1n",  # dotless i: JavaScript's and Java's upper case of it is "I"
+    "/public/%C0%AE%C0%AE/admin",  # overlong UTF-8 for ".."
+    "/admin%20",  # IIS and older Spring trim spaces at the ends of a segment: /admin
+    "/%20admin/users",
+    "/admin.",  # IIS (Windows) drops trailing dots of a segment: /admin
+    "/admin.json",  # Rails routes it to /admin (format json), as Spring's suffix match did
+    "/admin.tar.gz?x=1",
+    "/Reports.csv",  # a case-insensitive upstream with suffix matching serves /reports
+    "/admin./users",
+    "/adm%C4%B0n",  # dotted capital I: Java's equalsIgnoreCase reads it as "i"
     "//admin",  # unmerged: not /admin; some parsers read "//admin" as a host
     "//public/x",
     "/public/x y",
@@ -307,6 +320,28 @@ def test_ambiguous_request_lines_are_refused_by_the_envoy_endpoint(
         assert response.json()["reason"] == "ambiguous_path"
 
 
+@pytest.mark.parametrize(
+    "target",
+    [
+        "/%65nvoy/admin",  # the prefix decoded is /envoy, its raw bytes are not
+        "/envo%79/public/x",
+        "/envoy%2Fadmin",
+        "/envoy%2F/public/x",
+        "/ENVOY/public/x",
+        "http://api.example.com/envoy/public/x",  # absolute form
+        "/envoyadmin",
+    ],
+)
+def test_the_envoy_prefix_spelled_another_way_is_never_an_original_path(
+    servers: dict[str, ASGIServer], issuer: LocalIssuer, target: str
+) -> None:
+    """The endpoint is matched on the decoded path, the original path cut from the raw one: a
+    prefix spelled otherwise leaves a target that is refused, never one that passes."""
+    response = send(servers["envoy"], "GET", target, [("Host", HOST), *bearer(issuer.mint())])
+    assert response.status_code in (400, 404), response.text
+    assert "X-Auth-Subject" not in response.headers
+
+
 @pytest.mark.parametrize("gateway", FLAVOURS)
 def test_what_remains_is_matched_on_one_canonical_form(
     servers: dict[str, ASGIServer], issuer: LocalIssuer, gateway: str
@@ -318,6 +353,10 @@ def test_what_remains_is_matched_on_one_canonical_form(
     assert ask(servers, gateway, "GET", "/orders//7", nobody).status_code == 403
     assert ask(servers, gateway, "GET", "/orders/caf%C3%A9?q=%3B", reader).status_code == 200
     assert ask(servers, gateway, "GET", "/orders/ABC-7", reader).status_code == 200
+    assert ask(servers, gateway, "GET", "/orders/my%20order.v2", reader).status_code == 200
+    assert ask(servers, gateway, "GET", "/orders/7.json", reader).status_code == 200
+    assert ask(servers, gateway, "GET", "/public/app.min.js").status_code == 200
+    assert ask(servers, gateway, "GET", "/ordersx.json", reader).status_code == 200
 
 
 @pytest.mark.parametrize("gateway", FLAVOURS)
@@ -353,6 +392,18 @@ def test_a_rule_without_methods_catches_the_other_methods_of_its_prefix(
     assert patch.status_code == 403
     assert 'scope="admin"' in patch.headers["WWW-Authenticate"]
     assert ask(servers, gateway, "PATCH", "/reports/1", admin).status_code == 200
+
+
+@pytest.mark.parametrize("gateway", FLAVOURS)
+@pytest.mark.parametrize("query", ["%61ccess_token=", "x=1;access_token=", "access.token="])
+def test_a_query_token_spelled_another_way_is_still_refused(
+    servers: dict[str, ASGIServer], issuer: LocalIssuer, gateway: str, query: str
+) -> None:
+    """An upstream that decodes names (or splits on ';', or is PHP) would read a token there:
+    on an anonymous route it would reach the upstream unchecked."""
+    forged = issuer.mint(subject="admin")[:-4] + "AAAA"
+    response = ask(servers, gateway, "GET", f"/public/x?{query}{forged}")
+    assert reason(response) == (400, "token_in_query")
 
 
 # -- 3. identity headers are data, not text ----------------------------------------------
@@ -427,3 +478,130 @@ def test_route_answers_are_remembered_within_a_bound() -> None:
         memo.remember(f"/path/{number}", number)
         assert len(memo._entries) <= _MEMO_ENTRIES
     assert memo.get(f"/path/{_MEMO_ENTRIES * 3 - 1}") == _MEMO_ENTRIES * 3 - 1
+
+
+# -- 4. the running server: its peer, its connections --------------------------------------
+
+
+def test_the_served_process_judges_its_tcp_peer_never_a_forwarded_address(
+    issuer: LocalIssuer, tmp_path: Path
+) -> None:
+    """uvicorn trusts X-Forwarded-For from loopback by default; `jwkguard serve` must not."""
+    port = free_port()
+    config = forward_auth_toml(
+        issuer=issuer.url,
+        audience=issuer.audience,
+        port=port,
+        server_extra='trusted_proxies = ["192.0.2.7"]',
+    )
+    token = issuer.mint(scopes=["orders:read", "admin"])
+    spoofed = [
+        ("X-Forwarded-For", "192.0.2.7"),
+        ("X-Real-IP", "192.0.2.7"),
+        ("Forwarded", "for=192.0.2.7"),
+    ]
+    described = [("X-Original-URI", "/orders"), ("X-Original-Method", "GET")]
+    with jwkguard_serve(config, tmp_path, port):
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        try:
+            connection.putrequest("GET", "/auth", skip_accept_encoding=True)
+            for name, value in [
+                *described,
+                ("X-Forwarded-Host", HOST),
+                ("Authorization", f"Bearer {token}"),
+                *spoofed,
+            ]:
+                connection.putheader(name, value)
+            connection.endheaders()
+            answer = connection.getresponse()
+            body = json.loads(answer.read())
+        finally:
+            connection.close()
+    assert (answer.status, body["reason"]) == (403, "untrusted_peer")
+    assert answer.getheader("X-Auth-Subject") is None
+
+
+def test_pipelined_questions_on_one_connection_get_their_own_answers(
+    servers: dict[str, ASGIServer], issuer: LocalIssuer
+) -> None:
+    """A gateway's keep-alive connection carries many clients: no identity leaks across."""
+
+    def question(target: str, token: str | None, last: bool = False) -> bytes:
+        lines = [
+            "GET /auth HTTP/1.1",
+            "Host: jwkguard",
+            f"X-Original-URI: {target}",
+            "X-Original-Method: GET",
+            f"X-Forwarded-Host: {HOST}",
+            *([f"Authorization: Bearer {token}"] if token else []),
+            *(["Connection: close"] if last else []),
+        ]
+        return ("\r\n".join(lines) + "\r\n\r\n").encode()
+
+    alice = issuer.mint(subject="alice", scopes=["orders:read"], name="Alice")
+    bob = issuer.mint(subject="bob", scopes=[])
+    sent = (
+        question("/orders/1", alice)
+        + question("/public/x", None)
+        + question("/orders/1", bob)
+        + question("/public/x", bob)
+        + question("/orders/1", alice, last=True)
+    )
+    with socket.create_connection(("127.0.0.1", servers["nginx"].port), timeout=10) as sock:
+        sock.sendall(sent)
+        received = b""
+        while chunk := sock.recv(65536):
+            received += chunk
+    answers = [part for part in received.split(b"HTTP/1.1 ")[1:]]
+    statuses = [int(answer[:3]) for answer in answers]
+    subjects = [
+        next(
+            (
+                line.split(b":", 1)[1].strip().decode()
+                for line in answer.split(b"\r\n")
+                if line.lower().startswith(b"x-auth-subject:")
+            ),
+            None,
+        )
+        for answer in answers
+    ]
+    assert statuses == [200, 200, 403, 200, 200]
+    assert subjects == ["alice", None, None, "bob", "alice"]
+
+
+def test_long_targets_cost_memory_only_while_asked(issuer: LocalIssuer) -> None:
+    """The route memo holds 4096 answers: a client sending ever new 60 KB targets (Envoy takes
+    60 KB of headers) must not make it hold 4096 of those."""
+    from jwkguard._forward_auth._app import _MEMO_ENTRIES, _MEMO_TARGET
+
+    app = ForwardAuthApp(parse_config(document(issuer, "nginx")))
+    for number in range(64):
+        long_target = f"/public/{number}/" + "a" * 60_000
+        assert app.route_for(HOST, long_target, "GET")[0] is not None
+        assert app.route_for(HOST, long_target + "?x", "GET")[2] == "x"
+        with pytest.raises(AmbiguousPath):
+            app.route_for(HOST, long_target + "/..", "GET")
+    assert app.route_for(HOST, "/public/short", "GET")[1] == "/public/short"
+    assert [target for _, target, _ in app._routes_seen._entries] == ["/public/short"]
+    assert _MEMO_ENTRIES * _MEMO_TARGET <= 16 * 1024 * 1024
+
+
+def test_a_rule_naming_the_suffixed_segment_decides_it() -> None:
+    """/openapi.json made public on purpose stays public beside a stricter /openapi; any other
+    suffix of /openapi is refused, as Rails would serve it from /openapi."""
+    from jwkguard._forward_auth import RouteRule, RouteTable, normalise_path
+
+    table = RouteTable(
+        [
+            RouteRule(path="/openapi", scopes=frozenset({"admin"})),
+            RouteRule(path="/openapi.json", anonymous=True),
+        ]
+    )
+    chosen = table.resolve(HOST, normalise_path("/openapi.json"), "GET")
+    assert chosen is table.routes[0]
+    assert chosen.anonymous
+    with pytest.raises(AmbiguousPath, match="suffix"):
+        table.resolve(HOST, normalise_path("/openapi.yaml"), "GET")
+    with pytest.raises(AmbiguousPath, match="suffix"):
+        table.resolve(HOST, normalise_path("/OpenAPI.yaml"), "GET")
+    assert table.resolve(HOST, normalise_path("/openapi/v1.json"), "GET") == table.routes[1]
