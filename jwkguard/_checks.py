@@ -7,13 +7,21 @@ fails when the configuration is built, not on the first request.
 from __future__ import annotations
 
 import difflib
+import math
 import reprlib
 from collections.abc import Callable, Collection, Iterable, Mapping
 from typing import Any, TypedDict, Unpack, cast
 
 from .errors import ConfigurationError
 
-__all__ = ["ListOptions", "is_name", "list_of", "lowered_options", "string_list"]
+__all__ = [
+    "ListOptions",
+    "is_name",
+    "list_of",
+    "lowered_options",
+    "positive_seconds",
+    "string_list",
+]
 
 
 def list_of(
@@ -120,3 +128,19 @@ def lowered_options(
 def is_name(item: object) -> bool:
     """True for a non-empty string."""
     return isinstance(item, str) and item != ""
+
+
+def positive_seconds(value: object, what: str) -> float:
+    """``value`` as a float: a finite number of seconds above zero (not a bool, not NaN).
+
+    Raises:
+        ConfigurationError: Anything else, naming ``what``.
+    """
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not math.isfinite(value)
+        or value <= 0
+    ):
+        raise ConfigurationError(f"{what} must be a positive number of seconds")
+    return float(value)

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import math
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -38,6 +37,7 @@ from jwkguard.fleet import (
     lowered_options,
 )
 from jwkguard.lifecycle import LifecycleAdmin, LifecycleChange, ReuseWatch, TokenUsage
+from jwkguard.settings import positive_seconds
 
 __all__ = [
     "LIFECYCLE_STORE_SETTINGS",
@@ -57,17 +57,6 @@ UnavailablePolicy = Literal["fail_open", "fail_closed"]
 # before commit, so a transaction with a lower id can become visible after a higher one).
 _GAP_GRACE: Final = 30.0
 _SWEEP_INTERVAL: Final = 60.0
-
-
-def _positive_seconds(name: str, value: Any) -> float:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int | float)
-        or not math.isfinite(value)
-        or value <= 0
-    ):
-        raise ConfigurationError(f"{name} must be a positive number of seconds")
-    return float(value)
 
 
 def _digest(*parts: str) -> str:
@@ -128,8 +117,8 @@ class DatabaseStore(ReplicatedStore):
     ) -> None:
         if not isinstance(using, str) or not using:
             raise ConfigurationError("using must be a database alias")
-        self._poll_interval = _positive_seconds("poll_interval", poll_interval)
-        self._resync_interval = _positive_seconds("resync_interval", resync_interval)
+        self._poll_interval = positive_seconds(poll_interval, "poll_interval")
+        self._resync_interval = positive_seconds(resync_interval, "resync_interval")
         super().__init__(
             backend="database",
             thread_name="jwkguard-db-store",
@@ -458,7 +447,7 @@ def build_database_store_settings(
     policy, reuse = lifecycle_policy(options, where)
     defaults = {"poll_interval": 2.0, "resync_interval": 300.0}
     intervals = {
-        key: _positive_seconds(f"{where}.{key.upper()}", options.get(key, default))
+        key: positive_seconds(options.get(key, default), f"{where}.{key.upper()}")
         for key, default in defaults.items()
     }
     return DatabaseStoreSettings(

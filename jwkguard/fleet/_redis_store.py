@@ -14,10 +14,10 @@ start, fork safety and health events (:mod:`jwkguard.lifecycle._replicated`).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Self
 
+from .._checks import positive_seconds
 from .._context import AsyncContext
 from .._events import EventHandler
 from ..errors import ConfigurationError
@@ -73,29 +73,20 @@ class RedisStore(PubSubListener, AsyncContext):
             raise ConfigurationError("url must be a Redis URL such as redis://127.0.0.1:6379/0")
         if not isinstance(prefix, str):
             raise ConfigurationError("prefix must be a string")
-        for name, value in (
-            ("socket_timeout", socket_timeout),
-            ("connect_timeout", connect_timeout),
-            ("heartbeat", heartbeat),
-            ("resync_interval", resync_interval),
-        ):
-            if (
-                isinstance(value, bool)
-                or not isinstance(value, int | float)
-                or not math.isfinite(value)
-                or value <= 0
-            ):
-                raise ConfigurationError(f"{name} must be a positive number of seconds")
+        socket_timeout = positive_seconds(socket_timeout, "socket_timeout")
+        connect_timeout = positive_seconds(connect_timeout, "connect_timeout")
+        heartbeat = positive_seconds(heartbeat, "heartbeat")
+        resync_interval = positive_seconds(resync_interval, "resync_interval")
         self._connection = RedisConnection(
-            url, socket_timeout=float(socket_timeout), connect_timeout=float(connect_timeout)
+            url, socket_timeout=socket_timeout, connect_timeout=connect_timeout
         )
         self._errors = self._connection.errors
         super().__init__(
-            heartbeat=float(heartbeat),
-            resync_interval=float(resync_interval),
+            heartbeat=heartbeat,
+            resync_interval=resync_interval,
             backend="redis",
             thread_name="jwkguard-redis-store",
-            first_load_wait=float(connect_timeout) + 2 * float(socket_timeout),
+            first_load_wait=connect_timeout + 2 * socket_timeout,
             clock=clock,
             on_event=on_event,
         )

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final, Literal
 
+from .._checks import positive_seconds
 from .._claims_result import Claims
 from .._events import Event, EventHandler, log_event
 from ..errors import ConfigurationError, InvalidClaim, LifecycleError, StoreUnavailable
@@ -58,13 +59,7 @@ class ReuseWatch:
                 raise ConfigurationError(f"{name} must be a positive integer or None")
         if self.max_addresses is None and self.max_uses is None:
             raise ConfigurationError("set max_addresses, max_uses or both")
-        if (
-            isinstance(self.window, bool)
-            or not isinstance(self.window, int | float)
-            or not math.isfinite(self.window)
-            or self.window <= 0
-        ):
-            raise ConfigurationError("window must be a positive number of seconds")
+        positive_seconds(self.window, "window")
 
 
 @dataclass(frozen=True, slots=True)

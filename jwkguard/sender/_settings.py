@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
 
-from .._checks import lowered_options, string_list
+from .._checks import lowered_options, positive_seconds, string_list
 from .._validator import Validator
 from ..errors import ConfigurationError
 from ..pipeline._pipeline import QueryPolicy, RequestPipeline
@@ -169,10 +169,8 @@ def build_dpop_verifier(value: Any) -> DPoPVerifier | None:
             secret = secret.encode()
         if not isinstance(secret, bytes):
             raise ConfigurationError("DPOP.NONCE_SECRET must be a string or bytes")
-        period = options.get("nonce_period", 300)
-        if isinstance(period, bool) or not isinstance(period, int | float) or period <= 0:
-            raise ConfigurationError("DPOP.NONCE_PERIOD must be a positive number of seconds")
-        kwargs["nonces"] = DPoPNonces(secret, period=float(period))
+        period = positive_seconds(options.get("nonce_period", 300), "DPOP.NONCE_PERIOD")
+        kwargs["nonces"] = DPoPNonces(secret, period=period)
     elif "nonce_period" in options:
         raise ConfigurationError("DPOP.NONCE_PERIOD needs DPOP.NONCE_SECRET")
     replay = options.get("replay")

@@ -1,4 +1,5 @@
-"""The shared checks on lists of names: one bare string is never taken for a list."""
+"""The shared configuration checks: one bare string is never taken for a list; a duration
+is a finite number of seconds above zero."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import pytest
 from jwkguard import ConfigurationError
 from jwkguard._checks import lowered_options
 from jwkguard.pipeline import Exemptions
-from jwkguard.settings import list_of, string_list
+from jwkguard.settings import list_of, positive_seconds, string_list
 
 
 def test_a_list_of_names_comes_back_as_a_tuple_in_order() -> None:
@@ -73,3 +74,18 @@ def test_options_are_keyed_in_lower_case_and_unknown_ones_named_with_a_hint() ->
         lowered_options({"MAX_AEG": 5}, "DPOP", {"max_age"})
     with pytest.raises(ConfigurationError, match="DPOP: option names must be strings"):
         lowered_options({1: 5}, "DPOP")
+
+
+def test_a_duration_comes_back_as_a_float() -> None:
+    assert positive_seconds(2, "heartbeat") == 2.0
+    assert type(positive_seconds(2, "heartbeat")) is float
+    assert positive_seconds(0.25, "heartbeat") == 0.25
+
+
+@pytest.mark.parametrize(
+    "value", [0, -1, 0.0, float("nan"), float("inf"), float("-inf"), True, False, "1", None, [1]]
+)
+def test_anything_but_a_finite_positive_number_is_refused_naming_the_setting(value: Any) -> None:
+    with pytest.raises(ConfigurationError, match=r"^FLEET\.HEARTBEAT must be a positive number"):
+        positive_seconds(value, "FLEET.HEARTBEAT")
+
