@@ -88,4 +88,3 @@ def test_a_duration_comes_back_as_a_float() -> None:
 def test_anything_but_a_finite_positive_number_is_refused_naming_the_setting(value: Any) -> None:
     with pytest.raises(ConfigurationError, match=r"^FLEET\.HEARTBEAT must be a positive number"):
         positive_seconds(value, "FLEET.HEARTBEAT")
-
