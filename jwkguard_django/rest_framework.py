@@ -119,14 +119,23 @@ _VIEW_DEMANDS = (
 )
 
 
-def _view_demands(view: Any) -> dict[str, frozenset[str]]:
-    demands: dict[str, frozenset[str]] = {}
+def _view_demands(view: Any) -> dict[str, Any]:
+    demands: dict[str, Any] = {}
     for attribute, name in _VIEW_DEMANDS:
         values = getattr(view, attribute, None)
         if values:
             if isinstance(values, str):
                 raise TypeError(f"{attribute} must be a list of names")
             demands[name] = frozenset(values)
+    # Step-up (RFC 9470), under the names token_required takes; RoutePolicy checks the values.
+    acr_values = getattr(view, "acr_values", None)
+    if acr_values:
+        if isinstance(acr_values, str):
+            raise TypeError("acr_values must be a list of names")
+        demands["acr_values"] = tuple(acr_values)
+    max_age = getattr(view, "max_age", None)
+    if max_age is not None:
+        demands["max_age"] = max_age
     return demands
 
 
@@ -141,7 +150,10 @@ class HasScopes(BasePermission):
     The view may also demand, each as a list for every method: ``any_scopes`` (at least one),
     ``required_roles`` (all), ``any_roles`` (at least one), ``accepted_issuers`` and
     ``accepted_audiences`` (the :class:`jwkguard.RoutePolicy` fields ``any_scopes``,
-    ``roles``, ``any_roles``, ``issuers``, ``audiences``).
+    ``roles``, ``any_roles``, ``issuers``, ``audiences``). Step-up (RFC 9470), as
+    ``token_required`` takes it: ``acr_values`` (the token's ``acr`` must be one of these) and
+    ``max_age`` (seconds since the login, ``auth_time``); a token that falls short gets 401
+    ``insufficient_user_authentication`` with the demand in the challenge.
     """
 
     def has_permission(self, request: Request, view: Any) -> bool:
@@ -166,15 +178,7 @@ class HasScopes(BasePermission):
                 raise JWKGuardAPIError(pipeline.missing())
             exc = InsufficientScope("No scope grants this method", reason="method_not_covered")
             raise JWKGuardAPIError(pipeline.refusal(exc))
-        none: frozenset[str] = frozenset()
-        policy = RoutePolicy(
-            scopes=scopes,
-            any_scopes=demands.get("any_scopes", none),
-            roles=demands.get("roles", none),
-            any_roles=demands.get("any_roles", none),
-            issuers=demands.get("issuers", none),
-            audiences=demands.get("audiences", none),
-        )
+        policy = RoutePolicy(scopes=scopes, **demands)
         answer = judge(request._request, policy)
         if answer is not None:
             raise JWKGuardAPIError(answer)

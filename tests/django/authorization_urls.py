@@ -1,4 +1,4 @@
-"""Views demanding roles, any-of scopes and an issuer/audience, for test_authorization."""
+"""Views demanding roles, any-of scopes, an issuer/audience or a step-up, for test_authorization."""
 
 from __future__ import annotations
 
@@ -45,9 +45,21 @@ class DRFReports(APIView):
         return Response({"roles": sorted(request.auth.roles)})  # type: ignore[union-attr]
 
 
+class DRFTransfer(APIView):
+    authentication_classes = (JWKGuardAuthentication,)
+    permission_classes = (HasScopes,)
+    required_scopes = ("pay",)
+    acr_values = ("urn:hwk", "urn:mfa")
+    max_age = 300
+
+    def get(self, request: Request) -> Response:
+        return Response({"acr": request.auth["acr"]})  # type: ignore[index]
+
+
 urlpatterns = [
     path("admin", admin),
     path("support", support),
     path("corp", corp_only),
     path("drf/reports", DRFReports.as_view()),
+    path("drf/transfer", DRFTransfer.as_view()),
 ]

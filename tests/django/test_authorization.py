@@ -3,6 +3,7 @@ and async views (through the sync and async handlers) and DRF's ``HasScopes`` vi
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -66,3 +67,20 @@ def test_drf_has_scopes_reads_required_roles(fetch: Fetch, bearer: Mint) -> None
     assert ok.json() == {"roles": ["analyst"]}
     refused = fetch.get("/drf/reports", headers=bearer(scopes="reports", roles=["intern"]))
     assert (refused.status_code, refused.json()["reason"]) == (403, "insufficient_role")
+
+
+def test_drf_has_scopes_demands_the_views_step_up(fetch: Fetch, bearer: Mint) -> None:
+    now = int(time.time())
+    weak = fetch.get("/drf/transfer", headers=bearer(scopes="pay", acr="urn:pwd", auth_time=now))
+    assert weak.status_code == 401
+    assert weak.json()["reason"] == "acr_not_allowed"
+    challenge = weak.headers["WWW-Authenticate"]
+    assert 'error="insufficient_user_authentication"' in challenge
+    assert 'acr_values="urn:hwk urn:mfa", max_age="300"' in challenge
+    old = bearer(scopes="pay", acr="urn:mfa", auth_time=now - 3600)
+    stale = fetch.get("/drf/transfer", headers=old)
+    assert (stale.status_code, stale.json()["reason"]) == (401, "authentication_too_old")
+    ok = fetch.get("/drf/transfer", headers=bearer(scopes="pay", acr="urn:mfa", auth_time=now))
+    assert (ok.status_code, ok.json()) == (200, {"acr": "urn:mfa"})
+    no_scope = fetch.get("/drf/transfer", headers=bearer(acr="urn:mfa", auth_time=now))
+    assert (no_scope.status_code, no_scope.json()["error"]) == (403, "insufficient_scope")
