@@ -8,8 +8,9 @@ Example:
 The verified claims are in ``scope["jwkguard.claims"]`` (a :class:`jwkguard.Claims`; None on
 an optional request without a token). Refusals are the RFC 6750 answers every jwkguard
 adapter gives (JSON body, ``WWW-Authenticate``). A WebSocket handshake without a valid token
-is closed with 1008 (1013 when no signing keys can be had). ``lifespan`` and any other scope
-type pass through untouched. No web framework is imported.
+is closed with 1008 (1013 when no signing keys can be had). ``lifespan`` passes through
+untouched; any other scope type, which jwkguard cannot check, raises ``ValueError`` (fails
+closed, as the ASGI specification asks of an application). No web framework is imported.
 
 With ``resource=`` (RFC 9728), every challenge carries ``resource_metadata`` and the middleware
 answers ``GET`` at the resource's well-known path (``/.well-known/oauth-protected-resource``,
@@ -38,6 +39,7 @@ __all__ = [
     "close_reason",
     "send_error",
     "send_metadata",
+    "unknown_scope",
 ]
 
 Scope = MutableMapping[str, Any]
@@ -82,9 +84,12 @@ class JWKGuardMiddleware(GuardedApp[ASGIApp]):
         ):
             await send_metadata(send, resource, head=scope["method"] == "HEAD")
             return
-        if kind not in ("http", "websocket") or self.exemptions(
-            scope.get("method", "GET") if kind == "http" else "", scope["path"]
-        ):
+        if kind not in ("http", "websocket"):
+            if kind != "lifespan":
+                raise unknown_scope(kind)
+            await self.app(scope, receive, send)
+            return
+        if self.exemptions(scope.get("method", "GET") if kind == "http" else "", scope["path"]):
             await self.app(scope, receive, send)
             return
         decision = await self.pipeline.arun(view_from_asgi(scope), self.policy)
@@ -114,6 +119,12 @@ class JWKGuardMiddleware(GuardedApp[ASGIApp]):
             return
         code, reason = close_reason(decision.error)
         await send({"type": "websocket.close", "code": code, "reason": reason})
+
+
+def unknown_scope(kind: object) -> ValueError:
+    """The error for an ASGI scope type jwkguard cannot check: it is refused, never passed on
+    (the ASGI specification asks an application to raise for a type it does not know)."""
+    return ValueError(f"jwkguard cannot check an ASGI {kind!r} scope: refused")
 
 
 async def send_metadata(send: Send, resource: ResourceMetadata, *, head: bool = False) -> None:

@@ -37,7 +37,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
     raise missing_extra("jwkguard_fastapi.mcp", "the MCP SDK", "mcp") from exc
 
 from jwkguard import Claims, ConfigurationError, RequestPipeline, RoutePolicy, TokenError, Validator
-from jwkguard.asgi import send_error, send_metadata
+from jwkguard.asgi import send_error, send_metadata, unknown_scope
 from jwkguard.pipeline import Decision, ResourceMetadata, acr_list, view_from_asgi
 from jwkguard.sender import SenderConstraints
 from jwkguard.settings import list_of
@@ -186,7 +186,9 @@ class JWKGuardMCPGuard:
     missing scope (403 ``insufficient_scope`` with ``scope``) and an outage (503 with
     ``Retry-After``). Accepted requests continue to the app, whose own bearer backend gets
     the same ``AccessToken`` without validating again. ``GET`` at the resource's well-known
-    path answers with the metadata document. ``OPTIONS`` (CORS preflight) passes.
+    path answers with the metadata document. ``OPTIONS`` (CORS preflight) passes. A
+    WebSocket handshake to a guarded path is closed (1008); a scope type the guard cannot
+    check raises.
 
     Args:
         app: The MCP server's ASGI app (``streamable_http_app()``).
@@ -215,8 +217,9 @@ class JWKGuardMCPGuard:
         self.kind = kind
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
+        kind = scope["type"]
+        if kind != "http":
+            await self.other_scope(kind, scope, receive, send)
             return
         path = scope["path"]
         method = scope.get("method", "GET")
@@ -243,6 +246,18 @@ class JWKGuardMCPGuard:
             await self.app(scope, receive, send)
         finally:
             _ACCEPTED.reset(reset)
+
+    async def other_scope(self, kind: str, scope: Scope, receive: Receive, send: Send) -> None:
+        """``lifespan`` and WebSockets elsewhere pass; a WebSocket handshake to a guarded path
+        is closed with 1008 (MCP speaks HTTP there, and no token is checked on a handshake);
+        any other scope type, which the guard cannot check, raises."""
+        if kind == "websocket" and (scope["path"].rstrip("/") or "/") in self.paths:
+            if (await receive())["type"] == "websocket.connect":
+                await send({"type": "websocket.close", "code": 1008, "reason": "HTTP only"})
+            return
+        if kind not in ("lifespan", "websocket"):
+            raise unknown_scope(kind)
+        await self.app(scope, receive, send)
 
     async def decide(self, scope: Scope) -> Decision:
         """The pipeline's decision on the request (the resource's audience included)."""

@@ -16,16 +16,18 @@ from typing import Any
 
 import httpx
 import pytest
+import websockets
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.server.auth.provider import AccessToken
 from mcp.server.mcpserver import MCPServer
 from mcp.shared._httpx_utils import create_mcp_http_client
+from websockets.exceptions import InvalidStatus
 
 from jwkguard import Issuer, Validator
 from jwkguard.errors import ConfigurationError
 from jwkguard.testing import LocalIssuer
-from jwkguard_fastapi.mcp import JWKGuardTokenVerifier
+from jwkguard_fastapi.mcp import JWKGuardMCPGuard, JWKGuardTokenVerifier
 
 from ..servers import ASGIServer
 
@@ -236,4 +238,49 @@ def test_the_verifier_needs_a_https_resource(served: Served) -> None:
     validator = Validator(issuers=[served.issuer.issuer_config()], algorithms=["RS256"])
     with pytest.raises(ConfigurationError):
         JWKGuardTokenVerifier(validator, resource="http://api.example.com/mcp")
+    validator.close()
+
+
+def test_a_websocket_handshake_to_the_mcp_endpoint_is_refused(served: Served) -> None:
+    async def handshake() -> int:
+        url = served.url.replace("http://", "ws://") + "/mcp"
+        headers = {"Authorization": f"Bearer {served.mint()}"}
+        try:
+            async with websockets.connect(url, additional_headers=headers, open_timeout=10):
+                return 101  # pragma: no cover - the guard must refuse
+        except InvalidStatus as exc:
+            return exc.response.status_code
+
+    # Closed before it was accepted (1008): uvicorn answers the handshake with 403.
+    assert asyncio.run(handshake()) == 403
+
+
+def test_the_guard_passes_lifespan_and_other_paths_and_raises_for_unknown_scopes(
+    served: Served,
+) -> None:
+    reached: list[tuple[str, str]] = []
+
+    async def inner(scope: Any, receive: Any, send: Any) -> None:
+        reached.append((scope["type"], scope.get("path", "")))
+
+    async def connect() -> dict[str, Any]:
+        return {"type": "websocket.connect"}
+
+    sent: list[Any] = []
+
+    async def record(message: Any) -> None:
+        sent.append(message)
+
+    validator = Validator(issuers=[served.issuer.issuer_config()], algorithms=["RS256"])
+    guard = JWKGuardMCPGuard(
+        inner, JWKGuardTokenVerifier(validator, resource="https://api.example.com/mcp")
+    )
+    asyncio.run(guard({"type": "lifespan"}, connect, record))
+    asyncio.run(guard({"type": "websocket", "path": "/chat", "headers": []}, connect, record))
+    assert reached == [("lifespan", ""), ("websocket", "/chat")]
+    asyncio.run(guard({"type": "websocket", "path": "/mcp/", "headers": []}, connect, record))
+    assert sent == [{"type": "websocket.close", "code": 1008, "reason": "HTTP only"}]
+    with pytest.raises(ValueError, match="cannot check an ASGI 'webtransport' scope"):
+        asyncio.run(guard({"type": "webtransport", "path": "/mcp"}, connect, record))
+    assert len(reached) == 2
     validator.close()

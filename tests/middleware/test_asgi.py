@@ -297,3 +297,22 @@ def test_a_bad_configuration_fails_at_construction(validator: Validator) -> None
         JWKGuardMiddleware(app, validator, scopes="orders:read")
     with pytest.raises(ConfigurationError):
         JWKGuardMiddleware(app, validator, introspect=True)
+
+
+def test_a_scope_type_it_cannot_check_is_refused_never_passed_on(validator: Validator) -> None:
+    reached: list[str] = []
+
+    async def inner(scope: Any, receive: Any, send: Any) -> None:
+        reached.append(scope["type"])
+
+    async def nothing() -> dict[str, Any]:
+        raise AssertionError("nothing may be read")  # pragma: no cover
+
+    async def discard(message: Any) -> None:
+        raise AssertionError("nothing may be sent")  # pragma: no cover
+
+    guarded = JWKGuardMiddleware(inner, validator)
+    scope = {"type": "webtransport", "path": "/whoami", "headers": []}
+    with pytest.raises(ValueError, match="cannot check an ASGI 'webtransport' scope"):
+        asyncio.run(guarded(scope, nothing, discard))
+    assert reached == []
