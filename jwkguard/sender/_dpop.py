@@ -250,8 +250,8 @@ class DPoPNonces:
 
     def is_valid(self, nonce: object, now: float) -> bool:
         """True if ``nonce`` was handed out in this slot or the previous one."""
-        if not isinstance(nonce, str):
-            return False
+        if not isinstance(nonce, str) or not nonce.isascii():
+            return False  # compare_digest takes only ASCII str; a nonce of ours is ASCII
         slot = math.floor(now / self._period)
         return any(hmac.compare_digest(nonce, self._for_slot(s)) for s in (slot, slot - 1))
 
@@ -449,14 +449,18 @@ class DPoPVerifier:
         if not isinstance(htu, str) or normalise_htu(htu) != normalise_htu(request["url"]):
             raise InvalidDPoPProof("The DPoP proof is for another URI", claim="htu")
         iat: Any = payload.get("iat")
-        if type(iat) not in (int, float) or not math.isfinite(iat):
+        # An int is compared exactly, however large (math.isfinite would overflow on it).
+        if type(iat) is not int and (type(iat) is not float or not math.isfinite(iat)):
             raise InvalidDPoPProof("The DPoP proof needs a numeric iat", claim="iat")
         nonces = self.nonces
         if nonces is None and (iat > now + self.leeway or iat < now - self.max_age):
             raise InvalidDPoPProof("The DPoP proof is stale or from the future", claim="iat")
         ath = payload.get("ath")
-        if not isinstance(ath, str) or not hmac.compare_digest(
-            ath, access_token_hash(request["access_token"])
+        # compare_digest takes only ASCII str: anything else cannot be a base64url hash.
+        if (
+            not isinstance(ath, str)
+            or not ath.isascii()
+            or not hmac.compare_digest(ath, access_token_hash(request["access_token"]))
         ):
             raise InvalidDPoPProof("The DPoP proof is for another access token", claim="ath")
         # With nonces, the nonce alone proves freshness (RFC 9449 section 11.1): the client's

@@ -160,3 +160,25 @@ def test_the_matching_host_is_still_accepted(
     )
     assert status == 200, body
     assert json.loads(body) == {"path": "/admin"}
+
+
+@pytest.mark.parametrize(
+    ("claims", "reason"),
+    [
+        ({"ath": "é"}, "dpop_proof_invalid"),
+        ({"iat": 10**400}, "dpop_proof_invalid"),
+        ({"jti": "\ud800"}, "dpop_proof_malformed"),
+    ],
+    ids=["ath-non-ascii", "iat-huge", "jti-surrogate"],
+)
+def test_an_odd_proof_claim_is_a_401_never_a_500(
+    port: int, issuer: LocalIssuer, proof_key: SigningKey, claims: dict[str, Any], reason: str
+) -> None:
+    token = issuer.mint(cnf={"jkt": proof_key.thumbprint})
+    url = f"http://127.0.0.1:{port}/admin"
+    proof = make_dpop_proof(proof_key, method="GET", url=url, access_token=token, **claims)
+    request = dpop_get(port, "/admin", [f"127.0.0.1:{port}"], token, proof)
+    status, headers, body = raw_exchange(port, request)
+    assert status == 401, body
+    assert json.loads(body)["reason"] == reason
+    assert 'error="invalid_dpop_proof"' in headers["www-authenticate"]

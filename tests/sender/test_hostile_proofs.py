@@ -1,0 +1,102 @@
+"""Hostile DPoP proofs against the verifier: every odd value is a typed refusal, never a crash.
+
+The proofs are signed by the key the token is bound to, so nothing but the odd value can be
+the reason for a refusal; a Python exception here would be a 500 in every adapter.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from jwkguard import TokenError
+from jwkguard.sender import DPoPNonces, DPoPVerifier
+from jwkguard.testing import SigningKey, generate_key, make_dpop_proof
+
+from ..conftest import FakeClock
+
+URL = "https://api.example.com/orders"
+TOKEN = "header.payload.signature"
+
+
+@pytest.fixture(scope="module")
+def proof_key() -> SigningKey:
+    return generate_key("ES256")
+
+
+def refusal(
+    verifier: DPoPVerifier, key: SigningKey, *, url: str = URL, **overrides: Any
+) -> TokenError | None:
+    """The verifier's refusal of a proof with ``overrides`` (claims, or ``header``), or None."""
+    overrides.setdefault("iat", verifier.clock())
+    proof = make_dpop_proof(key, method="GET", url=URL, access_token=TOKEN, **overrides)
+    try:
+        verifier.verify(
+            proof,
+            method="GET",
+            url=url,
+            access_token=TOKEN,
+            claims={"cnf": {"jkt": key.thumbprint}},
+        )
+    except TokenError as exc:
+        return exc
+    return None
+
+
+@pytest.mark.parametrize(
+    ("claim", "value"),
+    [
+        ("ath", "é"),  # hmac.compare_digest refuses non-ASCII str with TypeError
+        ("ath", "\u2028"),
+        ("iat", 10**400),  # math.isfinite(int) overflows
+        ("iat", -(10**400)),
+        ("jti", ["a"]),
+        ("htu", 7),
+        ("htm", None),
+    ],
+    ids=[
+        "ath-latin",
+        "ath-separator",
+        "iat-huge",
+        "iat-huge-negative",
+        "jti-list",
+        "htu-number",
+        "htm-null",
+    ],
+)
+def test_an_odd_claim_value_is_refused_not_a_crash(
+    proof_key: SigningKey, clock: FakeClock, claim: str, value: Any
+) -> None:
+    verifier = DPoPVerifier(clock=clock)
+    found = refusal(verifier, proof_key, **{claim: value})
+    assert found is not None
+    assert found.error == "invalid_dpop_proof"
+    assert found.claim == claim
+
+
+@pytest.mark.parametrize("nonce", ["é", "nönce", 7, ["x"], None])
+def test_an_odd_nonce_gets_the_nonce_challenge_not_a_crash(
+    proof_key: SigningKey, clock: FakeClock, nonce: Any
+) -> None:
+    """Any nonce that is not the current one is ``use_dpop_nonce`` (RFC 9449 section 8)."""
+    verifier = DPoPVerifier(clock=clock, nonces=DPoPNonces(b"0123456789abcdef"))
+    found = refusal(verifier, proof_key, nonce=nonce)
+    assert found is not None
+    assert found.error == "use_dpop_nonce"
+
+
+def test_a_valid_proof_passes(proof_key: SigningKey, clock: FakeClock) -> None:
+    """The helper itself: nothing else in these proofs is wrong."""
+    assert refusal(DPoPVerifier(clock=clock), proof_key) is None
+
+
+@pytest.mark.parametrize("claim", ["ath", "nonce", "jti", "htu"])
+def test_a_lone_surrogate_is_a_malformed_proof(
+    proof_key: SigningKey, clock: FakeClock, claim: str
+) -> None:
+    """JSON's ``\\ud800`` escape decodes to no text at all: the proof is malformed."""
+    verifier = DPoPVerifier(clock=clock, nonces=DPoPNonces(b"0123456789abcdef"))
+    found = refusal(verifier, proof_key, **{claim: "\ud800"})
+    assert found is not None
+    assert found.reason == "dpop_proof_malformed"
