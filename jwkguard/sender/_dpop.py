@@ -13,6 +13,7 @@ import hashlib
 import hmac
 import json
 import math
+import re
 import secrets
 import threading
 import time
@@ -48,6 +49,7 @@ __all__ = [
 ]
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
+_VISIBLE_ASCII = re.compile(r"[\x21-\x7e]*")
 _MAX_PROOF_SIZE = 8192
 _MAX_JTI_LENGTH = 256
 _JWK_CACHE_SIZE = 256
@@ -67,17 +69,21 @@ def normalise_htu(url: str) -> str:
     """A request URI as ``htu`` compares it (RFC 9449 §4.3, RFC 3986 §6.2.2-6.2.3).
 
     Scheme and host are lower-cased, the default port dropped, an empty path becomes ``/``,
-    and query and fragment are ignored.
+    and query and fragment are ignored. A URL that is not visible ASCII, carries userinfo or
+    has a port that is not one is returned as written: it then equals only itself, never
+    the URL ``urlsplit`` would make of it (which drops tabs and newlines, and such a port).
     """
     parts = urlsplit(url)
+    try:
+        port = parts.port
+    except ValueError:
+        return url
+    if not _VISIBLE_ASCII.fullmatch(url) or "@" in parts.netloc:
+        return url
     scheme = parts.scheme.lower()
     host = (parts.hostname or "").lower()
     if ":" in host:  # an IPv6 literal goes back into brackets
         host = f"[{host}]"
-    try:
-        port = parts.port
-    except ValueError:
-        port = None
     netloc = host if port is None or port == _DEFAULT_PORTS.get(scheme) else f"{host}:{port}"
     return urlunsplit((scheme, netloc, parts.path or "/", "", ""))
 

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from jwkguard import TokenError
-from jwkguard.sender import DPoPNonces, DPoPVerifier
+from jwkguard.sender import DPoPNonces, DPoPVerifier, normalise_htu
 from jwkguard.testing import SigningKey, generate_key, make_dpop_proof
 
 from ..conftest import FakeClock
@@ -100,3 +100,62 @@ def test_a_lone_surrogate_is_a_malformed_proof(
     found = refusal(verifier, proof_key, **{claim: "\ud800"})
     assert found is not None
     assert found.reason == "dpop_proof_malformed"
+
+
+@pytest.mark.parametrize(
+    "htu",
+    [
+        "https://api.example.com:99999/orders",  # not a port: never the default one
+        "https://api.example.com:abc/orders",
+        "https://user@api.example.com/orders",  # userinfo is not part of the request URI
+        "https://user:pw@api.example.com/orders",
+        "https://api.exa\tmple.com/orders",  # urlsplit drops tabs and newlines silently
+        "https://api.example.com/or\nders",
+        " https://api.example.com/orders",
+        "https://api.example.com/orders\x00",
+    ],
+    ids=[
+        "port-out-of-range",
+        "port-letters",
+        "userinfo",
+        "userinfo-password",
+        "tab-in-host",
+        "newline-in-path",
+        "leading-space",
+        "nul",
+    ],
+)
+def test_an_htu_that_is_not_a_plain_uri_matches_nothing(
+    proof_key: SigningKey, clock: FakeClock, htu: str
+) -> None:
+    """Normalisation never turns a malformed ``htu`` into the request's URL."""
+    assert normalise_htu(htu) != normalise_htu(URL)
+    found = refusal(DPoPVerifier(clock=clock), proof_key, htu=htu)
+    assert found is not None
+    assert found.claim == "htu"
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["https://api.example.com:99999/orders", "https://api.example.com:abc/orders"],
+)
+def test_a_request_url_with_a_bad_port_matches_no_proof_for_the_default_port(
+    proof_key: SigningKey, clock: FakeClock, url: str
+) -> None:
+    found = refusal(DPoPVerifier(clock=clock), proof_key, url=url)
+    assert found is not None
+    assert found.claim == "htu"
+
+
+@pytest.mark.parametrize(
+    ("left", "right"),
+    [
+        ("https://[::1]:443/orders", "https://[::1]/orders"),
+        ("HTTPS://[::1]/orders", "https://[::1]/orders"),
+        ("http://API.example.com:80", "http://api.example.com/"),
+        ("https://api.example.com:/orders", "https://api.example.com/orders"),  # RFC 3986 6.2.3
+        ("https://api.example.com/orders?a=1#top", "https://api.example.com/orders"),
+    ],
+)
+def test_htu_normalisation_still_matches_equivalent_uris(left: str, right: str) -> None:
+    assert normalise_htu(left) == normalise_htu(right)
