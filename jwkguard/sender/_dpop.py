@@ -384,6 +384,11 @@ class DPoPVerifier:
         header, payload = parsed.header, parsed.payload
         if not isinstance(header.get("typ"), str) or header["typ"].lower() != "dpop+jwt":
             raise InvalidDPoPProof("The DPoP proof type must be dpop+jwt", claim="typ")
+        if "crit" in header:
+            # RFC 7515 section 4.1.11: no extension is understood, so any ``crit`` is refused.
+            raise InvalidDPoPProof(
+                "The DPoP proof uses an unsupported critical extension", claim="crit"
+            )
         alg = header.get("alg")
         if alg not in self.algorithms:
             raise InvalidDPoPProof("The DPoP proof algorithm is not allowed", claim="alg")

@@ -103,6 +103,26 @@ def test_a_lone_surrogate_is_a_malformed_proof(
 
 
 @pytest.mark.parametrize(
+    "header",
+    [
+        {"crit": ["exp"], "exp": 1},  # RFC 7515 section 4.1.11: not understood, so refused
+        {"crit": ["b64"], "b64": False},  # RFC 7797: would change what the signature covers
+        {"crit": []},
+        {"crit": "b64"},
+    ],
+    ids=["crit-unknown", "crit-b64", "crit-empty", "crit-string"],
+)
+def test_a_critical_header_extension_is_refused(
+    proof_key: SigningKey, clock: FakeClock, header: dict[str, Any]
+) -> None:
+    """No extension is understood (as for access tokens): any ``crit`` fails the proof."""
+    found = refusal(DPoPVerifier(clock=clock), proof_key, header=header)
+    assert found is not None
+    assert found.error == "invalid_dpop_proof"
+    assert found.claim == "crit"
+
+
+@pytest.mark.parametrize(
     "htu",
     [
         "https://api.example.com:99999/orders",  # not a port: never the default one
