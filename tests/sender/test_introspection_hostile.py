@@ -1,0 +1,181 @@
+"""A hostile introspection endpoint: a body that never ends, one that drips, one that is huge.
+
+The endpoint is a raw socket server, so it can do what no framework would: promise a huge
+``Content-Length``, send a byte every so often, or stream without end. Every exchange must be
+bounded in time (``timeout`` for the whole answer, not per read) and in memory (the body limit).
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from jwkguard.errors import IntrospectionUnavailable, TokenError
+from jwkguard.sender._introspection import Introspector
+
+from ..conftest import closed_after_the_test
+
+Behaviour = Callable[[socket.socket], None]
+
+
+class RawEndpoint:
+    """Answers every POST on 127.0.0.1 with ``behaviour``; counts the bytes it got out."""
+
+    def __init__(self, behaviour: Behaviour) -> None:
+        self.behaviour = behaviour
+        self.sent = 0
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self._listener.settimeout(0.2)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._listener.getsockname()[1]}/introspect"
+
+    def send(self, conn: socket.socket, data: bytes) -> None:
+        conn.sendall(data)
+        self.sent += len(data)
+
+    def _serve(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self._listener.accept()
+            except TimeoutError:
+                continue
+            with conn:
+                conn.settimeout(5)
+                try:
+                    _read_request(conn)
+                    self.behaviour(conn)
+                except OSError:
+                    pass  # the client gave up: what a bounded client does
+
+    def __enter__(self) -> RawEndpoint:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+        self._listener.close()
+
+
+def _read_request(conn: socket.socket) -> None:
+    data = b""
+    while b"\r\n\r\n" not in data:
+        data += conn.recv(65536)
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = next(
+        int(line.split(b":", 1)[1])
+        for line in head.split(b"\r\n")
+        if line.lower().startswith(b"content-length:")
+    )
+    while len(body) < length:
+        body += conn.recv(65536)
+
+
+def _huge(endpoint_box: list[RawEndpoint], *, chunked: bool) -> Behaviour:
+    def behave(conn: socket.socket) -> None:
+        endpoint = endpoint_box[0]
+        total = 64 * 1024 * 1024
+        framing = (
+            b"Transfer-Encoding: chunked\r\n"
+            if chunked
+            else f"Content-Length: {total}\r\n".encode()
+        )
+        endpoint.send(
+            conn, b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n" + framing + b"\r\n"
+        )
+        block = b'{"active": true, "pad": "' + b"x" * 65536
+        for _ in range(total // len(block)):
+            endpoint.send(conn, b"%x\r\n%s\r\n" % (len(block), block) if chunked else block)
+
+    return behave
+
+
+def _drip(endpoint_box: list[RawEndpoint], *, status: int = 200) -> Behaviour:
+    def behave(conn: socket.socket) -> None:
+        endpoint = endpoint_box[0]
+        endpoint.send(
+            conn,
+            f"HTTP/1.1 {status} X\r\nContent-Type: application/json\r\n"
+            "Content-Length: 100000\r\n\r\n".encode(),
+        )
+        for _ in range(100):  # a byte every 0.2 s: each read is quick, the answer never ends
+            endpoint.send(conn, b" ")
+            time.sleep(0.2)
+
+    return behave
+
+
+@pytest.fixture
+def serve() -> Iterator[Callable[[Callable[[list[RawEndpoint]], Behaviour]], RawEndpoint]]:
+    started: list[RawEndpoint] = []
+
+    def start(make: Callable[[list[RawEndpoint]], Behaviour]) -> RawEndpoint:
+        box: list[RawEndpoint] = []
+        endpoint = RawEndpoint(make(box))
+        box.append(endpoint)
+        started.append(endpoint.__enter__())
+        return endpoint
+
+    yield start
+    for endpoint in started:
+        endpoint.__exit__(None, None, None)
+
+
+def _introspector(endpoint: RawEndpoint, **options: Any) -> Introspector:
+    return closed_after_the_test(
+        Introspector(
+            endpoint=endpoint.url, client_id="rs", client_secret="secret", timeout=1, **options
+        )
+    )
+
+
+@pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
+def test_a_huge_answer_is_not_read_past_the_limit(serve: Any, chunked: bool) -> None:
+    endpoint = serve(lambda box: _huge(box, chunked=chunked))
+    introspector = _introspector(endpoint)
+    with pytest.raises(IntrospectionUnavailable):
+        introspector.introspect("opaque-token")
+    assert endpoint.sent < 8 * 1024 * 1024, "the client read the whole 64 MiB answer"
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
+async def test_a_huge_answer_is_not_read_past_the_limit_async(serve: Any, chunked: bool) -> None:
+    endpoint = serve(lambda box: _huge(box, chunked=chunked))
+    introspector = _introspector(endpoint)
+    with pytest.raises(IntrospectionUnavailable):
+        await introspector.aintrospect("opaque-token")
+    await introspector.aclose()
+    assert endpoint.sent < 8 * 1024 * 1024, "the client read the whole 64 MiB answer"
+
+
+@pytest.mark.parametrize("status", [200, 400, 503])
+def test_a_dripping_answer_is_bounded_by_the_timeout_as_a_whole(serve: Any, status: int) -> None:
+    """Each read gets a byte well within ``timeout``; the whole answer must not take longer
+    than about ``timeout`` (1 s here), not the 20 s the endpoint would drip for."""
+    endpoint = serve(lambda box: _drip(box, status=status))
+    introspector = _introspector(endpoint)
+    started = time.monotonic()
+    with pytest.raises(TokenError):
+        introspector.introspect("opaque-token")
+    assert time.monotonic() - started < 3
+
+
+@pytest.mark.anyio
+async def test_a_dripping_answer_is_bounded_by_the_timeout_as_a_whole_async(serve: Any) -> None:
+    endpoint = serve(_drip)
+    introspector = _introspector(endpoint)
+    started = time.monotonic()
+    with pytest.raises(IntrospectionUnavailable):
+        await introspector.aintrospect("opaque-token")
+    await introspector.aclose()
+    assert time.monotonic() - started < 3
