@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from jwkguard.errors import IntrospectionUnavailable, TokenError
+from jwkguard.errors import ConfigurationError, IntrospectionUnavailable, TokenError
 from jwkguard.sender._introspection import Introspector
 
 from ..conftest import closed_after_the_test
@@ -179,3 +179,32 @@ async def test_a_dripping_answer_is_bounded_by_the_timeout_as_a_whole_async(serv
         await introspector.aintrospect("opaque-token")
     await introspector.aclose()
     assert time.monotonic() - started < 3
+
+
+@pytest.mark.parametrize(
+    "endpoint",
+    [
+        "http://127.attacker.example/introspect",  # a name that starts like a loopback address
+        "http://127.0.0.1.nip.io/introspect",
+        "http://localhost.attacker.example/introspect",
+        "http://attacker.example/introspect",
+        "http://[::2]/introspect",
+    ],
+)
+def test_plain_http_is_refused_unless_the_host_really_is_loopback(endpoint: str) -> None:
+    with pytest.raises(ConfigurationError, match="https"):
+        Introspector(endpoint=endpoint, client_id="rs", client_secret="secret")
+
+
+@pytest.mark.parametrize(
+    "endpoint",
+    [
+        "http://127.0.0.1:8080/introspect",
+        "http://127.5.6.7/introspect",
+        "http://localhost/introspect",
+        "http://LOCALHOST/introspect",
+        "http://[::1]:8080/introspect",
+    ],
+)
+def test_plain_http_to_a_loopback_host_is_still_allowed(endpoint: str) -> None:
+    closed_after_the_test(Introspector(endpoint=endpoint, client_id="rs", client_secret="secret"))
