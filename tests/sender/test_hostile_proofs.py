@@ -7,12 +7,21 @@ the reason for a refusal; a Python exception here would be a 500 in every adapte
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 
 from jwkguard import TokenError
-from jwkguard.sender import DPoPNonces, DPoPVerifier, normalise_htu
-from jwkguard.testing import SigningKey, generate_key, make_dpop_proof
+from jwkguard.errors import InvalidClaim
+from jwkguard.sender import (
+    DPoPNonces,
+    DPoPVerifier,
+    SenderConstraints,
+    certificate_thumbprint,
+    normalise_htu,
+)
+from jwkguard.sender._mtls import check_certificate_binding
+from jwkguard.testing import CertificateAuthority, SigningKey, generate_key, make_dpop_proof
 
 from ..conftest import FakeClock
 
@@ -179,3 +188,43 @@ def test_a_request_url_with_a_bad_port_matches_no_proof_for_the_default_port(
 )
 def test_htu_normalisation_still_matches_equivalent_uris(left: str, right: str) -> None:
     assert normalise_htu(left) == normalise_htu(right)
+
+
+# -- certificate binding (RFC 8705): one certificate, or none -------------------------------
+
+
+@pytest.fixture(scope="module")
+def authority() -> CertificateAuthority:
+    return CertificateAuthority()
+
+
+@pytest.mark.parametrize(
+    "shape",
+    ["bound+other", "other+bound", "ca+bound", "bound+junk", "junk+bound", "bound-twice"],
+)
+def test_a_forwarded_certificate_that_is_not_exactly_one_certificate_is_refused(
+    authority: CertificateAuthority, shape: str
+) -> None:
+    """A proxy header holding a chain or extra text is ambiguous: which one was presented?
+    It never satisfies the binding, even when the bound certificate is in it."""
+    bound = authority.issue("client-a").certificate_pem
+    other = authority.issue("client-b").certificate_pem
+    value = {
+        "bound+other": bound + other,
+        "other+bound": other + bound,
+        "ca+bound": authority.certificate_pem + bound,
+        "bound+junk": bound + b"\nextra text",
+        "junk+bound": b"extra text\n" + bound,
+        "bound-twice": bound + bound,
+    }[shape]
+    constraints = SenderConstraints(
+        client_cert_header="x-ssl-client-cert", trusted_proxies=["10.0.0.0/8"]
+    )
+    claims = {"cnf": {"x5t#S256": certificate_thumbprint(bound)}}
+    forwarded = constraints.client_certificate(None, [quote(value.decode())], "10.0.0.1")
+    with pytest.raises(InvalidClaim) as caught:
+        check_certificate_binding(claims, forwarded)
+    assert caught.value.reason == "certificate_mismatch"
+    check_certificate_binding(
+        claims, constraints.client_certificate(None, [quote(bound.decode())], "10.0.0.1")
+    )
