@@ -4,6 +4,7 @@ attack away. uvicorn serves the ASGI middleware and FastAPI, waitress the WSGI m
 # No `from __future__ import annotations`: FastAPI reads the route annotations at run time.
 import json
 import socket
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from typing import Annotated, Any
@@ -182,3 +183,30 @@ def test_an_odd_proof_claim_is_a_401_never_a_500(
     assert status == 401, body
     assert json.loads(body)["reason"] == reason
     assert 'error="invalid_dpop_proof"' in headers["www-authenticate"]
+
+
+def test_one_proof_sent_at_once_on_many_connections_passes_exactly_once(
+    port: int, issuer: LocalIssuer, proof_key: SigningKey
+) -> None:
+    """The replay ledger decides atomically: of 12 simultaneous copies, one 200, eleven 401."""
+    token = issuer.mint(cnf={"jkt": proof_key.thumbprint})
+    url = f"http://127.0.0.1:{port}/admin"
+    proof = make_dpop_proof(proof_key, method="GET", url=url, access_token=token)
+    request = dpop_get(port, "/admin", [f"127.0.0.1:{port}"], token, proof)
+    barrier = threading.Barrier(12, timeout=10)
+    answers: list[tuple[int, bytes]] = []
+
+    def send() -> None:
+        barrier.wait()
+        status, _, body = raw_exchange(port, request)
+        answers.append((status, body))
+
+    threads = [threading.Thread(target=send) for _ in range(12)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert sorted(status for status, _ in answers) == [200] + [401] * 11, answers
+    assert all(
+        json.loads(body)["reason"] == "dpop_replayed" for status, body in answers if status == 401
+    )
