@@ -50,6 +50,8 @@ __all__ = [
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 _VISIBLE_ASCII = re.compile(r"[\x21-\x7e]*")
+_PERCENT = re.compile(r"%([0-9A-Fa-f]{2})")
+_UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_~")
 _MAX_PROOF_SIZE = 8192
 _MAX_JTI_LENGTH = 256
 _JWK_CACHE_SIZE = 256
@@ -69,9 +71,11 @@ def normalise_htu(url: str) -> str:
     """A request URI as ``htu`` compares it (RFC 9449 §4.3, RFC 3986 §6.2.2-6.2.3).
 
     Scheme and host are lower-cased, the default port dropped, an empty path becomes ``/``,
-    and query and fragment are ignored. A URL that is not visible ASCII, carries userinfo or
-    has a port that is not one is returned as written: it then equals only itself, never
-    the URL ``urlsplit`` would make of it (which drops tabs and newlines, and such a port).
+    percent-escapes in the path are upper-cased (those of letters, digits, ``-``, ``_`` and
+    ``~`` decoded), and query and fragment are ignored. A URL that is not visible ASCII,
+    carries userinfo or has a port that is not one is returned as written: it then equals
+    only itself, never the URL ``urlsplit`` would make of it (which drops tabs and newlines,
+    and such a port).
     """
     parts = urlsplit(url)
     try:
@@ -85,7 +89,17 @@ def normalise_htu(url: str) -> str:
     if ":" in host:  # an IPv6 literal goes back into brackets
         host = f"[{host}]"
     netloc = host if port is None or port == _DEFAULT_PORTS.get(scheme) else f"{host}:{port}"
-    return urlunsplit((scheme, netloc, parts.path or "/", "", ""))
+    path = _PERCENT.sub(_normal_escape, parts.path) if "%" in parts.path else parts.path
+    return urlunsplit((scheme, netloc, path or "/", "", ""))
+
+
+def _normal_escape(match: re.Match[str]) -> str:
+    """RFC 3986 section 6.2.2.1-6.2.2.2: upper-case hex, decode an unreserved character.
+
+    A dot stays encoded: decoded, ``%2e%2e`` would read as a dot segment.
+    """
+    char = chr(int(match[1], 16))
+    return char if char in _UNRESERVED else f"%{match[1].upper()}"
 
 
 def confirmation_thumbprint(claims: Mapping[str, Any]) -> str | None:

@@ -76,6 +76,10 @@ def _fastapi_app(validator: Validator) -> Any:
     async def admin(claims: Annotated[Claims, Security(guard)]) -> Any:
         return {"path": "/admin"}
 
+    @app.get("/{rest:path}")
+    async def anything(rest: str, claims: Annotated[Claims, Security(guard)]) -> Any:
+        return {"path": f"/{rest}"}
+
     return app
 
 
@@ -210,3 +214,18 @@ def test_one_proof_sent_at_once_on_many_connections_passes_exactly_once(
     assert all(
         json.loads(body)["reason"] == "dpop_replayed" for status, body in answers if status == 401
     )
+
+
+@pytest.mark.parametrize("path", ["/caf%c3%a9", "/a%7Eb", "/%41dmin"])
+def test_a_proof_for_the_path_as_sent_matches_however_the_server_re_encodes_it(
+    port: int, issuer: LocalIssuer, proof_key: SigningKey, path: str
+) -> None:
+    """WSGI servers hand over the decoded path and jwkguard re-encodes it (``%7E`` -> ``~``,
+    ``%c3`` -> ``%C3``); RFC 3986 section 6.2.2 normalisation makes the client's ``htu``, the
+    path as it sent it, still match."""
+    token = issuer.mint(cnf={"jkt": proof_key.thumbprint})
+    url = f"http://127.0.0.1:{port}{path}"
+    proof = make_dpop_proof(proof_key, method="GET", url=url, access_token=token)
+    request = dpop_get(port, path, [f"127.0.0.1:{port}"], token, proof)
+    status, _, body = raw_exchange(port, request)
+    assert status == 200, body

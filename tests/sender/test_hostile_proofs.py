@@ -228,3 +228,33 @@ def test_a_forwarded_certificate_that_is_not_exactly_one_certificate_is_refused(
     check_certificate_binding(
         claims, constraints.client_certificate(None, [quote(bound.decode())], "10.0.0.1")
     )
+
+
+@pytest.mark.parametrize(
+    ("left", "right"),
+    [
+        ("https://a.example/caf%c3%a9", "https://a.example/caf%C3%A9"),  # hex case
+        ("https://a.example/a%7Eb", "https://a.example/a~b"),  # unreserved decoded
+        ("https://a.example/%41%62c%2d%5f", "https://a.example/Abc-_"),
+        ("https://a.example/a%2eb", "https://a.example/a%2Eb"),
+    ],
+)
+def test_htu_percent_encoding_is_normalised_as_rfc3986_section_6_2_2_asks(
+    left: str, right: str
+) -> None:
+    """A WSGI server re-encodes the decoded path (``%7E`` comes back as ``~``, ``%c3`` as
+    ``%C3``): a proof for the same resource must still match."""
+    assert normalise_htu(left) == normalise_htu(right)
+
+
+@pytest.mark.parametrize(
+    ("left", "right"),
+    [
+        ("https://a.example/a%2Fb", "https://a.example/a/b"),  # a reserved character stays
+        ("https://a.example/a%3Fb", "https://a.example/a?b"),
+        ("https://a.example/%2e%2e/admin", "https://a.example/../admin"),  # dots stay encoded
+        ("https://a.example/a%25b", "https://a.example/a%b"),
+    ],
+)
+def test_htu_never_decodes_what_changes_the_path(left: str, right: str) -> None:
+    assert normalise_htu(left) != normalise_htu(right)
