@@ -208,3 +208,56 @@ def test_plain_http_is_refused_unless_the_host_really_is_loopback(endpoint: str)
 )
 def test_plain_http_to_a_loopback_host_is_still_allowed(endpoint: str) -> None:
     closed_after_the_test(Introspector(endpoint=endpoint, client_id="rs", client_secret="secret"))
+
+
+@pytest.mark.parametrize("status", [301, 302, 307, 308])
+def test_a_redirect_is_never_followed_and_is_a_rejection_not_an_outage(
+    serve: Any, status: int
+) -> None:
+    """A redirect could send the token (and this server's credentials) anywhere: the
+    answer is 503 ``introspection_rejected`` under either policy, and the target never hears."""
+    elsewhere = serve(lambda box: _answer(box, b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}"))
+
+    def redirect(box: list[RawEndpoint]) -> Behaviour:
+        head = f"HTTP/1.1 {status} Moved\r\nLocation: {elsewhere.url}\r\nContent-Length: 0\r\n\r\n"
+        return _answer(box, head.encode())
+
+    endpoint = serve(redirect)
+    for fail_open in (False, True):
+        introspector = _introspector(endpoint, fail_open=fail_open)
+        with pytest.raises(IntrospectionUnavailable) as caught:
+            introspector.introspect(f"opaque-token-{fail_open}")
+        assert caught.value.reason == "introspection_rejected"
+    assert elsewhere.sent == 0
+
+
+def _answer(box: list[RawEndpoint], data: bytes) -> Behaviour:
+    def behave(conn: socket.socket) -> None:
+        box[0].send(conn, data)
+
+    return behave
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"active": "true", "sub": "svc"}',  # a string is not the boolean RFC 7662 asks for
+        b'{"active": 1, "sub": "svc"}',
+        b'{"sub": "svc"}',
+        b'[{"active": true}]',
+        b"active=true",
+        b"\xff\xfe",
+    ],
+    ids=["active-string", "active-number", "active-missing", "array", "not-json", "not-utf8"],
+)
+def test_a_broken_answer_is_never_read_as_active(serve: Any, body: bytes) -> None:
+    """A 200 that does not say ``"active": true`` as a JSON boolean is an outage: 503 when
+    fail-closed; fail-open returns None (only a locally validated JWT may then pass)."""
+    head = (
+        f"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    )
+    endpoint = serve(lambda box: _answer(box, head.encode() + body))
+    with pytest.raises(IntrospectionUnavailable) as caught:
+        _introspector(endpoint).introspect("opaque-token")
+    assert caught.value.reason == "introspection_unavailable"
+    assert _introspector(endpoint, fail_open=True).introspect("opaque-token") is None
