@@ -124,7 +124,8 @@ class _IntrospectionState:
                 expires = now + self.max_cache_ttl
                 exp: Any = claims.get("exp")
                 if type(exp) in (int, float):
-                    expires = min(expires, float(exp))
+                    # Compared as is: float() overflows on an integer beyond its range.
+                    expires = min(expires, exp)
             self._store(key, _Entry(claims, expires), now)
             return recovered
 

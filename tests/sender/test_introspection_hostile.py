@@ -261,3 +261,29 @@ def test_a_broken_answer_is_never_read_as_active(serve: Any, body: bytes) -> Non
         _introspector(endpoint).introspect("opaque-token")
     assert caught.value.reason == "introspection_unavailable"
     assert _introspector(endpoint, fail_open=True).introspect("opaque-token") is None
+
+
+@pytest.mark.parametrize(
+    ("exp", "active"),
+    [
+        (b"1" + b"0" * 400, True),  # an integer no float holds: far in the future
+        (b"-1" + b"0" * 400, False),
+        (b"1e400", True),  # JSON's float overflow: infinity
+    ],
+    ids=["huge-int", "huge-negative-int", "float-overflow"],
+)
+def test_an_out_of_range_exp_is_judged_never_a_crash(serve: Any, exp: bytes, active: bool) -> None:
+    body = b'{"active": true, "sub": "svc", "exp": ' + exp + b"}"
+    head = (
+        f"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    )
+    endpoint = serve(lambda box: _answer(box, head.encode() + body))
+    introspector = _introspector(endpoint)
+    if active:
+        claims = introspector.introspect("opaque-token")
+        assert claims is not None
+        assert claims.subject == "svc"
+    else:
+        with pytest.raises(TokenError) as caught:
+            introspector.introspect("opaque-token")
+        assert caught.value.reason == "inactive"
