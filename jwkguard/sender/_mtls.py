@@ -93,7 +93,8 @@ def check_certificate_binding(
         raise InvalidClaim(
             "The client certificate cannot be read", reason="certificate_mismatch", claim="cnf"
         ) from exc
-    if not hmac.compare_digest(actual, expected):
+    # compare_digest takes only ASCII str; a thumbprint is base64url, so anything else differs.
+    if not expected.isascii() or not hmac.compare_digest(actual, expected):
         raise InvalidClaim(
             "The access token is bound to another client certificate",
             reason="certificate_mismatch",

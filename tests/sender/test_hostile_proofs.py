@@ -258,3 +258,15 @@ def test_htu_percent_encoding_is_normalised_as_rfc3986_section_6_2_2_asks(
 )
 def test_htu_never_decodes_what_changes_the_path(left: str, right: str) -> None:
     assert normalise_htu(left) != normalise_htu(right)
+
+
+@pytest.mark.parametrize("bound_to", ["é", "\u2028", "x5t-\udc80"])
+def test_a_non_ascii_certificate_binding_is_a_mismatch_not_a_crash(
+    authority: CertificateAuthority, bound_to: str
+) -> None:
+    """``hmac.compare_digest`` refuses non-ASCII str with ``TypeError``: an odd ``cnf`` (from
+    the token or an introspection answer) must still be a clean refusal."""
+    certificate = authority.issue("client-a").certificate_pem
+    with pytest.raises(InvalidClaim) as caught:
+        check_certificate_binding({"cnf": {"x5t#S256": bound_to}}, certificate)
+    assert caught.value.reason == "certificate_mismatch"
