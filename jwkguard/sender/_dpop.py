@@ -73,12 +73,12 @@ def normalise_htu(url: str) -> str:
     Scheme and host are lower-cased, the default port dropped, an empty path becomes ``/``,
     percent-escapes in the path are upper-cased (those of letters, digits, ``-``, ``_`` and
     ``~`` decoded), and query and fragment are ignored. A URL that is not visible ASCII,
-    carries userinfo or has a port that is not one is returned as written: it then equals
+    carries userinfo, or a host or port that is not one is returned as written: it then equals
     only itself, never the URL ``urlsplit`` would make of it (which drops tabs and newlines,
     and such a port).
     """
-    parts = urlsplit(url)
     try:
+        parts = urlsplit(url)  # raises on a broken IPv6 literal (``https://[/``)
         port = parts.port
     except ValueError:
         return url

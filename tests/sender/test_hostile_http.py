@@ -173,8 +173,9 @@ def test_the_matching_host_is_still_accepted(
         ({"ath": "é"}, "dpop_proof_invalid"),
         ({"iat": 10**400}, "dpop_proof_invalid"),
         ({"jti": "\ud800"}, "dpop_proof_malformed"),
+        ({"htu": "http://[/admin"}, "dpop_proof_invalid"),
     ],
-    ids=["ath-non-ascii", "iat-huge", "jti-surrogate"],
+    ids=["ath-non-ascii", "iat-huge", "jti-surrogate", "htu-broken-ipv6"],
 )
 def test_an_odd_proof_claim_is_a_401_never_a_500(
     port: int, issuer: LocalIssuer, proof_key: SigningKey, claims: dict[str, Any], reason: str

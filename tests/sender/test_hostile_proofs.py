@@ -63,6 +63,8 @@ def refusal(
         ("jti", ["a"]),
         ("htu", 7),
         ("htm", None),
+        ("htu", "https://[/orders"),  # urlsplit raises ValueError on a broken IPv6 literal
+        ("htu", "https://[zz]/orders"),
     ],
     ids=[
         "ath-latin",
@@ -72,6 +74,8 @@ def refusal(
         "jti-list",
         "htu-number",
         "htm-null",
+        "htu-open-bracket",
+        "htu-bad-ipv6",
     ],
 )
 def test_an_odd_claim_value_is_refused_not_a_crash(
