@@ -407,8 +407,13 @@ class Introspector:
             return None
         if self.audiences is not None and "aud" in document:
             aud = document["aud"]
+            # Only strings name an audience (a list may hold anything, unhashable too).
             audiences = (
-                {aud} if isinstance(aud, str) else set(aud) if isinstance(aud, list) else set()
+                {aud}
+                if isinstance(aud, str)
+                else {a for a in aud if isinstance(a, str)}
+                if isinstance(aud, list)
+                else set()
             )
             if self.audiences.isdisjoint(audiences):
                 raise InvalidClaim(

@@ -287,3 +287,19 @@ def test_an_out_of_range_exp_is_judged_never_a_crash(serve: Any, exp: bytes, act
         with pytest.raises(TokenError) as caught:
             introspector.introspect("opaque-token")
         assert caught.value.reason == "inactive"
+
+
+@pytest.mark.parametrize(
+    "aud",
+    [b'[["api"]]', b'[{"api": 1}]', b"[1, null]", b'{"api": true}', b"7"],
+    ids=["list-in-list", "object-in-list", "non-strings", "object", "number"],
+)
+def test_an_odd_audience_in_the_answer_is_a_mismatch_not_a_crash(serve: Any, aud: bytes) -> None:
+    body = b'{"active": true, "sub": "svc", "aud": ' + aud + b"}"
+    head = (
+        f"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    )
+    endpoint = serve(lambda box: _answer(box, head.encode() + body))
+    with pytest.raises(TokenError) as caught:
+        _introspector(endpoint, audiences=["api"]).introspect("opaque-token")
+    assert caught.value.reason == "audience_mismatch"
