@@ -15,10 +15,13 @@ from typing import Any
 
 import pytest
 
+from jwkguard import RequestPipeline, RoutePolicy, Validator
 from jwkguard.errors import ConfigurationError, IntrospectionUnavailable, TokenError
 from jwkguard.sender._introspection import Introspector
+from jwkguard.testing import IntrospectionEndpoint, LocalIssuer
 
 from ..conftest import closed_after_the_test
+from .kit import bearer_view
 
 Behaviour = Callable[[socket.socket], None]
 
@@ -303,3 +306,30 @@ def test_an_odd_audience_in_the_answer_is_a_mismatch_not_a_crash(serve: Any, aud
     with pytest.raises(TokenError) as caught:
         _introspector(endpoint, audiences=["api"]).introspect("opaque-token")
     assert caught.value.reason == "audience_mismatch"
+
+
+def test_in_hybrid_mode_the_jwt_decides_and_the_answer_only_says_active(
+    issuer: LocalIssuer, endpoint: IntrospectionEndpoint
+) -> None:
+    """Pinned: on an ``introspect`` route the locally verified JWT's claims are the request's
+    claims; the endpoint's other members (another ``sub``, no scope, a ``cnf``) are not read.
+    Only ``active`` counts (false refuses, as the other tests show)."""
+    validator = Validator(issuers=[issuer.issuer_config()], algorithms=["RS256"])
+    introspector = closed_after_the_test(
+        Introspector(
+            endpoint=endpoint.url,
+            client_id=endpoint.client_id,
+            client_secret=endpoint.client_secret,
+        )
+    )
+    pipeline = RequestPipeline(validator, introspector=introspector)
+    token = issuer.mint(subject="alice", scopes=["orders:read"])
+    endpoint.opaque_tokens[token] = {"sub": "mallory", "scope": "", "cnf": {"jkt": "x" * 43}}
+    decision = pipeline.run(
+        bearer_view(token), RoutePolicy(introspect=True, scopes=["orders:read"])
+    )
+    assert decision.allowed
+    assert decision.introspected
+    assert decision.claims is not None
+    assert decision.claims.subject == "alice"
+    validator.close()
