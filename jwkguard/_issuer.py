@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import KW_ONLY, dataclass, field
@@ -21,9 +22,18 @@ _LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1", "[::1]"})
 
 
 def is_loopback_host(url: str) -> bool:
-    """True if ``url``'s host is a loopback address (HTTP is tolerated there)."""
+    """True if ``url``'s host is a loopback address (HTTP is tolerated there).
+
+    An IP literal must be a loopback address; a name must be ``localhost`` itself:
+    ``127.attacker.example`` is a name anyone can point anywhere.
+    """
     host = urlsplit(url).hostname or ""
-    return host in _LOOPBACK_HOSTS or host.startswith("127.")
+    if host in _LOOPBACK_HOSTS:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _role_claims(values: object) -> tuple[str | tuple[str, ...], ...]:

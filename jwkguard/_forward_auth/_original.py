@@ -27,13 +27,11 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from ..errors import InvalidRequest
+from ..pipeline._request_view import HOST as _HOST
 
 __all__ = ["GATEWAYS", "OriginalRequest", "Reader", "reader_for"]
 
 _METHOD = re.compile(r"[A-Z][A-Z0-9_-]{0,31}")
-_HOST = re.compile(
-    r"(?:[A-Za-z0-9_](?:[A-Za-z0-9_.-]{0,252})|\[[0-9A-Fa-f:.]{2,45}\])(?::[0-9]{1,5})?"
-)
 
 
 class Headers(Protocol):

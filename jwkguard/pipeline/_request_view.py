@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 from urllib.parse import quote
 
+from ..errors import InvalidRequest
+
 __all__ = [
     "ASGIHeaders",
     "EnvironHeaders",
@@ -27,6 +29,26 @@ __all__ = [
 
 
 _PATH_SAFE = "/:@!$&'()*+,;=-._~"
+
+# RFC 9110 section 7.2 ``uri-host [ ":" port ]``: a name or an IP literal, no userinfo, path,
+# query or fragment. Anything else would reshape the URL a DPoP ``htu`` is compared with.
+HOST = re.compile(
+    r"(?:[A-Za-z0-9_](?:[A-Za-z0-9_.-]{0,252})|\[[0-9A-Fa-f:.]{2,45}\])(?::[0-9]{1,5})?"
+)
+
+
+def checked_host(values: Sequence[str]) -> str:
+    """The one ``Host`` of a request (``""`` without one), or ``InvalidRequest`` (400).
+
+    RFC 9112 section 3.2: several Host lines, or one that is not ``host[:port]``, make a bad
+    request; the URL is never built from the first of several or from a smuggled path.
+    """
+    if len(values) > 1:
+        raise InvalidRequest("The request has several Host headers", reason="bad_host")
+    host = values[0] if values else ""
+    if host and not HOST.fullmatch(host):
+        raise InvalidRequest("The Host header is not a host name", reason="bad_host")
+    return host
 
 
 class HeaderReader(Protocol):
@@ -147,16 +169,18 @@ class RequestView:
 
 
 def asgi_url(scope: Mapping[str, Any]) -> str:
-    """The URL of an ASGI connection as the client addressed it (``Host`` header first)."""
+    """The URL of an ASGI connection as the client addressed it (``Host`` header first).
+
+    Raises:
+        InvalidRequest: Several Host headers, or one that is not ``host[:port]``.
+    """
     scheme = scope.get("scheme", "http")
     websocket = scope["type"] == "websocket"
     if websocket:
         scheme = {"http": "ws", "https": "wss"}.get(scheme, scheme)
-    host = ""
-    for key, value in scope.get("headers", ()):
-        if key == b"host":
-            host = value.decode("latin-1")
-            break
+    host = checked_host(
+        [value.decode("latin-1") for key, value in scope.get("headers", ()) if key == b"host"]
+    )
     if not host:
         server = scope.get("server")
         if server:
@@ -197,9 +221,15 @@ def view_from_asgi(scope: Mapping[str, Any]) -> RequestView:
 
 
 def environ_url(environ: Mapping[str, Any]) -> str:
-    """The URL of a WSGI request (PEP 3333's reconstruction, ``Host`` header first)."""
+    """The URL of a WSGI request (PEP 3333's reconstruction, ``Host`` header first).
+
+    Raises:
+        InvalidRequest: A Host header that is not ``host[:port]`` (servers join repeated
+            ones with a comma, so several are refused too).
+    """
     scheme = environ.get("wsgi.url_scheme", "http")
-    host = environ.get("HTTP_HOST")
+    given = environ.get("HTTP_HOST")
+    host = checked_host([str(given)] if given is not None else [])
     if not host:
         host = environ.get("SERVER_NAME", "")
         port = str(environ.get("SERVER_PORT", ""))

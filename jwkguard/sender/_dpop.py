@@ -13,6 +13,7 @@ import hashlib
 import hmac
 import json
 import math
+import re
 import secrets
 import threading
 import time
@@ -48,6 +49,9 @@ __all__ = [
 ]
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
+_VISIBLE_ASCII = re.compile(r"[\x21-\x7e]*")
+_PERCENT = re.compile(r"%([0-9A-Fa-f]{2})")
+_UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_~")
 _MAX_PROOF_SIZE = 8192
 _MAX_JTI_LENGTH = 256
 _JWK_CACHE_SIZE = 256
@@ -67,19 +71,35 @@ def normalise_htu(url: str) -> str:
     """A request URI as ``htu`` compares it (RFC 9449 §4.3, RFC 3986 §6.2.2-6.2.3).
 
     Scheme and host are lower-cased, the default port dropped, an empty path becomes ``/``,
-    and query and fragment are ignored.
+    percent-escapes in the path are upper-cased (those of letters, digits, ``-``, ``_`` and
+    ``~`` decoded), and query and fragment are ignored. A URL that is not visible ASCII,
+    carries userinfo, or a host or port that is not one is returned as written: it then equals
+    only itself, never the URL ``urlsplit`` would make of it (which drops tabs and newlines,
+    and such a port).
     """
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)  # raises on a broken IPv6 literal (``https://[/``)
+        port = parts.port
+    except ValueError:
+        return url
+    if not _VISIBLE_ASCII.fullmatch(url) or "@" in parts.netloc:
+        return url
     scheme = parts.scheme.lower()
     host = (parts.hostname or "").lower()
     if ":" in host:  # an IPv6 literal goes back into brackets
         host = f"[{host}]"
-    try:
-        port = parts.port
-    except ValueError:
-        port = None
     netloc = host if port is None or port == _DEFAULT_PORTS.get(scheme) else f"{host}:{port}"
-    return urlunsplit((scheme, netloc, parts.path or "/", "", ""))
+    path = _PERCENT.sub(_normal_escape, parts.path) if "%" in parts.path else parts.path
+    return urlunsplit((scheme, netloc, path or "/", "", ""))
+
+
+def _normal_escape(match: re.Match[str]) -> str:
+    """RFC 3986 section 6.2.2.1-6.2.2.2: upper-case hex, decode an unreserved character.
+
+    A dot stays encoded: decoded, ``%2e%2e`` would read as a dot segment.
+    """
+    char = chr(int(match[1], 16))
+    return char if char in _UNRESERVED else f"%{match[1].upper()}"
 
 
 def confirmation_thumbprint(claims: Mapping[str, Any]) -> str | None:
@@ -250,8 +270,8 @@ class DPoPNonces:
 
     def is_valid(self, nonce: object, now: float) -> bool:
         """True if ``nonce`` was handed out in this slot or the previous one."""
-        if not isinstance(nonce, str):
-            return False
+        if not isinstance(nonce, str) or not nonce.isascii():
+            return False  # compare_digest takes only ASCII str; a nonce of ours is ASCII
         slot = math.floor(now / self._period)
         return any(hmac.compare_digest(nonce, self._for_slot(s)) for s in (slot, slot - 1))
 
@@ -378,6 +398,11 @@ class DPoPVerifier:
         header, payload = parsed.header, parsed.payload
         if not isinstance(header.get("typ"), str) or header["typ"].lower() != "dpop+jwt":
             raise InvalidDPoPProof("The DPoP proof type must be dpop+jwt", claim="typ")
+        if "crit" in header:
+            # RFC 7515 section 4.1.11: no extension is understood, so any ``crit`` is refused.
+            raise InvalidDPoPProof(
+                "The DPoP proof uses an unsupported critical extension", claim="crit"
+            )
         alg = header.get("alg")
         if alg not in self.algorithms:
             raise InvalidDPoPProof("The DPoP proof algorithm is not allowed", claim="alg")
@@ -449,14 +474,18 @@ class DPoPVerifier:
         if not isinstance(htu, str) or normalise_htu(htu) != normalise_htu(request["url"]):
             raise InvalidDPoPProof("The DPoP proof is for another URI", claim="htu")
         iat: Any = payload.get("iat")
-        if type(iat) not in (int, float) or not math.isfinite(iat):
+        # An int is compared exactly, however large (math.isfinite would overflow on it).
+        if type(iat) is not int and (type(iat) is not float or not math.isfinite(iat)):
             raise InvalidDPoPProof("The DPoP proof needs a numeric iat", claim="iat")
         nonces = self.nonces
         if nonces is None and (iat > now + self.leeway or iat < now - self.max_age):
             raise InvalidDPoPProof("The DPoP proof is stale or from the future", claim="iat")
         ath = payload.get("ath")
-        if not isinstance(ath, str) or not hmac.compare_digest(
-            ath, access_token_hash(request["access_token"])
+        # compare_digest takes only ASCII str: anything else cannot be a base64url hash.
+        if (
+            not isinstance(ath, str)
+            or not ath.isascii()
+            or not hmac.compare_digest(ath, access_token_hash(request["access_token"]))
         ):
             raise InvalidDPoPProof("The DPoP proof is for another access token", claim="ath")
         # With nonces, the nonce alone proves freshness (RFC 9449 section 11.1): the client's

@@ -124,7 +124,8 @@ class _IntrospectionState:
                 expires = now + self.max_cache_ttl
                 exp: Any = claims.get("exp")
                 if type(exp) in (int, float):
-                    expires = min(expires, float(exp))
+                    # Compared as is: float() overflows on an integer beyond its range.
+                    expires = min(expires, exp)
             self._store(key, _Entry(claims, expires), now)
             return recovered
 
@@ -152,7 +153,7 @@ class Introspector:
         private_key: A private JWK (dict) or PEM for ``private_key_jwt``.
         auth_method: How this client authenticates to the endpoint.
         audiences: If set, an ``aud`` in the response must hold one of these.
-        timeout: Bound on each HTTP exchange, in seconds.
+        timeout: Bound on each HTTP exchange as a whole (connect to last byte), in seconds.
         max_cache_ttl: Longest an active result is reused (never past the token's ``exp``).
         inactive_ttl: How long an ``active: false`` answer is reused.
         failure_threshold: Consecutive failures that open the circuit breaker.
@@ -233,27 +234,44 @@ class Introspector:
             return self._outcome(decided)
         if self._client is None:
             self._client = httpx.Client(timeout=self.timeout, follow_redirects=False)
+        answer = _Answer(self.timeout)
         try:
             url, headers, body = self._request(token)
-            response = self._client.post(url, headers=headers, content=body)
+            with self._client.stream("POST", url, headers=headers, content=body) as response:
+                if answer.begin(response):
+                    for chunk in response.iter_bytes():
+                        if not answer.feed(chunk):
+                            break
+                    else:
+                        answer.complete = True
         except httpx.HTTPError:
             return self._failed(now)
-        return self._after(key, response, now)
+        return self._after(key, answer, now)
 
     async def aintrospect(self, token: str) -> Claims | None:
         """Same as :meth:`introspect`, without blocking the event loop."""
+        import asyncio
+
         import httpx
 
         key, now, decided = self._before(token)
         if decided is not _ASK:
             return self._outcome(decided)
         client = self._aclient()
+        answer = _Answer(self.timeout)
         try:
             url, headers, body = self._request(token)
-            response = await client.post(url, headers=headers, content=body)
-        except httpx.HTTPError:
+            async with asyncio.timeout(self.timeout):
+                async with client.stream("POST", url, headers=headers, content=body) as response:
+                    if answer.begin(response):
+                        async for chunk in response.aiter_bytes():
+                            if not answer.feed(chunk):
+                                break
+                        else:
+                            answer.complete = True
+        except (httpx.HTTPError, TimeoutError):
             return self._failed(now)
-        return self._after(key, response, now)
+        return self._after(key, answer, now)
 
     def close(self) -> None:
         """Close the sync HTTP client."""
@@ -342,14 +360,14 @@ class Introspector:
         url, headers, body = self._client_auth.prepare("POST", self.endpoint, headers, body)
         return url, headers, body
 
-    def _after(self, key: str, response: httpx.Response, now: float) -> Claims | None:
-        status = response.status_code
+    def _after(self, key: str, answer: _Answer, now: float) -> Claims | None:
+        status = answer.status
         if status != 200:
-            return self._not_ok(key, response, now)
-        if len(response.content) > _MAX_RESPONSE_BYTES:
+            return self._not_ok(key, answer, now)
+        if answer.content is None:  # too large, or not finished within the timeout
             return self._failed(now, status)
         try:
-            document = json.loads(response.content)
+            document = json.loads(answer.content)
         except ValueError:
             return self._failed(now, status)
         if not isinstance(document, dict) or not isinstance(document.get("active"), bool):
@@ -361,12 +379,12 @@ class Introspector:
             raise _inactive()
         return claims
 
-    def _not_ok(self, key: str, response: httpx.Response, now: float) -> Claims | None:
-        status = response.status_code
-        error = _error_code(response.content)
+    def _not_ok(self, key: str, answer: _Answer, now: float) -> Claims | None:
+        status = answer.status
+        error = _error_code(answer.content or b"")
         verdict = self._state.classify(status, error)
         if verdict == "outage":
-            return self._failed(now, status, _seconds(response.headers.get("Retry-After")))
+            return self._failed(now, status, _seconds(answer.retry_after))
         if verdict == "token":
             if self._state.record_refusal(key, error or "invalid_request", now):
                 self._emit("introspection_recovered", now, status=status)
@@ -389,8 +407,13 @@ class Introspector:
             return None
         if self.audiences is not None and "aud" in document:
             aud = document["aud"]
+            # Only strings name an audience (a list may hold anything, unhashable too).
             audiences = (
-                {aud} if isinstance(aud, str) else set(aud) if isinstance(aud, list) else set()
+                {aud}
+                if isinstance(aud, str)
+                else {a for a in aud if isinstance(a, str)}
+                if isinstance(aud, list)
+                else set()
             )
             if self.audiences.isdisjoint(audiences):
                 raise InvalidClaim(
@@ -407,6 +430,44 @@ class Introspector:
 
 _ASK = object()
 _UNAVAILABLE = object()
+
+
+class _Answer:
+    """One answer of the endpoint, read within the size limit and one deadline.
+
+    ``timeout`` bounds the whole exchange, not each read: an endpoint that drips a byte now
+    and then, or streams without end, is given up on (``content`` None), never waited for.
+    """
+
+    __slots__ = ("_chunks", "complete", "deadline", "retry_after", "size", "status")
+
+    def __init__(self, timeout: float) -> None:
+        self.deadline = time.monotonic() + timeout
+        self.status = 0
+        self.retry_after: str | None = None
+        self.size = 0
+        self.complete = False
+        self._chunks: list[bytes] = []
+
+    def begin(self, response: httpx.Response) -> bool:
+        """Take the status and headers; True when the body is worth reading."""
+        self.status = response.status_code
+        self.retry_after = response.headers.get("Retry-After")
+        length = response.headers.get("Content-Length", "").strip()
+        return not (length.isdigit() and int(length) > _MAX_RESPONSE_BYTES)
+
+    def feed(self, chunk: bytes) -> bool:
+        """Keep ``chunk``; False (stop reading) past the size limit or the deadline."""
+        self.size += len(chunk)
+        if self.size > _MAX_RESPONSE_BYTES or time.monotonic() > self.deadline:
+            return False
+        self._chunks.append(chunk)
+        return True
+
+    @property
+    def content(self) -> bytes | None:
+        """The whole body, or None when it was not read to its end."""
+        return b"".join(self._chunks) if self.complete else None
 
 
 def _inactive() -> LifecycleError:

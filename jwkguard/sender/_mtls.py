@@ -22,13 +22,26 @@ __all__ = [
 
 
 def certificate_thumbprint(certificate: bytes | str) -> str:
-    """base64url(SHA-256(DER)) of a certificate given as DER bytes or PEM text."""
+    """base64url(SHA-256(DER)) of a certificate given as DER bytes or PEM text.
+
+    Raises:
+        ValueError: Not one certificate: unreadable, or PEM holding several or extra text.
+    """
     # X.509 support is heavy to import and only needed here: load it on first use.
     from cryptography import x509
     from cryptography.hazmat.primitives.serialization import Encoding
 
     if isinstance(certificate, str) or certificate.lstrip().startswith(b"-----BEGIN"):
         pem = certificate.encode("ascii") if isinstance(certificate, str) else certificate
+        # The loader takes the first certificate and skips any text around it: a chain, or
+        # a certificate after some text, would bind to whichever came first. Exactly one.
+        body = pem.strip()
+        if (
+            not body.startswith(b"-----BEGIN CERTIFICATE-----")
+            or not body.endswith(b"-----END CERTIFICATE-----")
+            or body.count(b"-----BEGIN") != 1
+        ):
+            raise ValueError("not exactly one PEM certificate")
         der = x509.load_pem_x509_certificate(pem).public_bytes(Encoding.DER)
     else:
         der = x509.load_der_x509_certificate(certificate).public_bytes(Encoding.DER)
@@ -80,7 +93,8 @@ def check_certificate_binding(
         raise InvalidClaim(
             "The client certificate cannot be read", reason="certificate_mismatch", claim="cnf"
         ) from exc
-    if not hmac.compare_digest(actual, expected):
+    # compare_digest takes only ASCII str; a thumbprint is base64url, so anything else differs.
+    if not expected.isascii() or not hmac.compare_digest(actual, expected):
         raise InvalidClaim(
             "The access token is bound to another client certificate",
             reason="certificate_mismatch",

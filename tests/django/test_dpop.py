@@ -112,6 +112,19 @@ class TestDPoP:
         broken = case.make(proof_key, method="GET", url=BASE + "/orders", token=token)
         refused(fetch.get("/orders", headers=dpop_headers(token, broken)), case.reason)
 
+    @pytest.mark.parametrize("host", ["testserver/aorders?", "testserver/aorders#", "a@testserver"])
+    def test_a_host_header_cannot_move_the_proof_to_another_path(
+        self, fetch: Fetch, issuer: LocalIssuer, proof_key: SigningKey, host: str
+    ) -> None:
+        """A proof for ``/aorders`` sent to ``/orders`` with a Host smuggling ``/aorders``:
+        Django refuses the Host (400) before the URL for ``htu`` is built from it."""
+        token = bound(issuer, proof_key, scopes=["orders:read"])
+        for allowed in (["testserver"], ["*"]):
+            headers = dpop_headers(token, proof(proof_key, token, "/aorders"))
+            with override_settings(ALLOWED_HOSTS=allowed):
+                response = fetch.get("/orders", headers={**headers, "Host": host})
+            assert response.status_code == 400, (allowed, response.content)
+
     def test_a_bound_token_presented_as_bearer_is_refused(
         self, fetch: Fetch, issuer: LocalIssuer, proof_key: SigningKey
     ) -> None:

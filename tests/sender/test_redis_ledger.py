@@ -180,3 +180,35 @@ def test_the_ledger_works_over_any_lifecycle_store_and_checks_its_policy() -> No
         RedisReplayLedger(MemoryStore(), on_unavailable="ignore")  # type: ignore[arg-type]
     with pytest.raises(ConfigurationError):
         RedisReplayLedger(object())  # type: ignore[arg-type]
+
+
+@pytest.mark.anyio
+async def test_a_hung_redis_is_bounded_by_the_socket_timeout_and_fails_closed(
+    tmp_path_factory: pytest.TempPathFactory, prefix: str
+) -> None:
+    """SIGSTOP: Redis accepts connections and never answers. Each proof waits at most about
+    ``socket_timeout`` (sync and async), is refused with 503, and a proof that the stalled
+    Redis may or may not have recorded is never let through."""
+    from ..conftest import require_binary
+
+    server = RedisServer(require_binary("redis-server"), tmp_path_factory.mktemp("hung"))
+    server.start()
+    store = _store(server, prefix, socket_timeout=0.3, connect_timeout=0.3)
+    ledger = RedisReplayLedger(store, on_event=lambda event: None)
+    try:
+        assert ledger.first_use("dpop:k:before", 60, time.time())
+        server.pause()
+        for attempt in range(3):
+            started = time.monotonic()
+            with pytest.raises(StoreUnavailable):
+                ledger.first_use(f"dpop:k:sync-{attempt}", 60, time.time())
+            with pytest.raises(StoreUnavailable):
+                await ledger.afirst_use(f"dpop:k:async-{attempt}", 60, time.time())
+            assert time.monotonic() - started < 2.5, "a hung Redis must not stall requests"
+        server.resume()
+        wait_until(lambda: store.available, timeout=10)
+        assert ledger.first_use("dpop:k:before", 60, time.time()) is False
+    finally:
+        server.resume()
+        store.close()
+        server.stop()
