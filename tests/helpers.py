@@ -6,9 +6,11 @@ Fixtures live in the conftest files; these are plain functions a module imports.
 
 from __future__ import annotations
 
+import http.client
 from collections.abc import Callable
 from functools import partial
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -75,3 +77,19 @@ def outcome(validator: Validator, token: str) -> str:
     except TokenError as exc:
         return exc.reason
     return "ok"
+
+
+def raw_request(
+    base_url: str, method: str, target: str, headers: dict[str, str] | None = None
+) -> http.client.HTTPResponse:
+    """Send ``target`` exactly as written: no client-side normalisation of dot segments,
+    escapes or header bytes (httpx would tidy an attack away). The body is read."""
+    parts = urlsplit(base_url)
+    connection = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=10)
+    try:
+        connection.request(method, target, headers=headers or {})
+        answer = connection.getresponse()
+        answer.read()
+        return answer
+    finally:
+        connection.close()

@@ -152,6 +152,25 @@ def raw_asgi_app(validator: Validator, **options: Any) -> Any:
     return jwk_asgi.JWKGuardMiddleware(app, validator, exempt_paths=EXEMPT, **options)
 
 
+# Spellings of a protected path that start inside the exempt ``/health`` subtree; the server
+# (not the client) decodes and resolves them, so none may be let through without a token.
+STRETCHED_EXEMPTIONS = (
+    "/health/../admin",
+    "/health/./../admin",
+    "/health;x=1/../admin",
+    "//health/../admin",
+    # Percent-encoded dot segments and slashes: the server decodes them into the path.
+    "/health/..%2fadmin",
+    "/health%2F..%2Fadmin",
+    "/health/%2e%2e/admin",
+    "/health/%2E%2E%2Fadmin",
+    "/health/..;/admin",
+    "/health//..//admin",
+    "/health/live%00",
+    "/health/live%0a",
+)
+
+
 ASGI_APPS: dict[str, Callable[..., Any]] = {
     "litestar": litestar_app,
     "quart": quart_app,
