@@ -36,6 +36,7 @@ __all__ = [
     "GuardOptions",
     "GuardedApp",
     "JWKGuardMiddleware",
+    "close_handshake",
     "close_reason",
     "send_error",
     "send_metadata",
@@ -114,10 +115,12 @@ class JWKGuardMiddleware(GuardedApp[ASGIApp]):
         The same as the FastAPI dependency does, so a client sees one behaviour; servers
         answer a handshake closed before it was accepted with HTTP 403.
         """
-        message = await receive()
-        if message["type"] != "websocket.connect":
-            return
-        code, reason = close_reason(decision.error)
+        await close_handshake(receive, send, *close_reason(decision.error))
+
+
+async def close_handshake(receive: Receive, send: Send, code: int, reason: str) -> None:
+    """Close a WebSocket handshake before accepting it (servers answer it with HTTP 403)."""
+    if (await receive())["type"] == "websocket.connect":
         await send({"type": "websocket.close", "code": code, "reason": reason})
 
 

@@ -37,7 +37,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
     raise missing_extra("jwkguard_fastapi.mcp", "the MCP SDK", "mcp") from exc
 
 from jwkguard import Claims, ConfigurationError, RequestPipeline, RoutePolicy, TokenError, Validator
-from jwkguard.asgi import send_error, send_metadata, unknown_scope
+from jwkguard.asgi import close_handshake, send_error, send_metadata, unknown_scope
 from jwkguard.pipeline import Decision, ResourceMetadata, acr_list, view_from_asgi
 from jwkguard.sender import SenderConstraints
 from jwkguard.settings import list_of
@@ -252,8 +252,7 @@ class JWKGuardMCPGuard:
         is closed with 1008 (MCP speaks HTTP there, and no token is checked on a handshake);
         any other scope type, which the guard cannot check, raises."""
         if kind == "websocket" and (scope["path"].rstrip("/") or "/") in self.paths:
-            if (await receive())["type"] == "websocket.connect":
-                await send({"type": "websocket.close", "code": 1008, "reason": "HTTP only"})
+            await close_handshake(receive, send, 1008, "HTTP only")
             return
         if kind not in ("lifespan", "websocket"):
             raise unknown_scope(kind)

@@ -14,7 +14,7 @@ import math
 import random
 import threading
 import time
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import AsyncIterable, Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -239,11 +239,7 @@ class Introspector:
             url, headers, body = self._request(token)
             with self._client.stream("POST", url, headers=headers, content=body) as response:
                 if answer.begin(response):
-                    for chunk in response.iter_bytes():
-                        if not answer.feed(chunk):
-                            break
-                    else:
-                        answer.complete = True
+                    answer.read(response.iter_bytes())
         except httpx.HTTPError:
             return self._failed(now)
         return self._after(key, answer, now)
@@ -264,11 +260,7 @@ class Introspector:
             async with asyncio.timeout(self.timeout):
                 async with client.stream("POST", url, headers=headers, content=body) as response:
                     if answer.begin(response):
-                        async for chunk in response.aiter_bytes():
-                            if not answer.feed(chunk):
-                                break
-                        else:
-                            answer.complete = True
+                        await answer.aread(response.aiter_bytes())
         except (httpx.HTTPError, TimeoutError):
             return self._failed(now)
         return self._after(key, answer, now)
@@ -456,7 +448,18 @@ class _Answer:
         length = response.headers.get("Content-Length", "").strip()
         return not (length.isdigit() and int(length) > _MAX_RESPONSE_BYTES)
 
-    def feed(self, chunk: bytes) -> bool:
+    def read(self, chunks: Iterable[bytes]) -> None:
+        """Read the body from ``chunks``, stopping at the size limit or the deadline."""
+        self.complete = all(map(self._feed, chunks))
+
+    async def aread(self, chunks: AsyncIterable[bytes]) -> None:
+        """:meth:`read` for an async body."""
+        async for chunk in chunks:
+            if not self._feed(chunk):
+                return
+        self.complete = True
+
+    def _feed(self, chunk: bytes) -> bool:
         """Keep ``chunk``; False (stop reading) past the size limit or the deadline."""
         self.size += len(chunk)
         if self.size > _MAX_RESPONSE_BYTES or time.monotonic() > self.deadline:
